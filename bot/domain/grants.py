@@ -1,0 +1,92 @@
+"""What a grant puts into a cluster, described without any client library.
+
+The Kubernetes adapter (``workers/kube.py``) turns a ``BindingSpec`` into a RoleBinding or
+ClusterRoleBinding and reads managed bindings back as ``ManagedBinding``. Names, labels and
+annotations are the external contract ("What lands in Kubernetes"): the cluster alone must be enough
+to know what to revoke and when, so the expiry instant travels on the object itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from bot.domain.ids import RequestId, SlackUserId
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "breakglass"
+REQUEST_ID_LABEL = "breakglass.dev/request-id"
+REQUESTER_ANNOTATION = "breakglass.dev/requester"
+APPROVERS_ANNOTATION = "breakglass.dev/approvers"
+REASON_ANNOTATION = "breakglass.dev/reason"
+EXPIRES_AT_ANNOTATION = "breakglass.dev/expires-at"
+# Label values must be DNS-label-ish; the id is stored in its canonical upper-case form.
+MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+
+Credentials = Literal["user", "token"]
+
+
+def binding_name(request_id: RequestId) -> str:
+    return f"breakglass-{request_id.lower()}"
+
+
+def format_instant(at: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, whole seconds, as Kubernetes writes timestamps."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class BindingSpec:
+    """One grant's binding. ``namespace`` None means cluster scope (a ClusterRoleBinding)."""
+
+    request_id: RequestId
+    cluster: str
+    namespace: str | None
+    cluster_role: str
+    credentials: Credentials
+    kube_user: str
+    requester: SlackUserId
+    approvers: tuple[SlackUserId, ...]
+    reason: str
+    expires_at: datetime
+
+    @property
+    def name(self) -> str:
+        return binding_name(self.request_id)
+
+    def labels(self) -> dict[str, str]:
+        return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, REQUEST_ID_LABEL: self.request_id}
+
+    def annotations(self) -> dict[str, str]:
+        return {
+            REQUESTER_ANNOTATION: self.requester,
+            APPROVERS_ANNOTATION: ",".join(self.approvers),
+            REASON_ANNOTATION: self.reason,
+            EXPIRES_AT_ANNOTATION: format_instant(self.expires_at),
+        }
+
+
+@dataclass(frozen=True)
+class ManagedBinding:
+    """A binding found in a cluster carrying the managed-by label, as the sweep sees it."""
+
+    cluster: str
+    name: str
+    namespace: str | None
+    request_id: RequestId | None
+    expires_at: datetime | None  # None: annotation missing or unreadable, which the sweep treats as expired
+    service_account: tuple[str, str] | None = None  # (namespace, name) when credentials: token
+
+
+@dataclass(frozen=True)
+class IssuedCredentials:
+    """What the holder needs to use a ``credentials: token`` grant."""
+
+    kubeconfig: str
+    token_expires_at: datetime
+    outlives_grant: bool = field(default=False)

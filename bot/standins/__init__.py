@@ -1,0 +1,1 @@
+"""Local stand-ins for Slack, Kubernetes and Redis, used by the tests and by `breakglass demo`."""
