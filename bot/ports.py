@@ -1,0 +1,96 @@
+"""The boundaries the services talk through, and the errors that cross them.
+
+Adapters implement these (``workers/kube.py`` for clusters, ``bot/slack/`` for Slack, ``workers/queueing``
+for RQ). Library exceptions never cross a port: an adapter translates them here, keeping the cause
+(``raise ... from exc``). Whether a failure is worth retrying is its type, not a flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.domain.grants import BindingSpec, IssuedCredentials, ManagedBinding
+from bot.domain.ids import RequestId
+
+
+class BreakglassError(Exception):
+    """Base of every error this project raises across a port."""
+
+
+class TemporaryError(BreakglassError):
+    """Worth retrying: timeouts, 5xx, 429, connection refused. ``delay`` is a hint in seconds."""
+
+    def __init__(self, message: str, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(BreakglassError):
+    """Retrying cannot help (forbidden, invalid object, unknown cluster); a person must act."""
+
+
+class ClusterUnavailable(TemporaryError):
+    """The cluster's API could not be reached or answered 5xx/429 in time."""
+
+
+class ClusterRefused(PermanentError):
+    """The cluster's API refused the operation (403, 422 Invalid, 400)."""
+
+
+class BindingConflict(PermanentError):
+    """A binding of that name exists and was not made for this grant."""
+
+
+class BindingNotFound(BreakglassError):
+    """The binding is not there. For a revoke this is success, and callers treat it so."""
+
+
+class UnknownCluster(PermanentError):
+    """The roster names a cluster the adapter has no client for."""
+
+
+@dataclass(frozen=True)
+class AccessCheck:
+    """One SubjectAccessReview question: may ``user`` (in ``groups``) ``verb`` ``resource``?"""
+
+    user: str
+    verb: str
+    resource: str
+    namespace: str | None = None
+    groups: tuple[str, ...] = ()
+    api_group: str = ""
+    name: str | None = None
+
+
+class ClusterGateway(Protocol):
+    """Every cluster the roster names, behind one face. Implementations must be thread-safe."""
+
+    def apply_grant(self, spec: BindingSpec) -> IssuedCredentials | None:
+        """Create the grant's binding (and ServiceAccount + token for ``credentials: token``).
+
+        Idempotent: a binding already there with this grant's request-id label counts as created
+        (its expiry annotation is brought up to date). Returns credentials only in token mode.
+        Raises BindingConflict if the name is taken by something that is not this grant.
+        """
+        ...
+
+    def set_expiry(self, spec: BindingSpec) -> None:
+        """Move the expiry annotation of an existing grant (extension). BindingNotFound if gone."""
+        ...
+
+    def remove_grant(self, cluster: str, request_id: RequestId, namespace: str | None) -> bool:
+        """Delete the binding and the grant's ServiceAccount. False when already gone (still success)."""
+        ...
+
+    def list_managed(self, cluster: str) -> Sequence[ManagedBinding]:
+        """Every binding carrying the managed-by label, in every namespace, plus cluster-wide ones."""
+        ...
+
+    def review_access(self, cluster: str, check: AccessCheck) -> bool:
+        """SubjectAccessReview: what the API server would decide for that user right now."""
+        ...
+
+    def clusters(self) -> Sequence[str]:
+        ...
