@@ -1,0 +1,163 @@
+"""The audit trail's entries and its hash chain: building, hashing and verifying, with no storage.
+
+Each entry's ``hash`` is SHA-256 over the canonical JSON of every other field, ``prev_hash``
+included, so changing, removing or reordering any entry breaks every hash after it. The chain is
+tamper-*evident*, not tamper-proof: someone with write access to Redis can rewrite the whole tail,
+which is why every entry is also written to standard output for the log pipeline to keep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+SYSTEM_ACTOR = "system"
+
+
+class Event(StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    GRANTED = "granted"
+    GRANT_FAILED = "grant_failed"
+    REMINDER_SENT = "reminder_sent"
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENDED = "extended"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    REVIEW_WRITTEN = "review_written"
+    ACTIONS_RECORDED = "actions_recorded"
+    REFUSED = "refused"  # an attempt that changed nothing: wrong approver, own request, stranger…
+    SWEEP_DELETED = "sweep_deleted"  # the reconcile sweep removed a binding Redis did not account for
+    SWEEP_RESCHEDULED = "sweep_rescheduled"
+
+
+def format_at(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: str
+    request_id: str | None
+    event: str
+    actor: str
+    details: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "request_id": self.request_id,
+            "event": self.event,
+            "actor": self.actor,
+            "details": dict(self.details),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditEntry:
+        return cls(
+            seq=int(data["seq"]),
+            at=str(data["at"]),
+            request_id=data.get("request_id"),
+            event=str(data["event"]),
+            actor=str(data["actor"]),
+            details=dict(data.get("details") or {}),
+            prev_hash=str(data["prev_hash"]),
+            hash=str(data["hash"]),
+        )
+
+
+def entry_hash(
+    seq: int, at: str, request_id: str | None, event: str, actor: str, details: Mapping[str, Any], prev_hash: str
+) -> str:
+    body = {
+        "seq": seq,
+        "at": at,
+        "request_id": request_id,
+        "event": event,
+        "actor": actor,
+        "details": dict(details),
+        "prev_hash": prev_hash,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def next_entry(
+    *,
+    seq: int,
+    prev_hash: str,
+    at: datetime,
+    request_id: str | None,
+    event: str,
+    actor: str,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    stamp = format_at(at)
+    body = dict(details or {})
+    return AuditEntry(
+        seq=seq,
+        at=stamp,
+        request_id=request_id,
+        event=str(event),
+        actor=actor,
+        details=body,
+        prev_hash=prev_hash,
+        hash=entry_hash(seq, stamp, request_id, str(event), actor, body, prev_hash),
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    checked: int
+    bad_seq: int | None = None
+    problem: str = ""
+
+
+def verify_chain(entries: Iterable[AuditEntry], head: tuple[int, str] | None = None) -> Verdict:
+    """Walk the chain from the start. ``head`` is the (seq, hash) the store says is last, if any,
+    so that deleting the newest entries is caught too."""
+    prev_hash = GENESIS_HASH
+    expected_seq = 1
+    checked = 0
+    for entry in entries:
+        if entry.seq != expected_seq:
+            return Verdict(False, checked, expected_seq, f"entry {expected_seq} is missing (found {entry.seq} next)")
+        if entry.prev_hash != prev_hash:
+            return Verdict(False, checked, entry.seq, f"entry {entry.seq} does not follow entry {entry.seq - 1}")
+        recomputed = entry_hash(
+            entry.seq, entry.at, entry.request_id, entry.event, entry.actor, entry.details, entry.prev_hash
+        )
+        if recomputed != entry.hash:
+            return Verdict(False, checked, entry.seq, f"entry {entry.seq} was altered (its hash does not match)")
+        prev_hash = entry.hash
+        expected_seq += 1
+        checked += 1
+    if head is not None:
+        head_seq, head_hash = head
+        if head_seq != expected_seq - 1 or (head_seq and head_hash != prev_hash):
+            return Verdict(
+                False,
+                checked,
+                expected_seq,
+                f"entries after {expected_seq - 1} are missing (the head is at {head_seq})",
+            )
+    return Verdict(True, checked)

@@ -1,0 +1,195 @@
+"""Who may ask for what, who may approve it, and for how long: answered from the roster alone.
+
+Every function returns a ``Decision`` rather than raising, so callers can show the one-sentence reason
+to the person and write it to the audit log. They are pure: the workers call ``evaluate_request``
+again, against the roster as it is *now*, before they create a binding ("check, act, check again").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.domain.durations import format_duration
+from bot.domain.ids import SlackUserId
+from bot.domain.lifecycle import AccessRequest, State
+from bot.domain.roster import Role, Roster, is_dns_label
+
+REASON_MIN = 10
+REASON_MAX = 500
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+ALLOW = Decision(True)
+
+
+def deny(reason: str) -> Decision:
+    return Decision(False, reason)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What a person asks for, before it becomes a request."""
+
+    requester: SlackUserId
+    cluster: str
+    namespace: str | None
+    role: str
+    duration: timedelta
+
+
+def check_reason(reason: str) -> Decision:
+    length = len(reason.strip())
+    if length < REASON_MIN:
+        return deny(f"The reason is too short ({length} characters); say what is broken in at least {REASON_MIN}.")
+    if length > REASON_MAX:
+        return deny(f"The reason is too long ({length} characters); keep it to {REASON_MAX}.")
+    return ALLOW
+
+
+def evaluate_request(roster: Roster, ask: Ask) -> Decision:
+    """May ``ask.requester`` have ``ask.role`` on ``ask.cluster``/``ask.namespace`` for ``ask.duration``?"""
+    if ask.requester not in roster.people:
+        return deny("You are not in the breakglass roster; ask your platform team to add you.")
+    if ask.cluster not in roster.clusters:
+        return deny(f"There is no cluster '{ask.cluster}'; known clusters: {', '.join(sorted(roster.clusters))}.")
+    role = roster.roles.get(ask.role)
+    if role is None:
+        return deny(f"There is no role '{ask.role}'; known roles: {', '.join(sorted(roster.roles))}.")
+    if role.scope == "namespace":
+        if not ask.namespace:
+            return deny(f"The role '{role.name}' is granted in one namespace; write it as {ask.cluster}/<namespace>.")
+        if not is_dns_label(ask.namespace):
+            return deny(f"'{ask.namespace}' is not a valid Kubernetes namespace name.")
+    elif ask.namespace:
+        return deny(f"The role '{role.name}' is cluster-wide; ask for {ask.cluster} without a namespace.")
+    if not _entitled(roster, ask, role):
+        where = f"{ask.cluster}/{ask.namespace}" if ask.namespace else ask.cluster
+        return deny(f"You are not entitled to '{role.name}' on {where}; see /breakglass help for what you may ask.")
+    return check_duration(role, ask.duration)
+
+
+def check_duration(role: Role, duration: timedelta) -> Decision:
+    if duration > role.max_duration:
+        return deny(f"'{role.name}' may be granted for at most {format_duration(role.max_duration)}.")
+    if duration < role.min_duration:
+        return deny(f"'{role.name}' is granted for at least {format_duration(role.min_duration)}.")
+    return ALLOW
+
+
+def _entitled(roster: Roster, ask: Ask, role: Role) -> bool:
+    for entitlement in roster.entitlements:
+        if ask.requester not in roster.groups.get(entitlement.group, ()):
+            continue
+        if role.name not in entitlement.roles or ask.cluster not in entitlement.clusters:
+            continue
+        if role.scope == "cluster":
+            # A cluster-wide binding reaches every namespace, so an entitlement limited to some
+            # namespaces must never let it through.
+            if entitlement.namespaces is None:
+                return True
+        elif ask.namespace is not None and entitlement.covers_namespace(ask.namespace):
+            return True
+    return False
+
+
+def entitled_targets(roster: Roster, person: SlackUserId) -> list[tuple[str, str, tuple[str, ...] | None]]:
+    """(cluster, role, namespace globs or None) the person may ask for, for forms and help."""
+    targets = []
+    for entitlement in roster.entitlements:
+        if person not in roster.groups.get(entitlement.group, ()):
+            continue
+        for cluster in entitlement.clusters:
+            for role_name in entitlement.roles:
+                role = roster.roles.get(role_name)
+                if role is None or (role.scope == "cluster" and entitlement.namespaces is not None):
+                    continue
+                targets.append((cluster, role_name, entitlement.namespaces))
+    return targets
+
+
+def approvers_for(roster: Roster, request: AccessRequest) -> frozenset[SlackUserId]:
+    """Everyone who may approve ``request``: its role's approver groups, minus the requester."""
+    role = roster.roles.get(request.role)
+    if role is None:
+        return frozenset()
+    return frozenset(roster.members(role.approvers) - {request.requester})
+
+
+def approvals_needed(roster: Roster, role_name: str) -> int:
+    return roster.roles[role_name].approvals
+
+
+def may_decide(roster: Roster, request: AccessRequest, person: SlackUserId) -> Decision:
+    """May ``person`` approve or deny ``request`` as it is now?"""
+    if person == request.requester:
+        return deny("You cannot approve or deny your own request; another approver must.")
+    if person not in roster.people:
+        return deny("You are not in the breakglass roster, so you cannot approve requests.")
+    if person not in approvers_for(roster, request):
+        role = roster.roles.get(request.role)
+        groups = ", ".join(role.approvers) if role else "none"
+        return deny(f"Only members of {groups} may approve '{request.role}' requests.")
+    if request.state is not State.PENDING:
+        return deny(f"{request.id} is already {request.state.label}; there is nothing left to decide.")
+    if person in request.approved_by:
+        return deny(f"You have already approved {request.id}; another approver must add theirs.")
+    return ALLOW
+
+
+def may_revoke(roster: Roster, request: AccessRequest, person: SlackUserId) -> Decision:
+    """The holder, the role's approvers and roster admins may end a grant early."""
+    if person != request.requester and person not in approvers_for(roster, request) and not roster.is_admin(person):
+        return deny(f"Only the holder, an approver of '{request.role}' or an admin may revoke {request.id}.")
+    if request.state not in (State.ACTIVE, State.APPROVED):
+        return deny(f"{request.id} is {request.state.label}, not an active grant; there is nothing to revoke.")
+    return ALLOW
+
+
+def may_cancel(request: AccessRequest, person: SlackUserId) -> Decision:
+    if person != request.requester:
+        return deny(f"Only the requester may cancel {request.id}.")
+    if request.state is not State.PENDING:
+        return deny(f"{request.id} is {request.state.label}, not pending; use revoke for an active grant.")
+    return ALLOW
+
+
+def extension_room(roster: Roster, grant: AccessRequest) -> timedelta:
+    """How much longer ``grant`` may run: never past the role's max_duration from the first grant."""
+    role = roster.roles.get(grant.role)
+    if role is None or grant.granted_at is None or grant.expires_at is None:
+        return timedelta(0)
+    return max(role.max_duration - (grant.expires_at - grant.granted_at), timedelta(0))
+
+
+def evaluate_extension(roster: Roster, grant: AccessRequest, person: SlackUserId, by: timedelta) -> Decision:
+    if person != grant.requester:
+        return deny(f"Only the holder of {grant.id} may ask to extend it.")
+    if grant.state is not State.ACTIVE:
+        return deny(f"{grant.id} is {grant.state.label}, not an active grant; request new access instead.")
+    still = evaluate_request(
+        roster,
+        Ask(person, grant.cluster, grant.namespace, grant.role, roster.roles[grant.role].min_duration)
+        if grant.role in roster.roles
+        else Ask(person, grant.cluster, grant.namespace, grant.role, by),
+    )
+    if not still:
+        return still
+    room = extension_room(roster, grant)
+    if by > room:
+        if room <= timedelta(0):
+            return deny(f"{grant.id} already runs for the role's maximum; request new access instead.")
+        return deny(f"{grant.id} can be extended by at most {format_duration(room)} (the role's maximum in all).")
+    return ALLOW
+
+
+def pending_deadline(roster: Roster, request: AccessRequest) -> datetime:
+    return request.created_at + roster.request_timeout

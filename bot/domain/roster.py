@@ -1,0 +1,530 @@
+"""The roster: who may ask for what, who approves, and where grants land.
+
+Parsing is strict and reports *every* problem with its place in the file
+(``roles.admin.approvers[0]: unknown group 'sre2'``), because an operator fixing a roster during an
+incident should not have to fix one line, re-run, and discover the next. Unknown keys are problems
+too: a misspelt ``aprovals:`` silently ignored would change who gets production access.
+
+This module reads YAML text; it does not open files (``load_roster_file`` is the one place that does)
+and it never talks to Slack or Kubernetes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from bot.domain.durations import DurationError, format_duration, parse_duration
+from bot.domain.ids import SlackUserId
+
+MfaMode = Literal["slack_enforced", "has_2fa"]
+Scope = Literal["namespace", "cluster"]
+Credentials = Literal["user", "token"]
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_NAMESPACE_GLOB = re.compile(r"[a-z0-9*?\[\]-]{1,63}")
+_TEAM_ID = re.compile(r"T[A-Z0-9]{2,}")
+_ENTERPRISE_ID = re.compile(r"E[A-Z0-9]{2,}")
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def is_dns_label(text: str) -> bool:
+    return _DNS_LABEL.fullmatch(text) is not None
+
+
+@dataclass(frozen=True)
+class Problem:
+    place: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{self.place}: {self.message}"
+
+
+class RosterError(ValueError):
+    """The roster failed the check. ``problems`` lists every one, in file order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Workspace:
+    team_id: str | None
+    enterprise_id: str | None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    context: str
+    credentials: Credentials
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    cluster_role: str
+    scope: Scope
+    max_duration: timedelta
+    min_duration: timedelta
+    approvals: int
+    approvers: tuple[str, ...]
+
+    @property
+    def self_service(self) -> bool:
+        return self.approvals == 0
+
+
+@dataclass(frozen=True)
+class Person:
+    slack_id: SlackUserId
+    kube_user: str
+    kube_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    group: str
+    roles: tuple[str, ...]
+    clusters: tuple[str, ...]
+    namespaces: tuple[str, ...] | None  # None: any namespace (and cluster-scoped roles)
+
+    def covers_namespace(self, namespace: str) -> bool:
+        if self.namespaces is None:
+            return True
+        return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.namespaces)
+
+
+@dataclass(frozen=True)
+class Roster:
+    workspace: Workspace
+    mfa: MfaMode
+    incident_channel: str
+    request_timeout: timedelta
+    reminder_before: timedelta
+    min_duration: timedelta
+    clusters: Mapping[str, Cluster]
+    roles: Mapping[str, Role]
+    groups: Mapping[str, tuple[SlackUserId, ...]]
+    people: Mapping[SlackUserId, Person]
+    entitlements: tuple[Entitlement, ...]
+    admins: tuple[str, ...] = field(default=())
+
+    def members(self, groups: Iterable[str]) -> frozenset[SlackUserId]:
+        return frozenset(user for group in groups for user in self.groups.get(group, ()))
+
+    def is_admin(self, user: SlackUserId) -> bool:
+        return user in self.members(self.admins)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.people)} people, {len(self.groups)} groups, {len(self.roles)} roles, "
+            f"{len(self.clusters)} clusters, {len(self.entitlements)} entitlements"
+        )
+
+
+# --- YAML with places -------------------------------------------------------------------------
+
+
+class _Located:
+    """A parsed YAML value plus, for each path inside it, the line it started on."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, int] = {}
+        self.duplicates: list[Problem] = []
+
+
+def _compose(text: str, located: _Located) -> Any:
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is None:
+        return None
+    return _to_python(node, "", located)
+
+
+def _join(base: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{base}[{key}]"
+    return f"{base}.{key}" if base else str(key)
+
+
+def _to_python(node: yaml.Node, path: str, located: _Located) -> Any:
+    located.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            child = _join(path, str(key))
+            if key in result:
+                located.duplicates.append(Problem(child, f"duplicate key '{key}'", key_node.start_mark.line + 1))
+                continue
+            located.lines[child] = key_node.start_mark.line + 1
+            result[key] = _to_python(value_node, child, located)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, _join(path, i), located) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        return f"<{type(node).__name__}>"
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+# --- the check --------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, located: _Located) -> None:
+        self.located = located
+        self.problems: list[Problem] = list(located.duplicates)
+
+    def problem(self, place: str, message: str) -> None:
+        line = self.located.lines.get(place)
+        if line is None:  # a missing key: point at its parent
+            parent = place.rsplit(".", 1)[0] if "." in place else ""
+            line = self.located.lines.get(parent)
+        self.problems.append(Problem(place, message, line))
+
+    def mapping(self, value: Any, place: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.problem(place, f"must be a mapping, not {_kind(value)}")
+            return {}
+        for key in value:
+            if str(key) not in allowed:
+                self.problem(_join(place, str(key)), f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
+        for key in sorted(required - {str(k) for k in value}):
+            self.problem(_join(place, key), "is required")
+        return {str(k): v for k, v in value.items()}
+
+    def string(self, value: Any, place: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str | None:
+        if not isinstance(value, str) or not value:
+            self.problem(place, f"must be a non-empty string, not {_kind(value)}")
+            return None
+        if pattern is not None and pattern.fullmatch(value) is None:
+            self.problem(place, f"'{value}' is not {what}")
+            return None
+        return value
+
+    def duration(self, value: Any, place: str) -> timedelta | None:
+        if not isinstance(value, str):
+            self.problem(place, f"must be a duration like 15m or 1h30m, not {_kind(value)}")
+            return None
+        try:
+            return parse_duration(value)
+        except DurationError as exc:
+            self.problem(place, str(exc))
+            return None
+
+    def string_list(self, value: Any, place: str) -> list[tuple[str, str]]:
+        """(place, item) for each string item; problems for the rest."""
+        if not isinstance(value, list):
+            self.problem(place, f"must be a list, not {_kind(value)}")
+            return []
+        items = []
+        for i, item in enumerate(value):
+            if isinstance(item, str) and item:
+                items.append((_join(place, i), item))
+            else:
+                self.problem(_join(place, i), f"must be a non-empty string, not {_kind(item)}")
+        return items
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+_TOP_KEYS = {
+    "workspace", "mfa", "incident_channel", "request_timeout", "reminder_before", "min_duration",
+    "clusters", "roles", "groups", "people", "entitlements", "admins",
+}  # fmt: skip
+
+
+def parse_roster(text: str) -> Roster:
+    """Parse and check a roster. Raises RosterError listing every problem found."""
+    located = _Located()
+    try:
+        raw = _compose(text, located)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise RosterError([Problem("(file)", f"not valid YAML: {getattr(exc, 'problem', exc)}", line)]) from exc
+    check = _Checker(located)
+    top = check.mapping(
+        raw, "(file)", _TOP_KEYS,
+        {"workspace", "mfa", "incident_channel", "clusters", "roles", "groups", "people", "entitlements"},
+    )  # fmt: skip
+
+    workspace = _workspace(check, top.get("workspace"))
+    mfa = top.get("mfa")
+    if "mfa" in top and mfa not in ("slack_enforced", "has_2fa"):
+        check.problem("mfa", f"'{mfa}' is not one of slack_enforced, has_2fa")
+    channel = (
+        check.string(top.get("incident_channel"), "incident_channel", _CHANNEL_ID, "a Slack channel id")
+        if "incident_channel" in top
+        else None
+    )
+    request_timeout = _optional_duration(check, top, "request_timeout", timedelta(minutes=30))
+    reminder_before = _optional_duration(check, top, "reminder_before", timedelta(minutes=10))
+    min_duration = _optional_duration(check, top, "min_duration", timedelta(minutes=5))
+
+    clusters = _clusters(check, top.get("clusters", {}))
+    people = _people(check, top.get("people", {}))
+    groups = _groups(check, top.get("groups", {}), people)
+    roles = _roles(check, top.get("roles", {}), groups, min_duration)
+    entitlements = _entitlements(check, top.get("entitlements", []), groups, roles, clusters)
+    admins: list[str] = []
+    for place, group in check.string_list(top["admins"], "admins") if "admins" in top else []:
+        if group not in groups:
+            check.problem(place, f"unknown group '{group}'")
+        admins.append(group)
+
+    if reminder_before is not None and roles:
+        shortest = min(role.max_duration for role in roles.values())
+        if reminder_before >= shortest:
+            check.problem(
+                "reminder_before",
+                f"{format_duration(reminder_before)} is not shorter than the shortest max_duration "
+                f"({format_duration(shortest)})",
+            )
+
+    check.problems.sort(key=lambda p: p.line if p.line is not None else 0)
+    if check.problems:
+        raise RosterError(check.problems)
+    # Every None below was reported as a problem, so none can reach here.
+    assert workspace is not None
+    assert channel is not None
+    assert request_timeout is not None
+    assert reminder_before is not None
+    assert min_duration is not None
+    return Roster(
+        workspace=workspace,
+        mfa=mfa,  # type: ignore[arg-type]  # checked above
+        incident_channel=channel,
+        request_timeout=request_timeout,
+        reminder_before=reminder_before,
+        min_duration=min_duration,
+        clusters=clusters,
+        roles=roles,
+        groups=groups,
+        people=people,
+        entitlements=tuple(entitlements),
+        admins=tuple(admins),
+    )
+
+
+def load_roster_file(path: str | Path) -> Roster:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RosterError([Problem("(file)", f"cannot read {path}: {exc.strerror}")]) from exc
+    return parse_roster(text)
+
+
+def _optional_duration(check: _Checker, top: dict[str, Any], key: str, default: timedelta) -> timedelta | None:
+    return check.duration(top[key], key) if key in top else default
+
+
+def _workspace(check: _Checker, value: Any) -> Workspace | None:
+    if value is None:
+        return None
+    ws = check.mapping(value, "workspace", {"team_id", "enterprise_id"}, set())
+    team = check.string(ws["team_id"], "workspace.team_id", _TEAM_ID, "a Slack team id") if "team_id" in ws else None
+    enterprise = (
+        check.string(ws["enterprise_id"], "workspace.enterprise_id", _ENTERPRISE_ID, "a Slack enterprise id")
+        if "enterprise_id" in ws
+        else None
+    )
+    if "team_id" not in ws and "enterprise_id" not in ws:
+        check.problem("workspace", "needs team_id (or enterprise_id for Enterprise Grid)")
+    return Workspace(team_id=team, enterprise_id=enterprise)
+
+
+def _clusters(check: _Checker, value: Any) -> dict[str, Cluster]:
+    result: dict[str, Cluster] = {}
+    for name, body in check.mapping(value, "clusters", set(value) if isinstance(value, dict) else set(), set()).items():
+        place = f"clusters.{name}"
+        if not _DNS_LABEL.fullmatch(name):
+            check.problem(place, f"cluster name '{name}' must be a lower-case DNS label")
+        spec = check.mapping(body, place, {"context", "credentials"}, {"context"})
+        context = check.string(spec.get("context"), f"{place}.context") if "context" in spec else None
+        credentials = spec.get("credentials", "user")
+        if credentials not in ("user", "token"):
+            check.problem(f"{place}.credentials", f"'{credentials}' is not one of user, token")
+        if context is not None:
+            result[name] = Cluster(name=name, context=context, credentials=credentials)
+    if isinstance(value, dict) and not value:
+        check.problem("clusters", "names no cluster")
+    return result
+
+
+def _people(check: _Checker, value: Any) -> dict[SlackUserId, Person]:
+    result: dict[SlackUserId, Person] = {}
+    for user, body in check.mapping(value, "people", set(value) if isinstance(value, dict) else set(), set()).items():
+        place = f"people.{user}"
+        if not _USER_ID.fullmatch(user):
+            check.problem(place, f"'{user}' is not a Slack user id (U… or W…)")
+        spec = check.mapping(body, place, {"kube_user", "kube_groups"}, set())
+        if "kube_user" not in spec:
+            check.problem(place, "has no kube_user")
+            continue
+        kube_user = check.string(spec["kube_user"], f"{place}.kube_user")
+        kube_groups = [item for _, item in check.string_list(spec.get("kube_groups", []), f"{place}.kube_groups")]
+        for forbidden in ("system:masters",):
+            if forbidden in kube_groups:
+                check.problem(f"{place}.kube_groups", f"'{forbidden}' would bypass RBAC entirely")
+        if kube_user is not None:
+            result[SlackUserId(user)] = Person(SlackUserId(user), kube_user, tuple(kube_groups))
+    return result
+
+
+def _groups(check: _Checker, value: Any, people: Mapping[SlackUserId, Person]) -> dict[str, tuple[SlackUserId, ...]]:
+    result: dict[str, tuple[SlackUserId, ...]] = {}
+    for name, members in check.mapping(
+        value, "groups", set(value) if isinstance(value, dict) else set(), set()
+    ).items():
+        place = f"groups.{name}"
+        if not _NAME.fullmatch(name):
+            check.problem(place, f"group name '{name}' has characters other than letters, digits, _ . -")
+        ids: list[SlackUserId] = []
+        for item_place, user in check.string_list(members, place):
+            if user not in people:
+                check.problem(item_place, f"'{user}' is not in people (every member needs a kube_user)")
+            ids.append(SlackUserId(user))
+        result[name] = tuple(ids)
+    return result
+
+
+_ROLE_KEYS = {"cluster_role", "scope", "max_duration", "min_duration", "approvals", "approvers"}
+
+
+def _roles(
+    check: _Checker, value: Any, groups: Mapping[str, tuple[SlackUserId, ...]], default_min: timedelta | None
+) -> dict[str, Role]:
+    result: dict[str, Role] = {}
+    for name, body in check.mapping(value, "roles", set(value) if isinstance(value, dict) else set(), set()).items():
+        place = f"roles.{name}"
+        spec = check.mapping(body, place, _ROLE_KEYS, {"cluster_role", "scope", "max_duration", "approvals"})
+        cluster_role = (
+            check.string(spec["cluster_role"], f"{place}.cluster_role", _DNS_SUBDOMAIN, "a valid ClusterRole name")
+            if "cluster_role" in spec
+            else None
+        )
+        scope = spec.get("scope")
+        if "scope" in spec and scope not in ("namespace", "cluster"):
+            check.problem(f"{place}.scope", f"'{scope}' is not one of namespace, cluster")
+        max_duration = check.duration(spec["max_duration"], f"{place}.max_duration") if "max_duration" in spec else None
+        min_duration = (
+            check.duration(spec["min_duration"], f"{place}.min_duration") if "min_duration" in spec else default_min
+        )
+        if max_duration is not None and min_duration is not None and min_duration > max_duration:
+            check.problem(
+                f"{place}.min_duration" if "min_duration" in spec else f"{place}.max_duration",
+                f"min_duration {format_duration(min_duration)} is above max_duration {format_duration(max_duration)}",
+            )
+        approvals = spec.get("approvals")
+        if "approvals" in spec and (not isinstance(approvals, int) or isinstance(approvals, bool) or approvals < 0):
+            check.problem(f"{place}.approvals", f"must be a whole number of 0 or more, not {approvals!r}")
+            approvals = None
+        approvers: list[str] = []
+        for item_place, group in check.string_list(spec.get("approvers", []), f"{place}.approvers"):
+            if group not in groups:
+                check.problem(item_place, f"unknown group '{group}'")
+            approvers.append(group)
+        if isinstance(approvals, int) and approvers and all(g in groups for g in approvers):
+            eligible = {user for g in approvers for user in groups[g]}
+            if approvals > len(eligible):
+                check.problem(
+                    f"{place}.approvals",
+                    f"needs {approvals} approvals but its approver groups hold only {len(eligible)} people",
+                )
+        if isinstance(approvals, int) and approvals == 0 and not approvers:
+            check.problem(
+                f"{place}.approvers", "a self-service role still needs approvers: they are told and owe a review"
+            )
+        if isinstance(approvals, int) and approvals > 0 and "approvers" not in spec:
+            check.problem(f"{place}.approvers", "is required when approvals is above 0")
+        if (
+            cluster_role
+            and scope in ("namespace", "cluster")
+            and max_duration
+            and min_duration
+            and isinstance(approvals, int)
+        ):
+            result[name] = Role(
+                name=name,
+                cluster_role=cluster_role,
+                scope=scope,
+                max_duration=max_duration,
+                min_duration=min_duration,
+                approvals=approvals,
+                approvers=tuple(approvers),
+            )
+    return result
+
+
+def _entitlements(
+    check: _Checker,
+    value: Any,
+    groups: Mapping[str, tuple[SlackUserId, ...]],
+    roles: Mapping[str, Role],
+    clusters: Mapping[str, Cluster],
+) -> list[Entitlement]:
+    result: list[Entitlement] = []
+    if not isinstance(value, list):
+        check.problem("entitlements", f"must be a list, not {_kind(value)}")
+        return result
+    for i, body in enumerate(value):
+        place = f"entitlements[{i}]"
+        spec = check.mapping(body, place, {"group", "roles", "clusters", "namespaces"}, {"group", "roles", "clusters"})
+        group = check.string(spec["group"], f"{place}.group") if "group" in spec else None
+        if group is not None and group not in groups:
+            check.problem(f"{place}.group", f"unknown group '{group}'")
+        role_names = []
+        for item_place, role in check.string_list(spec.get("roles", []), f"{place}.roles"):
+            if role not in roles and role not in _declared(check, "roles"):
+                check.problem(item_place, f"unknown role '{role}'")
+            role_names.append(role)
+        cluster_names = []
+        for item_place, cluster in check.string_list(spec.get("clusters", []), f"{place}.clusters"):
+            if cluster not in clusters and cluster not in _declared(check, "clusters"):
+                check.problem(item_place, f"unknown cluster '{cluster}'")
+            cluster_names.append(cluster)
+        namespaces: list[str] | None = None
+        if "namespaces" in spec:
+            namespaces = []
+            for item_place, pattern in check.string_list(spec["namespaces"], f"{place}.namespaces"):
+                if not _NAMESPACE_GLOB.fullmatch(pattern):
+                    check.problem(item_place, f"'{pattern}' is not a namespace name or glob")
+                namespaces.append(pattern)
+        if group is not None:
+            result.append(Entitlement(group, tuple(role_names), tuple(cluster_names), _tuple_or_none(namespaces)))
+    return result
+
+
+def _declared(check: _Checker, section: str) -> set[str]:
+    """Names present in a section even when their body had problems (reported there, not twice)."""
+    prefix = f"{section}."
+    return {place[len(prefix) :].split(".")[0] for place in check.located.lines if place.startswith(prefix)}
+
+
+def _tuple_or_none(items: list[str] | None) -> tuple[str, ...] | None:
+    return None if items is None else tuple(items)

@@ -1,0 +1,107 @@
+"""Process settings, read once from the environment (the contract's table) and passed down.
+
+A missing or malformed value stops start-up with one line naming the variable
+(``SettingsError``); secret values never appear in that line, in ``repr`` or in logs (``SecretStr``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.domain.durations import DurationError, parse_duration
+
+
+class SettingsError(ValueError):
+    """One line naming the variable and what is wrong with it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=True, extra="ignore", frozen=True)
+
+    slack_bot_token: SecretStr = Field(validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_admin_token: SecretStr | None = Field(default=None, validation_alias="SLACK_ADMIN_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="BREAKGLASS_SLACK_API_URL")
+    redis_url: str = Field(default="redis://localhost:6379/0", validation_alias="BREAKGLASS_REDIS_URL")
+    roster_path: str = Field(default="roster.yaml", validation_alias="BREAKGLASS_ROSTER")
+    audit_webhook_token: SecretStr | None = Field(default=None, validation_alias="BREAKGLASS_AUDIT_WEBHOOK_TOKEN")
+    kubeconfig: str | None = Field(default=None, validation_alias="KUBECONFIG")
+    port: int = Field(default=3000, ge=1, le=65535, validation_alias="PORT")
+    # Not in the contract's table, so ours to choose; defaults suit production.
+    sweep_interval: timedelta = Field(default=timedelta(seconds=30), validation_alias="BREAKGLASS_SWEEP_INTERVAL")
+    token_namespace: str = Field(default="breakglass-system", validation_alias="BREAKGLASS_TOKEN_NAMESPACE")
+    queue_prefix: str = Field(default="breakglass", validation_alias="BREAKGLASS_QUEUE_PREFIX")
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token_shape(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url_shape(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_shape(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("sweep_interval", mode="before")
+    @classmethod
+    def _sweep_interval(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return parse_duration(value)
+            except DurationError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @model_validator(mode="after")
+    def _signing_secret_unless_socket_mode(self) -> Self:
+        if self.slack_app_token is None and self.slack_signing_secret is None:
+            raise ValueError("SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode")
+        return self
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+
+_ALIASES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from ``environ`` (default: the process environment), or one-line SettingsError."""
+    env = dict(os.environ if environ is None else environ)
+    try:
+        return Settings.model_validate({k: v for k, v in env.items() if k in _ALIASES.values()})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"][0] if first["loc"] else ""
+        variable = str(loc) if str(loc) in _ALIASES.values() else _ALIASES.get(str(loc), "")
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "missing":
+            message = "is required"
+        if not variable and ":" in message:
+            variable, _, message = message.partition(": ")
+        raise SettingsError(f"{variable or 'settings'}: {message}") from None

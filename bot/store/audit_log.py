@@ -1,0 +1,124 @@
+"""The audit log as a Redis stream plus a head record, appended inside the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TextIO
+
+import redis
+from redis.client import Pipeline
+
+from bot.domain.audit import GENESIS_HASH, AuditEntry, Verdict, next_entry, verify_chain
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An audit entry before the chain gives it a sequence number and hashes."""
+
+    event: str
+    actor: str
+    request_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class AuditLog:
+    def __init__(
+        self,
+        client: redis.Redis,
+        now: Callable[[], datetime],
+        prefix: str = "breakglass",
+        out: TextIO | None = None,
+    ) -> None:
+        self.redis = client
+        self.now = now
+        self.stream_key = f"{prefix}:audit"
+        self.head_key = f"{prefix}:audit:head"
+        self._out = out
+
+    # --- inside a transaction -------------------------------------------------------------
+
+    def read_head(self, pipe: Pipeline) -> tuple[int, str]:
+        """Call while ``head_key`` is WATCHed and before ``pipe.multi()``."""
+        head = pipe.hgetall(self.head_key)
+        if not head:
+            return 0, GENESIS_HASH
+        return int(head["seq"]), str(head["hash"])
+
+    def queue_appends(self, pipe: Pipeline, head: tuple[int, str], drafts: list[Draft]) -> list[AuditEntry]:
+        """Queue XADDs for ``drafts`` after ``pipe.multi()``; the caller executes."""
+        seq, prev_hash = head
+        entries = []
+        at = self.now()
+        for draft in drafts:
+            seq += 1
+            entry = next_entry(
+                seq=seq,
+                prev_hash=prev_hash,
+                at=at,
+                request_id=draft.request_id,
+                event=draft.event,
+                actor=draft.actor,
+                details=draft.details,
+            )
+            pipe.xadd(self.stream_key, {"entry": entry.to_json()}, id=f"{seq}-0")
+            prev_hash = entry.hash
+            entries.append(entry)
+        if entries:
+            pipe.hset(self.head_key, mapping={"seq": seq, "hash": prev_hash})
+        return entries
+
+    def published(self, entries: list[AuditEntry]) -> None:
+        """After EXEC: the structured-log copy that outlives Redis."""
+        out = self._out or sys.stdout
+        for entry in entries:
+            out.write('{"log":"audit",' + entry.to_json()[1:] + "\n")
+        out.flush()
+
+    # --- standalone -------------------------------------------------------------------------
+
+    def append(self, *drafts: Draft) -> list[AuditEntry]:
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(self.head_key)
+                    head = self.read_head(pipe)
+                    pipe.multi()
+                    entries = self.queue_appends(pipe, head, list(drafts))
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
+        self.published(entries)
+        return entries
+
+    def entries(self, since: datetime | None = None, request_id: str | None = None) -> Iterator[AuditEntry]:
+        for entry in self._all():
+            if request_id is not None and entry.request_id != request_id:
+                continue
+            if since is not None and datetime.fromisoformat(entry.at.replace("Z", "+00:00")) < since:
+                continue
+            yield entry
+
+    def for_request(self, request_id: str, after_seq: int = 0) -> list[AuditEntry]:
+        return [e for e in self.entries(request_id=request_id) if e.seq > after_seq]
+
+    def head(self) -> tuple[int, str]:
+        head = self.redis.hgetall(self.head_key)
+        return (int(head["seq"]), str(head["hash"])) if head else (0, GENESIS_HASH)
+
+    def verify(self) -> Verdict:
+        return verify_chain(self._all(), head=self.head())
+
+    def _all(self) -> Iterator[AuditEntry]:
+        start = "-"
+        while True:
+            batch: list[Any] = self.redis.xrange(self.stream_key, min=start, max="+", count=1000) or []
+            if not batch:
+                return
+            for _, fields in batch:
+                yield AuditEntry.from_dict(json.loads(fields["entry"]))
+            start = "(" + str(batch[-1][0])  # exclusive: continue after the last one read

@@ -1,0 +1,131 @@
+"""Requests in Redis, changed only through ``apply``: read, decide (pure), write with the audit entries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import redis
+
+from bot.domain.audit import AuditEntry
+from bot.domain.ids import RequestId, SlackUserId
+from bot.domain.lifecycle import AccessRequest, State
+from bot.store.audit_log import AuditLog, Draft
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Change(Generic[T]):
+    """What a decision wants written: the request as it should be (None: unchanged), the audit
+    entries, and a result handed back to the caller once the write has committed."""
+
+    request: AccessRequest | None
+    drafts: list[Draft] = field(default_factory=list)
+    result: T | None = None
+
+
+@dataclass(frozen=True)
+class Applied(Generic[T]):
+    request: AccessRequest | None
+    entries: list[AuditEntry]
+    result: T | None
+
+
+class RequestExists(Exception):
+    pass
+
+
+class RequestStore:
+    def __init__(self, client: redis.Redis, audit: AuditLog, prefix: str = "breakglass") -> None:
+        self.redis = client
+        self.audit = audit
+        self.prefix = prefix
+        self.all_key = f"{prefix}:requests"
+        self.pending_key = f"{prefix}:pending"  # id -> created epoch
+        self.approved_key = f"{prefix}:approved"  # id -> approved epoch: grants in flight
+        self.active_key = f"{prefix}:active"  # id -> expiry epoch: the grant schedule
+
+    def key(self, request_id: str) -> str:
+        return f"{self.prefix}:request:{request_id}"
+
+    def get(self, request_id: str) -> AccessRequest | None:
+        raw = self.redis.get(self.key(request_id))
+        return AccessRequest.model_validate_json(raw) if raw else None
+
+    def many(self, ids: Iterable[Any]) -> list[AccessRequest]:
+        keys = [self.key(i) for i in ids]
+        if not keys:
+            return []
+        return [AccessRequest.model_validate_json(raw) for raw in self.redis.mget(keys) if raw]
+
+    def create(self, request: AccessRequest, drafts: list[Draft]) -> Applied[None]:
+        def decide(current: AccessRequest | None) -> Change[None]:
+            if current is not None:
+                raise RequestExists(request.id)
+            return Change(request, drafts)
+
+        return self.apply(request.id, decide)
+
+    def apply(self, request_id: str, decide: Callable[[AccessRequest | None], Change[T]]) -> Applied[T]:
+        """Run ``decide`` on the current record and write its Change atomically.
+
+        ``decide`` may run more than once (another writer got there first); it must be pure. It may
+        raise to refuse, in which case nothing is written.
+        """
+        key = self.key(request_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key, self.audit.head_key)
+                    raw = pipe.get(key)
+                    current = AccessRequest.model_validate_json(raw) if raw else None
+                    change = decide(current)
+                    head = self.audit.read_head(pipe)
+                    pipe.multi()
+                    if change.request is not None:
+                        self._queue_write(pipe, change.request)
+                    entries = self.audit.queue_appends(pipe, head, change.drafts)
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
+        self.audit.published(entries)
+        return Applied(change.request if change.request is not None else current, entries, change.result)
+
+    def _queue_write(self, pipe: redis.client.Pipeline, request: AccessRequest) -> None:
+        pipe.set(self.key(request.id), request.model_dump_json())
+        pipe.zadd(self.all_key, {request.id: request.created_at.timestamp()})
+        for index in (self.pending_key, self.approved_key, self.active_key):
+            pipe.zrem(index, request.id)
+        if request.state is State.PENDING:
+            pipe.zadd(self.pending_key, {request.id: request.created_at.timestamp()})
+        elif request.state is State.APPROVED:
+            pipe.zadd(self.approved_key, {request.id: request.updated_at.timestamp()})
+        elif request.state is State.ACTIVE and request.expires_at is not None:
+            pipe.zadd(self.active_key, {request.id: request.expires_at.timestamp()})
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def pending(self) -> list[AccessRequest]:
+        return self.many(self.redis.zrange(self.pending_key, 0, -1))
+
+    def approved(self) -> list[AccessRequest]:
+        return self.many(self.redis.zrange(self.approved_key, 0, -1))
+
+    def active(self) -> list[AccessRequest]:
+        return self.many(self.redis.zrange(self.active_key, 0, -1))
+
+    def expiring_before(self, at: datetime) -> list[AccessRequest]:
+        return self.many(self.redis.zrangebyscore(self.active_key, "-inf", at.timestamp()))
+
+    def recent(self, limit: int = 500) -> list[AccessRequest]:
+        return self.many(self.redis.zrevrange(self.all_key, 0, limit - 1))
+
+    def involving(self, person: SlackUserId, limit: int = 500) -> list[AccessRequest]:
+        return [r for r in self.recent(limit) if r.requester == person]
+
+    def ids(self) -> list[RequestId]:
+        return [RequestId(str(i)) for i in self.redis.zrange(self.all_key, 0, -1)]
