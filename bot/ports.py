@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
+from bot.domain.audit import AuditEntry
 from bot.domain.grants import BindingSpec, IssuedCredentials, ManagedBinding
 from bot.domain.ids import RequestId
+from bot.domain.lifecycle import AccessRequest
 
 
 class BreakglassError(Exception):
@@ -93,3 +96,38 @@ class ClusterGateway(Protocol):
         ...
 
     def clusters(self) -> Sequence[str]: ...
+
+
+class JobQueue(Protocol):
+    """Background work, keyed by request id. Every method is idempotent: the same call twice runs once.
+    Each returns True when it queued something new, False when an equal job was already waiting."""
+
+    def grant(self, request_id: RequestId) -> bool:
+        """Create the binding for an approved request (or apply an approved extension) now."""
+        ...
+
+    def revoke(self, request_id: RequestId, at: datetime | None = None) -> bool:
+        """Remove the grant's binding at ``at`` (None: now) if by then it should be gone."""
+        ...
+
+    def remind(self, request_id: RequestId, at: datetime) -> bool:
+        """Tell the holder their grant ends soon."""
+        ...
+
+    def publish(self, request_id: RequestId) -> bool:
+        """Bring the request's Slack message, thread and DMs up to date with its audit entries."""
+        ...
+
+
+class Notifier(Protocol):
+    """Where people hear about a request. The Slack adapter implements it; ``publish`` jobs call it."""
+
+    def publish(self, request: AccessRequest, entries: Sequence[AuditEntry]) -> str | None:
+        """Render ``request`` as it is now and post ``entries`` (oldest first, not yet posted) to its
+        thread and DMs. Returns the root message ts (created on first call). Raises TemporaryError
+        when Slack is unreachable or rate-limits, so the job retries; entries are never skipped."""
+        ...
+
+    def deliver_credentials(self, request: AccessRequest, credentials: IssuedCredentials) -> None:
+        """Send a ``credentials: token`` kubeconfig to the holder by DM, never to a channel."""
+        ...

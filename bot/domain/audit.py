@@ -32,6 +32,7 @@ class Event(StrEnum):
     EXTENSION_REQUESTED = "extension_requested"
     EXTENDED = "extended"
     REVOKED = "revoked"
+    BINDING_DELETED = "binding_deleted"  # the moment access really ended in the cluster
     EXPIRED = "expired"
     REVIEW_WRITTEN = "review_written"
     ACTIONS_RECORDED = "actions_recorded"

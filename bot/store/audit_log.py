@@ -39,6 +39,9 @@ class AuditLog:
         self.head_key = f"{prefix}:audit:head"
         self._out = out
 
+    def by_request_key(self, request_id: str) -> str:
+        return f"{self.stream_key}:request:{request_id}"
+
     # --- inside a transaction -------------------------------------------------------------
 
     def read_head(self, pipe: Pipeline) -> tuple[int, str]:
@@ -65,6 +68,8 @@ class AuditLog:
                 details=draft.details,
             )
             pipe.xadd(self.stream_key, {"entry": entry.to_json()}, id=f"{seq}-0")
+            if draft.request_id is not None:
+                pipe.rpush(self.by_request_key(draft.request_id), seq)
             prev_hash = entry.hash
             entries.append(entry)
         if entries:
@@ -104,7 +109,18 @@ class AuditLog:
             yield entry
 
     def for_request(self, request_id: str, after_seq: int = 0) -> list[AuditEntry]:
-        return [e for e in self.entries(request_id=request_id) if e.seq > after_seq]
+        """One request's entries in order, through its index (no scan of the whole stream)."""
+        seqs = [int(s) for s in self.redis.lrange(self.by_request_key(request_id), 0, -1)]
+        wanted = [s for s in seqs if s > after_seq]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for seq in wanted:
+                pipe.xrange(self.stream_key, min=f"{seq}-0", max=f"{seq}-0")
+            found = pipe.execute()
+        entries = []
+        for rows in found:
+            for _, fields in rows:
+                entries.append(AuditEntry.from_dict(json.loads(fields["entry"])))
+        return entries
 
     def head(self) -> tuple[int, str]:
         head = self.redis.hgetall(self.head_key)

@@ -1,0 +1,164 @@
+"""The bot's own Kubernetes RBAC, rendered from the roster's cluster roles.
+
+One home for what the bot may do in a cluster: ``bot_rbac_manifests`` renders the ClusterRole,
+Role and their bindings that ``deploy/base/rbac.yaml`` holds and ``breakglass deploy rbac`` prints,
+and ``REQUIRED_PERMISSIONS`` is the same list, as questions ``breakglass doctor`` asks the API
+server with SelfSubjectAccessReview. Both come from the rule tables below, so they cannot drift.
+
+Least privilege, and why each rule is there:
+
+- RoleBindings and ClusterRoleBindings: get/list (the sweep finds managed bindings), create (grant),
+  patch (move the expiry annotation on extension), delete (revoke). No ``update``, no ``watch``.
+- ``bind`` on ClusterRoles, limited by ``resourceNames`` to the roster's ``cluster_role`` values.
+  Kubernetes prevents privilege escalation through RBAC: creating a (Cluster)RoleBinding to a role
+  is allowed only if the creator already holds every permission in that role, or holds ``bind`` on
+  it. The bot must not hold ``admin`` or ``cluster-admin`` itself, so it gets ``bind`` on exactly the
+  roles the roster hands out and nothing else. The trade-off is explicit: whatever role the roster
+  offers, a compromised bot could bind to anyone (including itself), which is why the roster's roles
+  are the real security boundary and the audit webhook watches what grants are used for.
+- ServiceAccounts (get/list/create/delete) and ``serviceaccounts/token`` (create) only in the grant
+  namespace, through a Role there: ``credentials: token`` grants make one ServiceAccount per grant
+  and mint a short-lived TokenRequest token for it. A ClusterRole would let the bot mint tokens for
+  every ServiceAccount in the cluster, i.e. become any workload.
+- SubjectAccessReviews and SelfSubjectAccessReviews (create): ``doctor`` and the pre-grant check ask
+  the API server what a user (or the bot itself) may do. Neither reveals or changes anything else.
+
+This module is pure: no I/O, and no kubernetes, redis or slack imports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import yaml
+
+RBAC_API_GROUP = "rbac.authorization.k8s.io"
+AUTHORIZATION_API_GROUP = "authorization.k8s.io"
+DEFAULT_NAMESPACE = "breakglass-system"
+DEFAULT_SERVICE_ACCOUNT = "breakglass"
+
+# Kubernetes object names (RFC 1123 subdomain). A ClusterRole name is never a pattern: RBAC has no
+# wildcards in resourceNames, so "*" would silently mean "the role literally named *".
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.:]{0,251}[a-z0-9])?")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+class Permission(NamedTuple):
+    """One thing the bot must be allowed to do: ``verb`` on ``resource`` in ``api_group``.
+
+    ``resource`` may carry a subresource (``serviceaccounts/token``): split it on ``/`` into
+    ResourceAttributes ``resource`` and ``subresource``. ``namespace`` None means cluster-wide.
+    """
+
+    verb: str
+    api_group: str
+    resource: str
+    namespace: str | None
+
+
+# (api group, resources, verbs) granted cluster-wide by the ClusterRole, besides `bind`.
+_CLUSTER_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    (RBAC_API_GROUP, ("rolebindings", "clusterrolebindings"), ("get", "list", "create", "patch", "delete")),
+    (AUTHORIZATION_API_GROUP, ("subjectaccessreviews", "selfsubjectaccessreviews"), ("create",)),
+)
+# Granted only in the grant namespace by a Role there.
+_GRANT_NAMESPACE_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("", ("serviceaccounts",), ("get", "list", "create", "delete")),
+    ("", ("serviceaccounts/token",), ("create",)),
+)
+
+
+def required_permissions(grant_namespace: str = DEFAULT_NAMESPACE) -> tuple[Permission, ...]:
+    """Every permission the bot needs apart from ``bind``, which ``doctor`` checks per roster role
+    (verb ``bind``, group ``rbac.authorization.k8s.io``, resource ``clusterroles``, name = the role)."""
+    cluster = [
+        Permission(verb, group, resource, None)
+        for group, resources, verbs in _CLUSTER_RULES
+        for resource in resources
+        for verb in verbs
+    ]
+    namespaced = [
+        Permission(verb, group, resource, grant_namespace)
+        for group, resources, verbs in _GRANT_NAMESPACE_RULES
+        for resource in resources
+        for verb in verbs
+    ]
+    return (*cluster, *namespaced)
+
+
+REQUIRED_PERMISSIONS: tuple[Permission, ...] = required_permissions()
+
+
+def _labels() -> dict[str, str]:
+    return {"app.kubernetes.io/name": "breakglass", "app.kubernetes.io/component": "rbac"}
+
+
+def _rule(group: str, resources: Sequence[str], verbs: Sequence[str]) -> dict[str, Any]:
+    return {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+
+
+def _check_name(value: str, what: str, pattern: re.Pattern[str]) -> str:
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        raise ValueError(f"{what} {value!r} is not a valid Kubernetes name")
+    return value
+
+
+def bot_rbac_manifests(
+    cluster_roles: Iterable[str],
+    grant_namespace: str = DEFAULT_NAMESPACE,
+    service_account: str = DEFAULT_SERVICE_ACCOUNT,
+    namespace: str = DEFAULT_NAMESPACE,
+) -> list[dict[str, Any]]:
+    """ClusterRole + ClusterRoleBinding, and Role + RoleBinding in ``grant_namespace``, for the bot's
+    ServiceAccount ``namespace/service_account``, allowed to bind exactly ``cluster_roles``."""
+    roles = sorted({_check_name(role, "cluster role", _OBJECT_NAME) for role in cluster_roles})
+    _check_name(grant_namespace, "grant namespace", _DNS_LABEL)
+    _check_name(namespace, "namespace", _DNS_LABEL)
+    _check_name(service_account, "service account", _OBJECT_NAME)
+    subject = {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}
+    grants_name = f"{service_account}-grants"
+
+    cluster_rules = [_rule(group, resources, verbs) for group, resources, verbs in _CLUSTER_RULES]
+    # An empty resourceNames list means *every* name to the authorizer, so with no roles the
+    # rule is left out rather than rendered empty: a roster offering nothing lets the bot bind nothing.
+    if roles:
+        cluster_rules.insert(
+            1,
+            {"apiGroups": [RBAC_API_GROUP], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": roles},
+        )
+
+    return [
+        {
+            "apiVersion": f"{RBAC_API_GROUP}/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": service_account, "labels": _labels()},
+            "rules": cluster_rules,
+        },
+        {
+            "apiVersion": f"{RBAC_API_GROUP}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": service_account, "labels": _labels()},
+            "roleRef": {"apiGroup": RBAC_API_GROUP, "kind": "ClusterRole", "name": service_account},
+            "subjects": [subject],
+        },
+        {
+            "apiVersion": f"{RBAC_API_GROUP}/v1",
+            "kind": "Role",
+            "metadata": {"name": grants_name, "namespace": grant_namespace, "labels": _labels()},
+            "rules": [_rule(group, resources, verbs) for group, resources, verbs in _GRANT_NAMESPACE_RULES],
+        },
+        {
+            "apiVersion": f"{RBAC_API_GROUP}/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": grants_name, "namespace": grant_namespace, "labels": _labels()},
+            "roleRef": {"apiGroup": RBAC_API_GROUP, "kind": "Role", "name": grants_name},
+            "subjects": [subject],
+        },
+    ]
+
+
+def render_yaml(manifests: Iterable[dict[str, Any]]) -> str:
+    """Multi-document YAML, keys in the order the manifests were built (apiVersion, kind, metadata…)."""
+    return yaml.safe_dump_all(list(manifests), sort_keys=False, default_flow_style=False, explicit_start=True)

@@ -1,0 +1,347 @@
+"""What people do with requests: ask, approve, deny, cancel, revoke, extend, review.
+
+Identity (is this really a roster person from our workspace, with MFA) is checked by the caller on
+every action before it reaches here; these functions then decide against the *stored* request and
+the *current* roster, never against anything the caller sent along (button values are only ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.domain import policy
+from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.durations import format_duration
+from bot.domain.ids import RequestId, SlackUserId, new_request_id
+from bot.domain.lifecycle import AccessRequest, Approval, Review, State, transition
+from bot.domain.roster import Roster
+from bot.ports import JobQueue
+from bot.services.errors import Refused, no_such_request
+from bot.store import Change, Draft, RequestStore
+from bot.store.requests import RequestExists
+
+REVIEW_MIN = 20
+REVIEW_MAX = 3000
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    request: AccessRequest
+    counted: int
+    required: int
+
+    @property
+    def decided(self) -> bool:
+        return self.request.state is not State.PENDING
+
+
+class AccessService:
+    def __init__(
+        self,
+        store: RequestStore,
+        roster: Callable[[], Roster],
+        jobs: JobQueue,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.roster = roster
+        self.jobs = jobs
+        self.now = now
+
+    # --- asking -------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        requester: SlackUserId,
+        cluster: str,
+        namespace: str | None,
+        role: str,
+        duration: timedelta,
+        reason: str,
+        channel: str | None = None,
+    ) -> AccessRequest:
+        roster = self.roster()
+        decision = policy.evaluate_request(roster, policy.Ask(requester, cluster, namespace, role, duration))
+        if not decision:
+            raise Refused(decision.reason)
+        reason_ok = policy.check_reason(reason)
+        if not reason_ok:
+            raise Refused(reason_ok.reason)
+        now = self.now()
+        request = AccessRequest(
+            id=new_request_id(),
+            requester=requester,
+            cluster=cluster,
+            namespace=namespace,
+            role=role,
+            duration=duration,
+            reason=reason.strip(),
+            channel=channel or roster.incident_channel,
+            created_at=now,
+            updated_at=now,
+            approvals_required=roster.roles[role].approvals,
+        )
+        request = self._create(request, Event.REQUESTED)
+        return self._after_created(request)
+
+    def extend(self, grant_id: RequestId, person: SlackUserId, by: timedelta, reason: str) -> AccessRequest:
+        roster = self.roster()
+        grant = self._get(grant_id)
+        decision = policy.evaluate_extension(roster, grant, person, by)
+        if not decision:
+            raise Refused(decision.reason)
+        reason_ok = policy.check_reason(reason)
+        if not reason_ok:
+            raise Refused(reason_ok.reason)
+        now = self.now()
+        extension = AccessRequest(
+            id=new_request_id(),
+            requester=person,
+            cluster=grant.cluster,
+            namespace=grant.namespace,
+            role=grant.role,
+            duration=by,
+            reason=reason.strip(),
+            channel=grant.channel,
+            created_at=now,
+            updated_at=now,
+            approvals_required=roster.roles[grant.role].approvals,
+            extends=grant.id,
+        )
+        extension = self._create(extension, Event.REQUESTED)
+        self.store.audit.append(
+            Draft(
+                Event.EXTENSION_REQUESTED,
+                person,
+                grant.id,
+                {"extension": extension.id, "by": format_duration(by), "reason": extension.reason},
+            )
+        )
+        self.jobs.publish(grant.id)
+        return self._after_created(extension)
+
+    def _create(self, request: AccessRequest, event: Event) -> AccessRequest:
+        details = {
+            "cluster": request.cluster,
+            "namespace": request.namespace,
+            "role": request.role,
+            "duration": format_duration(request.duration),
+            "reason": request.reason,
+            "channel": request.channel,
+            "approvals_required": request.approvals_required,
+        }
+        if request.extends:
+            details["extends"] = request.extends
+        for _ in range(5):
+            try:
+                self.store.create(request, [Draft(event, request.requester, request.id, details)])
+                return request
+            except RequestExists:
+                request = request.model_copy(update={"id": new_request_id()})
+        raise RuntimeError("could not find a free request id")  # 30^6 ids: practically unreachable
+
+    def _after_created(self, request: AccessRequest) -> AccessRequest:
+        if request.self_service:
+            # Break-glass proper: no one to wait for. Granted at once, announced loudly (the publish
+            # job names the approvers), and a review is owed afterwards.
+            def approve_now(current: AccessRequest | None) -> Change[None]:
+                assert current is not None
+                if current.state is not State.PENDING:
+                    return Change(None)
+                return Change(
+                    transition(current, State.APPROVED, self.now()),
+                    [Draft(Event.APPROVED, SYSTEM_ACTOR, current.id, {"self_service": True})],
+                )
+
+            request = self.store.apply(request.id, approve_now).request or request
+            self.jobs.grant(request.id)
+        self.jobs.publish(request.id)
+        return request
+
+    # --- deciding -----------------------------------------------------------------------------
+
+    def approve(self, request_id: RequestId, approver: SlackUserId) -> ApprovalOutcome:
+        return self._decide(request_id, approver, approve=True)
+
+    def deny(self, request_id: RequestId, approver: SlackUserId) -> ApprovalOutcome:
+        return self._decide(request_id, approver, approve=False)
+
+    def _decide(self, request_id: RequestId, person: SlackUserId, *, approve: bool) -> ApprovalOutcome:
+        roster = self.roster()
+        action = "approve" if approve else "deny"
+
+        def decide(current: AccessRequest | None) -> Change[ApprovalOutcome | Refused]:
+            if current is None:
+                return Change(None, result=no_such_request(request_id))
+            decision = policy.may_decide(roster, current, person)
+            if not decision:
+                # Someone who is not an eligible approver pressing the button is worth a record;
+                # an eligible approver arriving after the decision (or clicking twice) is not.
+                eligible = person in policy.approvers_for(roster, current)
+                drafts = (
+                    []
+                    if eligible
+                    else [Draft(Event.REFUSED, person, current.id, {"action": action, "reason": decision.reason})]
+                )
+                return Change(None, drafts, Refused(decision.reason))
+            now = self.now()
+            if not approve:
+                denied = transition(current, State.DENIED, now, decided_by=person)
+                return Change(
+                    denied,
+                    [Draft(Event.DENIED, person, current.id, {})],
+                    ApprovalOutcome(denied, len(current.approvals), current.approvals_required),
+                )
+            approvals = (*current.approvals, Approval(by=person, at=now))
+            updated = current.changed(now, approvals=approvals)
+            if len(approvals) >= current.approvals_required:
+                updated = transition(updated, State.APPROVED, now)
+            return Change(
+                updated,
+                [
+                    Draft(
+                        Event.APPROVED,
+                        person,
+                        current.id,
+                        {"count": len(approvals), "required": current.approvals_required},
+                    )
+                ],
+                ApprovalOutcome(updated, len(approvals), current.approvals_required),
+            )
+
+        applied = self.store.apply(request_id, decide)
+        if isinstance(applied.result, Refused):
+            raise applied.result
+        assert applied.result is not None
+        outcome = applied.result
+        if outcome.request.state is State.APPROVED:
+            self.jobs.grant(request_id)
+        self.jobs.publish(request_id)
+        return outcome
+
+    def refuse(self, request_id: RequestId | None, person: SlackUserId, action: str, reason: str) -> None:
+        """Record an attempt the caller refused before it reached a decision (identity checks)."""
+        self.store.audit.append(Draft(Event.REFUSED, person, request_id, {"action": action, "reason": reason}))
+
+    # --- ending -------------------------------------------------------------------------------
+
+    def cancel(self, request_id: RequestId, person: SlackUserId) -> AccessRequest:
+        def decide(current: AccessRequest | None) -> Change[Refused]:
+            if current is None:
+                return Change(None, result=no_such_request(request_id))
+            decision = policy.may_cancel(current, person)
+            if not decision:
+                return Change(None, result=Refused(decision.reason))
+            cancelled = transition(current, State.CANCELLED, self.now(), decided_by=person)
+            return Change(cancelled, [Draft(Event.CANCELLED, person, current.id, {})])
+
+        request = self._apply_or_refuse(request_id, decide)
+        self.jobs.publish(request_id)
+        return request
+
+    def revoke(self, request_id: RequestId, person: SlackUserId) -> AccessRequest:
+        """End a grant now. The state changes first, so that even if the removal job is lost the
+        sweep sees a revoked request and deletes its binding."""
+        roster = self.roster()
+
+        def decide(current: AccessRequest | None) -> Change[Refused]:
+            if current is None:
+                return Change(None, result=no_such_request(request_id))
+            decision = policy.may_revoke(roster, current, person)
+            if not decision:
+                return Change(None, result=Refused(decision.reason))
+            revoked = transition(current, State.REVOKED, self.now(), decided_by=person)
+            return Change(revoked, [Draft(Event.REVOKED, person, current.id, {"early": True})])
+
+        request = self._apply_or_refuse(request_id, decide)
+        self.jobs.revoke(request_id)
+        self.jobs.publish(request_id)
+        return request
+
+    def time_out(self, request_id: RequestId) -> AccessRequest | None:
+        """Expire a pending request whose request_timeout has passed (the sweep calls this)."""
+        roster = self.roster()
+
+        def decide(current: AccessRequest | None) -> Change[None]:
+            if current is None or current.state is not State.PENDING:
+                return Change(None)
+            if self.now() < policy.pending_deadline(roster, current):
+                return Change(None)
+            return Change(
+                transition(current, State.TIMED_OUT, self.now()),
+                [Draft(Event.TIMED_OUT, SYSTEM_ACTOR, current.id, {"after": format_duration(roster.request_timeout)})],
+            )
+
+        applied = self.store.apply(request_id, decide)
+        if applied.entries:
+            self.jobs.publish(request_id)
+            return applied.request
+        return None
+
+    # --- after --------------------------------------------------------------------------------
+
+    def write_review(self, request_id: RequestId, person: SlackUserId, text: str) -> AccessRequest:
+        roster = self.roster()
+        body = text.strip()
+        if not REVIEW_MIN <= len(body) <= REVIEW_MAX:
+            raise Refused(f"A review is {REVIEW_MIN} to {REVIEW_MAX} characters: what was done, and why it was needed.")
+
+        def decide(current: AccessRequest | None) -> Change[Refused]:
+            if current is None:
+                return Change(None, result=no_such_request(request_id))
+            if person != current.requester and person not in policy.approvers_for(roster, current):
+                return Change(None, result=Refused(f"Only the holder or an approver may review {current.id}."))
+            if current.granted_at is None:
+                return Change(None, result=Refused(f"{current.id} was never granted; there is nothing to review."))
+            if current.review is not None:
+                return Change(None, result=Refused(f"{current.id} already has a review."))
+            now = self.now()
+            reviewed = current.changed(now, review=Review(by=person, at=now, text=body))
+            return Change(reviewed, [Draft(Event.REVIEW_WRITTEN, person, current.id, {"review": body})])
+
+        request = self._apply_or_refuse(request_id, decide)
+        self.jobs.publish(request_id)
+        return request
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def get_visible(self, request_id: RequestId, person: SlackUserId) -> AccessRequest:
+        """A request the person may see: their own, one they may approve, or any for an admin."""
+        roster = self.roster()
+        request = self._get(request_id)
+        if (
+            person != request.requester
+            and person not in policy.approvers_for(roster, request)
+            and not roster.is_admin(person)
+        ):
+            raise no_such_request(request_id)  # do not confirm that someone else's id exists
+        return request
+
+    def listing(self, person: SlackUserId) -> tuple[list[AccessRequest], list[AccessRequest]]:
+        """(mine, awaiting my approval), newest first."""
+        roster = self.roster()
+        recent = self.store.recent()
+        mine = [r for r in recent if r.requester == person]
+        waiting = [
+            r
+            for r in recent
+            if r.state is State.PENDING and person in policy.approvers_for(roster, r) and person not in r.approved_by
+        ]
+        return mine, waiting
+
+    def _get(self, request_id: RequestId) -> AccessRequest:
+        request = self.store.get(request_id)
+        if request is None:
+            raise no_such_request(request_id)
+        return request
+
+    def _apply_or_refuse(
+        self, request_id: RequestId, decide: Callable[[AccessRequest | None], Change[Refused]]
+    ) -> AccessRequest:
+        applied = self.store.apply(request_id, decide)
+        if isinstance(applied.result, Refused):
+            raise applied.result
+        assert applied.request is not None
+        return applied.request

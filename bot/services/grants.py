@@ -1,0 +1,318 @@
+"""What the workers do to clusters: grant, revoke at expiry, remind, and publish to Slack.
+
+Each function is safe to run twice and safe to be killed half-way: it re-reads the request, acts
+only if its state still calls for it, and leaves a state the reconcile sweep can finish from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from bot.domain import policy
+from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.grants import BindingSpec, binding_name, format_instant
+from bot.domain.ids import RequestId
+from bot.domain.lifecycle import AccessRequest, State, activate, transition
+from bot.domain.roster import Roster
+from bot.ports import ClusterGateway, JobQueue, Notifier, PermanentError
+from bot.store import Change, Draft, RequestStore
+
+# The scheduler fires on whole seconds; a revoke arriving this much early is still "on time".
+EXPIRY_TOLERANCE = timedelta(seconds=1)
+# Moving the expiry annotation after a slow create is only worth a round trip past this.
+EXPIRY_SLACK = timedelta(seconds=1)
+
+
+class GrantService:
+    def __init__(
+        self,
+        store: RequestStore,
+        roster: Callable[[], Roster],
+        clusters: ClusterGateway,
+        jobs: JobQueue,
+        notifier: Notifier,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.roster = roster
+        self.clusters = clusters
+        self.jobs = jobs
+        self.notifier = notifier
+        self.now = now
+
+    # --- grant --------------------------------------------------------------------------------
+
+    def grant(self, request_id: RequestId) -> AccessRequest | None:
+        request = self.store.get(request_id)
+        if request is None or request.state is not State.APPROVED:
+            return request  # already granted, ended, or unknown: nothing to do
+        if request.extends:
+            return self._apply_extension(request)
+        roster = self.roster()
+        refusal = self._still_allowed(roster, request)
+        if refusal:
+            return self._fail(request, refusal)
+        person = roster.people[request.requester]
+        cluster = roster.clusters[request.cluster]
+        started = self.now()
+        spec = BindingSpec(
+            request_id=request.id,
+            cluster=request.cluster,
+            namespace=request.namespace,
+            cluster_role=roster.roles[request.role].cluster_role,
+            credentials=cluster.credentials,
+            kube_user=person.kube_user,
+            requester=request.requester,
+            approvers=request.approved_by,
+            reason=request.reason,
+            expires_at=started + request.duration,
+        )
+        try:
+            credentials = self.clusters.apply_grant(spec)
+        except PermanentError as exc:
+            return self._fail(request, f"the cluster refused the binding: {exc}")
+        in_place = self.now()
+        if in_place - started > EXPIRY_SLACK:
+            # The duration counts from the moment the binding is in place, not from when we asked.
+            spec = _with_expiry(spec, in_place + request.duration)
+            self.clusters.set_expiry(spec)
+        if credentials is not None:
+            self.notifier.deliver_credentials(request, credentials)
+
+        def decide(current: AccessRequest | None) -> Change[None]:
+            if current is None or current.state is not State.APPROVED:
+                return Change(None)
+            return Change(
+                activate(current, in_place, spec.expires_at),
+                [
+                    Draft(
+                        Event.GRANTED,
+                        SYSTEM_ACTOR,
+                        current.id,
+                        {
+                            "cluster": current.cluster,
+                            "namespace": current.namespace,
+                            "binding": spec.name,
+                            "cluster_role": spec.cluster_role,
+                            "subject": spec.kube_user if spec.credentials == "user" else f"serviceaccount/{spec.name}",
+                            "expires_at": format_instant(spec.expires_at),
+                            "token_outlives_grant": bool(credentials and credentials.outlives_grant),
+                        },
+                    )
+                ],
+            )
+
+        applied = self.store.apply(request_id, decide)
+        active = applied.request
+        if active is None or active.state is not State.ACTIVE:
+            # Revoked while the binding was being made: take it away again.
+            self.jobs.revoke(request_id)
+            return active
+        self._schedule_end(active, roster)
+        self.jobs.publish(request_id)
+        return active
+
+    def _still_allowed(self, roster: Roster, request: AccessRequest) -> str | None:
+        """Check again, against the roster as it is now, before acting on an old approval."""
+        decision = policy.evaluate_request(
+            roster, policy.Ask(request.requester, request.cluster, request.namespace, request.role, request.duration)
+        )
+        if not decision:
+            return f"no longer allowed: {decision.reason}"
+        if request.self_service:
+            return None
+        current_approvers = policy.approvers_for(roster, request)
+        valid = [a for a in request.approved_by if a in current_approvers]
+        if len(valid) < roster.roles[request.role].approvals:
+            return "its approvals no longer suffice: an approver has left the approver groups"
+        return None
+
+    def _fail(self, request: AccessRequest, why: str) -> AccessRequest | None:
+        def decide(current: AccessRequest | None) -> Change[None]:
+            if current is None or current.state is not State.APPROVED:
+                return Change(None)
+            return Change(
+                transition(current, State.FAILED, self.now(), note=why),
+                [Draft(Event.GRANT_FAILED, SYSTEM_ACTOR, current.id, {"error": why})],
+            )
+
+        applied = self.store.apply(request.id, decide)
+        # Whatever half-made binding exists must go too.
+        self.jobs.revoke(request.id)
+        self.jobs.publish(request.id)
+        return applied.request
+
+    def _apply_extension(self, extension: AccessRequest) -> AccessRequest | None:
+        assert extension.extends is not None
+        roster = self.roster()
+        grant = self.store.get(extension.extends)
+        if grant is None or grant.state is not State.ACTIVE or grant.expires_at is None:
+            return self._fail(extension, f"{extension.extends} is no longer active")
+        refusal = self._still_allowed(roster, extension.model_copy(update={"duration": grant.duration}))
+        room = policy.extension_room(roster, grant)
+        if refusal or extension.duration > room:
+            return self._fail(extension, refusal or f"only {room} of the role's maximum is left")
+        new_expiry = grant.expires_at + extension.duration
+        spec = BindingSpec(
+            request_id=grant.id,
+            cluster=grant.cluster,
+            namespace=grant.namespace,
+            cluster_role=roster.roles[grant.role].cluster_role,
+            credentials=roster.clusters[grant.cluster].credentials,
+            kube_user=roster.people[grant.requester].kube_user,
+            requester=grant.requester,
+            approvers=grant.approved_by,
+            reason=grant.reason,
+            expires_at=new_expiry,
+        )
+        try:
+            self.clusters.set_expiry(spec)
+        except PermanentError as exc:
+            return self._fail(extension, f"the cluster refused the new expiry: {exc}")
+
+        def extend_grant(current: AccessRequest | None) -> Change[None]:
+            if current is None or current.state is not State.ACTIVE or extension.id in current.extensions:
+                return Change(None)
+            now = self.now()
+            return Change(
+                current.changed(now, expires_at=new_expiry, extensions=(*current.extensions, extension.id)),
+                [
+                    Draft(
+                        Event.EXTENDED,
+                        SYSTEM_ACTOR,
+                        current.id,
+                        {"extension": extension.id, "expires_at": format_instant(new_expiry)},
+                    )
+                ],
+            )
+
+        extended = self.store.apply(grant.id, extend_grant).request
+
+        def mark_applied(current: AccessRequest | None) -> Change[None]:
+            if current is None or current.state is not State.APPROVED:
+                return Change(None)
+            now = self.now()
+            return Change(
+                activate(current, now, new_expiry),
+                [
+                    Draft(
+                        Event.GRANTED,
+                        SYSTEM_ACTOR,
+                        current.id,
+                        {"extends": grant.id, "expires_at": format_instant(new_expiry)},
+                    )
+                ],
+            )
+
+        applied = self.store.apply(extension.id, mark_applied)
+        if extended is not None:
+            self._schedule_end(extended, roster)
+        self.jobs.publish(grant.id)
+        self.jobs.publish(extension.id)
+        return applied.request
+
+    def _schedule_end(self, grant: AccessRequest, roster: Roster) -> None:
+        assert grant.expires_at is not None
+        self.jobs.revoke(grant.id, at=grant.expires_at)
+        remind_at = grant.expires_at - roster.reminder_before
+        if remind_at > self.now():
+            self.jobs.remind(grant.id, at=remind_at)
+
+    # --- revoke -------------------------------------------------------------------------------
+
+    def revoke(self, request_id: RequestId) -> AccessRequest | None:
+        """End the grant if its time has come (or it was revoked, failed or extended away), then make
+        sure its binding is gone. Early calls for a still-running grant change nothing."""
+        request = self.store.get(request_id)
+        if request is None:
+            return None
+        if request.state is State.ACTIVE:
+            assert request.expires_at is not None
+            if self.now() + EXPIRY_TOLERANCE < request.expires_at:
+                return request  # extended since this revoke was scheduled; a later one is queued
+            request = self._expire(request)
+        if request.state not in (State.EXPIRED, State.REVOKED, State.FAILED):
+            return request
+        if request.extends:
+            return request  # an extension owns no binding; its grant's does
+        self.remove_binding(request, actor=SYSTEM_ACTOR)
+        self._end_extensions(request)
+        return request
+
+    def _expire(self, request: AccessRequest) -> AccessRequest:
+        def decide(current: AccessRequest | None) -> Change[None]:
+            if current is None or current.state is not State.ACTIVE:
+                return Change(None)
+            assert current.expires_at is not None
+            if self.now() + EXPIRY_TOLERANCE < current.expires_at:
+                return Change(None)
+            return Change(
+                transition(current, State.EXPIRED, self.now()),
+                [Draft(Event.EXPIRED, SYSTEM_ACTOR, current.id, {"expires_at": format_instant(current.expires_at)})],
+            )
+
+        applied = self.store.apply(request.id, decide)
+        if applied.entries:
+            self.jobs.publish(request.id)
+        return applied.request or request
+
+    def remove_binding(self, request: AccessRequest, actor: str, why: str | None = None) -> bool:
+        removed = self.clusters.remove_grant(request.cluster, request.id, request.namespace)
+        if removed:
+            now = self.now()
+            details: dict[str, object] = {
+                "cluster": request.cluster,
+                "namespace": request.namespace,
+                "binding": binding_name(request.id),
+            }
+            if request.expires_at is not None:
+                details["late_by_seconds"] = round(max((now - request.expires_at).total_seconds(), 0.0), 3)
+            if why:
+                details["why"] = why
+            self.store.audit.append(Draft(Event.BINDING_DELETED, actor, request.id, details))
+        return removed
+
+    def _end_extensions(self, grant: AccessRequest) -> None:
+        for extension_id in grant.extensions:
+            target = State.REVOKED if grant.state is State.REVOKED else State.EXPIRED
+
+            def decide(current: AccessRequest | None, target: State = target) -> Change[None]:
+                if current is None or current.state is not State.ACTIVE:
+                    return Change(None)
+                return Change(transition(current, target, self.now(), note=f"{grant.id} ended"))
+
+            self.store.apply(extension_id, decide)
+
+    # --- remind -------------------------------------------------------------------------------
+
+    def remind(self, request_id: RequestId) -> AccessRequest | None:
+        roster = self.roster()
+
+        def decide(current: AccessRequest | None) -> Change[None]:
+            if current is None or current.state is not State.ACTIVE or current.expires_at is None:
+                return Change(None)
+            left = current.expires_at - self.now()
+            if left <= timedelta(0) or left > roster.reminder_before + EXPIRY_TOLERANCE:
+                return Change(None)  # ended already, or extended since this reminder was set
+            at = format_instant(current.expires_at)
+            already = any(
+                e.event == Event.REMINDER_SENT and e.details.get("expires_at") == at
+                for e in self.store.audit.for_request(current.id)
+            )
+            if already:
+                return Change(None)
+            return Change(
+                current.changed(self.now()),
+                [Draft(Event.REMINDER_SENT, SYSTEM_ACTOR, current.id, {"expires_at": at})],
+            )
+
+        applied = self.store.apply(request_id, decide)
+        if applied.entries:
+            self.jobs.publish(request_id)
+        return applied.request
+
+
+def _with_expiry(spec: BindingSpec, expires_at: datetime) -> BindingSpec:
+    return replace(spec, expires_at=expires_at)
