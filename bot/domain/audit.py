@@ -39,6 +39,7 @@ class Event(StrEnum):
     REFUSED = "refused"  # an attempt that changed nothing: wrong approver, own request, stranger…
     SWEEP_DELETED = "sweep_deleted"  # the reconcile sweep removed a binding Redis did not account for
     SWEEP_RESCHEDULED = "sweep_rescheduled"
+    JOB_FAILED = "job_failed"  # a permanent failure of a job: a person must look
 
 
 def format_at(at: datetime) -> str:

@@ -1,0 +1,48 @@
+"""Composition of the parts every process shares, built once from Settings (never at import)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis import Redis
+
+from bot.domain.roster import Roster
+from bot.roster_source import RosterFile
+from bot.services.access import AccessService
+from bot.settings import Settings
+from bot.store import AuditLog, RequestStore
+from workers.queueing import RqJobQueue, rq_connection
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Core:
+    settings: Settings
+    roster: Callable[[], Roster]
+    redis: Redis
+    rq_redis: Redis
+    audit: AuditLog
+    store: RequestStore
+    jobs: RqJobQueue
+    access: AccessService
+    now: Callable[[], datetime]
+
+
+def build_core(
+    settings: Settings,
+    roster: Callable[[], Roster] | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> Core:
+    client = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+    rq_redis = rq_connection(settings.redis_url)
+    roster_source = roster or RosterFile(settings.roster_path)
+    audit = AuditLog(client, now, prefix=settings.queue_prefix)
+    store = RequestStore(client, audit, prefix=settings.queue_prefix)
+    jobs = RqJobQueue(rq_redis, prefix=settings.queue_prefix)
+    access = AccessService(store, roster_source, jobs, now)
+    return Core(settings, roster_source, client, rq_redis, audit, store, jobs, access, now)

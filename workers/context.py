@@ -1,0 +1,67 @@
+"""The worker process's parts, built once per process on first use (jobs take ids, not objects)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from bot.domain.roster import Roster
+from bot.ports import ClusterGateway, Notifier
+from bot.services.grants import GrantService
+from bot.services.publishing import Publisher
+from bot.services.reconcile import Reconciler
+from bot.settings import Settings, load_settings
+from bot.wiring import Core, build_core
+from workers.kube import ClusterTarget, KubeClusters
+
+
+@dataclass
+class WorkerContext:
+    core: Core
+    clusters: ClusterGateway
+    notifier: Notifier
+    grants: GrantService
+    publisher: Publisher
+    reconciler: Reconciler
+
+
+def kube_clusters(settings: Settings, roster: Roster) -> KubeClusters:
+    targets = {name: ClusterTarget(c.context, c.credentials) for name, c in roster.clusters.items()}
+    return KubeClusters(targets, kubeconfig=settings.kubeconfig, token_namespace=settings.token_namespace)
+
+
+def build_worker_context(
+    settings: Settings,
+    core: Core | None = None,
+    clusters: ClusterGateway | None = None,
+    notifier: Notifier | None = None,
+) -> WorkerContext:
+    core = core or build_core(settings)
+    clusters = clusters or kube_clusters(settings, core.roster())
+    if notifier is None:
+        from bot.slack.notifier import SlackNotifier  # Slack stays out of processes that are given one
+
+        notifier = SlackNotifier.from_settings(settings, core.roster, core.now)
+    grants = GrantService(core.store, core.roster, clusters, core.jobs, notifier, core.now)
+    publisher = Publisher(core.store, notifier)
+    reconciler = Reconciler(core.store, core.roster, clusters, core.jobs, grants, core.access, core.now)
+    return WorkerContext(core, clusters, notifier, grants, publisher, reconciler)
+
+
+_lock = threading.Lock()
+_context: WorkerContext | None = None
+
+
+def install(context: WorkerContext) -> None:
+    """Use ``context`` for this process's jobs (the worker main, ``serve`` and the demo call this)."""
+    global _context
+    with _lock:
+        _context = context
+
+
+def current() -> WorkerContext:
+    global _context
+    with _lock:
+        if _context is None:
+            _context = build_worker_context(load_settings())
+        return _context

@@ -1,0 +1,28 @@
+"""The worker process: an RQ worker with its scheduler, and the sweep clock beside it."""
+
+from __future__ import annotations
+
+import logging
+
+from rq import SimpleWorker
+
+from bot.settings import Settings
+from workers.context import WorkerContext, build_worker_context, install
+from workers.sweeper import SweepClock
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, context: WorkerContext | None = None, burst: bool = False) -> None:
+    context = context or build_worker_context(settings)
+    install(context)
+    jobs = context.core.jobs
+    # SimpleWorker runs jobs in this process: the clients built once here are reused by every job
+    # (a forking worker would rebuild them per job, or worse, share sockets across the fork).
+    worker = SimpleWorker(jobs.queues, connection=jobs.connection)
+    clock = SweepClock(context)
+    clock.start()
+    try:
+        worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
+    finally:
+        clock.stop()

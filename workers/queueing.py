@@ -1,0 +1,123 @@
+"""The JobQueue port on RQ: deterministic job ids, so that asking twice runs once.
+
+Job ids are ``<job>:<request id>`` for work that should happen now and ``<job>:<request id>:<epoch>``
+for work scheduled at an instant (a revoke at expiry, a reminder). rq 3 refuses a second job with an
+existing id atomically (``unique=True``, also for scheduled jobs). A finished or failed job keeps its
+id for a while, so such a leftover is deleted and the job queued afresh; a job already *running* may
+have read the request before the change that prompted this call, so a follow-up is queued behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+from bot.domain.ids import RequestId
+
+log = logging.getLogger(__name__)
+
+JOB_TIMEOUT = 120
+# Transient failures (API down, 5xx, 429) retry with backoff for about ten minutes; the sweep
+# covers anything longer.
+CLUSTER_RETRY = Retry(max=12, interval=[1, 2, 4, 8, 15, 30, 60, 60, 60, 120, 120, 120])
+SLACK_RETRY = Retry(max=10, interval=[1, 2, 4, 8, 15, 30, 60, 60, 120, 120])
+
+_WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+class RqJobQueue:
+    def __init__(self, connection: redis.Redis, prefix: str = "breakglass") -> None:
+        self.connection = connection
+        self.cluster = Queue(f"{prefix}-cluster", connection=connection, default_timeout=JOB_TIMEOUT)
+        self.slack = Queue(f"{prefix}-slack", connection=connection, default_timeout=JOB_TIMEOUT)
+
+    @property
+    def queues(self) -> list[Queue]:
+        """In priority order: a backlog of Slack posts must never delay a revoke."""
+        return [self.cluster, self.slack]
+
+    def grant(self, request_id: RequestId) -> bool:
+        return self._enqueue(self.cluster, f"grant:{request_id}", "workers.jobs.grant", request_id, CLUSTER_RETRY)
+
+    def revoke(self, request_id: RequestId, at: datetime | None = None) -> bool:
+        if at is None:
+            return self._enqueue(self.cluster, f"revoke:{request_id}", "workers.jobs.revoke", request_id, CLUSTER_RETRY)
+        job_id = f"revoke:{request_id}:{int(at.timestamp())}"
+        return self._enqueue(self.cluster, job_id, "workers.jobs.revoke", request_id, CLUSTER_RETRY, at=at)
+
+    def remind(self, request_id: RequestId, at: datetime) -> bool:
+        job_id = f"remind:{request_id}:{int(at.timestamp())}"
+        return self._enqueue(self.slack, job_id, "workers.jobs.remind", request_id, SLACK_RETRY, at=at)
+
+    def publish(self, request_id: RequestId) -> bool:
+        return self._enqueue(self.slack, f"publish:{request_id}", "workers.jobs.publish", request_id, SLACK_RETRY)
+
+    def reconcile(self) -> bool:
+        return self._enqueue(self.cluster, "reconcile", "workers.jobs.reconcile", None, None)
+
+    def _enqueue(
+        self,
+        queue: Queue,
+        job_id: str,
+        func: str,
+        request_id: RequestId | None,
+        retry: Retry | None,
+        at: datetime | None = None,
+    ) -> bool:
+        args: tuple[Any, ...] = (request_id,) if request_id is not None else ()
+        for candidate in (job_id, f"{job_id}:followup"):
+            outcome = self._try(queue, candidate, func, args, retry, at)
+            if outcome is not None:
+                return outcome
+        return False  # a job and its follow-up are both running: the follow-up reads the newest state
+
+    def _try(
+        self, queue: Queue, job_id: str, func: str, args: tuple[Any, ...], retry: Retry | None, at: datetime | None
+    ) -> bool | None:
+        """True: queued. False: an equal job is waiting. None: one is running; try the follow-up id."""
+        for _ in range(2):
+            try:
+                options: dict[str, Any] = {
+                    "job_id": job_id,
+                    "unique": True,
+                    "retry": retry,
+                    "result_ttl": 300,
+                    "failure_ttl": 7 * 24 * 3600,
+                }
+                if at is not None:
+                    queue.enqueue_at(at.astimezone(UTC), func, *args, **options)
+                else:
+                    queue.enqueue(func, *args, **options)
+                return True
+            except DuplicateJobError:
+                status = _status(self.connection, job_id)
+                if status in _WAITING:
+                    return False
+                if status == JobStatus.STARTED:
+                    return None
+                _delete(self.connection, job_id)  # finished, failed, stopped or vanished: start over
+        return False
+
+
+def _status(connection: redis.Redis, job_id: str) -> JobStatus | None:
+    try:
+        return Job.fetch(job_id, connection=connection).get_status(refresh=True)
+    except NoSuchJobError:
+        return None
+
+
+def _delete(connection: redis.Redis, job_id: str) -> None:
+    with contextlib.suppress(NoSuchJobError):
+        Job.fetch(job_id, connection=connection).delete()
+
+
+def rq_connection(url: str) -> redis.Redis:
+    """RQ stores pickled payloads, so its connection must not decode responses."""
+    return redis.Redis.from_url(url, decode_responses=False, health_check_interval=30)
