@@ -152,7 +152,7 @@ class AccessService:
                     return Change(None)
                 return Change(
                     transition(current, State.APPROVED, self.now()),
-                    [Draft(Event.APPROVED, SYSTEM_ACTOR, current.id, {"self_service": True})],
+                    [Draft(Event.APPROVED, SYSTEM_ACTOR, current.id, {"self_service": True, "waited_seconds": 0.0})],
                 )
 
             request = self.store.apply(request.id, approve_now).request or request
@@ -196,18 +196,13 @@ class AccessService:
                 )
             approvals = (*current.approvals, Approval(by=person, at=now))
             updated = current.changed(now, approvals=approvals)
+            details: dict[str, object] = {"count": len(approvals), "required": current.approvals_required}
             if len(approvals) >= current.approvals_required:
                 updated = transition(updated, State.APPROVED, now)
+                details["waited_seconds"] = round((now - current.created_at).total_seconds(), 3)
             return Change(
                 updated,
-                [
-                    Draft(
-                        Event.APPROVED,
-                        person,
-                        current.id,
-                        {"count": len(approvals), "required": current.approvals_required},
-                    )
-                ],
+                [Draft(Event.APPROVED, person, current.id, details)],
                 ApprovalOutcome(updated, len(approvals), current.approvals_required),
             )
 

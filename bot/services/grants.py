@@ -99,6 +99,7 @@ class GrantService:
                             "subject": spec.kube_user if spec.credentials == "user" else f"serviceaccount/{spec.name}",
                             "expires_at": format_instant(spec.expires_at),
                             "token_outlives_grant": bool(credentials and credentials.outlives_grant),
+                            "latency_seconds": round((in_place - current.updated_at).total_seconds(), 3),
                         },
                     )
                 ],

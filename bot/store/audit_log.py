@@ -38,6 +38,8 @@ class AuditLog:
         self.stream_key = f"{prefix}:audit"
         self.head_key = f"{prefix}:audit:head"
         self._out = out
+        # Called with every batch of entries once it is committed (metrics are derived here).
+        self.observers: list[Callable[[list[AuditEntry]], None]] = []
 
     def by_request_key(self, request_id: str) -> str:
         return f"{self.stream_key}:request:{request_id}"
@@ -82,6 +84,8 @@ class AuditLog:
         for entry in entries:
             out.write('{"log":"audit",' + entry.to_json()[1:] + "\n")
         out.flush()
+        for observe in self.observers:
+            observe(entries)
 
     # --- standalone -------------------------------------------------------------------------
 

@@ -1,0 +1,135 @@
+"""Prometheus metrics kept in Redis, so any web replica's ``/metrics`` shows the whole installation.
+
+Web and worker processes come and go (and gunicorn forks several of each); counting in Redis gives
+one set of numbers for all of them without a multiprocess directory. Workflow metrics are derived
+from audit entries as they are written (one source of truth); API errors are counted by the adapters
+through ``count_error``. Counting never raises: a metrics hiccup must not fail a revoke.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import redis
+
+from bot.domain.audit import AuditEntry, Event
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+HISTOGRAMS = {
+    "breakglass_approval_latency_seconds": "From request to its last needed approval.",
+    "breakglass_grant_latency_seconds": "From approval to the binding being in place.",
+    "breakglass_revoke_lateness_seconds": "From a grant's expiry to its binding's deletion.",
+}
+COUNTERS = {
+    "breakglass_requests_total": "Requests by outcome.",
+    "breakglass_refusals_total": "Refused attempts (wrong approver, own request, identity).",
+    "breakglass_sweep_corrections_total": "Bindings or schedules the reconcile sweep had to fix.",
+    "breakglass_api_errors_total": "Slack and Kubernetes API errors by system and kind.",
+}
+_OUTCOMES = {
+    Event.REQUESTED: "requested",
+    Event.DENIED: "denied",
+    Event.CANCELLED: "cancelled",
+    Event.TIMED_OUT: "timed_out",
+    Event.GRANTED: "granted",
+    Event.GRANT_FAILED: "failed",
+    Event.EXPIRED: "expired",
+    Event.REVOKED: "revoked",
+}
+
+
+class Metrics:
+    def __init__(self, client: redis.Redis, prefix: str = "breakglass") -> None:
+        self.redis = client
+        self.key = f"{prefix}:metrics"
+        self.active_key = f"{prefix}:active"
+
+    def inc(self, name: str, labels: str = "", by: float = 1) -> None:
+        try:
+            self.redis.hincrbyfloat(f"{self.key}:{name}", labels, by)
+        except redis.RedisError:
+            log.warning("metric %s not counted: Redis unavailable", name)
+
+    def observe(self, name: str, value: float) -> None:
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for bound in LATENCY_BUCKETS:
+                    if value <= bound:
+                        pipe.hincrby(f"{self.key}:{name}", f"le={bound}", 1)
+                pipe.hincrby(f"{self.key}:{name}", "le=+Inf", 1)
+                pipe.hincrbyfloat(f"{self.key}:{name}", "sum", value)
+                pipe.hincrby(f"{self.key}:{name}", "count", 1)
+                pipe.execute()
+        except redis.RedisError:
+            log.warning("metric %s not observed: Redis unavailable", name)
+
+    def record_entries(self, entries: Sequence[AuditEntry]) -> None:
+        for entry in entries:
+            outcome = _OUTCOMES.get(entry.event)  # type: ignore[call-overload]  # Event is a str
+            if outcome and not (entry.event == Event.GRANTED and entry.details.get("extends")):
+                self.inc("breakglass_requests_total", f'outcome="{outcome}"')
+            if entry.event == Event.REFUSED:
+                self.inc("breakglass_refusals_total", f'action="{_label(entry.details.get("action", "unknown"))}"')
+            if entry.event in (Event.SWEEP_DELETED, Event.SWEEP_RESCHEDULED):
+                self.inc("breakglass_sweep_corrections_total", f'kind="{entry.event.removeprefix("sweep_")}"')
+            for key, histogram in (
+                ("waited_seconds", "breakglass_approval_latency_seconds"),
+                ("latency_seconds", "breakglass_grant_latency_seconds"),
+                ("late_by_seconds", "breakglass_revoke_lateness_seconds"),
+            ):
+                value = entry.details.get(key)
+                if isinstance(value, int | float):
+                    self.observe(histogram, float(value))
+
+    def exposition(self) -> str:
+        lines: list[str] = []
+        for name, help_text in COUNTERS.items():
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+            for raw_labels, value in sorted(self.redis.hgetall(f"{self.key}:{name}").items()):
+                labels = str(raw_labels)
+                lines.append(f"{name}{{{labels}}} {_number(value)}" if labels else f"{name} {_number(value)}")
+        for name, help_text in HISTOGRAMS.items():
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+            data = self.redis.hgetall(f"{self.key}:{name}")
+            for bound in (*LATENCY_BUCKETS, "+Inf"):
+                lines.append(f'{name}_bucket{{le="{bound}"}} {_number(data.get(f"le={bound}", 0))}')
+            lines.append(f"{name}_sum {_number(data.get('sum', 0))}")
+            lines.append(f"{name}_count {_number(data.get('count', 0))}")
+        lines += [
+            "# HELP breakglass_active_grants Grants whose binding is in place now.",
+            "# TYPE breakglass_active_grants gauge",
+            f"breakglass_active_grants {self.redis.zcard(self.active_key)}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _number(value: object) -> str:
+    number = float(str(value))
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _label(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")[:64]
+
+
+# --- errors counted by adapters, wherever they run -----------------------------------------------
+
+_installed: Metrics | None = None
+_install_lock = threading.Lock()
+
+
+def install(metrics: Metrics) -> None:
+    global _installed
+    with _install_lock:
+        _installed = metrics
+
+
+def count_error(system: str, kind: str) -> None:
+    """Count an API error (``system``: slack or kubernetes; ``kind``: e.g. ratelimited, 503, timeout)."""
+    metrics = _installed
+    if metrics is not None:
+        metrics.inc("breakglass_api_errors_total", f'system="{_label(system)}",kind="{_label(kind)}"')
