@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     # Not in the contract's table, so ours to choose; defaults suit production.
     sweep_interval: timedelta = Field(default=timedelta(seconds=30), validation_alias="BREAKGLASS_SWEEP_INTERVAL")
     token_namespace: str = Field(default="breakglass-system", validation_alias="BREAKGLASS_TOKEN_NAMESPACE")
-    queue_prefix: str = Field(default="breakglass", validation_alias="BREAKGLASS_QUEUE_PREFIX")
+    key_prefix: str = Field(default="breakglass", validation_alias="BREAKGLASS_KEY_PREFIX")
 
     @field_validator("slack_bot_token")
     @classmethod

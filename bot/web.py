@@ -34,7 +34,7 @@ class BreakglassWeb:
         self.settings = settings
         self.core = core
         self.slack = slack
-        self.metrics = Metrics(core.redis, settings.queue_prefix)
+        self.metrics = Metrics(core.redis, settings.key_prefix)
         self.actions = ActionRecorder(core.store, core.roster, core.now, settings.token_namespace)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -109,7 +109,7 @@ def create_wsgi_app(settings: Settings | None = None, core: Core | None = None) 
     ``/slack/events`` is not served."""
     settings = settings or load_settings()
     core = core or build_core(settings)
-    metrics = Metrics(core.redis, settings.queue_prefix)
+    metrics = Metrics(core.redis, settings.key_prefix)
     install(metrics)
     core.audit.observers.append(metrics.record_entries)
     slack: WsgiApp | None = None

@@ -46,7 +46,7 @@ class SweepLock:
 def sweep_once(context: WorkerContext) -> SweepReport | None:
     """Sweep now unless another process is sweeping. None when skipped."""
     core = context.core
-    lock = SweepLock(core.redis, core.settings.queue_prefix, core.settings.sweep_interval * 2)
+    lock = SweepLock(core.redis, core.settings.key_prefix, core.settings.sweep_interval * 2)
     if not lock.acquire():
         return None
     try:
@@ -77,7 +77,7 @@ class SweepClock(threading.Thread):
 
     def claim_interval(self) -> bool:
         core = self.context.core
-        key = f"{core.settings.queue_prefix}:sweep:due"
+        key = f"{core.settings.key_prefix}:sweep:due"
         # Slightly shorter than the interval so the next tick after it lapses can claim it.
         ttl_ms = max(int(self.interval.total_seconds() * 1000) - 100, 500)
         return bool(core.redis.set(key, "1", nx=True, px=ttl_ms))
