@@ -204,11 +204,13 @@ class _Checker:
         if not isinstance(value, dict):
             self.problem(place, f"must be a mapping, not {_kind(value)}")
             return {}
+        # A key of the file itself is placed by its own name, as its line was recorded.
+        base = "" if place == "(file)" else place
         for key in value:
             if str(key) not in allowed:
-                self.problem(_join(place, str(key)), f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
+                self.problem(_join(base, str(key)), f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
         for key in sorted(required - {str(k) for k in value}):
-            self.problem(_join(place, key), "is required")
+            self.problem(_join(base, key), "is required")
         return {str(k): v for k, v in value.items()}
 
     def string(self, value: Any, place: str, pattern: re.Pattern[str] | None = None, what: str = "") -> str | None:
@@ -449,7 +451,11 @@ def _roles(
             if group not in groups:
                 check.problem(item_place, f"unknown group '{group}'")
             approvers.append(group)
-        if isinstance(approvals, int) and approvers and all(g in groups for g in approvers):
+        if (
+            isinstance(approvals, int)
+            and isinstance(spec.get("approvers"), list)
+            and all(g in groups for g in approvers)
+        ):
             eligible = {user for g in approvers for user in groups[g]}
             if approvals > len(eligible):
                 check.problem(
