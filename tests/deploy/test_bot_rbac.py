@@ -1,0 +1,163 @@
+"""The bot's own RBAC: least privilege, and the committed manifests never drift from bot/rbac.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.rbac import (
+    REQUIRED_PERMISSIONS,
+    Permission,
+    bot_rbac_manifests,
+    render_yaml,
+    required_permissions,
+)
+from tests.deploy.conftest import DEPLOY, Render
+
+RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+
+
+def _roster_cluster_roles(roster_text: str) -> list[str]:
+    roster = yaml.safe_load(roster_text)
+    return [role["cluster_role"] for role in roster["roles"].values()]
+
+
+def _rules(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    (role,) = [m for m in manifests if m["kind"] == kind]
+    return role["rules"]
+
+
+def _covers(rule: dict[str, Any], permission: Permission) -> bool:
+    return (
+        permission.api_group in rule["apiGroups"]
+        and permission.resource in rule["resources"]
+        and permission.verb in rule["verbs"]
+        and not rule.get("resourceNames")
+    )
+
+
+# --- the committed manifests -------------------------------------------------------------------
+
+
+def test_base_rbac_is_what_bot_rbac_renders_for_the_example_roster_roles() -> None:
+    roles = _roster_cluster_roles((DEPLOY / "base" / "roster.yaml").read_text())
+    assert sorted(roles) == ["admin", "cluster-admin", "view"]
+    committed = list(yaml.safe_load_all((DEPLOY / "base" / "rbac.yaml").read_text()))
+    assert committed == bot_rbac_manifests(roles), (
+        "deploy/base/rbac.yaml drifted from bot/rbac.py: regenerate it with "
+        "`breakglass deploy rbac --roster deploy/base/roster.yaml`"
+    )
+
+
+def test_base_roster_is_the_example_roster() -> None:
+    example = DEPLOY / "roster.example.yaml"
+    if not example.exists():
+        pytest.skip("deploy/roster.example.yaml is not in this checkout")
+    assert yaml.safe_load((DEPLOY / "base" / "roster.yaml").read_text()) == yaml.safe_load(example.read_text())
+
+
+@pytest.mark.parametrize("roster", ["base/roster.yaml", "overlays/prod/roster.yaml"])
+def test_shipped_rosters_pass_the_roster_check(roster: str) -> None:
+    roster_module = pytest.importorskip("bot.domain.roster")
+    roster_module.parse_roster((DEPLOY / roster).read_text())
+
+
+def test_each_overlay_binds_exactly_the_roles_its_roster_offers(rendered: Render) -> None:
+    roster = rendered.roster_config_map()["data"]["roster.yaml"]
+    expected = bot_rbac_manifests(_roster_cluster_roles(roster))
+    actual = [obj for obj in rendered.objects if obj["kind"] in RBAC_KINDS]
+    assert sorted(actual, key=lambda o: o["kind"]) == sorted(expected, key=lambda o: o["kind"]), (
+        f"{rendered.overlay}: the bot's RBAC does not match the roster's roles; regenerate it with "
+        "`breakglass deploy rbac --roster <the overlay's roster>`"
+    )
+
+
+def test_rendered_roles_grant_no_wildcards_and_bind_only_named_cluster_roles(rendered: Render) -> None:
+    for role in [*rendered.of_kind("ClusterRole"), *rendered.of_kind("Role")]:
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(field, []), f"{role['metadata']['name']}: {field} has *"
+            if "bind" in rule["verbs"]:
+                assert rule["resources"] == ["clusterroles"]
+                assert rule["verbs"] == ["bind"]
+                assert rule.get("resourceNames"), "bind without resourceNames would allow binding any role"
+
+
+# --- bot_rbac_manifests ----------------------------------------------------------------------
+
+
+def test_bind_is_limited_to_the_sorted_unique_roster_cluster_roles() -> None:
+    rules = _rules(bot_rbac_manifests(["view", "admin", "view", "cluster-admin"]), "ClusterRole")
+    (bind,) = [rule for rule in rules if "bind" in rule["verbs"]]
+    assert bind == {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["clusterroles"],
+        "verbs": ["bind"],
+        "resourceNames": ["admin", "cluster-admin", "view"],
+    }
+
+
+def test_a_roster_offering_no_roles_lets_the_bot_bind_nothing() -> None:
+    # An empty resourceNames list would mean "every role" to the authorizer.
+    rules = _rules(bot_rbac_manifests([]), "ClusterRole")
+    assert not [rule for rule in rules if "bind" in rule["verbs"]]
+
+
+@pytest.mark.parametrize("bad", ["*", "", "Admin", "view,admin", "a/b"])
+def test_a_cluster_role_that_is_not_a_kubernetes_name_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a valid Kubernetes name"):
+        bot_rbac_manifests(["view", bad])
+
+
+def test_no_rule_grants_a_wildcard_or_an_escalating_verb() -> None:
+    manifests = bot_rbac_manifests(["view", "admin", "cluster-admin"])
+    for kind in ("ClusterRole", "Role"):
+        for rule in _rules(manifests, kind):
+            for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(field, [])
+            assert not {"escalate", "impersonate", "update", "deletecollection"} & set(rule["verbs"])
+            assert not {"secrets", "pods", "pods/exec", "roles", "nodes"} & set(rule["resources"])
+            if "clusterroles" in rule["resources"]:
+                assert rule["verbs"] == ["bind"]
+
+
+def test_service_accounts_and_tokens_only_in_the_grant_namespace() -> None:
+    manifests = bot_rbac_manifests(["view"], grant_namespace="grants", namespace="ops", service_account="bg")
+    cluster_resources = {r for rule in _rules(manifests, "ClusterRole") for r in rule["resources"]}
+    assert not {"serviceaccounts", "serviceaccounts/token"} & cluster_resources
+    (role,) = [m for m in manifests if m["kind"] == "Role"]
+    (binding,) = [m for m in manifests if m["kind"] == "RoleBinding"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "grants"
+    assert {r for rule in role["rules"] for r in rule["resources"]} == {"serviceaccounts", "serviceaccounts/token"}
+    token_rule = next(rule for rule in role["rules"] if rule["resources"] == ["serviceaccounts/token"])
+    assert token_rule["verbs"] == ["create"]
+    for bound in [m for m in manifests if m["kind"].endswith("Binding")]:
+        assert bound["subjects"] == [{"kind": "ServiceAccount", "name": "bg", "namespace": "ops"}]
+
+
+def test_binding_verbs_are_exactly_what_grant_extend_revoke_and_sweep_need() -> None:
+    rules = _rules(bot_rbac_manifests(["view"]), "ClusterRole")
+    (bindings,) = [rule for rule in rules if "rolebindings" in rule["resources"]]
+    assert set(bindings["resources"]) == {"rolebindings", "clusterrolebindings"}
+    assert set(bindings["verbs"]) == {"get", "list", "create", "patch", "delete"}
+
+
+def test_required_permissions_are_all_granted_by_the_rendered_rules() -> None:
+    manifests = bot_rbac_manifests(["view"], grant_namespace="grants")
+    for permission in required_permissions("grants"):
+        kind = "ClusterRole" if permission.namespace is None else "Role"
+        assert any(_covers(rule, permission) for rule in _rules(manifests, kind)), permission
+    assert ("create", "authorization.k8s.io", "selfsubjectaccessreviews", None) in REQUIRED_PERMISSIONS
+    assert ("create", "", "serviceaccounts/token", "breakglass-system") in REQUIRED_PERMISSIONS
+    assert all(len(p) == 4 for p in REQUIRED_PERMISSIONS)
+
+
+def test_render_yaml_is_stable_and_round_trips() -> None:
+    manifests = bot_rbac_manifests(["view", "admin"])
+    text = render_yaml(manifests)
+    assert text == render_yaml(bot_rbac_manifests(["admin", "view"]))
+    assert list(yaml.safe_load_all(text)) == manifests
+    first = text.split("---\n")[1]
+    assert first.startswith("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:")
