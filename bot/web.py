@@ -17,7 +17,6 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 import redis
 
 from bot.domain.roster import Roster, RosterError
-from bot.metrics import Metrics, install
 from bot.services.actions import ActionRecorder, InvalidEventList
 from bot.settings import Settings, load_settings
 from bot.wiring import Core, build_core
@@ -34,7 +33,7 @@ class BreakglassWeb:
         self.settings = settings
         self.core = core
         self.slack = slack
-        self.metrics = Metrics(core.redis, settings.key_prefix)
+        self.metrics = core.metrics
         self.actions = ActionRecorder(core.store, core.roster, core.now, settings.token_namespace)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -109,9 +108,6 @@ def create_wsgi_app(settings: Settings | None = None, core: Core | None = None) 
     ``/slack/events`` is not served."""
     settings = settings or load_settings()
     core = core or build_core(settings)
-    metrics = Metrics(core.redis, settings.key_prefix)
-    install(metrics)
-    core.audit.observers.append(metrics.record_entries)
     slack: WsgiApp | None = None
     if not settings.socket_mode:
         from slack_bolt.adapter.wsgi import SlackRequestHandler

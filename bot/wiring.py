@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from redis import Redis
 
 from bot.domain.roster import Roster
+from bot.metrics import Metrics
+from bot.metrics import install as install_metrics
 from bot.roster_source import RosterFile
 from bot.services.access import AccessService
 from bot.settings import Settings
@@ -31,6 +33,7 @@ class Core:
     jobs: RqJobQueue
     access: AccessService
     now: Callable[[], datetime]
+    metrics: Metrics
 
 
 def build_core(
@@ -45,4 +48,7 @@ def build_core(
     store = RequestStore(client, audit, prefix=settings.key_prefix)
     jobs = RqJobQueue(rq_redis, prefix=settings.key_prefix)
     access = AccessService(store, roster_source, jobs, now)
-    return Core(settings, roster_source, client, rq_redis, audit, store, jobs, access, now)
+    metrics = Metrics(client, settings.key_prefix)
+    audit.observers.append(metrics.record_entries)
+    install_metrics(metrics)
+    return Core(settings, roster_source, client, rq_redis, audit, store, jobs, access, now, metrics)

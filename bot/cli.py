@@ -1,0 +1,180 @@
+"""The ``breakglass`` command: run the processes, check a roster, export and verify the audit log."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import redis
+
+from bot.domain.durations import DurationError, parse_duration
+from bot.domain.roster import RosterError, load_roster_file
+from bot.settings import Settings, SettingsError, load_settings
+from bot.store import AuditLog
+
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="breakglass", description="Emergency access to Kubernetes, from Slack.")
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    web = commands.add_parser("web", help="the Slack-facing HTTP app under gunicorn (Procfile web:)")
+    web.set_defaults(run=_web)
+    worker = commands.add_parser("worker", help="an RQ worker with its scheduler and the sweep (Procfile worker:)")
+    worker.set_defaults(run=_worker)
+    serve = commands.add_parser("serve", help="web, worker, scheduler and sweep in one process")
+    serve.set_defaults(run=_serve)
+
+    roster = commands.add_parser("roster", help="work with roster files").add_subparsers(metavar="ACTION")
+    check = roster.add_parser("check", help="validate a roster and print every problem with its place")
+    check.add_argument("file")
+    check.set_defaults(run=_roster_check)
+
+    audit = commands.add_parser("audit", help="the audit log").add_subparsers(metavar="ACTION")
+    export = audit.add_parser("export", help="print audit entries as JSON lines")
+    export.add_argument("--since", help="RFC 3339 instant, or a duration ago such as 24h")
+    export.add_argument("--request", help="only this request's entries (BG-…)")
+    export.set_defaults(run=_audit_export)
+    verify = audit.add_parser("verify", help="exit 0 when the hash chain is intact")
+    verify.set_defaults(run=_audit_verify)
+
+    from bot.commands import register_extra_commands
+
+    register_extra_commands(commands)
+    return parser
+
+
+def settings_or_exit() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    try:
+        load_roster_file(settings.roster_path)
+    except RosterError as exc:
+        print(
+            f"BREAKGLASS_ROSTER: {settings.roster_path} fails the check ({len(exc.problems)} problems)", file=sys.stderr
+        )
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    return settings
+
+
+def _web(args: argparse.Namespace) -> int:
+    from bot.logs import configure
+    from bot.serving import run_web
+
+    settings = settings_or_exit()
+    configure()
+    run_web(settings)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from bot.logs import configure
+    from workers.main import run_worker
+
+    settings = settings_or_exit()
+    configure()
+    run_worker(settings)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot.logs import configure
+    from bot.serving import run_all_in_one
+
+    settings = settings_or_exit()
+    configure()
+    run_all_in_one(settings)
+    return 0
+
+
+def _roster_check(args: argparse.Namespace) -> int:
+    try:
+        roster = load_roster_file(args.file)
+    except RosterError as exc:
+        for problem in exc.problems:
+            print(f"{args.file}: {problem}")
+        print(f"{args.file}: {len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"{args.file}: ok: {roster.summary()}")
+    return 0
+
+
+def _audit_log() -> AuditLog:
+    """Only Redis is needed to read the log; Slack settings are not required for these commands."""
+    url = os.environ.get("BREAKGLASS_REDIS_URL", "redis://localhost:6379/0")
+    prefix = os.environ.get("BREAKGLASS_KEY_PREFIX", "breakglass")
+    client = redis.Redis.from_url(url, decode_responses=True)
+    return AuditLog(client, lambda: datetime.now(UTC), prefix=prefix)
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except DurationError:
+        pass
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SystemExit(f"--since: '{text}' is neither an RFC 3339 instant nor a duration like 24h") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    from bot.domain.ids import parse_request_id
+
+    request_id = None
+    if args.request:
+        request_id = parse_request_id(args.request)
+        if request_id is None:
+            print(f"--request: '{args.request}' is not a request id like BG-7K2QXM", file=sys.stderr)
+            return EXIT_USAGE
+    out = sys.stdout
+    try:
+        for entry in _audit_log().entries(since=_since(args.since), request_id=request_id):
+            out.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
+    except redis.RedisError as exc:
+        print(f"BREAKGLASS_REDIS_URL: cannot read the audit log ({type(exc).__name__})", file=sys.stderr)
+        return EXIT_PROBLEM
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    try:
+        verdict = _audit_log().verify()
+    except redis.RedisError as exc:
+        print(f"BREAKGLASS_REDIS_URL: cannot read the audit log ({type(exc).__name__})", file=sys.stderr)
+        return EXIT_PROBLEM
+    if verdict.ok:
+        print(f"audit log intact: {verdict.checked} entries verified")
+        return 0
+    print(f"audit log broken at entry {verdict.bad_seq}: {verdict.problem}")
+    return EXIT_PROBLEM
+
+
+if __name__ == "__main__":
+    sys.exit(main())
