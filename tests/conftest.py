@@ -1,9 +1,16 @@
 """Shared fixtures. Real Redis lives at BREAKGLASS_TEST_REDIS_URL (default: database 15 on the local
-server, which .ci/run starts when nothing answers); each test gets it empty."""
+server). When nothing answers there and no URL was given, the session starts its own
+``redis-server`` on a free port, so the README's test command works on a fresh machine; each test
+gets the database empty."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +21,7 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ROSTER = ROOT / "deploy" / "roster.example.yaml"
-TEST_REDIS_URL = os.environ.get("BREAKGLASS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 class FakeClock:
@@ -36,9 +43,47 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def redis_url() -> str:
-    return TEST_REDIS_URL
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    given = os.environ.get("BREAKGLASS_TEST_REDIS_URL")
+    if given or _answers(DEFAULT_TEST_REDIS_URL):
+        yield given or DEFAULT_TEST_REDIS_URL
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("no Redis answers on 127.0.0.1:6379 and redis-server is not installed (apt-get install redis-server)")
+    port = _free_port()
+    workdir = tempfile.mkdtemp(prefix="breakglass-test-redis-")
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/15"
+    deadline = time.monotonic() + 10
+    while not _answers(url):
+        if time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"redis-server did not start on port {port}")
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
