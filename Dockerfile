@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+#
+# One image for both processes (Procfile):
+#   web (default CMD):  docker run -p 3000:3000 --env-file .env IMAGE
+#   worker:             docker run --env-file .env IMAGE breakglass worker
+#   anything else:      docker run --env-file .env IMAGE breakglass doctor
+# In Kubernetes the worker Deployment sets `args: [breakglass, worker]` (deploy/base/worker.yaml).
+#
+# Base image: an exact tag, the same in both stages. Its multi-arch index digest when this was
+# written was sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d; check it
+# with `docker buildx imagetools inspect python:3.11.14-slim-bookworm` and pin
+# `python:3.11.14-slim-bookworm@sha256:…` in both FROM lines if your pipeline wants bytes, not names.
+
+# --- builder: wheels for the project and every dependency, installed into a venv -------------
+FROM python:3.11.14-slim-bookworm AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /src
+# .dockerignore lets in only what the wheel needs (pyproject.toml, README.md, bot/, workers/).
+COPY . .
+RUN pip wheel --wheel-dir /wheels . \
+ && python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-index --find-links /wheels breakglass
+
+# --- runtime: the venv and nothing else; no compiler, no wheels, no pip cache -----------------
+FROM python:3.11.14-slim-bookworm AS runtime
+
+# checkov:skip=CKV_DOCKER_2: no HEALTHCHECK: one image runs web and worker and only web serves HTTP; Kubernetes ignores HEALTHCHECK and probes /healthz and /readyz itself (deploy/base/web.yaml)
+
+# HOME=/tmp: the root filesystem is read-only in Kubernetes and /tmp is the one writable place
+# (an emptyDir); gunicorn puts its control socket under $HOME.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    PORT=3000
+
+# A fixed numeric uid/gid, so Kubernetes' runAsNonRoot can verify it without an /etc/passwd lookup.
+RUN groupadd --system --gid 10001 breakglass \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin breakglass
+
+COPY --from=builder /opt/venv /opt/venv
+
+USER 10001:10001
+WORKDIR /tmp
+EXPOSE 3000
+
+# gunicorn binds 0.0.0.0:$PORT when PORT is set and --bind is not. No ENTRYPOINT, so any command
+# given to `docker run` or as Kubernetes `args` replaces this one whole.
+CMD ["gunicorn", "--workers", "2", "--threads", "4", "--timeout", "30", "--graceful-timeout", "20", \
+     "--access-logfile", "-", "bot.web:create_wsgi_app()"]
