@@ -39,9 +39,10 @@ AUTHORIZATION_API_GROUP = "authorization.k8s.io"
 DEFAULT_NAMESPACE = "breakglass-system"
 DEFAULT_SERVICE_ACCOUNT = "breakglass"
 
-# Kubernetes object names (RFC 1123 subdomain). A ClusterRole name is never a pattern: RBAC has no
+# ClusterRole names may hold ":" (system:aggregate-to-view). A name is never a pattern: RBAC has no
 # wildcards in resourceNames, so "*" would silently mean "the role literally named *".
-_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.:]{0,251}[a-z0-9])?")
+_ROLE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.:]{0,251}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
@@ -113,10 +114,10 @@ def bot_rbac_manifests(
 ) -> list[dict[str, Any]]:
     """ClusterRole + ClusterRoleBinding, and Role + RoleBinding in ``grant_namespace``, for the bot's
     ServiceAccount ``namespace/service_account``, allowed to bind exactly ``cluster_roles``."""
-    roles = sorted({_check_name(role, "cluster role", _OBJECT_NAME) for role in cluster_roles})
+    roles = sorted({_check_name(role, "cluster role", _ROLE_NAME) for role in cluster_roles})
     _check_name(grant_namespace, "grant namespace", _DNS_LABEL)
     _check_name(namespace, "namespace", _DNS_LABEL)
-    _check_name(service_account, "service account", _OBJECT_NAME)
+    _check_name(service_account, "service account", _DNS_SUBDOMAIN)
     subject = {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}
     grants_name = f"{service_account}-grants"
 

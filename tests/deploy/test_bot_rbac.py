@@ -161,3 +161,8 @@ def test_render_yaml_is_stable_and_round_trips() -> None:
     assert list(yaml.safe_load_all(text)) == manifests
     first = text.split("---\n")[1]
     assert first.startswith("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:")
+
+
+def test_cluster_role_names_with_colons_are_real_names_and_accepted() -> None:
+    rules = _rules(bot_rbac_manifests(["system:aggregate-to-view"]), "ClusterRole")
+    assert ["system:aggregate-to-view"] in [rule.get("resourceNames") for rule in rules]
