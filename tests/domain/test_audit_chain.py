@@ -1,0 +1,137 @@
+"""The audit hash chain on its own: intact chains verify; any change, removal, reordering or lost
+tail is found, and the verdict names the first bad entry."""
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+from bot.domain.audit import GENESIS_HASH, AuditEntry, entry_hash, format_at, next_entry, verify_chain
+from tests.fakes import T0
+
+LENGTH = 6
+
+
+def chain(length: int = LENGTH) -> list[AuditEntry]:
+    entries: list[AuditEntry] = []
+    prev = GENESIS_HASH
+    for seq in range(1, length + 1):
+        entry = next_entry(
+            seq=seq,
+            prev_hash=prev,
+            at=T0 + timedelta(seconds=seq),
+            request_id="BG-7K2QXM" if seq % 2 else None,
+            event="approved" if seq % 2 else "refused",
+            actor="U0000000BOB",
+            details={"count": seq, "note": "ü ✓"},
+        )
+        entries.append(entry)
+        prev = entry.hash
+    return entries
+
+
+def head_of(entries: list[AuditEntry]) -> tuple[int, str]:
+    return (entries[-1].seq, entries[-1].hash) if entries else (0, GENESIS_HASH)
+
+
+def test_intact_chain_verifies() -> None:
+    entries = chain()
+    verdict = verify_chain(entries, head=head_of(entries))
+    assert verdict.ok
+    assert verdict.checked == LENGTH
+    assert verdict.bad_seq is None
+
+
+def test_empty_chain_verifies_against_an_empty_head() -> None:
+    assert verify_chain([], head=(0, GENESIS_HASH)).ok
+    assert verify_chain([]).ok
+
+
+def test_each_entry_hashes_its_fields_and_the_one_before() -> None:
+    entries = chain()
+    assert entries[0].prev_hash == GENESIS_HASH
+    for before, after in pairwise(entries):
+        assert after.prev_hash == before.hash
+    first = entries[0]
+    assert first.hash == entry_hash(
+        first.seq, first.at, first.request_id, first.event, first.actor, first.details, first.prev_hash
+    )
+    assert first.at == format_at(T0 + timedelta(seconds=1)) == "2026-11-27T09:00:01.000000Z"
+
+
+ALTERATIONS: list[tuple[str, dict[str, Any]]] = [
+    ("at", {"at": "2026-11-27T08:00:00.000000Z"}),
+    ("request_id", {"request_id": "BG-222222"}),
+    ("event", {"event": "denied"}),
+    ("actor", {"actor": "U00000CAROL"}),
+    ("details", {"details": {"count": 99, "note": "ü ✓"}}),
+    ("prev_hash", {"prev_hash": "f" * 64}),
+    ("hash", {"hash": "0" * 63 + "1"}),
+    ("seq", {"seq": 42}),
+]
+
+
+@pytest.mark.parametrize("position", range(LENGTH), ids=lambda p: f"entry-{p + 1}")
+@pytest.mark.parametrize("change", [c[1] for c in ALTERATIONS], ids=[c[0] for c in ALTERATIONS])
+def test_altering_any_field_of_any_entry_is_found_at_that_entry(position: int, change: dict[str, Any]) -> None:
+    entries = chain()
+    entries[position] = replace(entries[position], **change)
+    verdict = verify_chain(entries, head=head_of(chain()))
+    assert not verdict.ok
+    assert verdict.bad_seq == position + 1
+    assert verdict.checked == position
+
+
+def test_rehashing_an_altered_entry_is_still_found_at_the_next() -> None:
+    entries = chain()
+    e = replace(entries[2], actor="U00000CAROL")
+    entries[2] = replace(e, hash=entry_hash(e.seq, e.at, e.request_id, e.event, e.actor, e.details, e.prev_hash))
+    verdict = verify_chain(entries, head=head_of(chain()))
+    assert (verdict.ok, verdict.bad_seq) == (False, 4)
+    assert verdict.problem == "entry 4 does not follow entry 3"
+
+
+@pytest.mark.parametrize("position", range(LENGTH - 1), ids=lambda p: f"entry-{p + 1}")
+def test_removing_an_entry_is_found_at_its_seq(position: int) -> None:
+    entries = chain()
+    del entries[position]
+    verdict = verify_chain(entries, head=head_of(chain()))
+    assert (verdict.ok, verdict.bad_seq) == (False, position + 1)
+    assert verdict.problem == f"entry {position + 1} is missing (found {position + 2} next)"
+
+
+@pytest.mark.parametrize("position", range(LENGTH - 1), ids=lambda p: f"entries-{p + 1}-{p + 2}")
+def test_swapping_two_neighbours_is_found_at_the_first(position: int) -> None:
+    entries = chain()
+    entries[position], entries[position + 1] = entries[position + 1], entries[position]
+    verdict = verify_chain(entries, head=head_of(chain()))
+    assert (verdict.ok, verdict.bad_seq) == (False, position + 1)
+
+
+@pytest.mark.parametrize("dropped", [1, 2, LENGTH], ids=["last", "last-two", "all"])
+def test_truncating_the_tail_is_found_through_the_head(dropped: int) -> None:
+    full = chain()
+    verdict = verify_chain(full[: LENGTH - dropped], head=head_of(full))
+    assert not verdict.ok
+    assert verdict.bad_seq == LENGTH - dropped + 1
+    assert verdict.problem == f"entries after {LENGTH - dropped} are missing (the head is at {LENGTH})"
+
+
+def test_truncating_the_tail_without_a_head_goes_unnoticed() -> None:
+    # Why the store keeps a head: the chain alone cannot know it lost its newest entries.
+    assert verify_chain(chain()[:-1]).ok
+
+
+def test_a_head_that_does_not_match_the_last_hash_fails() -> None:
+    entries = chain()
+    verdict = verify_chain(entries, head=(LENGTH, "e" * 64))
+    assert not verdict.ok
+    assert verdict.bad_seq == LENGTH + 1
+
+
+def test_entries_round_trip_through_their_json() -> None:
+    for entry in chain():
+        assert AuditEntry.from_dict(json.loads(entry.to_json())) == entry

@@ -1,0 +1,143 @@
+"""Settings from the environment: a missing or malformed variable stops start-up with one line that
+names it, and secret values appear nowhere (not in that line, not in ``repr``/``str``)."""
+
+import traceback
+
+import pytest
+
+from bot.settings import Settings, SettingsError, load_settings
+
+BOT_TOKEN = "xoxb-1111-2222-SECRETBOTTOKEN"
+SIGNING_SECRET = "SECRETSIGNING0123456789"
+APP_TOKEN = "xapp-1-SECRETAPPTOKEN"
+ADMIN_TOKEN = "xoxp-SECRETADMINTOKEN"
+WEBHOOK_TOKEN = "SECRETWEBHOOKTOKEN"
+SECRETS = ("SECRETBOTTOKEN", "SECRETSIGNING", "SECRETAPPTOKEN", "SECRETADMINTOKEN", "SECRETWEBHOOKTOKEN")
+
+MINIMAL = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # load_settings(environ) also reads the process environment (pydantic-settings fills missing
+    # fields from it), so a variable set where the tests run would leak into every case.
+    for field in Settings.model_fields.values():
+        monkeypatch.delenv(str(field.validation_alias), raising=False)
+
+
+def refusal(environ: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ)
+    text = str(raised.value)
+    assert "\n" not in text, "one line"
+    rendered = "".join(traceback.format_exception(raised.value))
+    for secret in SECRETS:
+        assert secret not in text
+        assert secret not in repr(raised.value)
+        assert secret not in rendered
+    return text
+
+
+def test_minimal_environment_gives_the_contract_defaults() -> None:
+    settings = load_settings(MINIMAL)
+    assert settings.slack_bot_token.get_secret_value() == BOT_TOKEN
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.redis_url == "redis://localhost:6379/0"
+    assert settings.roster_path == "roster.yaml"
+    assert settings.port == 3000
+    assert settings.audit_webhook_token is None
+    assert settings.slack_app_token is None
+    assert not settings.socket_mode
+
+
+def test_app_token_selects_socket_mode_without_a_signing_secret() -> None:
+    settings = load_settings({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN})
+    assert settings.socket_mode
+    assert settings.slack_signing_secret is None
+
+
+def test_api_url_gets_its_trailing_slash() -> None:
+    settings = load_settings({**MINIMAL, "BREAKGLASS_SLACK_API_URL": "http://127.0.0.1:9999/api"})
+    assert settings.slack_api_url == "http://127.0.0.1:9999/api/"
+
+
+def test_without_an_environ_the_process_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("PORT", "8080")
+    settings = load_settings()
+    assert settings.slack_bot_token.get_secret_value() == BOT_TOKEN
+    assert settings.port == 8080
+
+
+@pytest.mark.parametrize(
+    ("environ", "line"),
+    [
+        ({"SLACK_SIGNING_SECRET": SIGNING_SECRET}, "SLACK_BOT_TOKEN: is required"),
+        (
+            {"SLACK_BOT_TOKEN": "xoxp-SECRETBOTTOKEN", "SLACK_SIGNING_SECRET": SIGNING_SECRET},
+            "SLACK_BOT_TOKEN: must be a bot token starting with xoxb-",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": BOT_TOKEN},
+            "SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode",
+        ),
+        (
+            {**MINIMAL, "SLACK_APP_TOKEN": "xoxb-SECRETAPPTOKEN"},
+            "SLACK_APP_TOKEN: must be an app-level token starting with xapp-",
+        ),
+        (
+            {**MINIMAL, "BREAKGLASS_SLACK_API_URL": "slack.com/api"},
+            "BREAKGLASS_SLACK_API_URL: must be an http(s) URL",
+        ),
+        (
+            {**MINIMAL, "BREAKGLASS_REDIS_URL": "localhost:6379"},
+            "BREAKGLASS_REDIS_URL: must be a redis://, rediss:// or unix:// URL",
+        ),
+        ({**MINIMAL, "PORT": "http"}, "PORT: Input should be a valid integer, unable to parse string as an integer"),
+        ({**MINIMAL, "PORT": "0"}, "PORT: Input should be greater than or equal to 1"),
+        ({**MINIMAL, "PORT": "65536"}, "PORT: Input should be less than or equal to 65535"),
+        (
+            {**MINIMAL, "BREAKGLASS_SWEEP_INTERVAL": "often"},
+            "BREAKGLASS_SWEEP_INTERVAL: 'often' is not a duration; write it like 90s, 15m, 2h or 1h30m",
+        ),
+    ],
+    ids=[
+        "bot-token-missing",
+        "bot-token-wrong-kind",
+        "signing-secret-missing",
+        "app-token-wrong-kind",
+        "api-url-not-http",
+        "redis-url-not-redis",
+        "port-not-a-number",
+        "port-zero",
+        "port-too-high",
+        "sweep-interval-not-a-duration",
+    ],
+)
+def test_bad_setting_gives_one_line_naming_the_variable(environ: dict[str, str], line: str) -> None:
+    assert refusal(environ) == line
+
+
+def test_secrets_never_appear_in_repr_or_str() -> None:
+    settings = load_settings(
+        {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "SLACK_ADMIN_TOKEN": ADMIN_TOKEN,
+            "BREAKGLASS_AUDIT_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+        }
+    )
+    for text in (repr(settings), str(settings), repr(settings.slack_bot_token), f"{settings.slack_app_token}"):
+        for secret in SECRETS:
+            assert secret not in text
+    assert settings.slack_admin_token is not None
+    assert settings.slack_admin_token.get_secret_value() == ADMIN_TOKEN
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(MINIMAL)
+    with pytest.raises(ValueError, match="frozen"):
+        settings.port = 8080  # type: ignore[misc]
+    assert isinstance(settings, Settings)
