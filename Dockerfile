@@ -49,7 +49,7 @@ USER 10001:10001
 WORKDIR /tmp
 EXPOSE 3000
 
-# gunicorn binds 0.0.0.0:$PORT when PORT is set and --bind is not. No ENTRYPOINT, so any command
-# given to `docker run` or as Kubernetes `args` replaces this one whole.
-CMD ["gunicorn", "--workers", "2", "--threads", "4", "--timeout", "30", "--graceful-timeout", "20", \
-     "--access-logfile", "-", "bot.web:create_wsgi_app()"]
+# The Procfile's web line: settings and roster are checked first (one line naming what is wrong),
+# then gunicorn serves 0.0.0.0:$PORT (or Socket Mode when SLACK_APP_TOKEN is set). No ENTRYPOINT, so
+# any command given to `docker run` or as Kubernetes `args` replaces this one whole.
+CMD ["breakglass", "web"]
