@@ -1075,11 +1075,11 @@ class SlackApiDouble:
             found.members = set(members)
             found.bot_is_member = bot_is_member
 
-    def add_message(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> str:
+    def add_message(self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None) -> str:
         """A person's own message in a channel (e.g. to thread a reply under); returns its ts."""
         with self._lock:
             found = self._channel(channel)
-            message = _Message(channel=found.id, ts=self._next_ts(), text=text, blocks=[], user=user, bot_id=None)
+            message = _Message(channel=found.id, ts=self._next_ts(), text=text, blocks=[], user=user_id, bot_id=None)
             self._place(message, thread_ts)
             return message.ts
 
@@ -1119,27 +1119,27 @@ class SlackApiDouble:
 
     # -- what Slack mints for the app (used by bot.standins.slack_events) ---------------------------
 
-    def mint_trigger_id(self, user: str) -> str:
+    def mint_trigger_id(self, user_id: str) -> str:
         """A trigger id as Slack puts in an interaction payload: good for one view, for 3 seconds."""
         with self._lock:
             self._counter += 1
             trigger_id = f"{int(self.now())}.{self._counter}.{secrets.token_hex(16)}"
-            self._triggers[trigger_id] = _Trigger(user=user, issued_at=self.now())
+            self._triggers[trigger_id] = _Trigger(user=user_id, issued_at=self.now())
             return trigger_id
 
     def mint_response_url(
         self,
-        user: str,
+        user_id: str,
         channel: str,
         *,
         message_ts: str | None = None,
         message_is_ephemeral: bool = False,
     ) -> str:
-        """A response URL for an interaction by ``user`` in ``channel`` (about ``message_ts``, for a click)."""
+        """A response URL for an interaction by ``user_id`` in ``channel`` (about ``message_ts``, for a click)."""
         with self._lock:
             key = secrets.token_urlsafe(18)
             self._response_urls[key] = _ResponseUrl(
-                user=user,
+                user=user_id,
                 channel=self._channel_id_for(channel),
                 issued_at=self.now(),
                 message_ts=message_ts,
@@ -1147,9 +1147,9 @@ class SlackApiDouble:
             )
             return f"{self.base_url}/response/{key}"
 
-    def dm_channel_id(self, user: str) -> str:
-        """The id of ``user``'s DM with the bot: deterministic, so tests can name it before it exists."""
-        return "D" + user[1:] if user[:1] in ("U", "W") else "D" + user
+    def dm_channel_id(self, user_id: str) -> str:
+        """The id of ``user_id``'s DM with the bot: deterministic, so tests can name it before it exists."""
+        return "D" + user_id[1:] if user_id[:1] in ("U", "W") else "D" + user_id
 
     def message_payload(self, channel: str, ts: str) -> JsonDict | None:
         """The message as Slack puts it in a ``block_actions`` payload, or None if there is none."""
@@ -1157,10 +1157,10 @@ class SlackApiDouble:
             found = self._messages.get((self._channel_id_for(channel), ts))
             return self._message_json(found) if found is not None and not found.deleted else None
 
-    def user_name(self, user: str) -> str:
+    def user_name(self, user_id: str) -> str:
         with self._lock:
-            found = self._users.get(user)
-            return str(found["name"]) if found else user
+            found = self._users.get(user_id)
+            return str(found["name"]) if found else user_id
 
     def channel_name(self, channel: str) -> str:
         with self._lock:
@@ -1169,18 +1169,18 @@ class SlackApiDouble:
                 return channel
             return "directmessage" if found.is_im else found.name
 
-    def ensure_dm(self, user: str) -> str:
+    def ensure_dm(self, user_id: str) -> str:
         with self._lock:
-            return self._open_dm(user).id
+            return self._open_dm(user_id).id
 
-    def reply_to_command(self, user: str, channel: str, command: str, status: int, body: bytes) -> None:
+    def reply_to_command(self, user_id: str, channel: str, command: str, status: int, body: bytes) -> None:
         """What Slack does with the app's HTTP answer to a slash command: show its body to the person
         (ephemeral unless ``response_type`` is ``in_channel``), or say the command failed."""
         with self._lock:
             channel_id = self._channel_id_for(channel)
             if status != 200:
                 reason = "http_service_error" if status >= 500 else "http_client_error"
-                self._add_ephemeral(user, channel_id, f'{command} failed with the error "{reason}"', [], "slack")
+                self._add_ephemeral(user_id, channel_id, f'{command} failed with the error "{reason}"', [], "slack")
                 return
             if not body.strip():
                 return
@@ -1203,13 +1203,13 @@ class SlackApiDouble:
                 )
                 self._place(message, None)
             else:
-                self._add_ephemeral(user, channel_id, text, list(blocks), "command_reply")
+                self._add_ephemeral(user_id, channel_id, text, list(blocks), "command_reply")
 
-    def apply_view_response(self, user: str, view_id: str, status: int, body: bytes) -> None:
+    def apply_view_response(self, user_id: str, view_id: str, status: int, body: bytes) -> None:
         """What Slack does with the app's answer to a ``view_submission``: close, update, push or keep
         the modal (``response_action`` ``errors`` keeps it open)."""
         with self._lock:
-            stack = self._stacks.get(user, [])
+            stack = self._stacks.get(user_id, [])
             if status != 200 or view_id not in stack:
                 return
             payload: Any = {}
@@ -1227,12 +1227,12 @@ class SlackApiDouble:
                 stack.clear()
             elif action == "update" and isinstance(payload.get("view"), dict):
                 current = self._views[view_id]
-                current.view = self._stored_view(payload["view"], view_id, user, current.view.get("root_view_id"))
+                current.view = self._stored_view(payload["view"], view_id, user_id, current.view.get("root_view_id"))
             elif action == "push" and isinstance(payload.get("view"), dict):
                 new_id = self._new_view_id()
-                stored = self._stored_view(payload["view"], new_id, user, stack[0])
+                stored = self._stored_view(payload["view"], new_id, user_id, stack[0])
                 stored["previous_view_id"] = view_id
-                self._views[new_id] = _View(new_id, user, stored, "response_action", "")
+                self._views[new_id] = _View(new_id, user_id, stored, "response_action", "")
                 stack.append(new_id)
             else:
                 self._views[view_id].is_open = False
@@ -1275,41 +1275,41 @@ class SlackApiDouble:
             wanted = self._channel_id_for(channel) if channel is not None else None
             return [m.snapshot() for m in self._messages.values() if m.lost and (wanted is None or m.channel == wanted)]
 
-    def dm(self, user: str) -> list[SlackMessage]:
-        """What ``user`` reads in their DM with the bot (top-level messages, oldest first)."""
-        return self.messages(self.dm_channel_id(user))
+    def dm(self, user_id: str) -> list[SlackMessage]:
+        """What ``user_id`` reads in their DM with the bot (top-level messages, oldest first)."""
+        return self.messages(self.dm_channel_id(user_id))
 
-    def ephemerals(self, user: str | None = None, channel: str | None = None) -> list[Ephemeral]:
+    def ephemerals(self, user_id: str | None = None, channel: str | None = None) -> list[Ephemeral]:
         with self._lock:
             wanted = self._channel_id_for(channel) if channel is not None else None
             return [
                 e.snapshot()
                 for e in self._ephemerals
-                if not e.deleted and (user is None or e.user == user) and (wanted is None or e.channel == wanted)
+                if not e.deleted and (user_id is None or e.user == user_id) and (wanted is None or e.channel == wanted)
             ]
 
-    def views_opened(self, user: str | None = None) -> list[OpenedView]:
+    def views_opened(self, user_id: str | None = None) -> list[OpenedView]:
         """Every modal opened or pushed, in order, each with its latest content."""
         with self._lock:
             return [
                 OpenedView(v.id, v.user, v.via, v.trigger_id, copy.deepcopy(v.view), v.is_open)
                 for v in self._views.values()
-                if v.view.get("type") == "modal" and (user is None or v.user == user)
+                if v.view.get("type") == "modal" and (user_id is None or v.user == user_id)
             ]
 
-    def open_views(self, user: str) -> list[JsonDict]:
-        """The modal stack ``user`` has on screen now, bottom first."""
+    def open_views(self, user_id: str) -> list[JsonDict]:
+        """The modal stack ``user_id`` has on screen now, bottom first."""
         with self._lock:
-            return [copy.deepcopy(self._views[v].view) for v in self._stacks.get(user, [])]
+            return [copy.deepcopy(self._views[v].view) for v in self._stacks.get(user_id, [])]
 
     def view(self, view_id: str) -> JsonDict | None:
         with self._lock:
             found = self._views.get(view_id)
             return copy.deepcopy(found.view) if found else None
 
-    def home_view(self, user: str) -> JsonDict | None:
+    def home_view(self, user_id: str) -> JsonDict | None:
         with self._lock:
-            view_id = self._home.get(user)
+            view_id = self._home.get(user_id)
             return copy.deepcopy(self._views[view_id].view) if view_id else None
 
     def files(self, channel_or_user: str | None = None) -> list[UploadedFile]:
@@ -1371,6 +1371,8 @@ class SlackApiDouble:
         warnings: list[str] = []
         content_type = headers.get("content-type", "")
         token: str | None = None
+        body_token: Any = None
+        refusal: _SlackError | None = None
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             token = auth[7:].strip()
@@ -1382,7 +1384,7 @@ class SlackApiDouble:
                     parsed = json.loads(body)
                     if not isinstance(parsed, dict):
                         raise _SlackError("invalid_json")
-                    parsed.pop("token", None)  # Slack does not read a token from a JSON body
+                    body_token = parsed.pop("token", None)  # Slack does not read a token from a JSON body
                     params.update(parsed)
                 elif content_type.startswith("application/x-www-form-urlencoded"):
                     params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
@@ -1393,10 +1395,13 @@ class SlackApiDouble:
             if token is None and isinstance(params.get("token"), str):
                 token = params["token"]
         except ValueError:
-            return self._finish(method, params, "none", _SlackError("invalid_json"), None)
-        except _SlackError as refusal:
+            refusal = _SlackError("invalid_json")
+        except _SlackError as caught:
+            refusal = caught
+        if "token" in params or body_token is not None:
+            params["token"] = "[redacted]"  # noqa: S105 - the record never keeps a credential
+        if refusal is not None:
             return self._finish(method, params, "none", refusal, None)
-        params.pop("token", None)
 
         if method not in _METHOD_SCOPES:
             return self._finish(method, params, "none", _SlackError("unknown_method", req_method=method), None)
@@ -1421,8 +1426,8 @@ class SlackApiDouble:
             handler = getattr(self, "_m_" + method.replace(".", "_"))
             try:
                 result = handler(params, caller)
-            except _SlackError as refusal:
-                return self._finish(method, params, kind, refusal, caller)
+            except _SlackError as refused:
+                return self._finish(method, params, kind, refused, caller)
             if warnings:
                 result["warning"] = ",".join(warnings)
                 result.setdefault("response_metadata", {})["warnings"] = warnings

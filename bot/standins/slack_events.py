@@ -246,18 +246,20 @@ class SlackSender:
         user_id: str,
         action_id: str,
         value: str | None = None,
+        message_ts: str | None = None,
+        channel_id: str | None = None,
         *,
-        message_ts: str,
-        channel_id: str,
         stale: bool = False,
     ) -> AppReply:
         """``user_id`` clicks the button ``action_id`` (with ``value``, if given) on the message
         ``message_ts`` in ``channel_id``. The button must be on the message as it reads now; with
         ``stale=True`` an earlier version of the message will do (a screen that had not caught up)."""
+        if message_ts is None or channel_id is None:
+            raise TypeError("click() needs the message_ts and channel_id of the message holding the button")
         message = self.slack.message_payload(channel_id, message_ts)
         ephemeral = None
         if message is None:
-            ephemeral = next((e for e in self.slack.ephemerals(user=user_id) if e.message_ts == message_ts), None)
+            ephemeral = next((e for e in self.slack.ephemerals(user_id=user_id) if e.message_ts == message_ts), None)
             if ephemeral is None:
                 raise NotOnScreen(f"no message {message_ts} in {channel_id} for {user_id}")
             versions = [list(ephemeral.blocks)]

@@ -551,3 +551,35 @@ def test_bolt_publishes_the_home_tab_when_it_is_opened_and_its_buttons_can_be_cl
 
     assert slack.render_text(slack.home_view(ALICE)) == "[Revoke]"
     assert clicks == ["BG-7K2QXM"]
+
+
+def test_a_button_in_an_ephemeral_is_clicked_in_place_and_delete_original_removes_it(slack: SlackApiDouble) -> None:
+    def register(app: App) -> None:
+        @app.action("cancel")
+        def cancel(ack: Any, respond: Any, body: dict[str, Any]) -> None:
+            ack()
+            assert body["container"]["is_ephemeral"] is True
+            respond(delete_original=True)
+
+    client = WebClient(token=slack.bot_token, base_url=slack.api_url)
+    confirm = [
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                    "action_id": "cancel",
+                    "value": "BG-7K2QXM",
+                }
+            ],
+        }
+    ]
+    ts = client.chat_postEphemeral(channel=INCIDENTS, user=ALICE, text="Cancel BG-7K2QXM?", blocks=confirm)[
+        "message_ts"
+    ]
+    with bolt_app(slack, register) as url:
+        reply = SlackSender(url, SECRET, slack).click(ALICE, "cancel", "BG-7K2QXM", ts, INCIDENTS)
+
+    assert reply.status == 200
+    assert slack.ephemerals(ALICE) == []
