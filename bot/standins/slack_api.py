@@ -1685,7 +1685,10 @@ class SlackApiDouble:
         user = str(params.get("user") or "")
         if user not in self._users:
             raise _SlackError("user_not_found")
-        return {"user": self._user_view(user, admin=caller.kind == "admin", scopes=caller.scopes)}
+        shown = self._user_view(user, admin=caller.kind == "admin", scopes=caller.scopes)
+        if _as_bool(params.get("include_locale", False)):
+            shown["locale"] = "en-US"
+        return {"user": shown}
 
     def _m_views_open(self, params: JsonDict, caller: _Caller) -> JsonDict:
         trigger = self._exchange_trigger(params)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import secrets
 import time
@@ -121,9 +122,10 @@ class SlackSender:
         self.team_id = team_id or slack.team_id
         self.enterprise_id = enterprise_id if enterprise_id is not None else slack.enterprise_id
         self.api_app_id = api_app_id or slack.app_id
+        # Bolt checks the timestamp against its own clock: keep the real one unless testing staleness.
         self.clock = clock
         self.timeout = timeout
-        self._event_counter = 0
+        self._event_numbers = itertools.count(1)
 
     def now(self) -> float:
         return epoch_seconds(self.clock())
@@ -173,8 +175,7 @@ class SlackSender:
         reproduces Slack's redelivery of an event it thinks was not received."""
         now = self.now()
         if event_id is None:
-            self._event_counter += 1
-            event_id = f"Ev{int(now)}{self._event_counter:04d}"
+            event_id = f"Ev{int(now)}{next(self._event_numbers):04d}"
         envelope: JsonDict = {
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,

@@ -460,6 +460,8 @@ def test_users_info_is_shaped_like_slacks(client: WebClient) -> None:
     assert user["is_bot"] is False
     assert user["deleted"] is False
     assert "is_invited_user" not in user
+    assert "locale" not in user
+    assert client.users_info(user=ALICE, include_locale=True)["user"]["locale"] == "en-US"
 
 
 def test_a_bot_token_never_sees_has_2fa(client: WebClient) -> None:
