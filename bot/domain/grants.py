@@ -21,6 +21,9 @@ REQUESTER_ANNOTATION = "breakglass.dev/requester"
 APPROVERS_ANNOTATION = "breakglass.dev/approvers"
 REASON_ANNOTATION = "breakglass.dev/reason"
 EXPIRES_AT_ANNOTATION = "breakglass.dev/expires-at"
+# On a ``credentials: token`` grant's binding: "<namespace>/<name>" of the ServiceAccount made for it,
+# so the cluster alone says what a revoke or the sweep must delete besides the binding.
+SERVICE_ACCOUNT_ANNOTATION = "breakglass.dev/service-account"
 # Label values must be DNS-label-ish; the id is stored in its canonical upper-case form.
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 
