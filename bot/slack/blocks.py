@@ -1,0 +1,464 @@
+"""Block Kit renderers: they render, they do not decide.
+
+Each function takes facts that are already decided (a request in its current state, the roster, the
+clock's ``now``) and returns Slack's JSON. Wording comes from ``wording.py``; this module only wraps
+it in blocks and keeps within Slack's limits (3,000 characters a text, 50 blocks a message, 100 a
+view). Action ids, block ids and callback ids are wire constants named once, here.
+
+Text objects that may contain what a person typed are mrkdwn with ``verbatim: true`` (Slack then
+does not auto-link URLs or channel names in them) *and* escaped by the wording functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain import policy
+from bot.domain.audit import AuditEntry
+from bot.domain.durations import format_duration
+from bot.domain.lifecycle import AccessRequest, State
+from bot.domain.roster import Roster
+from bot.slack import wording
+from bot.slack.forms import (
+    CHANNEL_INPUT,
+    CLUSTER_INPUT,
+    DURATION_INPUT,
+    NAMESPACE_INPUT,
+    NAMESPACE_TEXT_INPUT,
+    REASON_INPUT,
+    REVIEW_INPUT,
+    ROLE_INPUT,
+    FormOptions,
+)
+from bot.slack.text import (
+    BUTTON_LIMIT,
+    FIELD_LIMIT,
+    HEADER_LIMIT,
+    MESSAGE_BLOCKS,
+    MESSAGE_TEXT_LIMIT,
+    OPTION_LIMIT,
+    TEXT_LIMIT,
+    TITLE_LIMIT,
+    VIEW_BLOCKS,
+    Block,
+    fit_blocks,
+    truncate,
+)
+
+# --- wire constants --------------------------------------------------------------------------------
+
+APPROVE_ACTION = "approve"  # contract: the request message's buttons
+DENY_ACTION = "deny"
+EXTEND_ACTION = "extend"  # opens the extension form (reminder DM, Home tab)
+REVOKE_ACTION = "revoke"  # Home tab
+CANCEL_ACTION = "cancel"  # Home tab
+REVIEW_ACTION = "review"  # opens the review form (ended DM, Home tab)
+DECISION_BLOCK = "decision"
+
+REQUEST_CALLBACK = "breakglass_request"
+EXTEND_CALLBACK = "breakglass_extend"
+REVIEW_CALLBACK = "breakglass_review"
+
+
+Message = tuple[str, list[Block]]
+
+# --- building blocks -------------------------------------------------------------------------------
+
+
+def mrkdwn(text: str, limit: int = TEXT_LIMIT) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": truncate(text, limit), "verbatim": True}
+
+
+def plain(text: str, limit: int = TEXT_LIMIT) -> dict[str, Any]:
+    return {"type": "plain_text", "text": truncate(text, limit), "emoji": True}
+
+
+def section(text: str, **extra: Any) -> Block:
+    return {"type": "section", "text": mrkdwn(text), **extra}
+
+
+def context(*texts: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(t) for t in texts[:10]]}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(text, HEADER_LIMIT)}
+
+
+def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": plain(text, BUTTON_LIMIT),
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def option(text: str, value: str) -> dict[str, Any]:
+    return {"text": plain(text, OPTION_LIMIT), "value": value}
+
+
+def fallback(text: str) -> str:
+    return truncate(text, MESSAGE_TEXT_LIMIT)
+
+
+# --- the request message ---------------------------------------------------------------------------
+
+
+def request_message(request: AccessRequest, roster: Roster, now: datetime, *, buttons: bool = True) -> list[Block]:
+    """The root message of a request, as it stands. Approve/Deny only while approvals are outstanding."""
+    role = roster.roles.get(request.role)
+    role_text = wording.code(request.role) + (
+        f" (ClusterRole {wording.code(role.cluster_role)})" if role and role.cluster_role != request.role else ""
+    )
+    fields = [
+        f"*Requester*\n{wording.who(request.requester)}",
+        f"*Target*\n{wording.target(request)}",
+        f"*Role*\n{role_text}",
+        f"*For*\n{format_duration(request.duration)}",
+        f"*State*\n{wording.state_text(request)}",
+        f"*Approvals*\n{wording.approvals_text(request)}",
+    ]
+    blocks: list[Block] = [
+        header(wording.request_title(request)),
+        section(wording.request_summary(request)),
+        {"type": "section", "fields": [mrkdwn(f, FIELD_LIMIT) for f in fields]},
+        section("*Reason*\n" + wording.reason_text(request.reason)),
+    ]
+    if request.self_service:
+        blocks.append(section(wording.self_service_warning(request, roster)))
+    if request.note and request.state in (State.FAILED, State.REVOKED, State.EXPIRED):
+        blocks.append(context(f":information_source: {wording.reason_text(request.note, 2000)}"))
+    review = wording.review_status(request)
+    if review:
+        blocks.append(context(review))
+    blocks.append(context(wording.lifecycle_text(request, roster, now)))
+    if buttons and request.state is State.PENDING and not request.self_service:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": DECISION_BLOCK,
+                "elements": [
+                    button("Approve", APPROVE_ACTION, request.id, "primary"),
+                    button("Deny", DENY_ACTION, request.id, "danger"),
+                ],
+            }
+        )
+    return fit_blocks(blocks, MESSAGE_BLOCKS)
+
+
+def thread_reply(entry: AuditEntry, request: AccessRequest) -> Message | None:
+    """The thread reply for one audit entry, with its time; None for entries kept out of the channel."""
+    text = wording.event_text(entry, request)
+    if text is None:
+        return None
+    at = datetime.fromisoformat(entry.at.replace("Z", "+00:00"))
+    blocks = [section(text), context(f"{wording.when(at)} · audit #{entry.seq}")]
+    return fallback(f"{wording.event_fallback(entry)}"), blocks
+
+
+# --- direct messages ---------------------------------------------------------------------------------
+
+
+def dm(text: str, *actions: dict[str, Any], block_id: str = "dm_actions") -> Message:
+    blocks = [section(text)]
+    if actions:
+        blocks.append({"type": "actions", "block_id": block_id, "elements": list(actions)})
+    return fallback(text), blocks
+
+
+def reminder_dm(request: AccessRequest, text: str, can_extend: bool) -> Message:
+    if can_extend:
+        return dm(text, button("Extend", EXTEND_ACTION, request.id, "primary"))
+    return dm(text)
+
+
+def ended_dm(request: AccessRequest, text: str) -> Message:
+    if request.review is None:
+        return dm(text, button("Write review", REVIEW_ACTION, request.id))
+    return dm(text)
+
+
+# --- ephemeral replies -------------------------------------------------------------------------------
+
+
+def reply(text: str) -> Message:
+    return fallback(text), [section(text)]
+
+
+def help_message(roster: Roster, person: str | None, unknown: str | None = None) -> Message:
+    return reply(wording.help_text(roster, person, unknown))
+
+
+def listing(mine: Sequence[AccessRequest], waiting: Sequence[AccessRequest], now: datetime) -> Message:
+    blocks: list[Block] = [section("*Your requests and grants*")]
+    if mine:
+        blocks.extend(section(wording.status_line(r, now)) for r in mine[:20])
+    else:
+        blocks.append(context("None yet."))
+    blocks.append(section("*Waiting for your approval*"))
+    if waiting:
+        blocks.extend(section(wording.status_line(r, now)) for r in waiting[:20])
+    else:
+        blocks.append(context("Nothing is waiting for you."))
+    return fallback(f"{len(mine)} request(s) of yours, {len(waiting)} waiting for you"), fit_blocks(blocks)
+
+
+def status(request: AccessRequest, roster: Roster, now: datetime) -> Message:
+    return fallback(wording.request_fallback(request)), request_message(request, roster, now, buttons=False)
+
+
+# --- modals ------------------------------------------------------------------------------------------
+
+
+def _modal(
+    callback_id: str, title: str, blocks: list[Block], submit: str | None, private_metadata: str = ""
+) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": plain(title, TITLE_LIMIT),
+        "close": plain("Close", TITLE_LIMIT),
+        "blocks": fit_blocks(blocks, VIEW_BLOCKS),
+    }
+    if submit:
+        view["submit"] = plain(submit, TITLE_LIMIT)
+    if private_metadata:
+        view["private_metadata"] = private_metadata
+    return view
+
+
+def _select(
+    block_id: str, label: str, options: Sequence[tuple[str, str]], *, optional: bool = False, hint: str | None = None
+) -> Block:
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": plain(label, 2000),
+        "element": {
+            "type": "static_select",
+            "action_id": block_id,
+            "placeholder": plain("Choose…", 150),
+            "options": [option(text, value) for text, value in options[:100]],
+        },
+    }
+    if hint:
+        block["hint"] = plain(hint, 2000)
+    return block
+
+
+def _text_input(
+    block_id: str,
+    label: str,
+    *,
+    multiline: bool = False,
+    min_length: int | None = None,
+    max_length: int | None = None,
+    optional: bool = False,
+    hint: str | None = None,
+    placeholder: str | None = None,
+) -> Block:
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": block_id, "multiline": multiline}
+    if min_length is not None:
+        element["min_length"] = min_length
+    if max_length is not None:
+        element["max_length"] = max_length
+    if placeholder:
+        element["placeholder"] = plain(placeholder, 150)
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": plain(label, 2000),
+        "element": element,
+    }
+    if hint:
+        block["hint"] = plain(hint, 2000)
+    return block
+
+
+def request_modal(options: FormOptions, roster: Roster) -> dict[str, Any]:
+    """The request form, offering only what the person is entitled to (checked again on submit)."""
+    blocks: list[Block] = [
+        context("Ask for time-boxed access. Approvers are told at once; everything is audited."),
+        _select(CLUSTER_INPUT, "Cluster", [(c, c) for c in options.clusters]),
+    ]
+    if options.namespaces:
+        blocks.append(
+            _select(
+                NAMESPACE_INPUT,
+                "Namespace",
+                [(n, n) for n in options.namespaces],
+                optional=True,
+                hint="Leave empty for a cluster-wide role, or type a namespace below instead.",
+            )
+        )
+    patterns = ", ".join(options.namespace_patterns) if options.namespace_patterns else "any namespace"
+    blocks.append(
+        _text_input(
+            NAMESPACE_TEXT_INPUT,
+            "Other namespace",
+            optional=True,
+            max_length=63,
+            hint=f"A namespace you are entitled to: {patterns}.",
+            placeholder="e.g. payments-eu",
+        )
+    )
+    blocks.append(
+        _select(
+            ROLE_INPUT,
+            "Role",
+            [(f"{r} (up to {format_duration(roster.roles[r].max_duration)})", r) for r in options.roles],
+        )
+    )
+    blocks.append(
+        _select(
+            DURATION_INPUT,
+            "For how long",
+            [(format_duration(d), format_duration(d)) for d in options.durations],
+            hint="Counted from the moment access is in place; each role has its own maximum.",
+        )
+    )
+    blocks.append(
+        _text_input(
+            REASON_INPUT,
+            "Reason",
+            multiline=True,
+            min_length=policy.REASON_MIN,
+            max_length=policy.REASON_MAX,
+            hint="The incident and what you need to do. Shown to approvers and kept in the audit log.",
+        )
+    )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": CHANNEL_INPUT,
+            "label": plain("Post the request in", 2000),
+            "element": {
+                "type": "conversations_select",
+                "action_id": CHANNEL_INPUT,
+                "initial_conversation": roster.incident_channel,
+                "filter": {"include": ["public", "private"], "exclude_bot_users": True},
+            },
+        }
+    )
+    blocks.append(context(wording.mfa_statement(roster)))
+    return _modal(REQUEST_CALLBACK, "Break-glass access", blocks, "Request")
+
+
+def extension_modal(grant: AccessRequest, durations: Sequence[timedelta], now: datetime) -> dict[str, Any]:
+    left = grant.time_left(now)
+    blocks: list[Block] = [
+        section(
+            f"Extend *{grant.id}* ({wording.code(grant.role)} on *{wording.target(grant)}*), "
+            f"{wording.left(left)} left. An extension is approved like a new request."
+        ),
+        _select(DURATION_INPUT, "Extend by", [(format_duration(d), format_duration(d)) for d in durations]),
+        _text_input(
+            REASON_INPUT,
+            "Reason",
+            multiline=True,
+            min_length=policy.REASON_MIN,
+            max_length=policy.REASON_MAX,
+            hint="Why more time is needed.",
+        ),
+    ]
+    return _modal(EXTEND_CALLBACK, "Extend access", blocks, "Ask", private_metadata=grant.id)
+
+
+def review_modal(request: AccessRequest, minimum: int, maximum: int) -> dict[str, Any]:
+    blocks: list[Block] = [
+        section(
+            f"Review of *{request.id}* ({wording.code(request.role)} on *{wording.target(request)}*): "
+            "what was done, and why it was needed. It is posted in the request's thread and kept in the audit log."
+        ),
+        _text_input(REVIEW_INPUT, "Review", multiline=True, min_length=minimum, max_length=maximum),
+    ]
+    return _modal(REVIEW_CALLBACK, "Write a review", blocks, "Save", private_metadata=request.id)
+
+
+def notice_modal(title: str, text: str) -> dict[str, Any]:
+    """What a submitted form turns into: a confirmation, or why nothing was done."""
+    return _modal("breakglass_notice", title, [section(text)], None)
+
+
+# --- App Home ------------------------------------------------------------------------------------------
+
+
+def home_view(
+    roster: Roster,
+    person: str,
+    mine: Sequence[AccessRequest],
+    waiting: Sequence[AccessRequest],
+    now: datetime,
+    notice: str | None = None,
+) -> dict[str, Any]:
+    active = [r for r in mine if r.state is State.ACTIVE and not r.extends]
+    pending = [r for r in mine if r.state is State.PENDING]
+    owed = [r for r in mine if r.self_service and r.review_owed and r.state.terminal][:10]
+    blocks: list[Block] = [header("breakglass")]
+    if notice:
+        blocks.append(section(notice))
+    blocks.append(context(f"Type `{wording.COMMAND}` anywhere to ask for access. Updated {wording.when(now)}."))
+
+    blocks.append(header("Your active grants"))
+    for r in active[:15]:
+        elements = [button("Revoke", REVOKE_ACTION, r.id, "danger")]
+        if policy.extension_room(roster, r) > timedelta(0):
+            elements.insert(0, button("Extend", EXTEND_ACTION, r.id))
+        blocks.append(section(wording.status_line(r, now)))
+        blocks.append({"type": "actions", "block_id": f"grant:{r.id}", "elements": elements})
+    if not active:
+        blocks.append(context("No active grants."))
+
+    blocks.append(header("Your pending requests"))
+    for r in pending[:10]:
+        blocks.append(section(wording.status_line(r, now)))
+        blocks.append(
+            {"type": "actions", "block_id": f"pending:{r.id}", "elements": [button("Cancel", CANCEL_ACTION, r.id)]}
+        )
+    if not pending:
+        blocks.append(context("Nothing pending."))
+
+    blocks.append(header("Waiting for your approval"))
+    for r in waiting[:10]:
+        blocks.append(
+            section(f"{wording.status_line(r, now)}\n{wording.who(r.requester)}: {wording.reason_text(r.reason, 500)}")
+        )
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"decide:{r.id}",
+                "elements": [
+                    button("Approve", APPROVE_ACTION, r.id, "primary"),
+                    button("Deny", DENY_ACTION, r.id, "danger"),
+                ],
+            }
+        )
+    if not waiting:
+        blocks.append(context("Nothing is waiting for you."))
+
+    if owed:
+        blocks.append(header("Reviews owed"))
+        for r in owed:
+            blocks.append(section(wording.status_line(r, now)))
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"review:{r.id}",
+                    "elements": [button("Write review", REVIEW_ACTION, r.id)],
+                }
+            )
+    blocks.append(context(wording.mfa_statement(roster)))
+    return {"type": "home", "blocks": fit_blocks(blocks, VIEW_BLOCKS)}
+
+
+def home_refused(text: str) -> dict[str, Any]:
+    """The Home tab of someone breakglass refused (``text`` is a rendered refusal)."""
+    return {"type": "home", "blocks": [header("breakglass"), section(text)]}

@@ -1,0 +1,140 @@
+"""The ``/breakglass`` grammar: the text after the command, parsed into one typed command.
+
+    (empty)                                        OpenForm
+    help                                           Help
+    list                                           ListRequests
+    status|cancel|revoke <id>                      Status / Cancel / Revoke
+    extend <id> <duration> <reason…>               Extend
+    <cluster>[/<namespace>] <role> <duration> <reason…>   Ask
+
+Reasons in ``CommandError`` are raw sentences (they may quote what was typed): whoever shows them
+escapes them (``wording.refusal``). Only the *shape* is checked here (a request id, a duration, enough words); whether the person may
+have what they ask for is the domain's question, asked by the service. A text that is neither a known
+subcommand nor long enough to be a request gets the help text. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.domain.durations import DurationError, parse_duration
+from bot.domain.ids import RequestId, parse_request_id
+from bot.slack import wording
+
+
+class CommandError(ValueError):
+    """The text is not a command breakglass understands; ``reason`` says why and what to type."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class OpenForm:
+    action = "request"
+
+
+@dataclass(frozen=True)
+class Help:
+    unknown: str | None = None
+    action = "help"
+
+
+@dataclass(frozen=True)
+class ListRequests:
+    action = "list"
+
+
+@dataclass(frozen=True)
+class Status:
+    request_id: RequestId
+    action = "status"
+
+
+@dataclass(frozen=True)
+class Cancel:
+    request_id: RequestId
+    action = "cancel"
+
+
+@dataclass(frozen=True)
+class Revoke:
+    request_id: RequestId
+    action = "revoke"
+
+
+@dataclass(frozen=True)
+class Extend:
+    request_id: RequestId
+    duration: timedelta
+    reason: str
+    action = "extend"
+
+
+@dataclass(frozen=True)
+class Ask:
+    cluster: str
+    namespace: str | None
+    role: str
+    duration: timedelta
+    reason: str
+    action = "request"
+
+
+Command = OpenForm | Help | ListRequests | Status | Cancel | Revoke | Extend | Ask
+
+_BY_ID: dict[str, type[Status] | type[Cancel] | type[Revoke]] = {"status": Status, "cancel": Cancel, "revoke": Revoke}
+
+
+def _request_id(text: str) -> RequestId:
+    request_id = parse_request_id(text)
+    if request_id is None:
+        raise CommandError(wording.bad_request_id(text))
+    return request_id
+
+
+def _duration(text: str, example: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except DurationError as exc:
+        raise CommandError(f"{exc}. {example}") from None
+
+
+def parse_command(text: str) -> Command:
+    """The command in ``text`` (what follows ``/breakglass``), or CommandError."""
+    words = text.split()
+    if not words:
+        return OpenForm()
+    verb = words[0].lower()
+    if verb == "help":
+        return Help()
+    if verb == "list":
+        if len(words) > 1:
+            raise CommandError(f"`list` takes nothing after it. {wording.usage('list')}")
+        return ListRequests()
+    if verb in _BY_ID:
+        if len(words) != 2:
+            raise CommandError(f"`{verb}` takes one request id. {wording.usage(verb)}")
+        return _BY_ID[verb](_request_id(words[1]))
+    if verb == "extend":
+        parts = text.split(None, 3)
+        if len(parts) < 4:
+            raise CommandError(f"`extend` needs an id, a duration and a reason. {wording.usage('extend')}")
+        return Extend(_request_id(parts[1]), _duration(parts[2], wording.usage("extend")), parts[3].strip())
+    if len(words) < 4:
+        return Help(unknown=text.strip()[:100])
+    target, role, duration, reason = text.split(None, 3)
+    cluster, slash, namespace = target.partition("/")
+    if not cluster:
+        raise CommandError(f"'{target}' names no cluster. {wording.missing_parts()}")
+    if slash and not namespace:
+        raise CommandError(f"'{target}' names no namespace after the '/'. {wording.missing_parts()}")
+    return Ask(
+        cluster=cluster,
+        namespace=namespace or None,
+        role=role,
+        duration=_duration(duration, f"Example: `{wording.EXAMPLE}`."),
+        reason=reason.strip(),
+    )

@@ -1,0 +1,567 @@
+"""Every sentence breakglass says in Slack, as pure functions of already-decided facts.
+
+Like Teleport's ``MsgStatusText``: wording lives here, blocks are built around it in ``blocks.py``.
+Each function returns Slack mrkdwn in which everything a person typed, and everything that came from
+outside (cluster errors, object names), has been passed through ``escape``; the only ``<…>`` tokens
+are ours (user mentions of roster ids, date tokens, links Slack gave us).
+
+Refusals about *who may do what* come from the domain (``bot.domain.policy``) and the services; the
+sentences here are about Slack itself (identity, forms, commands).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.domain import policy
+from bot.domain.audit import SYSTEM_ACTOR, AuditEntry, Event
+from bot.domain.durations import format_duration
+from bot.domain.grants import parse_instant
+from bot.domain.ids import is_slack_user_id
+from bot.domain.lifecycle import AccessRequest, State
+from bot.domain.roster import Roster
+from bot.slack.text import escape, truncate
+
+COMMAND = "/breakglass"
+EXAMPLE = "/breakglass prod/payments admin 1h INC-4411 checkout pods crash-looping"
+
+STATE_EMOJI: Mapping[State, str] = {
+    State.PENDING: ":hourglass_flowing_sand:",
+    State.APPROVED: ":white_check_mark:",
+    State.ACTIVE: ":unlock:",
+    State.EXPIRED: ":lock:",
+    State.REVOKED: ":no_entry:",
+    State.DENIED: ":x:",
+    State.CANCELLED: ":heavy_minus_sign:",
+    State.TIMED_OUT: ":alarm_clock:",
+    State.FAILED: ":warning:",
+}
+
+# --- small pieces --------------------------------------------------------------------------------
+
+
+def who(actor: str) -> str:
+    """A mention of a roster person, ``breakglass`` for the system; anything else shown inert."""
+    if actor == SYSTEM_ACTOR:
+        return "breakglass"
+    return f"<@{actor}>" if is_slack_user_id(actor) else escape(actor)
+
+
+def people(ids: Iterable[str]) -> str:
+    names = [who(i) for i in ids]
+    return ", ".join(names) if names else "nobody"
+
+
+def code(text: str) -> str:
+    """``text`` in a code span; backticks are dropped so it cannot close the span early."""
+    return "`" + escape(text.replace("`", "'")) + "`"
+
+
+def when(at: datetime) -> str:
+    """A Slack date token: each reader sees ``at`` in their own timezone; the fallback is UTC."""
+    epoch = int(at.timestamp())
+    fallback = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def in_zone(at: datetime, tz: str | None) -> str:
+    """``at`` as wall-clock time in the IANA zone ``tz`` with UTC beside it, e.g.
+    ``14:05 CET on Fri 27 Nov (13:05 UTC)``; UTC alone when the zone is unknown."""
+    utc = at.astimezone(UTC)
+    utc_text = utc.strftime("%H:%M UTC on %a %d %b")
+    if not tz:
+        return utc_text
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return utc_text
+    local = at.astimezone(zone)
+    if local.utcoffset() == timedelta(0):
+        return utc_text
+    return f"{local.strftime('%H:%M %Z on %a %d %b')} ({utc.strftime('%H:%M UTC')})"
+
+
+def left(delta: timedelta) -> str:
+    """Time left, rounded down to what matters at a glance (``1h5m``, ``4m``, ``30s``)."""
+    seconds = int(max(delta, timedelta(0)).total_seconds())
+    if seconds >= 3600:
+        seconds -= seconds % 60
+    return format_duration(timedelta(seconds=seconds))
+
+
+def target(request: AccessRequest) -> str:
+    return escape(request.target)
+
+
+def asked(request: AccessRequest) -> str:
+    """``*admin* on *prod/payments* for *1h*``."""
+    return f"*{escape(request.role)}* on *{target(request)}* for *{format_duration(request.duration)}*"
+
+
+def state_text(request: AccessRequest) -> str:
+    emoji = STATE_EMOJI.get(request.state, "")
+    label = request.state.label
+    if request.state is State.PENDING and request.approvals_required:
+        label += f" ({len(request.approvals)} of {request.approvals_required} approvals)"
+    return f"{emoji} {label}".strip()
+
+
+def approvals_text(request: AccessRequest) -> str:
+    if request.self_service:
+        return "none needed (self-service)"
+    count = f"{len(request.approvals)} of {request.approvals_required}"
+    return f"{count}: {people(request.approved_by)}" if request.approvals else count
+
+
+def reason_text(text: str, limit: int = 2900) -> str:
+    return truncate(escape(text), limit)
+
+
+# --- the request message ----------------------------------------------------------------------------
+
+
+def request_title(request: AccessRequest) -> str:
+    """Plain text (a header), so no escaping: Slack shows plain_text exactly as given."""
+    kind = "Self-service break-glass" if request.self_service else "Access request"
+    if request.extends:
+        kind = "Extension request"
+    return f"{kind} {request.id}"
+
+
+def request_summary(request: AccessRequest) -> str:
+    if request.extends:
+        return (
+            f"{who(request.requester)} asks to extend *{escape(request.extends)}* "
+            f"({escape(request.role)} on *{target(request)}*) by *{format_duration(request.duration)}*."
+        )
+    return f"{who(request.requester)} asks for {asked(request)}."
+
+
+def request_fallback(request: AccessRequest) -> str:
+    """The message's ``text``: what notifications and screen readers show."""
+    return (
+        f"{request.id}: {who(request.requester)} asks for {escape(request.role)} on {target(request)} "
+        f"for {format_duration(request.duration)} — {request.state.label}"
+    )
+
+
+def self_service_warning(request: AccessRequest, roster: Roster) -> str:
+    approvers = people(sorted(policy.approvers_for(roster, request)))
+    return (
+        ":rotating_light: *Self-service break-glass: granted at once, without approval.* "
+        f"The approvers ({approvers}) are told, and a written review is owed by the holder."
+    )
+
+
+def lifecycle_text(request: AccessRequest, roster: Roster, now: datetime) -> str:
+    """One line on where the request stands in time."""
+    if request.state is State.PENDING:
+        return f"Requested {when(request.created_at)} · lapses {when(policy.pending_deadline(roster, request))} if undecided"
+    if request.state is State.ACTIVE and request.expires_at is not None:
+        return (
+            f"Granted {when(request.granted_at or request.updated_at)} · ends {when(request.expires_at)} "
+            f"({left(request.expires_at - now)} left)"
+        )
+    if request.state is State.APPROVED:
+        return "Approved · the binding is being made"
+    parts = [f"Requested {when(request.created_at)}"]
+    if request.granted_at is not None:
+        parts.append(f"granted {when(request.granted_at)}")
+    if request.ended_at is not None:
+        by = f" by {who(request.decided_by)}" if request.decided_by else ""
+        parts.append(f"{request.state.label}{by} {when(request.ended_at)}")
+    return " · ".join(parts)
+
+
+def review_status(request: AccessRequest) -> str | None:
+    if request.review is not None:
+        return f":memo: Reviewed by {who(request.review.by)}."
+    if request.self_service and request.granted_at is not None:
+        return ":memo: *A review is owed* for this break-glass use."
+    return None
+
+
+# --- thread replies, one per audit entry --------------------------------------------------------------
+
+
+def _at(details: Mapping[str, Any], key: str) -> datetime | None:
+    raw = details.get(key)
+    if not isinstance(raw, str):
+        return None
+    try:
+        return parse_instant(raw)
+    except ValueError:
+        return None
+
+
+def _ends(details: Mapping[str, Any]) -> str:
+    at = _at(details, "expires_at")
+    return when(at) if at else "(unknown)"
+
+
+def _actions(details: Mapping[str, Any], shown: int = 15) -> str:
+    items = details.get("actions")
+    if not isinstance(items, list):
+        return ""
+    lines = []
+    for item in items[:shown]:
+        if not isinstance(item, dict):
+            continue
+        verb = str(item.get("verb") or "?")
+        resource = str(item.get("resource") or "?")
+        name = item.get("name")
+        where = item.get("namespace")
+        what = f"{resource}/{name}" if name else resource
+        place = f" in {where}" if where else ""
+        status = item.get("code")
+        lines.append(f"• {code(verb)} {code(what)}{escape(place)}" + (f" → {escape(str(status))}" if status else ""))
+    more = len(items) - len(lines)
+    if more > 0:
+        lines.append(f"… and {more} more (see `breakglass audit export --request …`)")
+    return "\n".join(lines)
+
+
+def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
+    """What the thread says for ``entry``; None for entries that stay in the audit log only."""
+    d = entry.details
+    actor = who(entry.actor)
+    match entry.event:
+        case Event.REQUESTED:
+            extra = f" as an extension of *{escape(str(d['extends']))}*" if d.get("extends") else ""
+            return f":inbox_tray: Requested by {actor}{extra}: {asked(request)}."
+        case Event.APPROVED:
+            if d.get("self_service"):
+                return ":rotating_light: Self-service break-glass: approved at once, without an approver."
+            count, required = d.get("count"), d.get("required")
+            tally = f" ({count} of {required})" if count is not None and required is not None else ""
+            if isinstance(count, int) and isinstance(required, int) and count < required:
+                return f":ballot_box_with_check: Approved by {actor}{tally}; {required - count} more needed."
+            return f":white_check_mark: Approved by {actor}{tally}; granting now."
+        case Event.DENIED:
+            return f":x: Denied by {actor}."
+        case Event.CANCELLED:
+            return f":heavy_minus_sign: Cancelled by {actor}."
+        case Event.TIMED_OUT:
+            after = escape(str(d.get("after") or ""))
+            return f":alarm_clock: Timed out: nobody decided within {after}." if after else ":alarm_clock: Timed out."
+        case Event.GRANTED:
+            if d.get("extends"):
+                return f":unlock: Extension applied to *{escape(str(d['extends']))}*: it now ends {_ends(d)}."
+            subject = code(str(d.get("subject") or "?"))
+            binding = code(str(d.get("binding") or "?"))
+            note = (
+                " The token outlives the grant; its ServiceAccount is deleted at the end, which kills it."
+                if d.get("token_outlives_grant")
+                else ""
+            )
+            return f":unlock: Granted: {binding} binds {subject}; ends {_ends(d)}.{note}"
+        case Event.GRANT_FAILED:
+            return f":warning: The grant failed: {escape(str(d.get('error') or 'unknown error'))}."
+        case Event.REMINDER_SENT:
+            return f":bell: Reminder sent to {who(request.requester)}: access ends {_ends(d)}."
+        case Event.EXTENSION_REQUESTED:
+            by = escape(str(d.get("by") or "?"))
+            extension = escape(str(d.get("extension") or "?"))
+            reason = reason_text(str(d.get("reason") or ""), 1500)
+            return f":heavy_plus_sign: {actor} asks to extend by *{by}* as *{extension}*: {reason}"
+        case Event.EXTENDED:
+            return f":heavy_plus_sign: Extended by *{escape(str(d.get('extension') or '?'))}*: now ends {_ends(d)}."
+        case Event.REVOKED:
+            return f":no_entry: Revoked early by {actor}."
+        case Event.EXPIRED:
+            return f":lock: Expired {_ends(d)}."
+        case Event.BINDING_DELETED:
+            late = d.get("late_by_seconds")
+            lateness = ""
+            if isinstance(late, int | float):
+                lateness = " on time" if late < 1 else f", {late:.1f}s after the expiry"
+            why = f" ({escape(str(d['why']))})" if d.get("why") else ""
+            return f":broom: Binding {code(str(d.get('binding') or '?'))} removed{lateness}{why}."
+        case Event.REVIEW_WRITTEN:
+            return f":memo: Review by {actor}:\n{reason_text(str(d.get('review') or ''), 2500)}"
+        case Event.ACTIONS_RECORDED:
+            count = d.get("count", 0)
+            cluster = escape(str(d.get("cluster") or request.cluster))
+            listed = _actions(d)
+            return f":mag: {escape(str(count))} action(s) recorded on {cluster}:\n{listed}".rstrip()
+        case Event.SWEEP_DELETED:
+            why = escape(str(d.get("why") or ""))
+            return f":broom: The reconcile sweep removed {code(str(d.get('binding') or '?'))}: {why}."
+        case Event.SWEEP_RESCHEDULED:
+            return f":repeat: The reconcile sweep re-queued the {escape(str(d.get('job') or '?'))} job."
+        case Event.JOB_FAILED:
+            job = escape(str(d.get("job") or "a"))
+            return (
+                f":warning: The {job} job failed: {escape(str(d.get('error') or 'unknown error'))}. A person must look."
+            )
+        case Event.REFUSED:
+            return None  # an attempt that changed nothing: audit log only, never the channel
+        case _:
+            return f"{escape(entry.event)} by {actor}."
+
+
+def event_fallback(entry: AuditEntry) -> str:
+    return f"{entry.request_id}: {entry.event.replace('_', ' ')} ({entry.at})"
+
+
+# --- direct messages -----------------------------------------------------------------------------
+
+
+def dm_approved(request: AccessRequest) -> str:
+    return f":white_check_mark: *{request.id}* ({asked(request)}) was approved by {people(request.approved_by)}. The binding is being made; you will hear when it is in place."
+
+
+def dm_denied(request: AccessRequest, by: str) -> str:
+    return f":x: *{request.id}* ({asked(request)}) was denied by {who(by)}."
+
+
+def dm_timed_out(request: AccessRequest) -> str:
+    return f":alarm_clock: *{request.id}* ({asked(request)}) lapsed: nobody decided in time. Ask again if you still need it."
+
+
+def dm_granted(request: AccessRequest, expires_at: datetime, tz: str | None, now: datetime) -> str:
+    if request.extends:
+        return (
+            f":unlock: Your extension *{request.id}* is applied: *{escape(request.extends)}* now ends at "
+            f"*{in_zone(expires_at, tz)}* ({left(expires_at - now)} from now)."
+        )
+    return (
+        f":unlock: You now have *{escape(request.role)}* on *{target(request)}* until *{in_zone(expires_at, tz)}* "
+        f"({left(expires_at - now)} from now). Request id: *{request.id}*."
+    )
+
+
+def dm_reminder(request: AccessRequest, expires_at: datetime, tz: str | None, now: datetime, can_extend: bool) -> str:
+    ask = " Press *Extend* to ask for more time." if can_extend else " It cannot be extended further."
+    return (
+        f":bell: *{request.id}* ({escape(request.role)} on *{target(request)}*) ends at *{in_zone(expires_at, tz)}*, "
+        f"in {left(expires_at - now)}.{ask}"
+    )
+
+
+def dm_ended(request: AccessRequest, how: str, by: str | None) -> str:
+    cause = f"was revoked by {who(by)}" if how == "revoked" and by else "has expired"
+    review = (
+        " This was self-service break-glass, so *a review is owed*: press *Write review*."
+        if request.self_service and request.review is None
+        else " You may add a review of what was done."
+    )
+    return f":lock: Your access *{request.id}* ({escape(request.role)} on *{target(request)}*) {cause}.{review}"
+
+
+def dm_grant_failed(request: AccessRequest, error: str) -> str:
+    return (
+        f":warning: *{request.id}* could not be granted: {escape(error)}. Nothing was left in the cluster; "
+        "ask again, or ask your platform team if it keeps failing."
+    )
+
+
+def dm_approvers_pending(request: AccessRequest, link: str | None) -> str:
+    where = f" <{escape(link)}|Open the request>." if link and link.startswith(("https://", "http://")) else ""
+    needed = request.approvals_required
+    return (
+        f":bell: {who(request.requester)} asks for {asked(request)} and needs {needed} approval"
+        f"{'s' if needed != 1 else ''} from your group.{where}\n*Reason:* {reason_text(request.reason, 1500)}"
+    )
+
+
+def dm_approvers_self_service(request: AccessRequest, expires_at: datetime | None) -> str:
+    until = f" until {when(expires_at)}" if expires_at else ""
+    return (
+        f":rotating_light: *Self-service break-glass used.* {who(request.requester)} took "
+        f"*{escape(request.role)}* on *{target(request)}*{until} ({request.id}) without approval. "
+        f"You are an approver of this role: check it was warranted; a review is owed.\n"
+        f"*Reason:* {reason_text(request.reason, 1500)}"
+    )
+
+
+def credentials_comment(request: AccessRequest, token_expires_at: datetime, outlives: bool, tz: str | None) -> str:
+    lines = [
+        f":key: The kubeconfig for *{request.id}* ({escape(request.role)} on *{target(request)}*). "
+        "Keep it to yourself: it is shown only in this DM.",
+        f"Its token is valid until {in_zone(token_expires_at, tz)}.",
+    ]
+    if outlives:
+        lines.append(
+            "The token outlives your grant (Kubernetes issues tokens for at least 10 minutes), but the grant's "
+            "ServiceAccount is deleted when the grant ends, which makes the token useless from then on."
+        )
+    return "\n".join(lines)
+
+
+# --- replies to people ------------------------------------------------------------------------
+
+
+def refusal(reason: str) -> str:
+    """A refusal as shown to the person. ``reason`` is a raw sentence (it may quote what they typed),
+    so it is escaped here, once, for every refusal."""
+    return f":no_entry_sign: {escape(reason)}"
+
+
+def submitted(request: AccessRequest, roster: Roster) -> str:
+    channel = f"<#{request.channel}>"
+    if request.self_service:
+        return (
+            f":rotating_light: *{request.id}*: {asked(request)} is granted at once (self-service break-glass). "
+            f"The approvers are told and it is posted in {channel}; you owe a written review afterwards. "
+            "You will get a DM when the binding is in place."
+        )
+    role = roster.roles.get(request.role)
+    groups = ", ".join(role.approvers) if role else "the approvers"
+    needed = request.approvals_required
+    return (
+        f":inbox_tray: *{request.id}*: {asked(request)} is posted in {channel} and needs {needed} "
+        f"approval{'s' if needed != 1 else ''} from {escape(groups)}. You will get a DM when it is decided."
+    )
+
+
+def approved_reply(request: AccessRequest, counted: int, required: int) -> str:
+    if counted < required:
+        return f":ballot_box_with_check: You approved *{request.id}* ({counted} of {required}); {required - counted} more needed."
+    return f":white_check_mark: You approved *{request.id}* ({counted} of {required}); it is being granted."
+
+
+def denied_reply(request: AccessRequest) -> str:
+    return f":x: You denied *{request.id}*."
+
+
+def cancelled_reply(request: AccessRequest) -> str:
+    return f":heavy_minus_sign: *{request.id}* is cancelled."
+
+
+def revoked_reply(request: AccessRequest) -> str:
+    return f":no_entry: *{request.id}* is revoked; its binding is being removed now."
+
+
+def extension_reply(extension: AccessRequest) -> str:
+    if extension.self_service:
+        return f":heavy_plus_sign: *{extension.id}* extends *{escape(extension.extends or '')}* by {format_duration(extension.duration)} at once (self-service)."
+    return (
+        f":heavy_plus_sign: *{extension.id}* asks to extend *{escape(extension.extends or '')}* by "
+        f"{format_duration(extension.duration)}; it is posted for approval like a new request."
+    )
+
+
+def reviewed_reply(request: AccessRequest) -> str:
+    return f":memo: Thank you: the review of *{request.id}* is recorded and posted in its thread."
+
+
+def status_line(request: AccessRequest, now: datetime) -> str:
+    line = f"*{request.id}* · {asked(request)} · {state_text(request)}"
+    if request.state is State.ACTIVE and request.expires_at is not None:
+        line += f" · {left(request.expires_at - now)} left"
+    return line
+
+
+# --- command help ------------------------------------------------------------------------------
+
+COMMANDS: Sequence[tuple[str, str]] = (
+    (COMMAND, "open the request form"),
+    (f"{COMMAND} <cluster>[/<namespace>] <role> <duration> <reason…>", "ask in one line"),
+    (f"{COMMAND} list", "my requests and grants, and those I may approve"),
+    (f"{COMMAND} status <id>", "one request in full"),
+    (f"{COMMAND} cancel <id>", "withdraw a pending request"),
+    (f"{COMMAND} revoke <id>", "end an active grant now (holder, approvers, admins)"),
+    (f"{COMMAND} extend <id> <duration> <reason…>", "ask for more time (approved like a new request)"),
+    (f"{COMMAND} help", "this help"),
+)
+
+
+def mfa_statement(roster: Roster) -> str:
+    if roster.mfa == "has_2fa":
+        return (
+            "*MFA:* `mfa: has_2fa` — every action checks, with a workspace admin's token, that your Slack "
+            "account has two-factor authentication on; without it you are refused."
+        )
+    return (
+        "*MFA:* `mfa: slack_enforced` — the operator asserts that this workspace enforces two-factor "
+        "authentication (or SSO with MFA) for everyone; breakglass does not check it per person."
+    )
+
+
+def help_text(roster: Roster, person: str | None, unknown: str | None = None) -> str:
+    lines: list[str] = []
+    if unknown:
+        lines.append(f"I do not know {code(unknown)}. Here is what I do:")
+    lines.append("*breakglass*: time-boxed, approved and audited access to production Kubernetes.")
+    lines.extend(f"• {code(usage)} — {what}" for usage, what in COMMANDS)
+    lines.append("Durations: `90s`, `15m`, `2h`, `1h30m`. Request ids look like `BG-7K2QXM`.")
+    lines.append(f"Example: {code(EXAMPLE)}")
+    if person is not None:
+        targets = policy.entitled_targets(roster, person)  # type: ignore[arg-type]
+        if targets:
+            lines.append("*You may ask for:*")
+            for cluster, role_name, globs in targets:
+                role = roster.roles[role_name]
+                where = (
+                    "cluster-wide"
+                    if role.scope == "cluster"
+                    else ("any namespace" if globs is None else "namespaces " + ", ".join(code(g) for g in globs))
+                )
+                approvals = "self-service" if role.approvals == 0 else f"{role.approvals} approval(s)"
+                lines.append(
+                    f"• {code(role_name)} on {code(cluster)} ({where}), up to {format_duration(role.max_duration)}, "
+                    f"{approvals}"
+                )
+        else:
+            lines.append("You are not entitled to any access yet; ask your platform team.")
+    lines.append(mfa_statement(roster))
+    return "\n".join(lines)
+
+
+# --- identity refusals (one sentence: what is wrong, what to do) -----------------------------------
+
+WRONG_WORKSPACE = (
+    "This Slack workspace is not the one breakglass serves; use it from the workspace named in its roster."
+)
+NOT_IN_ROSTER = "You are not in the breakglass roster; ask your platform team to add you."
+UNKNOWN_ACCOUNT = (
+    "Slack does not know your account in this workspace; use breakglass from the workspace named in its roster."
+)
+DEACTIVATED = "Your Slack account is deactivated; breakglass serves active members only."
+NOT_A_PERSON = "Bots and apps cannot use breakglass; a person must act."
+GUEST = "Guest accounts cannot use breakglass; ask a full member of the workspace to act."
+INVITED = "Your Slack invitation is not accepted yet; accept it, then try again."
+OTHER_TEAM = "Your Slack account belongs to another workspace; use breakglass from the workspace named in its roster."
+TWO_FA_UNCHECKABLE = (
+    "breakglass must check your two-factor authentication (mfa: has_2fa) but SLACK_ADMIN_TOKEN is not set; "
+    "ask your platform team to set it."
+)
+NO_2FA = "Your Slack account has no two-factor authentication; turn it on in your Slack account settings and try again."
+TWO_FA_UNKNOWN = (
+    "Slack did not say whether your account has two-factor authentication (the admin token may lack the "
+    "right); ask your platform team to check SLACK_ADMIN_TOKEN."
+)
+
+
+def identity_lookup_failed(what: str, error: str) -> str:
+    return f"breakglass could not confirm {what} with Slack ({error}); nothing was done, try again in a minute."
+
+
+# --- command and form problems (raw sentences: ``refusal`` escapes them) ----------------------------
+
+
+def bad_request_id(text: str) -> str:
+    return f"'{text[:40]}' is not a request id; ids look like BG-7K2QXM (see `{COMMAND} list`)."
+
+
+def usage(subcommand: str) -> str:
+    for line, _ in COMMANDS:
+        if line.startswith(f"{COMMAND} {subcommand}"):
+            return f"Type `{line}`."
+    return f"Type `{COMMAND} help`."
+
+
+def missing_parts() -> str:
+    return f"A request needs a cluster, a role, a duration and a reason, e.g. `{EXAMPLE}`."
+
+
+def form_expired() -> str:
+    return f"The form could not open in time; type `{COMMAND}` again."
+
+
+def something_went_wrong(reference: str) -> str:
+    return f":warning: Something went wrong on our side; nothing more was done. Reference: `{reference}`."

@@ -1,0 +1,255 @@
+"""Renderers: the request message in every state, a thread reply for every event, DMs, forms and the
+Home tab — each checked against Slack's own limits (the double's Block Kit validator)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot.domain.audit import Event, next_entry
+from bot.domain.ids import RequestId, SlackUserId
+from bot.domain.lifecycle import State
+from bot.domain.roster import Roster
+from bot.slack import blocks, wording
+from bot.slack.forms import extension_choices, options_for
+from bot.standins.slack_api import block_problems, find_button, render_blocks, view_problems
+from tests.conftest import FakeClock
+from tests.fakes import ALICE, BOB, CAROL, roster_with
+from tests.slack.conftest import make_request, reviewed
+
+USERS = {ALICE: "alice", BOB: "bob", CAROL: "carol"}
+
+
+def shown(body: list[dict[str, Any]]) -> str:
+    """What a person reads, without mrkdwn's bold and code marks."""
+    return render_blocks(body, users=USERS).replace("*", "").replace("`", "")
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_request_message_is_valid_block_kit_in_every_state(state: State, roster: Roster, clock: FakeClock) -> None:
+    message = blocks.request_message(make_request(clock, state), roster, clock())
+    assert block_problems(message) == []
+    text = shown(message)
+    assert "@alice asks for admin on prod/payments for 1h." in text
+    assert "INC-4411 checkout pods crash-looping" in text
+    assert state.label in text
+
+
+@pytest.mark.parametrize("state", [s for s in State if s is not State.PENDING])
+def test_no_buttons_once_decided(state: State, roster: Roster, clock: FakeClock) -> None:
+    message = blocks.request_message(make_request(clock, state), roster, clock())
+    assert not any(b["type"] == "actions" for b in message)
+
+
+def test_pending_request_carries_approve_and_deny_with_the_id_as_value(roster: Roster, clock: FakeClock) -> None:
+    message = blocks.request_message(make_request(clock), roster, clock())
+    approve = find_button(message, "approve", "BG-7K2QXM")
+    deny = find_button(message, "deny", "BG-7K2QXM")
+    assert approve is not None
+    assert deny is not None
+    assert "0 of 2 approvals" in shown(message)
+
+
+def test_approvals_show_how_many_and_by_whom(roster: Roster, clock: FakeClock) -> None:
+    from bot.domain.lifecycle import Approval
+
+    one = make_request(clock, approvals=(Approval(by=SlackUserId(BOB), at=clock()),))
+    text = shown(blocks.request_message(one, roster, clock()))
+    assert "1 of 2: @bob" in text
+    assert "pending (1 of 2 approvals)" in text
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "<!channel> help",
+        "ping <@U0000000BOB>",
+        "see <http://evil.example|the runbook>",
+        "<!here|here> & <#C0000INCIDENT>",
+    ],
+)
+def test_pings_and_links_in_the_reason_are_shown_inert(typed: str, roster: Roster, clock: FakeClock) -> None:
+    message = blocks.request_message(make_request(clock, reason=f"INC-1 {typed}"), roster, clock())
+    reason_block = next(b for b in message if b.get("text", {}).get("text", "").startswith("*Reason*"))
+    raw = reason_block["text"]["text"]
+    assert "<" not in raw.removeprefix("*Reason*\n")
+    assert reason_block["text"]["verbatim"] is True
+    assert f"INC-1 {typed}" in shown(message)
+
+
+def test_a_huge_reason_is_truncated_within_slacks_limit(roster: Roster, clock: FakeClock) -> None:
+    message = blocks.request_message(make_request(clock, reason="&" * 5000), roster, clock())
+    assert block_problems(message) == []
+
+
+def test_self_service_message_warns_loudly_and_names_the_approvers(clock: FakeClock) -> None:
+    roster = roster_with(roles={"view": {"approvals": 0}})
+    request = make_request(clock, State.ACTIVE, role="view", approvals_required=0, approvals=())
+    text = shown(blocks.request_message(request, roster, clock()))
+    assert "Self-service break-glass" in text
+    assert "@bob" in text
+    assert "@carol" in text
+    assert "review is owed" in text
+
+
+def entry(event: Event, actor: str = "system", **details: Any) -> Any:
+    return next_entry(
+        seq=7,
+        prev_hash="0" * 64,
+        at=FakeClock()(),
+        request_id="BG-7K2QXM",
+        event=event,
+        actor=actor,
+        details=details,
+    )
+
+
+EVENTS: list[tuple[Any, str]] = [
+    (entry(Event.REQUESTED, ALICE), "Requested by @alice: admin on prod/payments for 1h."),
+    (entry(Event.APPROVED, BOB, count=1, required=2), "Approved by @bob (1 of 2); 1 more needed."),
+    (entry(Event.APPROVED, CAROL, count=2, required=2), "Approved by @carol (2 of 2); granting now."),
+    (entry(Event.APPROVED, self_service=True), "approved at once, without an approver"),
+    (entry(Event.DENIED, BOB), "Denied by @bob."),
+    (entry(Event.CANCELLED, ALICE), "Cancelled by @alice."),
+    (entry(Event.TIMED_OUT, after="30m"), "nobody decided within 30m"),
+    (
+        entry(
+            Event.GRANTED,
+            binding="breakglass-bg-7k2qxm",
+            subject="alice@example.com",
+            expires_at="2026-11-27T10:00:00Z",
+        ),
+        "Granted: breakglass-bg-7k2qxm binds alice@example.com; ends 2026-11-27 10:00 UTC.",
+    ),
+    (
+        entry(Event.GRANTED, binding="b", subject="s", expires_at="2026-11-27T10:00:00Z", token_outlives_grant=True),
+        "ServiceAccount is deleted at the end",
+    ),
+    (entry(Event.GRANT_FAILED, error="forbidden <!channel>"), "The grant failed: forbidden <!channel>."),
+    (
+        entry(Event.REMINDER_SENT, expires_at="2026-11-27T10:00:00Z"),
+        "Reminder sent to @alice: access ends 2026-11-27 10:00 UTC.",
+    ),
+    (
+        entry(Event.EXTENSION_REQUESTED, ALICE, extension="BG-AAAAAA", by="30m", reason="still <!here>"),
+        "@alice asks to extend by 30m as BG-AAAAAA: still <!here>",
+    ),
+    (
+        entry(Event.EXTENDED, extension="BG-AAAAAA", expires_at="2026-11-27T10:30:00Z"),
+        "Extended by BG-AAAAAA: now ends 2026-11-27 10:30 UTC.",
+    ),
+    (entry(Event.REVOKED, BOB, early=True), "Revoked early by @bob."),
+    (entry(Event.EXPIRED, expires_at="2026-11-27T10:00:00Z"), "Expired 2026-11-27 10:00 UTC."),
+    (
+        entry(Event.BINDING_DELETED, binding="breakglass-bg-7k2qxm", late_by_seconds=0.2),
+        "Binding breakglass-bg-7k2qxm removed on time.",
+    ),
+    (entry(Event.BINDING_DELETED, binding="b", late_by_seconds=12.5), "12.5s after the expiry"),
+    (
+        entry(Event.REVIEW_WRITTEN, ALICE, review="restarted <@U00000CAROL>'s pods"),
+        "Review by @alice:\nrestarted <@U00000CAROL>'s pods",
+    ),
+    (
+        entry(
+            Event.ACTIONS_RECORDED,
+            cluster="prod",
+            count=1,
+            actions=[{"verb": "delete", "resource": "pods", "name": "web-1", "namespace": "payments", "code": 200}],
+        ),
+        "1 action(s) recorded on prod:\n• delete pods/web-1 in payments → 200",
+    ),
+    (
+        entry(Event.SWEEP_DELETED, binding="breakglass-bg-7k2qxm", why="its request is expired"),
+        "The reconcile sweep removed breakglass-bg-7k2qxm: its request is expired.",
+    ),
+    (
+        entry(Event.JOB_FAILED, job="grant", error="cluster refused"),
+        "The grant job failed: cluster refused. A person must look.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("audit_entry", "says"), EVENTS, ids=[f"{e.event}-{i}" for i, (e, _) in enumerate(EVENTS)])
+def test_every_event_is_a_thread_reply_with_its_time(audit_entry: Any, says: str, clock: FakeClock) -> None:
+    reply = blocks.thread_reply(audit_entry, make_request(clock))
+    assert reply is not None
+    text, body = reply
+    assert block_problems(body) == []
+    rendered = shown(body)
+    assert says in rendered
+    assert "2026-11-27 09:00 UTC · audit #7" in rendered  # the entry's own time
+    assert "BG-7K2QXM" in text
+
+
+def test_refused_attempts_are_not_posted_to_the_channel(clock: FakeClock) -> None:
+    refused = entry(Event.REFUSED, "U0STRANGER", action="approve", reason="not an approver")
+    assert blocks.thread_reply(refused, make_request(clock)) is None
+
+
+def test_help_lists_every_command_what_the_person_may_ask_and_the_mfa_statement(roster: Roster) -> None:
+    text = shown(blocks.help_message(roster, ALICE)[1])
+    for usage, _ in wording.COMMANDS:
+        assert usage in text
+    raw = render_blocks(blocks.help_message(roster, ALICE)[1])
+    assert "`view` on `prod` (namespaces `payments`, `payments-*`), up to 4h, 1 approval(s)" in raw
+    assert "mfa: slack_enforced" in text
+    assert "operator asserts that this workspace enforces two-factor" in text
+    strict = roster_with(mfa="has_2fa")
+    assert "mfa: has_2fa" in shown(blocks.help_message(strict, ALICE)[1])
+
+
+def test_request_modal_is_a_valid_modal_offering_only_entitlements(roster: Roster) -> None:
+    view = blocks.request_modal(options_for(roster, SlackUserId(ALICE)), roster)
+    assert view_problems(view, expected_type="modal") == []
+    assert view["callback_id"] == blocks.REQUEST_CALLBACK
+    role = next(b for b in view["blocks"] if b.get("block_id") == "role")
+    assert [o["value"] for o in role["element"]["options"]] == ["admin", "view"]
+    channel = next(b for b in view["blocks"] if b.get("block_id") == "channel")
+    assert channel["element"]["initial_conversation"] == "C0000INCIDENT"
+
+
+def test_extension_and_review_modals_are_valid_and_carry_only_the_id(roster: Roster, clock: FakeClock) -> None:
+    grant = make_request(clock, State.ACTIVE, role="view", duration=timedelta(hours=1))
+    extension = blocks.extension_modal(grant, extension_choices(timedelta(hours=3)), clock())
+    review = blocks.review_modal(grant, 20, 3000)
+    for view in (extension, review):
+        assert view_problems(view, expected_type="modal") == []
+        assert view["private_metadata"] == "BG-7K2QXM"
+
+
+def test_reminder_dm_has_an_extend_button_only_when_there_is_room(clock: FakeClock) -> None:
+    grant = make_request(clock, State.ACTIVE)
+    _, body = blocks.reminder_dm(grant, "ends soon", can_extend=True)
+    assert find_button(body, blocks.EXTEND_ACTION, "BG-7K2QXM") is not None
+    _, body = blocks.reminder_dm(grant, "ends soon", can_extend=False)
+    assert find_button(body, blocks.EXTEND_ACTION) is None
+
+
+def test_home_view_stays_within_100_blocks_however_much_there_is(roster: Roster, clock: FakeClock) -> None:
+    active = [make_request(clock, State.ACTIVE, id=RequestId(f"BG-2222{c}{d}")) for c in "ABCDEFGH" for d in "23"]
+    pending = [make_request(clock, id=RequestId(f"BG-3333{c}{d}")) for c in "ABCDEFGH" for d in "23"]
+    waiting = [
+        make_request(clock, id=RequestId(f"BG-4444{c}{d}"), requester=SlackUserId(CAROL))
+        for c in "ABCDEFGH"
+        for d in "23"
+    ]
+    view = blocks.home_view(roster, BOB, active + pending, waiting, clock(), notice="done")
+    assert view_problems(view, expected_type="home") == []
+    assert len(view["blocks"]) <= 100
+    assert find_button(view["blocks"], blocks.REVOKE_ACTION, "BG-2222A2") is not None
+    assert find_button(view["blocks"], blocks.APPROVE_ACTION, "BG-4444A2") is not None
+
+
+def test_reviewed_request_says_so(roster: Roster, clock: FakeClock) -> None:
+    request = reviewed(make_request(clock, State.EXPIRED, approvals_required=0), clock)
+    assert "Reviewed by @alice" in shown(blocks.request_message(request, roster, clock()))
+
+
+def test_dm_times_are_exact_in_the_readers_timezone(clock: FakeClock) -> None:
+    at = clock() + timedelta(hours=1)  # 10:00 UTC on 27 Nov 2026
+    assert wording.in_zone(at, "Europe/Berlin") == "11:00 CET on Fri 27 Nov (10:00 UTC)"
+    assert wording.in_zone(at, "America/New_York") == "05:00 EST on Fri 27 Nov (10:00 UTC)"
+    assert wording.in_zone(at, None) == "10:00 UTC on Fri 27 Nov"
+    assert wording.in_zone(at, "Not/AZone") == "10:00 UTC on Fri 27 Nov"

@@ -1,0 +1,106 @@
+"""The /breakglass grammar: every form the contract lists, and a clear sentence for every bad input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.slack.command_line import (
+    Ask,
+    Cancel,
+    CommandError,
+    Extend,
+    Help,
+    ListRequests,
+    OpenForm,
+    Revoke,
+    Status,
+    parse_command,
+)
+
+
+def test_no_text_opens_the_form() -> None:
+    assert parse_command("") == OpenForm()
+    assert parse_command("   ") == OpenForm()
+
+
+def test_one_line_request_is_parsed_with_the_reason_kept_whole() -> None:
+    command = parse_command("prod/payments admin 1h30m INC-4411  checkout pods\tcrash-looping")
+    assert command == Ask(
+        "prod", "payments", "admin", timedelta(hours=1, minutes=30), "INC-4411  checkout pods\tcrash-looping"
+    )
+
+
+def test_cluster_without_namespace_is_a_cluster_wide_ask() -> None:
+    command = parse_command("prod cluster-admin 15m INC-1 etcd is on fire")
+    assert isinstance(command, Ask)
+    assert command.namespace is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("help", Help()),
+        ("HELP", Help()),
+        ("list", ListRequests()),
+        ("status bg-7k2qxm", Status("BG-7K2QXM")),
+        ("cancel BG-7K2QXM", Cancel("BG-7K2QXM")),
+        ("revoke Bg-7k2QxM", Revoke("BG-7K2QXM")),
+        (
+            "extend bg-7k2qxm 30m still mitigating INC-4411",
+            Extend("BG-7K2QXM", timedelta(minutes=30), "still mitigating INC-4411"),
+        ),
+    ],
+)
+def test_subcommands_match_ids_case_insensitively(text: str, expected: object) -> None:
+    assert parse_command(text) == expected
+
+
+@pytest.mark.parametrize("text", ["frobnicate", "prod/payments admin", "approve BG-7K2QXM"])
+def test_unknown_or_incomplete_text_gets_the_help(text: str) -> None:
+    command = parse_command(text)
+    assert isinstance(command, Help)
+    assert command.unknown == text
+
+
+@pytest.mark.parametrize(
+    ("duration", "says"),
+    [
+        ("0s", "'0s' is not a positive duration"),
+        ("-5m", "'-5m' is not a duration"),
+        ("99999h", "'99999h' is not a duration"),
+        ("1x", "'1x' is not a duration"),
+        ("200h", "longer than any grant can be"),
+    ],
+)
+def test_bad_durations_are_refused_with_what_to_type(duration: str, says: str) -> None:
+    with pytest.raises(CommandError) as refused:
+        parse_command(f"prod/payments admin {duration} INC-4411 checkout pods crash-looping")
+    assert says in refused.value.reason
+    assert "Example: `/breakglass prod/payments admin 1h" in refused.value.reason
+
+
+@pytest.mark.parametrize("text", ["status nope", "cancel BG-0O1IL0", "revoke 42", "extend BG-123 30m reason here ok"])
+def test_malformed_request_ids_are_refused(text: str) -> None:
+    with pytest.raises(CommandError) as refused:
+        parse_command(text)
+    assert "is not a request id; ids look like BG-7K2QXM" in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("status", "takes one request id"),
+        ("cancel BG-7K2QXM BG-7K2QXN", "takes one request id"),
+        ("list everything", "takes nothing after it"),
+        ("extend BG-7K2QXM 30m", "needs an id, a duration and a reason"),
+        ("extend BG-7K2QXM 1x needed more", "'1x' is not a duration"),
+        ("/payments admin 1h some reason here", "names no cluster"),
+        ("prod/ admin 1h some reason here", "names no namespace"),
+    ],
+)
+def test_malformed_subcommands_say_what_to_type(text: str, says: str) -> None:
+    with pytest.raises(CommandError) as refused:
+        parse_command(text)
+    assert says in refused.value.reason
