@@ -1,0 +1,557 @@
+"""The Kubernetes adapter: every cluster the roster names, behind ``bot.ports.ClusterGateway``.
+
+This is the only module that imports ``kubernetes``. It turns a ``BindingSpec`` into exactly what the
+contract says lands in a cluster (one RoleBinding or ClusterRoleBinding per grant, plus a ServiceAccount
+and a short-lived token for ``credentials: token``), reads managed bindings back for the sweep, and asks
+the API server access questions. Library failures are translated here, as kopf's ``clients/errors.py``
+does: 404 → ``BindingNotFound`` where absence is the answer, AlreadyExists → adopt or
+``BindingConflict``, 400/401/403/422 → ``ClusterRefused``, 409 Conflict → ``TemporaryError``,
+429/5xx/timeouts/connection errors → ``ClusterUnavailable`` (with Retry-After as the delay).
+
+What it must not do: load configuration or touch a cluster at import or construction (clients are
+built on first use), retry on its own (urllib3's retries are off; the job's retry policy decides),
+block forever (every call has a connect and read timeout), or let a token or kubeconfig into an
+exception message or a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import urllib3
+import yaml
+from kubernetes import client, config
+from kubernetes.client import ApiClient, ApiException
+from kubernetes.config import ConfigException
+
+from bot.domain.grants import (
+    EXPIRES_AT_ANNOTATION,
+    MANAGED_SELECTOR,
+    REQUEST_ID_LABEL,
+    SERVICE_ACCOUNT_ANNOTATION,
+    BindingSpec,
+    Credentials,
+    IssuedCredentials,
+    ManagedBinding,
+    binding_name,
+    format_instant,
+    parse_instant,
+)
+from bot.domain.ids import RequestId, parse_request_id
+from bot.ports import (
+    AccessCheck,
+    BindingConflict,
+    BindingNotFound,
+    BreakglassError,
+    ClusterRefused,
+    ClusterUnavailable,
+    TemporaryError,
+    UnknownCluster,
+)
+
+log = logging.getLogger(__name__)
+
+IN_CLUSTER = "in-cluster"
+GRANT_NAMESPACE = "breakglass-system"  # where per-grant ServiceAccounts live (the bot's Role is there)
+RBAC_GROUP = "rbac.authorization.k8s.io"
+MERGE_PATCH = "application/merge-patch+json"
+MIN_TOKEN_SECONDS = 600  # the API server refuses a TokenRequest for less than ten minutes
+DEFAULT_REQUEST_TIMEOUT = (3.0, 10.0)  # (connect, read) seconds
+_LIST_PAGE = 500
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """How to reach one roster cluster: a kubeconfig context (or ``in-cluster``) and its grant mode."""
+
+    context: str
+    credentials: Credentials = "user"
+
+
+_Binding = client.V1RoleBinding | client.V1ClusterRoleBinding
+
+
+@dataclass(frozen=True)
+class _Cluster:
+    """One cluster's client and the typed API groups over it."""
+
+    name: str
+    target: ClusterTarget
+    api: ApiClient
+    rbac: client.RbacAuthorizationV1Api
+    core: client.CoreV1Api
+    authz: client.AuthorizationV1Api
+
+
+def _status(exc: ApiException) -> tuple[str, str, dict[str, Any]]:
+    """``reason``, ``message`` and ``details`` of the Status body the API server sent with an error."""
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return str(exc.reason or ""), "", {}
+    return str(body.get("reason") or exc.reason or ""), str(body.get("message") or ""), body.get("details") or {}
+
+
+def _retry_after(exc: ApiException, details: Mapping[str, Any]) -> float:
+    headers: Mapping[str, str] = exc.headers or {}
+    for raw in (headers.get("Retry-After"), details.get("retryAfterSeconds")):
+        try:
+            if raw is not None and float(raw) >= 0:
+                return float(raw)
+        except (TypeError, ValueError):
+            continue  # an HTTP-date or garbage: fall back to the default
+    return 1.0
+
+
+def _is(exc: ApiException, code: int, reason: str | None = None) -> bool:
+    return exc.status == code and (reason is None or _status(exc)[0] == reason)
+
+
+def translate(cluster: str, action: str, exc: ApiException) -> BreakglassError:
+    """The project's error for an API error answer. Status messages name objects, never credentials."""
+    reason, message, details = _status(exc)
+    code = int(exc.status or 0)
+    what = f"cluster {cluster}: {action}: HTTP {code} {reason}" + (f": {message}" if message else "")
+    if code == 404:
+        return BindingNotFound(what)
+    if code == 409 and reason == "AlreadyExists":
+        return BindingConflict(what)
+    if code == 409:
+        return TemporaryError(what, delay=0.5)  # a write raced another; read again and retry
+    if code == 0 or code == 429 or code >= 500:
+        return ClusterUnavailable(what, delay=_retry_after(exc, details))
+    return ClusterRefused(what)
+
+
+class KubeClusters:
+    """``ClusterGateway`` over the official client, one lazily built ``ApiClient`` per cluster.
+
+    ``kubeconfig`` None means ``$KUBECONFIG`` (read when a client is first built), else
+    ``~/.kube/config``. ``token_namespace`` holds the per-grant ServiceAccounts of ``credentials: token``
+    clusters. ``request_timeout`` is (connect, read) seconds for every call. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        targets: Mapping[str, ClusterTarget],
+        kubeconfig: str | Path | None = None,
+        token_namespace: str = GRANT_NAMESPACE,
+        now: Callable[[], datetime] = _utc_now,
+        request_timeout: tuple[float, float] = DEFAULT_REQUEST_TIMEOUT,
+    ) -> None:
+        self._targets = dict(targets)
+        self._kubeconfig = str(kubeconfig) if kubeconfig is not None else None
+        self._token_namespace = token_namespace
+        self._now = now
+        self._timeout = request_timeout
+        self._clients: dict[str, _Cluster] = {}
+        # One lock per cluster: building a client may run a credential plugin, which must not hold up
+        # the other clusters.
+        self._locks = {name: threading.Lock() for name in self._targets}
+
+    # ----------------------------------------------------------------- ClusterGateway
+
+    def clusters(self) -> Sequence[str]:
+        return tuple(self._targets)
+
+    def apply_grant(self, spec: BindingSpec) -> IssuedCredentials | None:
+        c = self._cluster(spec.cluster)
+        if spec.credentials == "token":
+            # The ServiceAccount first, checked to be this grant's: binding a name first would hand the
+            # role to whatever ServiceAccount someone else created under that name.
+            self._ensure_service_account(c, spec)
+            subject = client.RbacV1Subject(kind="ServiceAccount", name=spec.name, namespace=self._token_namespace)
+        else:
+            subject = client.RbacV1Subject(kind="User", name=spec.kube_user, api_group=RBAC_GROUP)
+        self._ensure_binding(c, spec, subject)
+        if spec.credentials == "token":
+            return self._issue_token(c, spec)
+        return None
+
+    def set_expiry(self, spec: BindingSpec) -> None:
+        c = self._cluster(spec.cluster)
+        existing = self._read_binding(c, spec.name, spec.namespace)
+        if existing is None:
+            raise BindingNotFound(f"cluster {c.name}: binding {_where(spec.name, spec.namespace)} is gone")
+        self._check_ours(c, spec, existing)
+        self._patch_expiry(c, spec, existing.metadata.resource_version if existing.metadata else None)
+
+    def remove_grant(self, cluster: str, request_id: RequestId, namespace: str | None) -> bool:
+        c = self._cluster(cluster)
+        name = binding_name(request_id)
+        own_sa = f"{self._token_namespace}/{name}"
+        delete_sa = c.target.credentials == "token"
+        if not delete_sa:
+            # A grant made while this cluster was in token mode still has its ServiceAccount to delete.
+            existing = self._read_binding(c, name, namespace)
+            annotations = (existing.metadata.annotations or {}) if existing and existing.metadata else {}
+            delete_sa = annotations.get(SERVICE_ACCOUNT_ANNOTATION) == own_sa
+        removed = False
+        # Deleted by name, whoever made it: the name is ours by contract, and removing access is the
+        # safe direction. A revoke must never leave a binding in place because its labels look odd.
+        with self._calls(c, f"delete binding {_where(name, namespace)}"):
+            try:
+                if namespace is None:
+                    c.rbac.delete_cluster_role_binding(name, _request_timeout=self._timeout)
+                else:
+                    c.rbac.delete_namespaced_role_binding(name, namespace, _request_timeout=self._timeout)
+                removed = True
+            except ApiException as exc:
+                if not _is(exc, 404):
+                    raise
+        if delete_sa:
+            # Only ever the grant's own name in the token namespace, whatever an annotation says.
+            with self._calls(c, f"delete serviceaccount {own_sa}"):
+                try:
+                    c.core.delete_namespaced_service_account(
+                        name, self._token_namespace, _request_timeout=self._timeout
+                    )
+                    removed = True
+                except ApiException as exc:
+                    if not _is(exc, 404):
+                        raise
+        log.info("cluster %s: removed grant %s (%s)", cluster, request_id, "deleted" if removed else "already gone")
+        return removed
+
+    def list_managed(self, cluster: str) -> Sequence[ManagedBinding]:
+        c = self._cluster(cluster)
+        found: list[ManagedBinding] = []
+        with self._calls(c, "list managed bindings"):
+            for item in self._pages(
+                lambda token: c.rbac.list_role_binding_for_all_namespaces(
+                    label_selector=MANAGED_SELECTOR, limit=_LIST_PAGE, _continue=token, _request_timeout=self._timeout
+                )
+            ):
+                found.append(self._managed(cluster, item.metadata))
+            for item in self._pages(
+                lambda token: c.rbac.list_cluster_role_binding(
+                    label_selector=MANAGED_SELECTOR, limit=_LIST_PAGE, _continue=token, _request_timeout=self._timeout
+                )
+            ):
+                found.append(self._managed(cluster, item.metadata))
+        return found
+
+    def review_access(self, cluster: str, check: AccessCheck) -> bool:
+        c = self._cluster(cluster)
+        review = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=check.user,
+                groups=list(check.groups) or None,
+                resource_attributes=_resource_attributes(
+                    check.verb, check.resource, check.namespace, check.api_group, check.name
+                ),
+            )
+        )
+        with self._calls(c, f"review {check.verb} {check.resource} for {check.user}"):
+            answer = c.authz.create_subject_access_review(review, _request_timeout=self._timeout)
+        return bool(answer.status and answer.status.allowed)
+
+    # ----------------------------------------------------------------- for doctor and readiness
+
+    def self_review(
+        self,
+        cluster: str,
+        verb: str,
+        resource: str,
+        namespace: str | None = None,
+        api_group: str = "",
+        name: str | None = None,
+    ) -> bool:
+        """May the bot itself ``verb`` ``resource`` (``pods/exec`` style subresources allowed)?"""
+        c = self._cluster(cluster)
+        review = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=_resource_attributes(verb, resource, namespace, api_group, name)
+            )
+        )
+        with self._calls(c, f"self review {verb} {resource}"):
+            answer = c.authz.create_self_subject_access_review(review, _request_timeout=self._timeout)
+        return bool(answer.status and answer.status.allowed)
+
+    def ping(self, cluster: str) -> str:
+        """The API server's version (``v1.31.0``): proof the cluster answers and accepts our credentials."""
+        c = self._cluster(cluster)
+        with self._calls(c, "read version"):
+            info = client.VersionApi(c.api).get_code(_request_timeout=self._timeout)
+        return str(info.git_version)
+
+    def close(self) -> None:
+        """Release pooled connections (the worker's shutdown calls it; later calls rebuild clients)."""
+        for name, lock in self._locks.items():
+            with lock:
+                built = self._clients.pop(name, None)
+            if built is not None:
+                built.api.close()
+
+    # ----------------------------------------------------------------- clients
+
+    def _cluster(self, cluster: str) -> _Cluster:
+        target = self._targets.get(cluster)
+        if target is None:
+            raise UnknownCluster(f"cluster {cluster!r} is not configured (known: {', '.join(sorted(self._targets))})")
+        with self._locks[cluster]:
+            built = self._clients.get(cluster)
+            if built is None:
+                api = self._load(cluster, target)
+                built = _Cluster(
+                    cluster,
+                    target,
+                    api,
+                    client.RbacAuthorizationV1Api(api),
+                    client.CoreV1Api(api),
+                    client.AuthorizationV1Api(api),
+                )
+                self._clients[cluster] = built
+            return built
+
+    def _load(self, cluster: str, target: ClusterTarget) -> ApiClient:
+        configuration = client.Configuration()
+        try:
+            if target.context == IN_CLUSTER:
+                config.load_incluster_config(client_configuration=configuration)
+            else:
+                path = self._kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+                config.load_kube_config(
+                    config_file=path, context=target.context, client_configuration=configuration, persist_config=False
+                )
+        except (ConfigException, OSError) as exc:
+            # ConfigException texts name files, contexts and keys, not their secret values.
+            raise UnknownCluster(f"cluster {cluster}: cannot load context {target.context!r}: {exc}") from exc
+        # Our retry policy decides, not urllib3's: its default Retry sleeps through Retry-After inside
+        # the call and re-sends requests that are not idempotent.
+        configuration.retries = False
+        return ApiClient(configuration)
+
+    @contextmanager
+    def _calls(self, c: _Cluster, action: str) -> Iterator[None]:
+        try:
+            yield
+        except ApiException as exc:
+            raise translate(c.name, action, exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # Timeouts, refused or reset connections, DNS and TLS failures: nothing was decided.
+            raise ClusterUnavailable(f"cluster {c.name}: {action}: {type(exc).__name__}: {exc}") from exc
+        except ValueError as exc:
+            # An answer the client could not read (pydantic's ValidationError is a ValueError). Its text
+            # quotes the answer, which for a TokenRequest is the token: keep neither text nor cause.
+            raise ClusterRefused(
+                f"cluster {c.name}: {action}: the API server's answer could not be read ({type(exc).__name__})"
+            ) from None
+
+    @staticmethod
+    def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+        token: str | None = None
+        while True:
+            page = fetch(token)
+            yield from page.items or []
+            token = page.metadata._continue if page.metadata else None
+            if not token:
+                return
+
+    # ----------------------------------------------------------------- grants
+
+    def _ensure_service_account(self, c: _Cluster, spec: BindingSpec) -> None:
+        body = client.V1ServiceAccount(
+            metadata=client.V1ObjectMeta(
+                name=spec.name, namespace=self._token_namespace, labels=spec.labels(), annotations=spec.annotations()
+            ),
+            # The ServiceAccount stands for a person; no pod should ever run as it.
+            automount_service_account_token=False,
+        )
+        action = f"create serviceaccount {self._token_namespace}/{spec.name}"
+        with self._calls(c, action):
+            try:
+                c.core.create_namespaced_service_account(self._token_namespace, body, _request_timeout=self._timeout)
+                return
+            except ApiException as exc:
+                if _is(exc, 404):
+                    self._refuse(c, action, exc)
+                if not _is(exc, 409, "AlreadyExists"):
+                    raise
+            existing = c.core.read_namespaced_service_account(
+                spec.name, self._token_namespace, _request_timeout=self._timeout
+            )
+        labels = (existing.metadata.labels or {}) if existing.metadata else {}
+        if labels.get(REQUEST_ID_LABEL) != spec.request_id:
+            raise BindingConflict(
+                f"cluster {c.name}: serviceaccount {self._token_namespace}/{spec.name} exists and is not {spec.request_id}'s"
+            )
+
+    def _ensure_binding(self, c: _Cluster, spec: BindingSpec, subject: client.RbacV1Subject) -> None:
+        annotations = spec.annotations()
+        if spec.credentials == "token":
+            annotations[SERVICE_ACCOUNT_ANNOTATION] = f"{self._token_namespace}/{spec.name}"
+        metadata = client.V1ObjectMeta(name=spec.name, labels=spec.labels(), annotations=annotations)
+        role_ref = client.V1RoleRef(api_group=RBAC_GROUP, kind="ClusterRole", name=spec.cluster_role)
+        action = f"create binding {_where(spec.name, spec.namespace)} to {spec.cluster_role}"
+        with self._calls(c, action):
+            try:
+                if spec.namespace is None:
+                    c.rbac.create_cluster_role_binding(
+                        client.V1ClusterRoleBinding(metadata=metadata, role_ref=role_ref, subjects=[subject]),
+                        _request_timeout=self._timeout,
+                    )
+                else:
+                    c.rbac.create_namespaced_role_binding(
+                        spec.namespace,
+                        client.V1RoleBinding(metadata=metadata, role_ref=role_ref, subjects=[subject]),
+                        _request_timeout=self._timeout,
+                    )
+                log.info("cluster %s: created %s", c.name, _where(spec.name, spec.namespace))
+                return
+            except ApiException as exc:
+                if _is(exc, 404):
+                    self._refuse(c, action, exc)  # the namespace (or the role) does not exist
+                if not _is(exc, 409, "AlreadyExists"):
+                    raise
+        # It is there already: ours from an earlier attempt of this same grant, or someone else's.
+        existing = self._read_binding(c, spec.name, spec.namespace)
+        if existing is None:
+            raise TemporaryError(f"cluster {c.name}: {_where(spec.name, spec.namespace)} vanished while adopted", 0.5)
+        self._check_ours(c, spec, existing, subject)
+        self._patch_expiry(c, spec, existing.metadata.resource_version if existing.metadata else None)
+
+    def _check_ours(
+        self, c: _Cluster, spec: BindingSpec, existing: _Binding, subject: client.RbacV1Subject | None = None
+    ) -> None:
+        labels = (existing.metadata.labels or {}) if existing.metadata else {}
+        ref = existing.role_ref
+        same_role = ref is not None and ref.kind == "ClusterRole" and ref.name == spec.cluster_role
+        same_subject = subject is None or [_subject_key(s) for s in existing.subjects or []] == [_subject_key(subject)]
+        if labels.get(REQUEST_ID_LABEL) != spec.request_id or not same_role or not same_subject:
+            raise BindingConflict(
+                f"cluster {c.name}: {_where(spec.name, spec.namespace)} exists and was not made for {spec.request_id}"
+            )
+
+    def _patch_expiry(self, c: _Cluster, spec: BindingSpec, resource_version: str | None) -> None:
+        # Carrying the resourceVersion we checked makes the patch fail (409) if the binding changed since.
+        patch: dict[str, Any] = {"metadata": {"annotations": {EXPIRES_AT_ANNOTATION: format_instant(spec.expires_at)}}}
+        if resource_version:
+            patch["metadata"]["resourceVersion"] = resource_version
+        with self._calls(c, f"set expiry of {_where(spec.name, spec.namespace)}"):
+            if spec.namespace is None:
+                c.rbac.patch_cluster_role_binding(
+                    spec.name, patch, _content_type=MERGE_PATCH, _request_timeout=self._timeout
+                )
+            else:
+                c.rbac.patch_namespaced_role_binding(
+                    spec.name, spec.namespace, patch, _content_type=MERGE_PATCH, _request_timeout=self._timeout
+                )
+
+    def _read_binding(self, c: _Cluster, name: str, namespace: str | None) -> _Binding | None:
+        """The binding, or None when it is not there."""
+        with self._calls(c, f"read binding {_where(name, namespace)}"):
+            try:
+                if namespace is None:
+                    return c.rbac.read_cluster_role_binding(name, _request_timeout=self._timeout)
+                return c.rbac.read_namespaced_role_binding(name, namespace, _request_timeout=self._timeout)
+            except ApiException as exc:
+                if _is(exc, 404):
+                    return None
+                raise
+
+    def _issue_token(self, c: _Cluster, spec: BindingSpec) -> IssuedCredentials:
+        remaining = math.ceil((spec.expires_at - self._now()).total_seconds())
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=max(MIN_TOKEN_SECONDS, remaining))
+        )
+        with self._calls(c, f"request a token for serviceaccount {self._token_namespace}/{spec.name}"):
+            answer = c.core.create_namespaced_service_account_token(
+                spec.name, self._token_namespace, request, _request_timeout=self._timeout
+            )
+        status = answer.status
+        if status is None or not status.token or status.expiration_timestamp is None:
+            raise ClusterRefused(f"cluster {c.name}: the TokenRequest for {spec.name} came back without a token")
+        expires = status.expiration_timestamp.astimezone(UTC)
+        return IssuedCredentials(
+            kubeconfig=_holder_kubeconfig(c, spec, status.token),
+            token_expires_at=expires,
+            # The API server will not issue under ten minutes, so a short grant's token outlives it;
+            # revoking deletes the ServiceAccount, which is what ends the token early.
+            outlives_grant=expires > spec.expires_at,
+        )
+
+    def _refuse(self, c: _Cluster, action: str, exc: ApiException) -> NoReturn:
+        """A 404 on create means something the grant needs is missing: permanent, not 'already gone'."""
+        reason, message, _ = _status(exc)
+        raise ClusterRefused(f"cluster {c.name}: {action}: HTTP 404 {reason}: {message}") from exc
+
+    # ----------------------------------------------------------------- reading back
+
+    def _managed(self, cluster: str, meta: client.V1ObjectMeta | None) -> ManagedBinding:
+        labels = (meta.labels or {}) if meta else {}
+        annotations = (meta.annotations or {}) if meta else {}
+        expires_at: datetime | None
+        try:
+            expires_at = parse_instant(annotations[EXPIRES_AT_ANNOTATION])
+        except (KeyError, ValueError):
+            expires_at = None  # the sweep treats a binding without a readable expiry as expired
+        namespace, _, sa_name = annotations.get(SERVICE_ACCOUNT_ANNOTATION, "").partition("/")
+        return ManagedBinding(
+            cluster=cluster,
+            name=str(meta.name) if meta else "",
+            namespace=(meta.namespace or None) if meta else None,
+            request_id=parse_request_id(labels.get(REQUEST_ID_LABEL, "")),
+            expires_at=expires_at,
+            service_account=(namespace, sa_name) if namespace and sa_name else None,
+        )
+
+
+def _where(name: str, namespace: str | None) -> str:
+    return f"clusterrolebinding {name}" if namespace is None else f"rolebinding {namespace}/{name}"
+
+
+def _subject_key(subject: client.RbacV1Subject) -> tuple[str, str, str]:
+    return (subject.kind or "", subject.name or "", subject.namespace or "")
+
+
+def _resource_attributes(
+    verb: str, resource: str, namespace: str | None, api_group: str, name: str | None
+) -> client.V1ResourceAttributes:
+    plural, _, subresource = resource.partition("/")
+    return client.V1ResourceAttributes(
+        verb=verb, resource=plural, subresource=subresource or None, namespace=namespace, group=api_group, name=name
+    )
+
+
+def _holder_kubeconfig(c: _Cluster, spec: BindingSpec, token: str) -> str:
+    """A complete kubeconfig for the grant holder: this cluster's server and CA, the token, the namespace."""
+    settings = c.api.configuration
+    cluster: dict[str, Any] = {"server": settings.host}
+    if settings.ssl_ca_cert:
+        cluster["certificate-authority-data"] = base64.b64encode(Path(settings.ssl_ca_cert).read_bytes()).decode()
+    if settings.verify_ssl is False:
+        cluster["insecure-skip-tls-verify"] = True  # mirrors the bot's own setting for this cluster
+    if settings.tls_server_name:
+        cluster["tls-server-name"] = settings.tls_server_name
+    context: dict[str, str] = {"cluster": spec.cluster, "user": spec.name}
+    if spec.namespace:
+        context["namespace"] = spec.namespace
+    name = f"{spec.cluster}-{spec.name}"
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": spec.cluster, "cluster": cluster}],
+        "users": [{"name": spec.name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": context}],
+        "current-context": name,
+        "preferences": {},
+    }
+    return yaml.safe_dump(document, sort_keys=False)
