@@ -10,23 +10,21 @@ leaves a consistent store.
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import json
 import secrets
-import socket
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bot.standins.kube import discovery, selectors, validation
 from bot.standins.kube import resources as kinds
-from bot.standins.kube import selectors, validation
 from bot.standins.kube.defaults import SYSTEM_NAMESPACES, bootstrap_policy, namespace_object
 from bot.standins.kube.faults import Fault, Faults
 from bot.standins.kube.kubeconfig import ContextEntry, write_kubeconfig
@@ -59,6 +57,7 @@ from bot.standins.kube.status import (
     unauthorized,
     unsupported_media_type,
 )
+from bot.standins.kube.transport import HTTPServer, Reply, json_reply
 
 JSON = dict[str, Any]
 
@@ -66,6 +65,7 @@ SERVER_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
 MIN_TOKEN_SECONDS = 600
 MAX_TOKEN_SECONDS = 1 << 32
 DEFAULT_TOKEN_SECONDS = 3600
+REQUEST_LOG_SIZE = 10_000
 _RESOURCE_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 _SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation", "managedFields")
@@ -158,19 +158,6 @@ class _MintedToken:
     audiences: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class _Reply:
-    code: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def _json_reply(code: int, body: JSON, headers: Mapping[str, str] | None = None) -> _Reply:
-    data = json.dumps(body, separators=(",", ":")).encode()
-    return _Reply(code, data, headers=tuple((headers or {}).items()))
-
-
 def _jwt_segment(payload: JSON) -> str:
     return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(b"=").decode()
 
@@ -203,10 +190,10 @@ class KubeApiServer:
         self._resource_version = 0
         self._identities: dict[str, UserInfo] = {}
         self._tokens: dict[str, _MintedToken] = {}
-        self._log: list[RequestRecord] = []
+        self._log: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_SIZE)  # a long demo must not grow without end
         self._authorizer = Authorizer(_RbacView(self))
         self._faults = Faults(now)
-        self._httpd: _HTTPServer | None = None
+        self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._admin = UserInfo(admin_user, (SYSTEM_MASTERS, SYSTEM_AUTHENTICATED))
         self.admin_token = "admin-" + secrets.token_urlsafe(24)
@@ -223,7 +210,7 @@ class KubeApiServer:
         """Serve on a free port (or the one given) in a background thread; returns the base URL."""
         if self._httpd is not None:
             return self.url
-        httpd = _HTTPServer((self._host, self._port), _Handler, self)
+        httpd = HTTPServer((self._host, self._port), self)
         self._httpd = httpd
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-api-double", daemon=True
@@ -318,6 +305,7 @@ class KubeApiServer:
 
     @property
     def requests(self) -> list[RequestRecord]:
+        """The most recent requests (up to ``REQUEST_LOG_SIZE``), oldest first."""
         with self._lock:
             return list(self._log)
 
@@ -393,7 +381,7 @@ class KubeApiServer:
 
     # ----------------------------------------------------------------- request handling
 
-    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Reply | None:
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply | None:
         """Answer one HTTP request; None means: say nothing and drop the connection (a hang)."""
         split = urlsplit(target)
         path, query = split.path or "/", parse_qs(split.query, keep_blank_values=True)
@@ -414,7 +402,7 @@ class KubeApiServer:
                 self._authorize(info, user)
                 reply = self._dispatch(info, user, query, headers, body)
         except ApiError as error:
-            reply = _json_reply(error.code, error.status(), error.headers)
+            reply = json_reply(error.code, error.status(), error.headers)
         self._record(method, path, reply.code, user.name if user else None)
         return reply
 
@@ -448,7 +436,7 @@ class KubeApiServer:
 
     def _dispatch(
         self, info: RequestInfo, user: UserInfo, query: Mapping[str, list[str]], headers: Mapping[str, str], body: bytes
-    ) -> _Reply:
+    ) -> Reply:
         if not info.resource_request:
             return self._non_resource(info)
         if kinds.SERVED_VERSIONS.get(info.group) != info.version or info.extra_parts:
@@ -463,35 +451,35 @@ class KubeApiServer:
             kind, namespaced = review
             if namespaced != bool(info.namespace):
                 raise path_not_found()
-            return _json_reply(201, self._review(kind, info.namespace, _decode(body), user))
+            return json_reply(201, self._review(kind, info.namespace, _decode(body), user))
         rt = kinds.stored(info.group, info.resource)
         if rt is None or (not rt.namespaced and info.namespace and rt is not kinds.NAMESPACES):
             raise path_not_found()
         namespace = "" if rt is kinds.NAMESPACES else info.namespace
         if info.subresource:
             if rt is kinds.SERVICE_ACCOUNTS and info.subresource == "token" and info.verb == "create":
-                return _json_reply(201, self._token_request(namespace, info.name, _decode(body), dry_run))
+                return json_reply(201, self._token_request(namespace, info.name, _decode(body), dry_run))
             raise path_not_found()
         if info.verb == "list":
-            return _json_reply(200, self._list(rt, namespace or None, query))
+            return json_reply(200, self._list(rt, namespace or None, query))
         if info.verb == "deletecollection":
-            return _json_reply(200, self._delete_collection(rt, namespace, query, dry_run))
+            return json_reply(200, self._delete_collection(rt, namespace, query, dry_run))
         if info.verb == "create":
             if rt.namespaced and not namespace:
                 raise method_not_allowed(info.method)
-            return _json_reply(201, self._create(rt, namespace, _decode(body), user, "", dry_run))
+            return json_reply(201, self._create(rt, namespace, _decode(body), user, "", dry_run))
         if rt.namespaced and not namespace:
             raise path_not_found()
         if info.verb == "get":
-            return _json_reply(200, self._must_get(rt, namespace, info.name))
+            return json_reply(200, self._must_get(rt, namespace, info.name))
         if info.verb == "update":
             code, obj = self._replace(rt, namespace, info.name, _decode(body), user, dry_run)
-            return _json_reply(code, obj)
+            return json_reply(code, obj)
         if info.verb == "patch":
             content_type = (headers.get("content-type") or "").split(";")[0].strip()
-            return _json_reply(200, self._patch(rt, namespace, info.name, content_type, body, user, dry_run))
+            return json_reply(200, self._patch(rt, namespace, info.name, content_type, body, user, dry_run))
         if info.verb == "delete":
-            return _json_reply(200, self._delete(rt, namespace, info.name, body, dry_run))
+            return json_reply(200, self._delete(rt, namespace, info.name, body, dry_run))
         raise method_not_allowed(info.method)
 
     # ----------------------------------------------------------------- storage primitives
@@ -881,51 +869,19 @@ class KubeApiServer:
             (_jwt_segment({"alg": "RS256", "kid": "kube-api-double"}), _jwt_segment(claims), secrets.token_urlsafe(48))
         )
         with self._lock:
+            self._tokens = {t: m for t, m in self._tokens.items() if m.expires_at > issued}  # forget dead ones
             self._tokens[token] = _MintedToken(namespace, name, uid, expires, audiences)
         return token, expires
 
     # ----------------------------------------------------------------- non-resource paths
 
-    def _non_resource(self, info: RequestInfo) -> _Reply:
+    def _non_resource(self, info: RequestInfo) -> Reply:
         if info.verb != "get":
             raise method_not_allowed(info.method)
-        path = info.path.rstrip("/") or "/"
-        if path == "/version":
-            minor = self._git_version.lstrip("v").split(".")[1]
-            return _json_reply(
-                200,
-                {
-                    "major": "1",
-                    "minor": minor,
-                    "gitVersion": self._git_version,
-                    "gitCommit": "0000000000000000000000000000000000000000",
-                    "gitTreeState": "clean",
-                    "buildDate": "2024-08-13T07:28:49Z",
-                    "goVersion": "go1.22.0",
-                    "compiler": "gc",
-                    "platform": "linux/amd64",
-                },
-            )
-        if path in ("/healthz", "/livez", "/readyz"):
-            return _Reply(200, b"ok", "text/plain; charset=utf-8")
-        if path == "/api":
-            return _json_reply(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
-        if path == "/apis":
-            groups = [
-                {
-                    "name": g,
-                    "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
-                    "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v},
-                }
-                for g, v in kinds.SERVED_VERSIONS.items()
-                if g
-            ]
-            return _json_reply(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-        group_version = path.removeprefix("/api/").removeprefix("/apis/")
-        for group, version in kinds.SERVED_VERSIONS.items():
-            if group_version == (f"{group}/{version}" if group else version):
-                return _json_reply(200, _resource_list(group, version))
-        raise path_not_found()
+        code, body = discovery.answer(info.path, self._git_version)
+        if isinstance(body, bytes):
+            return Reply(code, body, "text/plain; charset=utf-8")
+        return json_reply(code, body)
 
 
 class _RbacView:
@@ -945,53 +901,6 @@ class _RbacView:
 
     def role(self, namespace: str, name: str) -> JSON | None:
         return self._api._get(kinds.ROLES, namespace, name)
-
-
-def _resource_list(group: str, version: str) -> JSON:
-    entries: list[JSON] = []
-    for rt in kinds.STORED:
-        if rt.group != group:
-            continue
-        verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update"]
-        entries.append(
-            {
-                "name": rt.plural,
-                "singularName": rt.kind.lower(),
-                "namespaced": rt.namespaced,
-                "kind": rt.kind,
-                "verbs": verbs,
-                "shortNames": list(rt.short_names),
-            }
-        )
-        if rt is kinds.SERVICE_ACCOUNTS:
-            entries.append(
-                {
-                    "name": "serviceaccounts/token",
-                    "singularName": "",
-                    "namespaced": True,
-                    "group": "authentication.k8s.io",
-                    "version": "v1",
-                    "kind": "TokenRequest",
-                    "verbs": ["create"],
-                }
-            )
-    for (review_group, plural), (kind, namespaced) in kinds.REVIEWS.items():
-        if review_group == group:
-            entries.append(
-                {
-                    "name": plural,
-                    "singularName": kind.lower(),
-                    "namespaced": namespaced,
-                    "kind": kind,
-                    "verbs": ["create"],
-                }
-            )
-    return {
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": f"{group}/{version}" if group else version,
-        "resources": entries,
-    }
 
 
 def _forbidden_message(attrs: Attributes) -> str:
@@ -1081,65 +990,3 @@ def _continue_from(token: str) -> int:
         return int(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
     except (ValueError, KeyError, TypeError) as exc:
         raise bad_request("continue key is not valid") from exc
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], api: KubeApiServer) -> None:
-        self.api = api
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def track(self, connection: socket.socket, open_: bool) -> None:
-        with self._connections_lock:
-            if open_:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections, self._connections = set(self._connections), set()
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by the peer: nothing left to cut
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes; don't stall on delayed ACKs
-    server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # the double's request log is ``KubeApiServer.requests``; stderr stays quiet in tests
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        reply = self.server.api.handle(self.command, self.path, headers, body)
-        if reply is None:
-            self.close_connection = True
-            return
-        self.send_response(reply.code)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
