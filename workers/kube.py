@@ -344,16 +344,30 @@ class KubeClusters:
         try:
             yield
         except ApiException as exc:
+            if exc.status == 401:
+                # Our credentials were refused: rotated, expired, or an exec plugin that failed when the
+                # client was built (the library logs that and carries on without a token). Load them
+                # afresh on the next call instead of keeping a client that can never succeed.
+                self._forget(c)
             raise translate(c.name, action, exc) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             # Timeouts, refused or reset connections, DNS and TLS failures: nothing was decided.
             raise ClusterUnavailable(f"cluster {c.name}: {action}: {type(exc).__name__}: {exc}") from exc
+        except ConfigException as exc:
+            # The client refreshes expiring credentials (exec plugins, in-cluster token files) inside the
+            # call; a failed refresh may pass, and its text names the plugin, not the credential.
+            raise ClusterUnavailable(f"cluster {c.name}: {action}: credentials could not be refreshed: {exc}") from exc
         except ValueError as exc:
             # An answer the client could not read (pydantic's ValidationError is a ValueError). Its text
             # quotes the answer, which for a TokenRequest is the token: keep neither text nor cause.
             raise ClusterRefused(
                 f"cluster {c.name}: {action}: the API server's answer could not be read ({type(exc).__name__})"
             ) from None
+
+    def _forget(self, c: _Cluster) -> None:
+        with self._locks[c.name]:
+            if self._clients.get(c.name) is c:
+                del self._clients[c.name]  # not closed: other threads may still be mid-call on it
 
     @staticmethod
     def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
@@ -480,8 +494,12 @@ class KubeClusters:
         if status is None or not status.token or status.expiration_timestamp is None:
             raise ClusterRefused(f"cluster {c.name}: the TokenRequest for {spec.name} came back without a token")
         expires = status.expiration_timestamp.astimezone(UTC)
+        try:
+            kubeconfig = _holder_kubeconfig(c, spec, status.token)
+        except OSError as exc:
+            raise ClusterRefused(f"cluster {c.name}: cannot read the cluster's CA file: {type(exc).__name__}") from None
         return IssuedCredentials(
-            kubeconfig=_holder_kubeconfig(c, spec, status.token),
+            kubeconfig=kubeconfig,
             token_expires_at=expires,
             # The API server will not issue under ten minutes, so a short grant's token outlives it;
             # revoking deletes the ServiceAccount, which is what ends the token early.
@@ -532,7 +550,11 @@ def _resource_attributes(
 
 
 def _holder_kubeconfig(c: _Cluster, spec: BindingSpec, token: str) -> str:
-    """A complete kubeconfig for the grant holder: this cluster's server and CA, the token, the namespace."""
+    """A complete kubeconfig for the grant holder: this cluster's server and CA, the token, the namespace.
+
+    The server is the one the bot uses. With ``in-cluster`` that is the in-cluster service address,
+    which a holder outside the cluster cannot reach: token mode wants a kubeconfig context there.
+    """
     settings = c.api.configuration
     cluster: dict[str, Any] = {"server": settings.host}
     if settings.ssl_ca_cert:

@@ -490,6 +490,19 @@ def test_a_bot_without_permissions_is_refused(kube: KubeApiServer, tmp_path: Pat
         gateway.list_managed("prod")
 
 
+def test_refused_credentials_are_reloaded_on_the_next_call(
+    clusters: KubeClusters, kube: KubeApiServer, kubeconfig: Path, admin: client.RbacAuthorizationV1Api
+) -> None:
+    assert clusters.ping("prod")
+    core = client.CoreV1Api(admin.api_client)
+    core.delete_namespaced_service_account("breakglass", "breakglass-system")  # the bot's token dies with it
+    with pytest.raises(ClusterRefused, match="HTTP 401 Unauthorized"):
+        clusters.ping("prod")
+    kube.add_identity("rotated-token", "breakglass-bot")
+    write_kubeconfig(kubeconfig, {"prod": ContextEntry(kube, "rotated-token")})  # an operator rotates it
+    assert clusters.ping("prod") == "v1.31.0"
+
+
 def test_a_bot_without_bind_cannot_grant_a_role_it_does_not_hold(
     kube: KubeApiServer, admin: client.RbacAuthorizationV1Api, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -499,8 +512,10 @@ def test_a_bot_without_bind_cannot_grant_a_role_it_does_not_hold(
         role_ref=client.V1RoleRef(api_group=RBAC, kind="ClusterRole", name="breakglass"),
         subjects=[client.RbacV1Subject(api_group=RBAC, kind="User", name="binder-bot")],
     )
-    admin.create_cluster_role_binding(writer)  # the bot's rules, but bound to a user: bind still names roles
-    admin.patch_cluster_role("breakglass", [{"op": "remove", "path": "/rules/1"}])  # drop the bind rule
+    admin.create_cluster_role_binding(writer)  # binder-bot holds the bot's ClusterRole...
+    role = admin.read_cluster_role("breakglass")
+    role.rules = [rule for rule in role.rules or [] if "bind" not in rule.verbs]  # ...minus its `bind` rule
+    admin.replace_cluster_role("breakglass", role)
     path = write_kubeconfig(tmp_path / "config", {"prod": ContextEntry(kube, "binder-token")})
     gateway = KubeClusters({"prod": ClusterTarget("prod")}, kubeconfig=path, now=clock, request_timeout=TIMEOUT)
     with pytest.raises(ClusterRefused, match="attempting to grant RBAC permissions not currently held"):
