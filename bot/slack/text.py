@@ -39,6 +39,12 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def unescape(text: str) -> str:
+    """Text as the person typed it, from Slack's escaped form (slash command text arrives with ``&``,
+    ``<`` and ``>`` escaped). Only for reading; anything shown again goes through ``escape``."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def truncate(text: str, limit: int = TEXT_LIMIT) -> str:
     """``text`` cut to at most ``limit`` characters, ending with an ellipsis when it was cut.
 

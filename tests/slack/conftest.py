@@ -18,7 +18,7 @@ from bot.metrics import Metrics
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
 from bot.settings import Settings
-from bot.slack.client import SlackApi
+from bot.slack.client import REQUIRED_SCOPES, SlackApi
 from bot.standins.slack_api import SlackApiDouble
 from bot.store import AuditLog, RequestStore
 from bot.wiring import Core
@@ -82,7 +82,8 @@ def roster() -> Roster:
 @pytest.fixture
 def slack(clock: FakeClock) -> Iterator[SlackApiDouble]:
     """The workspace of the example roster: Alice, Bob and Carol in the incident channel."""
-    double = SlackApiDouble(clock=clock, admin_token=ADMIN_TOKEN)
+    # The bot holds exactly the scopes the manifest asks for, so a call needing more fails the test.
+    double = SlackApiDouble(clock=clock, admin_token=ADMIN_TOKEN, scopes=REQUIRED_SCOPES)
     double.add_user(ALICE, name="alice", tz="Europe/Berlin")
     double.add_user(BOB, name="bob", tz="America/New_York")
     double.add_user(CAROL, name="carol", tz="Europe/London")
@@ -136,6 +137,17 @@ def make_core(settings: Settings, roster: Roster, clock: FakeClock, client: redi
         now=clock,
         metrics=Metrics(client, PREFIX),
     )
+
+
+@pytest.fixture
+def harness(settings: Settings, core: Core, slack: SlackApiDouble, clock: FakeClock) -> Iterator[Any]:
+    from tests.slack.harness import SlackAppHarness
+
+    running = SlackAppHarness(settings, core, slack, clock)
+    try:
+        yield running
+    finally:
+        running.close()
 
 
 @pytest.fixture

@@ -1,0 +1,115 @@
+"""Button clicks: Approve / Deny (request message, Home tab), Revoke / Cancel (Home tab), and Extend /
+Write review (reminder and ended DMs, Home tab), which open a form.
+
+A button's ``value`` is only a request id: everything else is looked up and every check is made
+against stored state by the service (``AccessService.approve`` refuses the requester, non-approvers,
+double approvals and decided requests, and audits ineligible clicks). An identity refusal is audited
+by the gate. The answer is ephemeral where the click happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.domain import policy
+from bot.domain.ids import RequestId, parse_request_id
+from bot.listeners.deps import Deps, action_value, actor_from, answer
+from bot.services.access import REVIEW_MAX, REVIEW_MIN
+from bot.services.errors import Refused
+from bot.slack import blocks, wording
+from bot.slack.client import SlackError
+from bot.slack.forms import extension_choices
+from bot.slack.identity import IdentityRefused, Profile
+
+BROKEN_BUTTON = "That button names no request; use /breakglass list to find yours."
+_FORM_GONE = ("expired_trigger_id", "exchanged_trigger_id", "invalid_trigger_id")
+
+Act = Callable[[Deps, RequestId, Profile, Mapping[str, Any]], str | None]
+
+
+def register(app: App, deps: Deps) -> None:
+    def listen(action_id: str, action: str, act: Act) -> None:
+        @app.action(action_id)
+        def on_click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+            ack()
+            click(deps, body, respond, action, act)
+
+    listen(blocks.APPROVE_ACTION, "approve", approve)
+    listen(blocks.DENY_ACTION, "deny", deny)
+    listen(blocks.REVOKE_ACTION, "revoke", revoke)
+    listen(blocks.CANCEL_ACTION, "cancel", cancel)
+    listen(blocks.EXTEND_ACTION, "extend", open_extension)
+    listen(blocks.REVIEW_ACTION, "review", open_review)
+
+
+def click(deps: Deps, body: Mapping[str, Any], respond: Respond | None, action: str, act: Act) -> None:
+    request_id = parse_request_id(action_value(body))
+    actor = actor_from(body)
+    person: Profile | None = None
+    try:
+        person = deps.identify(actor, action, request_id)
+        if request_id is None:
+            raise Refused(BROKEN_BUTTON)
+        text = act(deps, request_id, person, body)
+    except IdentityRefused as refused:
+        answer(deps, body, respond, None, wording.refusal(refused.reason))
+        return
+    except Refused as refused:
+        if action in ("revoke", "cancel") and person is not None:
+            deps.access.refuse(request_id, person.user_id, action, refused.reason)
+        answer(deps, body, respond, person, wording.refusal(refused.reason))
+        return
+    if text is not None:
+        answer(deps, body, respond, person, text)
+
+
+def approve(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str:
+    outcome = deps.access.approve(request_id, person.user_id)
+    return wording.approved_reply(outcome.request, outcome.counted, outcome.required)
+
+
+def deny(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str:
+    return wording.denied_reply(deps.access.deny(request_id, person.user_id).request)
+
+
+def revoke(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str:
+    return wording.revoked_reply(deps.access.revoke(request_id, person.user_id))
+
+
+def cancel(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str:
+    return wording.cancelled_reply(deps.access.cancel(request_id, person.user_id))
+
+
+def open_extension(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str | None:
+    roster = deps.roster()
+    grant = deps.access.get_visible(request_id, person.user_id)
+    choices = extension_choices(policy.extension_room(roster, grant))
+    # Ask the domain with the smallest length on offer: it explains a non-holder, an ended grant or
+    # a grant already at the role's maximum in its own words.
+    decision = policy.evaluate_extension(roster, grant, person.user_id, choices[0] if choices else timedelta(seconds=1))
+    if not decision:
+        raise Refused(decision.reason)
+    return _open(deps, body, blocks.extension_modal(grant, choices, deps.now()))
+
+
+def open_review(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str | None:
+    request = deps.access.get_visible(request_id, person.user_id)
+    if request.granted_at is None:
+        raise Refused(f"{request.id} was never granted; there is nothing to review.")
+    if request.review is not None:
+        raise Refused(f"{request.id} already has a review.")
+    return _open(deps, body, blocks.review_modal(request, REVIEW_MIN, REVIEW_MAX))
+
+
+def _open(deps: Deps, body: Mapping[str, Any], view: dict[str, Any]) -> str | None:
+    try:
+        deps.slack.open_view(str(body.get("trigger_id") or ""), view)
+    except SlackError as exc:
+        if exc.error in _FORM_GONE:
+            return wording.refusal("The form could not open in time; press the button again.")
+        raise
+    return None

@@ -1,0 +1,112 @@
+"""``/breakglass``: ack, parse the text into a command, check who is asking, call the service, answer.
+
+Every answer is ephemeral (the response URL). The request itself reaches the incident channel through
+the publish job, never from here. A refused command gets one sentence saying why and what to type.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.domain.lifecycle import AccessRequest
+from bot.listeners.deps import Deps, actor_from, send
+from bot.services.errors import Refused
+from bot.slack import blocks, wording
+from bot.slack.client import SlackError
+from bot.slack.command_line import (
+    Ask,
+    Cancel,
+    Command,
+    CommandError,
+    Extend,
+    Help,
+    ListRequests,
+    OpenForm,
+    Revoke,
+    Status,
+    parse_command,
+)
+from bot.slack.forms import options_for
+from bot.slack.identity import IdentityRefused, Profile
+from bot.slack.text import unescape
+
+log = logging.getLogger(__name__)
+
+# Refusals of these are attempts worth keeping in the audit log (reading one's own list is not).
+_AUDITED = {"request", "cancel", "revoke", "extend"}
+
+
+def register(app: App, deps: Deps) -> None:
+    @app.command(wording.COMMAND)
+    def breakglass(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        handle(deps, body, respond)
+
+
+def handle(deps: Deps, body: Mapping[str, Any], respond: Respond) -> None:
+    try:
+        command = parse_command(unescape(str(body.get("text") or "")))
+    except CommandError as bad:
+        send(respond, wording.refusal(bad.reason))
+        return
+    request_id = getattr(command, "request_id", None)
+    actor = actor_from(body)
+    try:
+        person = deps.identify(actor, command.action, request_id)
+    except IdentityRefused as refused:
+        send(respond, wording.refusal(refused.reason))
+        return
+    try:
+        run(deps, command, person, body, respond)
+    except Refused as refused:
+        if command.action in _AUDITED:
+            deps.access.refuse(request_id, person.user_id, command.action, refused.reason)
+        send(respond, wording.refusal(refused.reason))
+
+
+def run(deps: Deps, command: Command, person: Profile, body: Mapping[str, Any], respond: Respond) -> None:
+    access = deps.access
+    roster = deps.roster()
+    now = deps.now()
+    match command:
+        case OpenForm():
+            open_form(deps, person, str(body.get("trigger_id") or ""), respond)
+        case Help(unknown=unknown):
+            text, body_blocks = blocks.help_message(roster, person.user_id, unknown)
+            send(respond, text, body_blocks)
+        case ListRequests():
+            mine, waiting = access.listing(person.user_id)
+            text, body_blocks = blocks.listing(mine, waiting, now)
+            send(respond, text, body_blocks)
+        case Status(request_id=request_id):
+            text, body_blocks = blocks.status(access.get_visible(request_id, person.user_id), roster, now)
+            send(respond, text, body_blocks)
+        case Cancel(request_id=request_id):
+            send(respond, wording.cancelled_reply(access.cancel(request_id, person.user_id)))
+        case Revoke(request_id=request_id):
+            send(respond, wording.revoked_reply(access.revoke(request_id, person.user_id)))
+        case Extend(request_id=request_id, duration=duration, reason=reason):
+            send(respond, wording.extension_reply(access.extend(request_id, person.user_id, duration, reason)))
+        case Ask():
+            request: AccessRequest = access.submit(
+                person.user_id, command.cluster, command.namespace, command.role, command.duration, command.reason
+            )
+            send(respond, wording.submitted(request, roster))
+
+
+def open_form(deps: Deps, person: Profile, trigger_id: str, respond: Respond) -> None:
+    roster = deps.roster()
+    options = options_for(roster, person.user_id)
+    if not options.entitled:
+        raise Refused("You are not entitled to any access yet; ask your platform team.")
+    try:
+        deps.slack.open_view(trigger_id, blocks.request_modal(options, roster))
+    except SlackError as exc:
+        if exc.error in ("expired_trigger_id", "exchanged_trigger_id", "invalid_trigger_id"):
+            send(respond, wording.refusal(wording.form_expired()))
+            return
+        raise

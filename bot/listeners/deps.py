@@ -1,0 +1,140 @@
+"""What every listener needs, and the steps they share: check identity, answer the person.
+
+Listeners follow four steps (STYLE): ``ack()``, parse the payload into a typed value, call the service
+(identity gate first), render the result. The gate and the answers live here so that every listener
+checks identity the same way and audits an identity refusal the same way (``AccessService.refuse``).
+
+Answers are ephemeral: through the interaction's ``response_url`` (``respond``) when there is one, or,
+on the Home tab, as a notice at the top of the refreshed Home view.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import Respond
+
+from bot.domain.ids import RequestId, SlackUserId
+from bot.domain.roster import Roster
+from bot.ports import BreakglassError
+from bot.services.access import AccessService
+from bot.slack import blocks
+from bot.slack.blocks import Block
+from bot.slack.client import SlackApi, translated
+from bot.slack.identity import Actor, IdentityGate, IdentityRefused, Profile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deps:
+    access: AccessService
+    identity: IdentityGate
+    slack: SlackApi
+    roster: Callable[[], Roster]
+    now: Callable[[], datetime]
+
+    def identify(self, actor: Actor, action: str, request_id: RequestId | None = None) -> Profile:
+        """The checked person; an IdentityRefused is written to the audit log before it is raised."""
+        try:
+            return self.identity.check(actor)
+        except IdentityRefused as refused:
+            self.access.refuse(request_id, SlackUserId(actor.user_id or "unknown"), action, refused.reason)
+            raise
+
+
+def actor_from(body: Mapping[str, Any]) -> Actor:
+    """Who the payload says acts, and from which workspace, for every payload shape Slack sends."""
+    user = body.get("user")
+    event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
+    team = body.get("team") if isinstance(body.get("team"), Mapping) else {}
+    assert isinstance(event, Mapping)
+    assert isinstance(team, Mapping)
+    if isinstance(user, Mapping):  # block_actions, view_submission
+        user_id = user.get("id")
+        team_id = user.get("team_id") or team.get("id")
+    elif isinstance(body.get("user_id"), str):  # slash command
+        user_id = body.get("user_id")
+        team_id = body.get("team_id")
+    else:  # Events API
+        user_id = event.get("user")
+        team_id = body.get("team_id")
+    enterprise = body.get("enterprise")
+    enterprise_id: Any = None
+    if isinstance(enterprise, Mapping):
+        enterprise_id = enterprise.get("id")
+    elif isinstance(enterprise, str):
+        enterprise_id = enterprise
+    enterprise_id = enterprise_id or body.get("enterprise_id") or team.get("enterprise_id")
+    return Actor(
+        user_id=user_id if isinstance(user_id, str) else "",
+        team_id=team_id if isinstance(team_id, str) else None,
+        enterprise_id=enterprise_id if isinstance(enterprise_id, str) else None,
+    )
+
+
+def action_value(body: Mapping[str, Any]) -> str:
+    actions = body.get("actions")
+    if isinstance(actions, list) and actions and isinstance(actions[0], Mapping):
+        value = actions[0].get("value")
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+def on_home_tab(body: Mapping[str, Any]) -> bool:
+    container = body.get("container")
+    return isinstance(container, Mapping) and container.get("type") == "view"
+
+
+def send(respond: Respond | None, text: str, body: list[Block] | None = None) -> None:
+    """An ephemeral answer through the response URL (never replacing the message clicked on)."""
+    if respond is None:
+        return
+    with translated():
+        answer = respond(
+            text=blocks.fallback(text),
+            blocks=body if body is not None else blocks.reply(text)[1],
+            response_type="ephemeral",
+            replace_original=False,
+        )
+    if getattr(answer, "status_code", 200) != 200:
+        log.warning("the response URL refused an answer", extra={"status": getattr(answer, "status_code", None)})
+
+
+def refresh_home(deps: Deps, person: Profile, notice: str | None = None) -> None:
+    mine, waiting = deps.access.listing(person.user_id)
+    view = blocks.home_view(deps.roster(), person.user_id, mine, waiting, deps.now(), notice)
+    deps.slack.publish_home(person.user_id, view)
+
+
+def refuse_on_home(deps: Deps, user_id: str, reason: str) -> None:
+    try:
+        deps.slack.publish_home(user_id, blocks.home_refused(reason))
+    except BreakglassError:
+        log.warning("could not show a refusal on the Home tab", extra={"user": user_id})
+
+
+def answer(deps: Deps, body: Mapping[str, Any], respond: Respond | None, person: Profile | None, text: str) -> None:
+    """Answer a click where it happened: the Home tab gets a refreshed view with a notice on top."""
+    if on_home_tab(body):
+        if person is None:
+            refuse_on_home(deps, actor_from(body).user_id, text)
+        else:
+            refresh_home(deps, person, notice=text)
+    else:
+        send(respond, text)
+
+
+__all__ = [
+    "Deps",
+    "action_value",
+    "actor_from",
+    "answer",
+    "on_home_tab",
+    "refresh_home",
+    "send",
+]

@@ -1,0 +1,307 @@
+"""Buttons, forms and the Home tab through Bolt over real, signed HTTP against the Slack double."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot.domain.ids import RequestId
+from bot.domain.lifecycle import AccessRequest, State
+from bot.services.grants import GrantService
+from bot.slack import blocks
+from bot.standins.slack_api import SlackApiDouble, find_button
+from tests.fakes import ALICE, BOB, CAROL, FakeCluster
+from tests.slack.conftest import INCIDENTS
+from tests.slack.harness import SlackAppHarness
+
+ASK = "prod/payments admin 1h INC-4411 checkout pods crash-looping"
+
+
+def posted_request(harness: SlackAppHarness, text: str = ASK) -> AccessRequest:
+    harness.command(ALICE, text)
+    (request,) = harness.requests()
+    return harness.publish(request)
+
+
+def state_of(harness: SlackAppHarness, request_id: str) -> State:
+    found = harness.core.store.get(request_id)
+    assert found is not None
+    return found.state
+
+
+def click_on_root(harness: SlackAppHarness, user: str, action: str, request: AccessRequest) -> None:
+    assert request.message_ts is not None
+    harness.click(user, action, request.id, request.message_ts, request.channel)
+
+
+class TestApproveAndDeny:
+    def test_two_approvers_approve_and_the_buttons_go(self, harness: SlackAppHarness) -> None:
+        request = posted_request(harness)
+        click_on_root(harness, BOB, blocks.APPROVE_ACTION, request)
+        assert f"You approved {request.id} (1 of 2); 1 more needed." in harness.last_said_to(BOB).replace("*", "")
+        click_on_root(harness, CAROL, blocks.APPROVE_ACTION, request)
+        assert "it is being granted" in harness.last_said_to(CAROL)
+        assert state_of(harness, request.id) is State.APPROVED
+        assert [c.kind for c in harness.core.jobs.calls if c.kind == "grant"] == ["grant"]  # type: ignore[attr-defined]
+        root = harness.slack.message(INCIDENTS, harness.publish(request).message_ts or "")
+        assert root is not None
+        assert find_button(root.blocks, blocks.APPROVE_ACTION) is None
+
+    def test_the_requester_cannot_approve_their_own_request(self, harness: SlackAppHarness) -> None:
+        request = posted_request(harness)
+        click_on_root(harness, ALICE, blocks.APPROVE_ACTION, request)
+        assert "You cannot approve or deny your own request; another approver must." in harness.last_said_to(ALICE)
+        assert state_of(harness, request.id) is State.PENDING
+        assert [(e.actor, e.details["action"]) for e in harness.refusals()] == [(ALICE, "approve")]
+
+    def test_a_stranger_clicking_is_refused_and_audited(self, harness: SlackAppHarness, slack: SlackApiDouble) -> None:
+        slack.add_user("U0STRANGER", name="mallory")
+        slack.set_channel_members(INCIDENTS, [ALICE, BOB, CAROL, "U0STRANGER"])
+        request = posted_request(harness)
+        click_on_root(harness, "U0STRANGER", blocks.APPROVE_ACTION, request)
+        assert "You are not in the breakglass roster" in harness.last_said_to("U0STRANGER")
+        assert state_of(harness, request.id) is State.PENDING
+        (refused,) = harness.refusals()
+        assert (refused.actor, refused.request_id, refused.details["action"]) == ("U0STRANGER", request.id, "approve")
+
+    def test_a_second_click_by_the_same_approver_counts_once(self, harness: SlackAppHarness) -> None:
+        request = posted_request(harness)
+        click_on_root(harness, BOB, blocks.APPROVE_ACTION, request)
+        click_on_root(harness, BOB, blocks.APPROVE_ACTION, request)
+        assert f"You have already approved {request.id}" in harness.last_said_to(BOB)
+        stored = harness.core.store.get(request.id)
+        assert stored is not None
+        assert stored.approved_by == (BOB,)
+
+    def test_deny_ends_the_request_and_a_stale_approve_after_it_is_refused(self, harness: SlackAppHarness) -> None:
+        request = posted_request(harness)
+        click_on_root(harness, BOB, blocks.DENY_ACTION, request)
+        assert f"You denied {request.id}." in harness.last_said_to(BOB).replace("*", "")
+        harness.publish(request.id)
+        assert request.message_ts is not None
+        harness.sender.click(CAROL, blocks.APPROVE_ACTION, request.id, request.message_ts, INCIDENTS, stale=True)
+        harness.executor.settle()
+        assert f"{request.id} is already denied; there is nothing left to decide." in harness.last_said_to(CAROL)
+        assert state_of(harness, request.id) is State.DENIED
+
+    def test_a_button_value_that_names_no_request_is_refused(self, harness: SlackAppHarness) -> None:
+        request = posted_request(harness)
+        payload: dict[str, Any] = harness.sender._interaction_base("block_actions", BOB)
+        payload.update(
+            container={"type": "message", "message_ts": request.message_ts, "channel_id": INCIDENTS},
+            channel={"id": INCIDENTS},
+            response_url=harness.slack.mint_response_url(BOB, INCIDENTS, message_ts=request.message_ts),
+            actions=[{"action_id": "approve", "block_id": "decision", "type": "button", "value": "<!channel>"}],
+        )
+        harness.sender.send_interaction(payload)
+        harness.executor.settle()
+        assert "That button names no request" in harness.last_said_to(BOB)
+        assert state_of(harness, request.id) is State.PENDING
+
+
+def request_form(**overrides: Any) -> dict[str, dict[str, Any]]:
+    answers: dict[str, Any] = {
+        "cluster": "prod",
+        "namespace": "payments",
+        "role": "admin",
+        "duration": "1h",
+        "reason": "INC-4411 checkout pods crash-looping",
+        "channel": INCIDENTS,
+    }
+    answers.update(overrides)
+    return {block: {block: value} for block, value in answers.items() if value is not None}
+
+
+class TestRequestForm:
+    def test_the_form_opens_with_only_what_the_person_may_ask(self, harness: SlackAppHarness) -> None:
+        harness.command(ALICE)
+        (opened,) = harness.slack.views_opened(user_id=ALICE)
+        assert opened.view["callback_id"] == blocks.REQUEST_CALLBACK
+        roles = next(b for b in opened.view["blocks"] if b.get("block_id") == "role")
+        assert [o["value"] for o in roles["element"]["options"]] == ["admin", "view"]
+
+    def test_a_submitted_form_becomes_a_request_in_the_chosen_channel(
+        self, harness: SlackAppHarness, slack: SlackApiDouble
+    ) -> None:
+        slack.add_channel("C0000WARROOM", "war-room", members=[ALICE, BOB, CAROL])
+        harness.command(ALICE)
+        reply = harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form(channel="C0000WARROOM"))
+        answer = reply.json()
+        assert answer["response_action"] == "update"
+        (request,) = harness.requests()
+        assert (request.channel, request.role, request.duration) == ("C0000WARROOM", "admin", timedelta(hours=1))
+        assert request.id in slack.render_text(answer["view"]["blocks"])
+
+    @pytest.mark.parametrize(
+        ("overrides", "block", "says"),
+        [
+            ({"role": {"selected_option": {"value": "cluster-admin"}}}, "role", "Choose one of the roles offered."),
+            (
+                {"namespace": {"selected_option": {"value": "kube-system"}}},
+                "namespace",
+                "Choose one of the namespaces offered.",
+            ),
+            (
+                {"namespace": None, "namespace_other": "kube-system"},
+                "namespace_other",
+                "not entitled to 'admin' on prod/kube-system",
+            ),
+            ({"duration": {"selected_option": {"value": "8h"}}}, "duration", "Choose one of the durations offered."),
+            ({"duration": "4h"}, "duration", "'admin' may be granted for at most 1h."),
+            ({"reason": "too short"}, "reason", "The reason is too short"),
+        ],
+    )
+    def test_values_edited_outside_the_form_are_refused_and_nothing_is_stored(
+        self, harness: SlackAppHarness, overrides: dict[str, Any], block: str, says: str
+    ) -> None:
+        harness.command(ALICE)
+        reply = harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form(**overrides))
+        answer = reply.json()
+        assert answer["response_action"] == "errors"
+        assert says in answer["errors"][block]
+        assert harness.requests() == []
+        assert harness.slack.open_views(ALICE)  # the form stays open for a fix
+
+    def test_a_channel_breakglass_is_not_in_is_refused_on_its_field(
+        self, harness: SlackAppHarness, slack: SlackApiDouble
+    ) -> None:
+        slack.add_channel("C0000PRIVATE", "secret", members=[ALICE], is_private=True, bot_is_member=False)
+        harness.command(ALICE)
+        answer = harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form(channel="C0000PRIVATE")).json()
+        assert "invite it" in answer["errors"]["channel"]
+        assert harness.requests() == []
+
+    def test_a_stranger_gets_no_form(self, harness: SlackAppHarness, slack: SlackApiDouble) -> None:
+        slack.add_user("U0STRANGER", name="mallory")
+        harness.command("U0STRANGER")
+        assert harness.slack.views_opened(user_id="U0STRANGER") == []
+        assert "not in the breakglass roster" in harness.last_said_to("U0STRANGER")
+
+    def test_someone_who_became_a_guest_since_the_form_opened_is_refused_on_submit(
+        self, harness: SlackAppHarness, slack: SlackApiDouble
+    ) -> None:
+        harness.command(ALICE)
+        slack.add_user(ALICE, name="alice", is_restricted=True)
+        harness.clock.advance(seconds=61)  # past the identity cache
+        answer = harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form()).json()
+        assert answer["response_action"] == "update"
+        assert "Guest accounts cannot use breakglass" in slack.render_text(answer["view"]["blocks"])
+        assert harness.requests() == []
+
+
+def grant(harness: SlackAppHarness, request_id: RequestId) -> GrantService:
+    service = GrantService(
+        harness.core.store,
+        harness.core.roster,
+        FakeCluster(clock=harness.clock),
+        harness.core.jobs,
+        harness.notifier,
+        harness.clock,
+    )
+    service.grant(request_id)
+    return service
+
+
+class TestHome:
+    def test_an_approver_sees_what_waits_for_them_and_approves_from_home(self, harness: SlackAppHarness) -> None:
+        request = posted_request(harness)
+        harness.open_home(BOB)
+        home = harness.slack.home_view(BOB)
+        assert home is not None
+        assert find_button(home["blocks"], blocks.APPROVE_ACTION, request.id) is not None
+        harness.click_home(BOB, blocks.APPROVE_ACTION, request.id)
+        home = harness.slack.home_view(BOB)
+        assert home is not None
+        text = harness.slack.render_text(home["blocks"]).replace("*", "")
+        assert f"You approved {request.id} (1 of 2)" in text
+        assert find_button(home["blocks"], blocks.APPROVE_ACTION, request.id) is None  # no longer waiting for Bob
+
+    def test_the_holder_revokes_an_active_grant_from_home(self, harness: SlackAppHarness) -> None:
+        harness.command(ALICE, "prod/payments view 2h INC-4411 reading logs of payments")
+        (request,) = harness.requests()
+        harness.core.access.approve(request.id, BOB)  # type: ignore[arg-type]
+        grant(harness, request.id)
+        harness.clock.advance(minutes=30)
+        harness.open_home(ALICE)
+        home = harness.slack.home_view(ALICE)
+        assert home is not None
+        assert (
+            f"{request.id} · view on prod/payments for 2h · :unlock: active · 1h30m left"
+            in harness.slack.render_text(home["blocks"]).replace("*", "")
+        )
+        harness.click_home(ALICE, blocks.REVOKE_ACTION, request.id)
+        assert state_of(harness, request.id) is State.REVOKED
+
+    def test_the_requester_cancels_a_pending_request_from_home(self, harness: SlackAppHarness) -> None:
+        request = posted_request(harness)
+        harness.open_home(ALICE)
+        harness.click_home(ALICE, blocks.CANCEL_ACTION, request.id)
+        assert state_of(harness, request.id) is State.CANCELLED
+        home = harness.slack.home_view(ALICE)
+        assert home is not None
+        assert "is cancelled" in harness.slack.render_text(home["blocks"])
+
+    def test_a_stranger_sees_a_refusal_and_it_is_audited(self, harness: SlackAppHarness, slack: SlackApiDouble) -> None:
+        slack.add_user("U0STRANGER", name="mallory")
+        harness.open_home("U0STRANGER")
+        home = slack.home_view("U0STRANGER")
+        assert home is not None
+        assert "not in the breakglass roster" in slack.render_text(home["blocks"])
+        assert [e.details["action"] for e in harness.refusals()] == ["home"]
+
+
+class TestExtendAndReview:
+    def test_extend_from_the_reminder_dm_asks_for_more_time(
+        self, harness: SlackAppHarness, slack: SlackApiDouble
+    ) -> None:
+        harness.command(ALICE, "prod/payments view 1h INC-4411 reading logs of payments")
+        (request,) = harness.requests()
+        harness.core.access.approve(request.id, BOB)  # type: ignore[arg-type]
+        service = grant(harness, request.id)
+        harness.clock.advance(minutes=51)
+        service.remind(request.id)
+        harness.publish(request.id)
+        reminder = slack.dm(ALICE)[-1]
+        harness.click(ALICE, blocks.EXTEND_ACTION, request.id, reminder.ts, slack.dm_channel_id(ALICE))
+        (opened,) = slack.views_opened(user_id=ALICE)
+        assert opened.view["callback_id"] == blocks.EXTEND_CALLBACK
+        durations = next(b for b in opened.view["blocks"] if b.get("block_id") == "duration")
+        assert durations["element"]["options"][-1]["value"] == "3h"  # view's 4h maximum minus the 1h held
+        answer = harness.submit(
+            ALICE,
+            blocks.EXTEND_CALLBACK,
+            {"duration": {"duration": "30m"}, "reason": {"reason": "INC-4411 still mitigating"}},
+        ).json()
+        assert answer["response_action"] == "update"
+        extension = next(r for r in harness.requests() if r.extends == request.id)
+        assert extension.duration == timedelta(minutes=30)
+
+    def test_a_review_is_written_from_the_ended_dm(self, harness: SlackAppHarness, slack: SlackApiDouble) -> None:
+        harness.command(ALICE, "prod/payments view 1h INC-4411 reading logs of payments")
+        (request,) = harness.requests()
+        harness.core.access.approve(request.id, BOB)  # type: ignore[arg-type]
+        service = grant(harness, request.id)
+        harness.clock.advance(hours=1, seconds=1)
+        service.revoke(request.id)
+        harness.publish(request.id)
+        ended = slack.dm(ALICE)[-1]
+        harness.click(ALICE, blocks.REVIEW_ACTION, request.id, ended.ts, slack.dm_channel_id(ALICE))
+        answer = harness.submit(
+            ALICE, blocks.REVIEW_CALLBACK, {"review": {"review": "read payments logs, found the bad deploy <!here>"}}
+        ).json()
+        assert answer["response_action"] == "update"
+        stored = harness.core.store.get(request.id)
+        assert stored is not None
+        assert stored.review is not None
+        assert stored.review.text == "read payments logs, found the bad deploy <!here>"
+
+    def test_someone_elses_grant_cannot_be_extended(self, harness: SlackAppHarness) -> None:
+        harness.command(ALICE, "prod/payments view 1h INC-4411 reading logs of payments")
+        (request,) = harness.requests()
+        harness.core.access.approve(request.id, BOB)  # type: ignore[arg-type]
+        grant(harness, request.id)
+        harness.command(BOB, f"extend {request.id} 30m I would like more of it")
+        assert f"Only the holder of {request.id} may ask to extend it." in harness.last_said_to(BOB)
+        assert [r.id for r in harness.requests()] == [request.id]
