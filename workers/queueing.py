@@ -1,6 +1,6 @@
 """The JobQueue port on RQ: deterministic job ids, so that asking twice runs once.
 
-Job ids are ``<job>:<request id>`` for work that should happen now and ``<job>:<request id>:<epoch>``
+Job ids are ``<job>-<request id>`` for work that should happen now and ``<job>-<request id>-<epoch>``
 for work scheduled at an instant (a revoke at expiry, a reminder). rq 3 refuses a second job with an
 existing id atomically (``unique=True``, also for scheduled jobs). A finished or failed job keeps its
 id for a while, so such a leftover is deleted and the job queued afresh; a job already *running* may
@@ -44,23 +44,23 @@ class RqJobQueue:
         return [self.cluster, self.slack]
 
     def grant(self, request_id: RequestId) -> bool:
-        return self._enqueue(self.cluster, f"grant:{request_id}", "workers.jobs.grant", request_id, CLUSTER_RETRY)
+        return self._enqueue(self.cluster, f"grant-{request_id}", "workers.jobs.grant", request_id, CLUSTER_RETRY)
 
     def revoke(self, request_id: RequestId, at: datetime | None = None) -> bool:
         if at is None:
-            return self._enqueue(self.cluster, f"revoke:{request_id}", "workers.jobs.revoke", request_id, CLUSTER_RETRY)
-        job_id = f"revoke:{request_id}:{int(at.timestamp())}"
+            return self._enqueue(self.cluster, f"revoke-{request_id}", "workers.jobs.revoke", request_id, CLUSTER_RETRY)
+        job_id = f"revoke-{request_id}-{int(at.timestamp())}"
         return self._enqueue(self.cluster, job_id, "workers.jobs.revoke", request_id, CLUSTER_RETRY, at=at)
 
     def remind(self, request_id: RequestId, at: datetime) -> bool:
-        job_id = f"remind:{request_id}:{int(at.timestamp())}"
+        job_id = f"remind-{request_id}-{int(at.timestamp())}"
         return self._enqueue(self.slack, job_id, "workers.jobs.remind", request_id, SLACK_RETRY, at=at)
 
     def publish(self, request_id: RequestId) -> bool:
-        return self._enqueue(self.slack, f"publish:{request_id}", "workers.jobs.publish", request_id, SLACK_RETRY)
+        return self._enqueue(self.slack, f"publish-{request_id}", "workers.jobs.publish", request_id, SLACK_RETRY)
 
     def reconcile(self) -> bool:
-        return self._enqueue(self.cluster, "reconcile", "workers.jobs.reconcile", None, None)
+        return self._enqueue(self.cluster, "reconcile-now", "workers.jobs.reconcile", None, None)
 
     def _enqueue(
         self,
@@ -72,7 +72,7 @@ class RqJobQueue:
         at: datetime | None = None,
     ) -> bool:
         args: tuple[Any, ...] = (request_id,) if request_id is not None else ()
-        for candidate in (job_id, f"{job_id}:followup"):
+        for candidate in (job_id, f"{job_id}-followup"):
             outcome = self._try(queue, candidate, func, args, retry, at)
             if outcome is not None:
                 return outcome
