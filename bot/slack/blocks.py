@@ -18,6 +18,7 @@ from typing import Any
 from bot.domain import policy
 from bot.domain.audit import AuditEntry
 from bot.domain.durations import format_duration
+from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.roster import Roster
 from bot.slack import wording
@@ -191,7 +192,7 @@ def reply(text: str) -> Message:
     return fallback(text), [section(text)]
 
 
-def help_message(roster: Roster, person: str | None, unknown: str | None = None) -> Message:
+def help_message(roster: Roster, person: SlackUserId | None, unknown: str | None = None) -> Message:
     return reply(wording.help_text(roster, person, unknown))
 
 

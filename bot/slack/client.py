@@ -48,10 +48,10 @@ ADMIN_SCOPES: tuple[str, ...] = ("users:read",)
 
 TIMEOUT_SECONDS = 10
 CONNECTION_RETRIES = 2
-RATE_LIMIT_RETRIES = 3
+RATE_LIMIT_RETRIES = 2
 # A Retry-After longer than this is not slept through in-process (it would hold a web thread or a
 # worker); it becomes a TemporaryError with that delay instead.
-LONGEST_IN_PROCESS_WAIT = 15.0
+LONGEST_IN_PROCESS_WAIT = 10.0
 
 # Slack error codes that mean "Slack is having trouble", not "you asked for something wrong".
 _TRANSIENT_ERRORS = frozenset(
@@ -203,7 +203,8 @@ class SlackApi:
 
     def auth_test(self) -> dict[str, Any]:
         with translated():
-            return dict(self.web.auth_test().data)  # type: ignore[arg-type]
+            data = self.web.auth_test().data
+        return dict(data) if isinstance(data, dict) else {}
 
     def post_message(
         self, channel: str, text: str, blocks: Sequence[Mapping[str, Any]] | None = None, thread_ts: str | None = None

@@ -7,10 +7,12 @@
     extend <id> <duration> <reason…>               Extend
     <cluster>[/<namespace>] <role> <duration> <reason…>   Ask
 
-Reasons in ``CommandError`` are raw sentences (they may quote what was typed): whoever shows them
-escapes them (``wording.refusal``). Only the *shape* is checked here (a request id, a duration, enough words); whether the person may
+Only the *shape* is checked here (a request id, a duration, enough words); whether the person may
 have what they ask for is the domain's question, asked by the service. A text that is neither a known
 subcommand nor long enough to be a request gets the help text. Pure.
+
+Reasons in ``CommandError`` are raw sentences that may quote what was typed: whoever shows them
+escapes them (``wording.refusal``).
 """
 
 from __future__ import annotations

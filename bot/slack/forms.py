@@ -166,7 +166,8 @@ def read_request_form(values: Mapping[str, Any], roster: Roster, person: SlackUs
     elif chosen and written:
         errors[NAMESPACE_TEXT_INPUT] = "Choose a namespace or type one, not both."
     elif written and not is_dns_label(written):
-        errors[NAMESPACE_TEXT_INPUT] = f"'{written[:63]}' is not a valid Kubernetes namespace name."
+        # Not quoted back: error texts are shown as Slack chooses, and this one was typed freely.
+        errors[NAMESPACE_TEXT_INPUT] = "That is not a Kubernetes namespace name (lower-case letters, digits and '-')."
     else:
         namespace = chosen or written or None
 

@@ -20,7 +20,7 @@ from bot.domain import policy
 from bot.domain.audit import SYSTEM_ACTOR, AuditEntry, Event
 from bot.domain.durations import format_duration
 from bot.domain.grants import parse_instant
-from bot.domain.ids import is_slack_user_id
+from bot.domain.ids import SlackUserId, is_slack_user_id
 from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.roster import Roster
 from bot.slack.text import escape, truncate
@@ -159,7 +159,8 @@ def self_service_warning(request: AccessRequest, roster: Roster) -> str:
 def lifecycle_text(request: AccessRequest, roster: Roster, now: datetime) -> str:
     """One line on where the request stands in time."""
     if request.state is State.PENDING:
-        return f"Requested {when(request.created_at)} · lapses {when(policy.pending_deadline(roster, request))} if undecided"
+        lapses = when(policy.pending_deadline(roster, request))
+        return f"Requested {when(request.created_at)} · lapses {lapses} if undecided"
     if request.state is State.ACTIVE and request.expires_at is not None:
         return (
             f"Granted {when(request.granted_at or request.updated_at)} · ends {when(request.expires_at)} "
@@ -311,7 +312,10 @@ def event_fallback(entry: AuditEntry) -> str:
 
 
 def dm_approved(request: AccessRequest) -> str:
-    return f":white_check_mark: *{request.id}* ({asked(request)}) was approved by {people(request.approved_by)}. The binding is being made; you will hear when it is in place."
+    return (
+        f":white_check_mark: *{request.id}* ({asked(request)}) was approved by {people(request.approved_by)}. "
+        "The binding is being made; you will hear when it is in place."
+    )
 
 
 def dm_denied(request: AccessRequest, by: str) -> str:
@@ -319,7 +323,10 @@ def dm_denied(request: AccessRequest, by: str) -> str:
 
 
 def dm_timed_out(request: AccessRequest) -> str:
-    return f":alarm_clock: *{request.id}* ({asked(request)}) lapsed: nobody decided in time. Ask again if you still need it."
+    return (
+        f":alarm_clock: *{request.id}* ({asked(request)}) lapsed: nobody decided in time. "
+        "Ask again if you still need it."
+    )
 
 
 def dm_granted(request: AccessRequest, expires_at: datetime, tz: str | None, now: datetime) -> str:
@@ -420,7 +427,8 @@ def submitted(request: AccessRequest, roster: Roster) -> str:
 
 def approved_reply(request: AccessRequest, counted: int, required: int) -> str:
     if counted < required:
-        return f":ballot_box_with_check: You approved *{request.id}* ({counted} of {required}); {required - counted} more needed."
+        more = required - counted
+        return f":ballot_box_with_check: You approved *{request.id}* ({counted} of {required}); {more} more needed."
     return f":white_check_mark: You approved *{request.id}* ({counted} of {required}); it is being granted."
 
 
@@ -438,7 +446,10 @@ def revoked_reply(request: AccessRequest) -> str:
 
 def extension_reply(extension: AccessRequest) -> str:
     if extension.self_service:
-        return f":heavy_plus_sign: *{extension.id}* extends *{escape(extension.extends or '')}* by {format_duration(extension.duration)} at once (self-service)."
+        return (
+            f":heavy_plus_sign: *{extension.id}* extends *{escape(extension.extends or '')}* by "
+            f"{format_duration(extension.duration)} at once (self-service)."
+        )
     return (
         f":heavy_plus_sign: *{extension.id}* asks to extend *{escape(extension.extends or '')}* by "
         f"{format_duration(extension.duration)}; it is posted for approval like a new request."
@@ -482,7 +493,7 @@ def mfa_statement(roster: Roster) -> str:
     )
 
 
-def help_text(roster: Roster, person: str | None, unknown: str | None = None) -> str:
+def help_text(roster: Roster, person: SlackUserId | None, unknown: str | None = None) -> str:
     lines: list[str] = []
     if unknown:
         lines.append(f"I do not know {code(unknown)}. Here is what I do:")
@@ -491,7 +502,7 @@ def help_text(roster: Roster, person: str | None, unknown: str | None = None) ->
     lines.append("Durations: `90s`, `15m`, `2h`, `1h30m`. Request ids look like `BG-7K2QXM`.")
     lines.append(f"Example: {code(EXAMPLE)}")
     if person is not None:
-        targets = policy.entitled_targets(roster, person)  # type: ignore[arg-type]
+        targets = policy.entitled_targets(roster, person)
         if targets:
             lines.append("*You may ask for:*")
             for cluster, role_name, globs in targets:

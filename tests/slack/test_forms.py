@@ -102,7 +102,7 @@ def test_a_typed_namespace_matching_a_glob_is_accepted(roster: Roster) -> None:
         (
             {NAMESPACE_INPUT: None, NAMESPACE_TEXT_INPUT: "Payments_EU"},
             NAMESPACE_TEXT_INPUT,
-            "not a valid Kubernetes namespace name",
+            "not a Kubernetes namespace name",
         ),
         ({NAMESPACE_TEXT_INPUT: "payments-eu"}, NAMESPACE_TEXT_INPUT, "not both"),
         ({NAMESPACE_INPUT: None}, NAMESPACE_INPUT, "granted in one namespace"),

@@ -11,6 +11,7 @@ from bot.slack.identity import Actor, IdentityGate, IdentityRefused
 from bot.standins.slack_api import SlackApiDouble
 from tests.conftest import FakeClock
 from tests.fakes import ALICE, roster_with
+from tests.slack.conftest import ADMIN_TOKEN
 
 TEAM = "T0000000001"
 
@@ -139,7 +140,7 @@ class TestHas2fa:
         g = gate(api, self.roster(), clock, admin_api)
         g.check(Actor(ALICE, TEAM))
         clock.advance(seconds=61)
-        slack.revoke("xoxp-0000000001-admin-double")
+        slack.revoke(ADMIN_TOKEN)
         assert refusal(g, Actor(ALICE, TEAM)) == wording.identity_lookup_failed(
             "your two-factor authentication", "token_revoked"
         )
