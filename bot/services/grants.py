@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from bot.domain import policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.durations import format_duration
 from bot.domain.grants import BindingSpec, binding_name, format_instant
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State, activate, transition
@@ -154,7 +155,7 @@ class GrantService:
         refusal = self._still_allowed(roster, extension.model_copy(update={"duration": grant.duration}))
         room = policy.extension_room(roster, grant)
         if refusal or extension.duration > room:
-            return self._fail(extension, refusal or f"only {room} of the role's maximum is left")
+            return self._fail(extension, refusal or f"only {format_duration(room)} of the role's maximum is left")
         new_expiry = grant.expires_at + extension.duration
         spec = BindingSpec(
             request_id=grant.id,
