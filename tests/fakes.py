@@ -211,12 +211,13 @@ class FakeCluster:
         expires_at: datetime | None,
         cluster_role: str = "view",
         subject: str = "mallory@example.com",
+        name: str | None = None,
     ) -> FakeBinding:
         """A managed binding put there by someone else (a lost grant, a flushed Redis, another copy)."""
         annotations = {EXPIRES_AT_ANNOTATION: format_instant(expires_at)} if expires_at else {}
         binding = FakeBinding(
             cluster=cluster,
-            name=binding_name(RequestId(request_id)),
+            name=name or binding_name(RequestId(request_id)),
             namespace=namespace,
             cluster_role=cluster_role,
             subject_kind="User",

@@ -1,0 +1,293 @@
+"""What people do with requests, through AccessService on fakeredis with recorded jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import fakeredis
+import pytest
+
+from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.durations import parse_duration
+from bot.domain.ids import RequestId, SlackUserId, parse_request_id
+from bot.domain.lifecycle import State
+from bot.roster_source import FixedRoster
+from bot.services.access import AccessService
+from bot.services.errors import Refused
+from bot.store import RequestStore
+from tests.conftest import FakeClock
+from tests.fakes import ALICE, BOB, CAROL, JobCall, RecordingJobs, roster_with
+from tests.services.conftest import REASON, Flows
+
+MALLORY = SlackUserId("U0000MALLORY")
+
+
+def events(store: RequestStore, request_id: str) -> list[tuple[str, str]]:
+    return [(e.event, e.actor) for e in store.audit.for_request(request_id)]
+
+
+# --- submit ----------------------------------------------------------------------------------
+
+
+def test_submit_stores_a_pending_request_and_announces_it(
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, clock: FakeClock
+) -> None:
+    request = access.submit(SlackUserId(ALICE), "prod", "payments", "admin", timedelta(minutes=30), f"  {REASON}  ")
+    assert parse_request_id(request.id) == request.id
+    assert request.state is State.PENDING
+    assert request.reason == REASON
+    assert request.channel == "C0000INCIDENT"  # the roster's incident channel
+    assert request.approvals_required == 2
+    assert request.created_at == clock()
+    assert store.get(request.id) == request
+    entries = store.audit.for_request(request.id)
+    assert [(e.event, e.actor) for e in entries] == [(Event.REQUESTED, ALICE)]
+    assert entries[0].details["role"] == "admin"
+    assert entries[0].details["duration"] == "30m"
+    assert entries[0].details["reason"] == REASON
+    assert [c.kind for c in jobs.calls] == ["publish"]
+
+
+def test_submit_to_a_chosen_channel(access: AccessService) -> None:
+    request = access.submit(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON, "C0OTHERROOM")
+    assert request.channel == "C0OTHERROOM"
+
+
+REFUSALS = [
+    ("stranger", MALLORY, "prod", "payments", "view", "1h", REASON,
+     "You are not in the breakglass roster; ask your platform team to add you."),
+    ("not-entitled-namespace", ALICE, "prod", "kube-system", "view", "1h", REASON,
+     "You are not entitled to 'view' on prod/kube-system; see /breakglass help for what you may ask."),
+    ("unknown-cluster", ALICE, "qa", "payments", "view", "1h", REASON,
+     "There is no cluster 'qa'; known clusters: prod, staging."),
+    ("unknown-role", ALICE, "prod", "payments", "owner", "1h", REASON,
+     "There is no role 'owner'; known roles: admin, cluster-admin, view."),
+    ("missing-namespace", ALICE, "prod", None, "view", "1h", REASON,
+     "The role 'view' is granted in one namespace; write it as prod/<namespace>."),
+    ("too-long", ALICE, "prod", "payments", "admin", "2h", REASON, "'admin' may be granted for at most 1h."),
+    ("too-short", ALICE, "prod", "payments", "view", "1m", REASON, "'view' is granted for at least 5m."),
+    ("reason-too-short", ALICE, "prod", "payments", "view", "1h", "fix",
+     "The reason is too short (3 characters); say what is broken in at least 10."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("requester", "cluster_", "namespace", "role", "duration", "reason", "says"),
+    [c[1:] for c in REFUSALS],
+    ids=[c[0] for c in REFUSALS],
+)
+def test_refused_submit_says_why_and_changes_nothing(
+    access: AccessService,
+    redis_client: fakeredis.FakeRedis,
+    jobs: RecordingJobs,
+    requester: str,
+    cluster_: str,
+    namespace: str | None,
+    role: str,
+    duration: str,
+    reason: str,
+    says: str,
+) -> None:
+    with pytest.raises(Refused) as raised:
+        access.submit(SlackUserId(requester), cluster_, namespace, role, parse_duration(duration), reason)
+    assert raised.value.reason == says
+    assert redis_client.keys("*") == []  # no request, no index, no audit entry
+    assert jobs.calls == []
+
+
+# --- approving ---------------------------------------------------------------------------------
+
+
+def test_two_approvals_approve_and_enqueue_the_grant_once(
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, flows: Flows
+) -> None:
+    request = flows.submit("admin", duration=timedelta(minutes=30))
+    first = access.approve(request.id, SlackUserId(BOB))
+    assert (first.decided, first.counted, first.required) == (False, 1, 2)
+    assert jobs.of("grant") == []
+    second = access.approve(request.id, SlackUserId(CAROL))
+    assert (second.decided, second.counted) == (True, 2)
+    assert second.request.state is State.APPROVED
+    assert store.get(request.id) == second.request
+    assert second.request.approved_by == (BOB, CAROL)
+    assert events(store, request.id) == [(Event.REQUESTED, ALICE), (Event.APPROVED, BOB), (Event.APPROVED, CAROL)]
+    assert [c.request_id for c in jobs.of("grant")] == [request.id]
+    assert len(jobs.queued("publish", request.id)) == 1  # announced once; later publishes fold into that job
+
+
+def test_self_service_role_is_approved_at_once_by_the_system(
+    store: RequestStore, jobs: RecordingJobs, clock: FakeClock
+) -> None:
+    roster = FixedRoster(roster_with(roles={"view": {"approvals": 0}}))
+    access = AccessService(store, roster, jobs, clock)
+    request = access.submit(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON)
+    assert request.state is State.APPROVED
+    assert request.self_service
+    entries = store.audit.for_request(request.id)
+    assert [(e.event, e.actor) for e in entries] == [(Event.REQUESTED, ALICE), (Event.APPROVED, SYSTEM_ACTOR)]
+    assert entries[1].details["self_service"] is True
+    assert [c.request_id for c in jobs.of("grant")] == [request.id]
+
+
+def test_deny_ends_the_request_without_a_grant(
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, flows: Flows
+) -> None:
+    request = flows.submit()
+    outcome = access.deny(request.id, SlackUserId(CAROL))
+    assert outcome.request.state is State.DENIED
+    assert outcome.request.decided_by == CAROL
+    assert outcome.request.ended_at is not None
+    assert store.get(request.id) == outcome.request
+    assert events(store, request.id)[-1] == (Event.DENIED, CAROL)
+    assert jobs.of("grant") == []
+    with pytest.raises(Refused, match="already denied"):
+        access.approve(request.id, SlackUserId(BOB))
+
+
+def test_approving_your_own_request_is_refused_and_recorded(
+    access: AccessService, store: RequestStore, flows: Flows
+) -> None:
+    request = flows.submit(requester=BOB, target="prod/kube-system")
+    with pytest.raises(Refused) as raised:
+        access.approve(request.id, SlackUserId(BOB))
+    assert raised.value.reason == "You cannot approve or deny your own request; another approver must."
+    assert store.get(request.id) == request
+    assert events(store, request.id) == [(Event.REQUESTED, BOB), (Event.REFUSED, BOB)]
+
+
+def test_non_approver_is_refused_and_recorded(access: AccessService, store: RequestStore, flows: Flows) -> None:
+    request = flows.submit()
+    with pytest.raises(Refused, match="not in the breakglass roster"):
+        access.approve(request.id, MALLORY)
+    assert store.get(request.id) == request
+    assert events(store, request.id)[-1] == (Event.REFUSED, MALLORY)
+
+
+def test_approving_twice_is_refused_without_a_record(access: AccessService, store: RequestStore, flows: Flows) -> None:
+    request = flows.submit("admin", duration=timedelta(minutes=30))
+    access.approve(request.id, SlackUserId(BOB))
+    with pytest.raises(Refused, match="already approved"):
+        access.approve(request.id, SlackUserId(BOB))
+    stored = store.get(request.id)
+    assert stored is not None
+    assert stored.approved_by == (BOB,)
+    assert events(store, request.id) == [(Event.REQUESTED, ALICE), (Event.APPROVED, BOB)]
+
+
+def test_unknown_request_is_refused(access: AccessService) -> None:
+    with pytest.raises(Refused) as raised:
+        access.approve(RequestId("BG-222222"), SlackUserId(BOB))
+    assert raised.value.reason == "There is no request BG-222222; /breakglass list shows yours."
+
+
+# --- ending ------------------------------------------------------------------------------------
+
+
+def test_cancel_by_the_requester(access: AccessService, store: RequestStore, flows: Flows) -> None:
+    request = flows.submit()
+    cancelled = access.cancel(request.id, SlackUserId(ALICE))
+    assert cancelled.state is State.CANCELLED
+    assert cancelled.decided_by == ALICE
+    assert store.get(request.id) == cancelled
+    assert events(store, request.id)[-1] == (Event.CANCELLED, ALICE)
+
+
+def test_cancel_by_someone_else_is_refused_and_changes_nothing(
+    access: AccessService, store: RequestStore, flows: Flows
+) -> None:
+    request = flows.submit()
+    with pytest.raises(Refused, match="Only the requester may cancel"):
+        access.cancel(request.id, SlackUserId(BOB))
+    assert store.get(request.id) == request
+    assert events(store, request.id) == [(Event.REQUESTED, ALICE)]
+
+
+def test_revoke_changes_the_state_before_the_revoke_job_is_queued(
+    store: RequestStore, roster: FixedRoster, clock: FakeClock, flows: Flows
+) -> None:
+    seen: list[State | None] = []
+
+    def observe(call: JobCall) -> None:
+        if call.kind == "revoke":
+            current = store.get(call.request_id)
+            seen.append(current.state if current else None)
+
+    jobs = RecordingJobs(on_enqueue=observe)
+    access = AccessService(store, roster, jobs, clock)
+    request = Flows(access, flows.grants).approved()
+    revoked = access.revoke(request.id, SlackUserId(BOB))
+    assert revoked.state is State.REVOKED
+    assert revoked.decided_by == BOB
+    assert seen == [State.REVOKED]
+    assert [(c.kind, c.at) for c in jobs.of("revoke")] == [("revoke", None)]  # now, not at expiry
+    assert events(store, request.id)[-1] == (Event.REVOKED, BOB)
+
+
+def test_revoke_by_someone_without_the_right_is_refused(
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, flows: Flows
+) -> None:
+    request = flows.approved()
+    with pytest.raises(Refused, match="Only the holder, an approver of 'view' or an admin"):
+        access.revoke(request.id, MALLORY)
+    assert store.get(request.id) == request
+    assert jobs.of("revoke") == []
+
+
+def test_pending_request_times_out_after_request_timeout(
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, clock: FakeClock, flows: Flows
+) -> None:
+    request = flows.submit()
+    clock.advance(minutes=29, seconds=59)
+    assert access.time_out(request.id) is None
+    assert store.get(request.id) == request
+    clock.advance(seconds=1)
+    timed_out = access.time_out(request.id)
+    assert timed_out is not None
+    assert timed_out.state is State.TIMED_OUT
+    assert timed_out.ended_at == clock()
+    assert events(store, request.id)[-1] == (Event.TIMED_OUT, SYSTEM_ACTOR)
+    assert access.time_out(request.id) is None  # once
+
+
+def test_decided_request_does_not_time_out(access: AccessService, clock: FakeClock, flows: Flows) -> None:
+    request = flows.approved()
+    clock.advance(hours=2)
+    assert access.time_out(request.id) is None
+
+
+# --- after ---------------------------------------------------------------------------------------
+
+
+def test_review_by_the_holder_of_a_granted_request(access: AccessService, store: RequestStore, flows: Flows) -> None:
+    grant = flows.granted()
+    reviewed = access.write_review(grant.id, SlackUserId(ALICE), "Restarted the checkout pods; OOM from a bad config.")
+    assert reviewed.review is not None
+    assert reviewed.review.by == ALICE
+    assert not reviewed.review_owed
+    assert events(store, grant.id)[-1] == (Event.REVIEW_WRITTEN, ALICE)
+    with pytest.raises(Refused, match="already has a review"):
+        access.write_review(grant.id, SlackUserId(BOB), "A second review should not replace the first.")
+
+
+def test_review_of_a_request_never_granted_is_refused(access: AccessService, flows: Flows) -> None:
+    request = flows.submit()
+    with pytest.raises(Refused, match="never granted"):
+        access.write_review(request.id, SlackUserId(ALICE), "Nothing happened here at all, really.")
+
+
+def test_others_requests_are_invisible_to_strangers(access: AccessService, flows: Flows) -> None:
+    request = flows.submit()
+    assert access.get_visible(request.id, SlackUserId(ALICE)) == request
+    assert access.get_visible(request.id, SlackUserId(BOB)) == request
+    with pytest.raises(Refused) as raised:
+        access.get_visible(request.id, MALLORY)
+    assert raised.value.reason == f"There is no request {request.id}; /breakglass list shows yours."
+
+
+def test_listing_shows_mine_and_those_awaiting_me(access: AccessService, flows: Flows) -> None:
+    request = flows.submit("admin", duration=timedelta(minutes=30))
+    assert access.listing(SlackUserId(ALICE)) == ([request], [])
+    assert access.listing(SlackUserId(BOB)) == ([], [request])
+    access.approve(request.id, SlackUserId(BOB))
+    assert access.listing(SlackUserId(BOB))[1] == []  # already has Bob's approval
+    assert [r.id for r in access.listing(SlackUserId(CAROL))[1]] == [request.id]
