@@ -64,7 +64,9 @@ def redis_url() -> Iterator[str]:
         return
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.fail("no Redis answers on 127.0.0.1:6379 and redis-server is not installed (apt-get install redis-server)")
+        pytest.fail(
+            "no Redis answers on 127.0.0.1:6379 and redis-server is not installed (apt-get install redis-server)"
+        )
     port = _free_port()
     workdir = tempfile.mkdtemp(prefix="breakglass-test-redis-")
     server = subprocess.Popen(
