@@ -33,6 +33,10 @@ def run_web(settings: Settings, workers: int = 2, threads: int = 8) -> None:
                 "accesslog": None,
                 "post_worker_init": _start_socket_mode if socket_mode else None,
             }
+            # gunicorn 27's runtime control socket is a management interface we do not use; off,
+            # it is one less thing listening, and several web processes on one host do not collide.
+            if "control_socket_disable" in self.cfg.settings:
+                options["control_socket_disable"] = True
             for key, value in options.items():
                 if value is not None:
                     self.cfg.set(key, value)
