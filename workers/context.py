@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from dataclasses import dataclass
 
 from bot.domain.roster import Roster
@@ -44,7 +45,9 @@ def build_worker_context(
         notifier = SlackNotifier.from_settings(settings, core.roster, core.now)
     grants = GrantService(core.store, core.roster, clusters, core.jobs, notifier, core.now)
     publisher = Publisher(core.store, notifier)
-    reconciler = Reconciler(core.store, core.roster, clusters, core.jobs, grants, core.access, core.now)
+    # A grant still "approved" after two sweeps lost its job (a killed worker): queue it again.
+    grace = max(settings.sweep_interval * 2, timedelta(seconds=10))
+    reconciler = Reconciler(core.store, core.roster, clusters, core.jobs, grants, core.access, core.now, grace)
     return WorkerContext(core, clusters, notifier, grants, publisher, reconciler)
 
 
