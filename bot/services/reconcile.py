@@ -135,11 +135,18 @@ class Reconciler:
             if now - request.updated_at > self.grant_grace and self.jobs.grant(request.id):
                 report.regranted.append(request.id)
         for request in self.store.active():
-            if request.expires_at is not None and request.expires_at <= now:
-                self.grants.revoke(request.id)
-                report.expired.append(request.id)
-            elif request.expires_at is not None and self.jobs.revoke(request.id, at=request.expires_at):
-                report.rescheduled.append(request.id)
+            try:
+                if request.expires_at is not None and request.expires_at <= now:
+                    self.grants.revoke(request.id)
+                    report.expired.append(request.id)
+                elif request.expires_at is not None and self.jobs.revoke(request.id, at=request.expires_at):
+                    report.rescheduled.append(request.id)
+            except BreakglassError as exc:
+                # Its cluster is down: the request is marked ended already, and the first sweep that
+                # reaches the cluster again deletes the binding. The other requests must not wait.
+                log.warning("sweep could not end %s in %s: %s", request.id, request.cluster, exc)
+                if request.cluster not in report.unreachable:
+                    report.unreachable.append(request.cluster)
 
 
 def _id_from_name(name: str) -> RequestId:
