@@ -203,6 +203,11 @@ class FakeCluster:
         with self._lock:
             self._failures.append(_Failures(times, error, cluster, frozenset(operations) if operations else None))
 
+    def recover(self) -> None:
+        """Every failure still pending is called off: the cluster answers again."""
+        with self._lock:
+            self._failures.clear()
+
     def plant(
         self,
         cluster: str,

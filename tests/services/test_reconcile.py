@@ -1,0 +1,171 @@
+"""The sweep that makes clusters and Redis agree: whatever was lost, no binding outlives its time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.ids import SlackUserId
+from bot.domain.lifecycle import State
+from bot.ports import ClusterUnavailable
+from bot.services.access import AccessService
+from bot.services.reconcile import Reconciler
+from bot.store import RequestStore
+from tests.conftest import FakeClock
+from tests.fakes import ALICE, FakeCluster, RecordingJobs
+from tests.services.conftest import Flows
+
+
+def events(store: RequestStore, request_id: str) -> list[str]:
+    return [e.event for e in store.audit.for_request(request_id)]
+
+
+def test_active_grant_within_its_time_is_left_alone(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore, flows: Flows
+) -> None:
+    grant = flows.granted()
+    report = reconciler.sweep()
+    assert cluster.binding("prod", grant.id) is not None
+    assert store.get(grant.id) == grant
+    assert report.deleted == []
+    assert report.expired == []
+    assert report.rescheduled == []  # its revoke job is waiting already
+    assert report.corrections == 0
+
+
+def test_binding_past_its_expiry_is_ended(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    clock.advance(hours=1, minutes=5)  # the revoke job was lost
+    report = reconciler.sweep()
+    assert cluster.bindings == {}
+    ended = store.get(grant.id)
+    assert ended is not None
+    assert ended.state is State.EXPIRED
+    assert grant.id in report.expired
+    deleted = store.audit.for_request(grant.id)[-1]
+    assert deleted.event == Event.BINDING_DELETED
+    assert deleted.details["late_by_seconds"] == 300.0
+
+
+def test_binding_of_a_request_unknown_to_redis_is_deleted(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore, clock: FakeClock
+) -> None:
+    stray = cluster.plant("staging", "BG-222222", "payments", clock() + timedelta(hours=1))
+    report = reconciler.sweep()
+    assert cluster.bindings == {}
+    assert report.deleted == [stray.name]
+    entry = store.audit.for_request("BG-222222")[-1]
+    assert (entry.event, entry.actor) == (Event.SWEEP_DELETED, SYSTEM_ACTOR)
+    assert entry.details["why"] == "its request is unknown to Redis"
+    assert entry.details["cluster"] == "staging"
+
+
+def test_binding_without_a_readable_expiry_is_deleted(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore
+) -> None:
+    cluster.plant("prod", "BG-333333", None, None)
+    reconciler.sweep()
+    assert cluster.bindings == {}
+    assert store.audit.for_request("BG-333333")[-1].details["why"] == "its expiry has passed"
+
+
+def test_binding_of_an_ended_request_is_deleted(
+    reconciler: Reconciler,
+    access: AccessService,
+    jobs: RecordingJobs,
+    cluster: FakeCluster,
+    store: RequestStore,
+    flows: Flows,
+) -> None:
+    grant = flows.granted()
+    access.revoke(grant.id, SlackUserId(ALICE))
+    jobs.lose()  # the revoke job never ran
+    report = reconciler.sweep()
+    assert cluster.bindings == {}
+    assert report.deleted == [f"breakglass-{grant.id.lower()}"]
+    entry = store.audit.for_request(grant.id)[-1]
+    assert entry.event == Event.SWEEP_DELETED
+    assert entry.details["why"] == "its request is revoked"
+    assert jobs.queued("publish", grant.id)
+
+
+def test_missing_revoke_job_is_scheduled_again_once(
+    reconciler: Reconciler, jobs: RecordingJobs, cluster: FakeCluster, store: RequestStore, flows: Flows
+) -> None:
+    grant = flows.granted()
+    jobs.lose()  # the queue's Redis was flushed
+    report = reconciler.sweep()
+    assert report.rescheduled == [grant.id]
+    assert [c.at for c in jobs.queued("revoke", grant.id)][-1] == grant.expires_at
+    assert events(store, grant.id)[-1] == Event.SWEEP_RESCHEDULED
+    assert cluster.binding("prod", grant.id) is not None
+    assert reconciler.sweep().rescheduled == []
+
+
+def test_stale_pending_request_times_out(
+    reconciler: Reconciler, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    fresh_enough = flows.submit()
+    clock.advance(minutes=10)
+    younger = flows.submit()
+    clock.advance(minutes=20)
+    report = reconciler.sweep()
+    assert report.timed_out == [fresh_enough.id]
+    assert store.get(fresh_enough.id).state is State.TIMED_OUT  # type: ignore[union-attr]
+    assert store.get(younger.id).state is State.PENDING  # type: ignore[union-attr]
+
+
+def test_stale_approved_request_has_its_grant_queued_again(
+    reconciler: Reconciler, jobs: RecordingJobs, clock: FakeClock, flows: Flows
+) -> None:
+    request = flows.approved()
+    assert reconciler.sweep().regranted == []  # within the grace: its grant job is at work
+    jobs.lose()
+    assert reconciler.sweep().regranted == []  # lost, but still within the grace
+    clock.advance(seconds=61)
+    assert reconciler.sweep().regranted == [request.id]
+    assert len(jobs.queued("grant", request.id)) == 2
+
+
+def test_approved_binding_being_made_is_left_alone(
+    reconciler: Reconciler, cluster: FakeCluster, clock: FakeClock, flows: Flows
+) -> None:
+    request = flows.approved()
+    cluster.plant("prod", request.id, "payments", clock() + timedelta(hours=1))  # made, not yet recorded
+    reconciler.sweep()
+    assert cluster.binding("prod", request.id) is not None
+
+
+def test_an_unreachable_cluster_does_not_stop_the_sweep(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    stray = cluster.plant("staging", "BG-222222", "payments", clock() - timedelta(minutes=1))
+    pending = flows.submit()
+    clock.advance(minutes=31)
+    cluster.fail_next(100, ClusterUnavailable, cluster="prod")
+    report = reconciler.sweep()
+    assert report.unreachable == ["prod"]
+    assert report.deleted == [stray.name]  # the other cluster was swept
+    assert report.timed_out == [pending.id]  # and Redis was too
+    assert cluster.bindings == {}
+
+
+def test_an_expired_grant_on_an_unreachable_cluster_does_not_stop_the_sweep(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    on_prod = flows.granted()
+    on_staging = flows.granted(target="staging/payments", duration=timedelta(hours=1, minutes=1))
+    clock.advance(hours=2)
+    cluster.fail_next(100, ClusterUnavailable, cluster="prod")
+    report = reconciler.sweep()
+    assert "prod" in report.unreachable
+    assert cluster.binding("staging", on_staging.id) is None
+    assert cluster.binding("prod", on_prod.id) is not None  # still there: prod cannot be reached
+    assert store.get(on_prod.id).state is State.EXPIRED  # type: ignore[union-attr]
+
+    cluster.recover()  # prod is back
+    reconciler.sweep()
+    assert cluster.bindings == {}
+    assert events(store, on_prod.id)[-1] == Event.SWEEP_DELETED
