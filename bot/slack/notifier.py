@@ -245,6 +245,8 @@ class SlackNotifier:
     ) -> None:
         d = entry.details
         requester = request.requester
+        # "1h from now" is counted from the event, not from whenever this publish runs.
+        at = _instant(entry.at) or now
         match entry.event:
             case Event.REQUESTED if not request.self_service:
                 link = self._permalink(channel, ts)
@@ -263,7 +265,7 @@ class SlackNotifier:
             case Event.GRANTED:
                 expires_at = _instant(d.get("expires_at")) or request.expires_at
                 if expires_at is not None:
-                    text = wording.dm_granted(request, expires_at, self._tz(requester, tz_cache), now)
+                    text = wording.dm_granted(request, expires_at, self._tz(requester, tz_cache), at)
                     self._dm(requester, blocks.dm(text), request)
                 if request.self_service:
                     notice = blocks.dm(wording.dm_approvers_self_service(request, expires_at))
@@ -273,7 +275,7 @@ class SlackNotifier:
                 expires_at = _instant(d.get("expires_at")) or request.expires_at
                 if expires_at is not None:
                     can_extend = policy.extension_room(roster, request) > timedelta(0)
-                    text = wording.dm_reminder(request, expires_at, self._tz(requester, tz_cache), now, can_extend)
+                    text = wording.dm_reminder(request, expires_at, self._tz(requester, tz_cache), at, can_extend)
                     self._dm(requester, blocks.reminder_dm(request, text, can_extend), request)
             case Event.EXPIRED | Event.REVOKED:
                 how = "revoked" if entry.event == Event.REVOKED else "expired"

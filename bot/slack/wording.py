@@ -413,14 +413,14 @@ def submitted(request: AccessRequest, roster: Roster) -> str:
     if request.self_service:
         return (
             f":rotating_light: *{request.id}*: {asked(request)} is granted at once (self-service break-glass). "
-            f"The approvers are told and it is posted in {channel}; you owe a written review afterwards. "
+            f"The approvers are told and it is being posted in {channel}; you owe a written review afterwards. "
             "You will get a DM when the binding is in place."
         )
     role = roster.roles.get(request.role)
     groups = ", ".join(role.approvers) if role else "the approvers"
     needed = request.approvals_required
     return (
-        f":inbox_tray: *{request.id}*: {asked(request)} is posted in {channel} and needs {needed} "
+        f":inbox_tray: *{request.id}*: {asked(request)} is being posted in {channel} and needs {needed} "
         f"approval{'s' if needed != 1 else ''} from {escape(groups)}. You will get a DM when it is decided."
     )
 

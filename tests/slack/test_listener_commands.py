@@ -27,7 +27,7 @@ def test_a_one_line_request_is_stored_and_confirmed_ephemerally(harness: SlackAp
     )
     said = harness.last_said_to(ALICE)
     assert (
-        f"{request.id}: admin on prod/payments for 1h is posted in #incidents and needs 2 approvals from sre"
+        f"{request.id}: admin on prod/payments for 1h is being posted in #incidents and needs 2 approvals from sre"
         in said.replace("*", "")
     )
     assert harness.slack.messages(INCIDENTS) == []  # the channel hears of it through the publish job only
