@@ -83,8 +83,19 @@ def settings_or_exit() -> Settings:
 def _web(args: argparse.Namespace) -> int:
     from bot.logs import configure
     from bot.serving import run_web
+    from bot.slack.app import SlackStartupError, verify_token
+    from bot.slack.client import SlackApi
 
     settings = settings_or_exit()
+    # Check the token once here, so a bad one stops the process with one line instead of every
+    # gunicorn worker failing to boot.
+    try:
+        verify_token(
+            SlackApi.connect(settings.slack_bot_token, settings.slack_api_url), load_roster_file(settings.roster_path)
+        )
+    except SlackStartupError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
     configure()
     run_web(settings)
     return 0

@@ -26,7 +26,9 @@ def _run(job: str, request_id: RequestId | None, work: Callable[[WorkerContext],
     except PermanentError as exc:
         log.error("%s failed permanently", job, extra={"request_id": request_id, "error": str(exc)})
         context.core.audit.append(Draft(Event.JOB_FAILED, SYSTEM_ACTOR, request_id, {"job": job, "error": str(exc)}))
-        if request_id is not None:
+        # Tell the thread, unless it is the thread that cannot be told: a publish that fails for
+        # good (a revoked token, an archived channel) would otherwise queue itself for ever.
+        if request_id is not None and job != "publish":
             context.core.jobs.publish(request_id)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from slack_bolt import App, Respond
 
+from bot.domain.roster import Roster
 from bot.listeners import Deps, register_listeners
 from bot.listeners.deps import send
 from bot.ports import BreakglassError
@@ -37,7 +38,7 @@ class SlackStartupError(SettingsError):
     """Slack refused the bot token at start (one line naming the variable, never the token)."""
 
 
-def verify_token(slack: SlackApi, core: Core) -> dict[str, Any]:
+def verify_token(slack: SlackApi, roster: Roster) -> dict[str, Any]:
     """``auth.test`` for the bot token, and that it belongs to the roster's workspace."""
     try:
         identity = slack.auth_test()
@@ -45,7 +46,7 @@ def verify_token(slack: SlackApi, core: Core) -> dict[str, Any]:
         raise SlackStartupError(f"SLACK_BOT_TOKEN: Slack refused it ({exc.error})") from None
     except BreakglassError as exc:
         raise SlackStartupError(f"SLACK_BOT_TOKEN: could not be checked, Slack is unreachable ({exc})") from None
-    workspace = core.roster().workspace
+    workspace = roster.workspace
     if workspace.enterprise_id is not None:
         if identity.get("enterprise_id") != workspace.enterprise_id:
             raise SlackStartupError(
@@ -70,7 +71,7 @@ def create_app(
     """The Bolt app for ``settings`` over ``core``. ``identity``, ``slack`` and ``listener_executor`` (the
     pool listeners run in after their ack) may be given by tests; by default they are built here."""
     slack = slack or SlackApi.connect(settings.slack_bot_token, settings.slack_api_url)
-    verify_token(slack, core)
+    verify_token(slack, core.roster())
     if identity is None:
         admin = (
             SlackApi.connect(settings.slack_admin_token, settings.slack_api_url)
