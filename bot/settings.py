@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.domain.durations import DurationError, parse_duration
 
@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_admin_token: SecretStr | None = Field(default=None, validation_alias="SLACK_ADMIN_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="BREAKGLASS_SLACK_API_URL")
-    redis_url: str = Field(default="redis://localhost:6379/0", validation_alias="BREAKGLASS_REDIS_URL")
+    # repr=False: a Redis URL may carry a password (rediss://:secret@host).
+    redis_url: str = Field(default="redis://localhost:6379/0", validation_alias="BREAKGLASS_REDIS_URL", repr=False)
     roster_path: str = Field(default="roster.yaml", validation_alias="BREAKGLASS_ROSTER")
     audit_webhook_token: SecretStr | None = Field(default=None, validation_alias="BREAKGLASS_AUDIT_WEBHOOK_TOKEN")
     kubeconfig: str | None = Field(default=None, validation_alias="KUBECONFIG")
@@ -81,6 +82,19 @@ class Settings(BaseSettings):
         if self.slack_app_token is None and self.slack_signing_secret is None:
             raise ValueError("SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode")
         return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # ``load_settings`` reads the environment it is given (the process's by default) and passes
+        # it in; no other source may fill a gap behind its back.
+        return (init_settings,)
 
     @property
     def socket_mode(self) -> bool:
