@@ -7,10 +7,12 @@ A missing or malformed value stops start-up with one line naming the variable
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.domain.durations import DurationError, parse_duration
@@ -104,18 +106,36 @@ class Settings(BaseSettings):
 _ALIASES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Settings from ``environ`` (default: the process environment), or one-line SettingsError."""
-    env = dict(os.environ if environ is None else environ)
+def settings_problems(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem with the settings in ``environ`` (default: the process environment), one line
+    each naming the variable; empty when they load. ``breakglass doctor`` lists them all."""
     try:
-        return Settings.model_validate({k: v for k, v in env.items() if k in _ALIASES.values()})
+        _validate(environ)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = first["loc"][0] if first["loc"] else ""
-        variable = str(loc) if str(loc) in _ALIASES.values() else _ALIASES.get(str(loc), "")
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "missing":
-            message = "is required"
-        if not variable and ":" in message:
-            variable, _, message = message.partition(": ")
-        raise SettingsError(f"{variable or 'settings'}: {message}") from None
+        return [_one_line(error) for error in exc.errors()]
+    return []
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``environ`` (default: the process environment), or one-line SettingsError."""
+    try:
+        return _validate(environ)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc.errors()[0])) from None
+
+
+def _validate(environ: Mapping[str, str] | None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    return Settings.model_validate({k: v for k, v in env.items() if k in _ALIASES.values()})
+
+
+def _one_line(error: ErrorDetails) -> str:
+    """``VARIABLE: what is wrong``; never the value itself (it may be a secret)."""
+    loc = error["loc"][0] if error["loc"] else ""
+    variable = str(loc) if str(loc) in _ALIASES.values() else _ALIASES.get(str(loc), "")
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "is required"
+    if not variable and ":" in message:
+        variable, _, message = message.partition(": ")
+    return f"{variable or 'settings'}: {message}"
