@@ -227,7 +227,13 @@ class KubeClusters:
                 except ApiException as exc:
                     if not _is(exc, 404):
                         raise
-        log.info("cluster %s: removed grant %s (%s)", cluster, request_id, "deleted" if removed else "already gone")
+        log.info(
+            "cluster %s: removed grant %s (%s)",
+            cluster,
+            request_id,
+            "deleted" if removed else "already gone",
+            extra={"request_id": request_id},
+        )
         return removed
 
     def list_managed(self, cluster: str) -> Sequence[ManagedBinding]:
@@ -284,6 +290,24 @@ class KubeClusters:
         with self._calls(c, f"self review {verb} {resource}"):
             answer = c.authz.create_self_subject_access_review(review, _request_timeout=self._timeout)
         return bool(answer.status and answer.status.allowed)
+
+    def namespace_exists(self, cluster: str, namespace: str) -> bool:
+        """Does ``namespace`` exist? Asked with a dry-run create of a ServiceAccount there, which the
+        bot may do in its token namespace, because the bot may not read Namespaces (least privilege).
+        Nothing is stored; admission answers 404 for a missing namespace before anything else."""
+        c = self._cluster(cluster)
+        probe = client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="breakglass-doctor-probe"))
+        with self._calls(c, f"dry-run create serviceaccount {namespace}/breakglass-doctor-probe"):
+            try:
+                c.core.create_namespaced_service_account(
+                    namespace, probe, dry_run="All", _request_timeout=self._timeout
+                )
+            except ApiException as exc:
+                if _is(exc, 404):
+                    return False
+                if not _is(exc, 409, "AlreadyExists"):
+                    raise
+        return True
 
     def ping(self, cluster: str) -> str:
         """The API server's version (``v1.31.0``): proof the cluster answers and accepts our credentials."""
@@ -428,7 +452,12 @@ class KubeClusters:
                         client.V1RoleBinding(metadata=metadata, role_ref=role_ref, subjects=[subject]),
                         _request_timeout=self._timeout,
                     )
-                log.info("cluster %s: created %s", c.name, _where(spec.name, spec.namespace))
+                log.info(
+                    "cluster %s: created %s",
+                    c.name,
+                    _where(spec.name, spec.namespace),
+                    extra={"request_id": spec.request_id},
+                )
                 return
             except ApiException as exc:
                 if _is(exc, 404):
