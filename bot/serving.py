@@ -18,8 +18,19 @@ def run_web(settings: Settings, workers: int = 2, threads: int = 8) -> None:
     """The Procfile's ``web:``: gunicorn on 0.0.0.0:$PORT. In Socket Mode one worker holds the socket
     (two would each receive every event) and still serves health, metrics and the audit webhook."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    from bot.logs import JsonFormatter
 
     socket_mode = settings.socket_mode
+
+    class JsonLogger(Logger):
+        """gunicorn's own lines (start, worker boot and exit, timeouts) as JSON, like every other line."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for handler in self.error_log.handlers:
+                handler.setFormatter(JsonFormatter())
 
     class Web(BaseApplication):
         def load_config(self) -> None:
@@ -31,6 +42,7 @@ def run_web(settings: Settings, workers: int = 2, threads: int = 8) -> None:
                 "timeout": 30,
                 "graceful_timeout": 20,
                 "accesslog": None,
+                "logger_class": JsonLogger,
                 "post_worker_init": _start_socket_mode if socket_mode else None,
             }
             # gunicorn 27's runtime control socket is a management interface we do not use; off,
