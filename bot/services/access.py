@@ -63,12 +63,10 @@ class AccessService:
         channel: str | None = None,
     ) -> AccessRequest:
         roster = self.roster()
-        decision = policy.evaluate_request(roster, policy.Ask(requester, cluster, namespace, role, duration))
-        if not decision:
-            raise Refused(decision.reason)
-        reason_ok = policy.check_reason(reason)
-        if not reason_ok:
-            raise Refused(reason_ok.reason)
+        _require(
+            policy.evaluate_request(roster, policy.Ask(requester, cluster, namespace, role, duration)),
+            policy.check_reason(reason),
+        )
         now = self.now()
         request = AccessRequest(
             id=new_request_id(),
@@ -89,12 +87,7 @@ class AccessService:
     def extend(self, grant_id: RequestId, person: SlackUserId, by: timedelta, reason: str) -> AccessRequest:
         roster = self.roster()
         grant = self._get(grant_id)
-        decision = policy.evaluate_extension(roster, grant, person, by)
-        if not decision:
-            raise Refused(decision.reason)
-        reason_ok = policy.check_reason(reason)
-        if not reason_ok:
-            raise Refused(reason_ok.reason)
+        _require(policy.evaluate_extension(roster, grant, person, by), policy.check_reason(reason))
         now = self.now()
         extension = AccessRequest(
             id=new_request_id(),
@@ -340,3 +333,10 @@ class AccessService:
             raise applied.result
         assert applied.request is not None
         return applied.request
+
+
+def _require(*decisions: policy.Decision) -> None:
+    """Refuse with the first failing decision's reason (checked in the order given)."""
+    for decision in decisions:
+        if not decision:
+            raise Refused(decision.reason)
