@@ -62,6 +62,7 @@ def sweep_once(context: WorkerContext) -> SweepReport | None:
                 "timed_out": report.timed_out,
                 "rescheduled": report.rescheduled,
                 "regranted": report.regranted,
+                "adopted": report.adopted,
                 "unreachable": report.unreachable,
             },
         )

@@ -45,7 +45,14 @@ class GrantService:
 
     # --- grant --------------------------------------------------------------------------------
 
-    def grant(self, request_id: RequestId) -> AccessRequest | None:
+    def grant(self, request_id: RequestId, expires_at: datetime | None = None) -> AccessRequest | None:
+        """Put the approved request's binding in place and record it active.
+
+        ``expires_at`` is the sweep's, for a binding already in the cluster whose grant job was lost (a
+        worker killed after its create landed): that binding's expiry stands. Granting it afresh would
+        count the whole duration again from now, and, once the sweep had removed the expired binding,
+        hand the access out a second time.
+        """
         request = self.store.get(request_id)
         if request is None or request.state is not State.APPROVED:
             return request  # already granted, ended, or unknown: nothing to do
@@ -68,14 +75,19 @@ class GrantService:
             requester=request.requester,
             approvers=request.approved_by,
             reason=request.reason,
-            expires_at=started + request.duration,
+            expires_at=expires_at or started + request.duration,
         )
-        try:
-            credentials = self.clusters.apply_grant(spec)
-        except PermanentError as exc:
-            return self._fail(request, f"the cluster refused the binding: {exc}")
+        # A found binding whose time ran out already is recorded and ended, not applied again (which
+        # in token mode would mint and send credentials for a grant that is over).
+        lapsed = expires_at is not None and expires_at <= started
+        credentials = None
+        if not lapsed:
+            try:
+                credentials = self.clusters.apply_grant(spec)
+            except PermanentError as exc:
+                return self._fail(request, f"the cluster refused the binding: {exc}")
         in_place = self.now()
-        if in_place - started > EXPIRY_SLACK:
+        if expires_at is None and in_place - started > EXPIRY_SLACK:
             # The duration counts from the moment the binding is in place, not from when we asked.
             spec = _with_expiry(spec, in_place + request.duration)
             self.clusters.set_expiry(spec)
@@ -101,6 +113,7 @@ class GrantService:
                             "expires_at": format_instant(spec.expires_at),
                             "token_outlives_grant": bool(credentials and credentials.outlives_grant),
                             "latency_seconds": round((in_place - current.updated_at).total_seconds(), 3),
+                            **({"found_by_sweep": True} if expires_at is not None else {}),
                         },
                     )
                 ],
@@ -112,6 +125,8 @@ class GrantService:
             # Revoked while the binding was being made: take it away again.
             self.jobs.revoke(request_id)
             return active
+        if lapsed:
+            return self.revoke(request_id)
         self._schedule_end(active, roster)
         self.jobs.publish(request_id)
         return active

@@ -33,11 +33,12 @@ class SweepReport:
     timed_out: list[str] = field(default_factory=list)
     rescheduled: list[str] = field(default_factory=list)
     regranted: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
 
     @property
     def corrections(self) -> int:
-        return len(self.deleted) + len(self.expired) + len(self.rescheduled) + len(self.regranted)
+        return len(self.deleted) + len(self.expired) + len(self.rescheduled) + len(self.regranted) + len(self.adopted)
 
 
 class Reconciler:
@@ -63,6 +64,7 @@ class Reconciler:
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
+        bound: set[str] = set()  # requests with a binding in a cluster: settled here, never granted blind
         for cluster in self.roster().clusters:
             try:
                 bindings = self.clusters.list_managed(cluster)
@@ -71,12 +73,14 @@ class Reconciler:
                 report.unreachable.append(cluster)
                 continue
             for binding in bindings:
+                if binding.request_id:
+                    bound.add(binding.request_id)
                 try:
                     self._check_binding(binding, report)
                 except BreakglassError as exc:
                     log.warning("sweep could not settle %s in %s: %s", binding.name, cluster, exc)
                     report.unreachable.append(cluster)
-        self._check_redis(report)
+        self._check_redis(report, bound)
         return report
 
     def _check_binding(self, binding: ManagedBinding, report: SweepReport) -> None:
@@ -88,8 +92,16 @@ class Reconciler:
                 report.rescheduled.append(request.id)
                 self.store.audit.append(Draft(Event.SWEEP_RESCHEDULED, SYSTEM_ACTOR, request.id, {"job": "revoke"}))
             return
-        if request is not None and request.state is State.APPROVED and not expired:
-            return  # the grant job is making it right now
+        if request is not None and request.state is State.APPROVED:
+            if not expired and now - request.updated_at <= self.grant_grace:
+                return  # the grant job is making it right now
+            # The binding was made but its grant job was lost (a worker killed after the create landed).
+            # The cluster says the grant happened and when it ends: record it so, with that expiry.
+            # Deleting it and queueing the grant again would hand the access out a second time, with
+            # the whole duration counted afresh.
+            request = self.grants.grant(request.id, expires_at=binding.expires_at or now) or request
+            report.adopted.append(request.id)
+            return
         if request is not None and request.state is State.ACTIVE:
             request = self.grants.revoke(request.id) or request
             report.expired.append(request.id)
@@ -126,12 +138,14 @@ class Reconciler:
             if request is not None:
                 self.jobs.publish(request.id)
 
-    def _check_redis(self, report: SweepReport) -> None:
+    def _check_redis(self, report: SweepReport, bound: set[str]) -> None:
         now = self.now()
         for request in self.store.pending():
             if self.access.time_out(request.id) is not None:
                 report.timed_out.append(request.id)
         for request in self.store.approved():
+            if request.id in bound:
+                continue  # its binding exists: adopted above, or being made, never granted afresh
             if now - request.updated_at > self.grant_grace and self.jobs.grant(request.id):
                 report.regranted.append(request.id)
         for request in self.store.active():
