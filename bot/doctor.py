@@ -1,0 +1,476 @@
+"""``breakglass doctor``: is this installation ready to grant and revoke access? One line per check.
+
+It reads the settings (every problem, each on its own line), checks the roster, and asks Redis
+(answers, version, persistence, eviction), Slack (the bot token, its granted scopes against
+``REQUIRED_SCOPES``, the admin token when the roster's ``mfa`` is ``has_2fa``) and every roster cluster
+(the API server answers; the bot's own permissions, by SelfSubjectAccessReview, for each entry of
+``REQUIRED_PERMISSIONS`` and ``bind`` on each ClusterRole the roster hands out; the token namespace of
+``credentials: token`` clusters). It prints a checklist: ✓ passed, ! a warning, ✗ failed with the fix
+under it, – not checked because something it needs failed first. The exit status is 0 only when no
+check failed; warnings do not fail.
+
+What it must not do: print a secret (every line passes a redactor that knows the configured secret
+values, the kubeconfig's tokens and the shapes of tokens), change anything (its one write is a
+dry-run), or hang (every network call has a short timeout).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import yaml
+
+from bot.domain.roster import Roster, RosterError, load_roster_file
+from bot.logs import scrub
+from bot.ports import BreakglassError, ClusterUnavailable, UnknownCluster
+from bot.rbac import RBAC_API_GROUP, Permission, required_permissions
+from bot.settings import Settings, load_settings, settings_problems
+from bot.slack.client import ADMIN_SCOPES, REQUIRED_SCOPES, SlackError, SlackUnavailable, make_web_client, translated
+from workers.kube import ClusterTarget, KubeClusters
+
+EXIT_PROBLEM = 1
+TIMEOUT_SECONDS = 5
+SECRET_VARIABLES = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_ADMIN_TOKEN",
+    "BREAKGLASS_AUDIT_WEBHOOK_TOKEN",
+)
+SLACK_APP_FIX = (
+    "add them on the app's OAuth & Permissions page (or update the app from deploy/slack/manifest.yaml), "
+    "reinstall it to the workspace, and put the new token in SLACK_BOT_TOKEN if it changed"
+)
+_SETTINGS_FIXES = {
+    "SLACK_BOT_TOKEN": "set it to the app's Bot User OAuth Token (xoxb-…), on its OAuth & Permissions page",
+    "SLACK_SIGNING_SECRET": "set it to the app's Signing Secret (Basic Information page), or set "
+    "SLACK_APP_TOKEN to use Socket Mode instead",
+    "SLACK_APP_TOKEN": "set it to an app-level token (xapp-…) with connections:write, or unset it for HTTP mode",
+}
+_MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "–"}
+
+
+@dataclass
+class Checklist:
+    """The printed checklist. Every line goes through ``redact`` before it is written."""
+
+    out: TextIO
+    secrets: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_MARKS, 0))
+
+    def section(self, title: str) -> None:
+        self._write(f"\n{title}")
+
+    def ok(self, what: str) -> None:
+        self._check("ok", what)
+
+    def warn(self, what: str, fix: str | None = None) -> None:
+        self._check("warn", what, fix)
+
+    def fail(self, what: str, fix: str | None = None) -> None:
+        self._check("fail", what, fix)
+
+    def skip(self, what: str) -> None:
+        self._check("skip", what)
+
+    def fix(self, text: str) -> None:
+        """The fix for the failures just above it, when one fix serves several."""
+        self._write(f"      fix: {text}")
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "[redacted]")
+        return scrub(text)
+
+    def _check(self, kind: str, what: str, fix: str | None = None) -> None:
+        self.counts[kind] += 1
+        self._write(f"  {_MARKS[kind]} {what}")
+        if fix:
+            self.fix(fix)
+
+    def _write(self, text: str) -> None:
+        self.out.write(self.redact(text) + "\n")
+        self.out.flush()
+
+
+def run_doctor(out: TextIO, environ: Mapping[str, str] | None = None) -> int:
+    """Check everything; print the checklist to ``out``; 0 when nothing failed."""
+    env = dict(os.environ if environ is None else environ)
+    checks = Checklist(out, secrets=_secret_values(env))
+    checks.out.write("breakglass doctor\n")
+
+    checks.section("Settings")
+    settings = _check_settings(checks, env)
+    roster_path = settings.roster_path if settings else env.get("BREAKGLASS_ROSTER", "roster.yaml")
+    if settings and settings.kubeconfig:
+        checks.secrets += _kubeconfig_tokens(settings.kubeconfig)
+
+    checks.section(f"Roster ({roster_path})")
+    roster = _check_roster(checks, roster_path)
+
+    checks.section("Redis")
+    if settings is None:
+        checks.skip("not checked: the settings do not load")
+    else:
+        _check_redis(checks, settings.redis_url)
+
+    checks.section("Slack")
+    if settings is None:
+        checks.skip("not checked: the settings do not load")
+    else:
+        _check_slack(checks, settings, roster)
+
+    if roster is None or settings is None:
+        checks.section("Clusters")
+        checks.skip("not checked: " + ("the roster fails its check" if roster is None else "the settings do not load"))
+    else:
+        _check_clusters(checks, settings, roster, roster_path)
+
+    failed, warned = checks.counts["fail"], checks.counts["warn"]
+    passed = checks.counts["ok"]
+    checks.section("Result")
+    if failed:
+        checks._write(
+            f"  {failed} check{'s' if failed != 1 else ''} failed, {passed} passed, {warned} warning"
+            f"{'s' if warned != 1 else ''}. Fix from the top: later checks often depend on earlier ones."
+        )
+        return EXIT_PROBLEM
+    checks._write(f"  all {passed} checks passed ({warned} warning{'s' if warned != 1 else ''}).")
+    return 0
+
+
+# --- settings and roster ---------------------------------------------------------------------
+
+
+def _check_settings(checks: Checklist, env: Mapping[str, str]) -> Settings | None:
+    problems = settings_problems(env)
+    for problem in problems:
+        variable = problem.partition(":")[0]
+        checks.fail(problem, _SETTINGS_FIXES.get(variable, f"set {variable} as the README's Configure table says"))
+    if problems:
+        return None
+    settings = load_settings(env)
+    mode = "Socket Mode (SLACK_APP_TOKEN)" if settings.socket_mode else "HTTP mode (Slack posts to /slack/events)"
+    checks.ok(f"settings load: {mode}, Redis {_safe_url(settings.redis_url)}")
+    if settings.audit_webhook_token is None:
+        checks.warn(
+            "the Kubernetes audit webhook is off: what people do with a grant is not recorded",
+            "set BREAKGLASS_AUDIT_WEBHOOK_TOKEN and connect the API server's audit webhook (deploy/audit/)",
+        )
+    return settings
+
+
+def _check_roster(checks: Checklist, path: str) -> Roster | None:
+    try:
+        roster = load_roster_file(path)
+    except RosterError as exc:
+        shown = exc.problems[:20]
+        for problem in shown:
+            checks.fail(str(problem))
+        if len(exc.problems) > len(shown):
+            checks.fail(f"… and {len(exc.problems) - len(shown)} more problems")
+        checks.fix(f"correct {path}; `breakglass roster check {path}` prints each problem with its place")
+        return None
+    checks.ok(f"the roster passes its check: {roster.summary()}")
+    return roster
+
+
+# --- Redis -------------------------------------------------------------------------------------
+
+
+def _check_redis(checks: Checklist, url: str) -> None:
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=TIMEOUT_SECONDS, socket_timeout=TIMEOUT_SECONDS, decode_responses=True
+    )
+    try:
+        _check_redis_server(checks, client, _safe_url(url))
+    finally:
+        client.close()
+
+
+def _check_redis_server(checks: Checklist, client: redis.Redis, where: str) -> None:
+    try:
+        client.ping()
+        version = client.info("server").get("redis_version", "?")
+    except redis.RedisError as exc:
+        checks.fail(
+            f"Redis does not answer at {where}: {type(exc).__name__}: {exc}",
+            "start Redis there, or set BREAKGLASS_REDIS_URL to the Redis breakglass should use",
+        )
+        return
+    checks.ok(f"Redis {version} answers at {where}")
+    try:
+        config = {key: _config_get(client, key) for key in ("appendonly", "save", "maxmemory-policy")}
+    except redis.ResponseError:  # managed Redis often disables or renames CONFIG
+        checks.warn(
+            "cannot read Redis's persistence settings (CONFIG is not allowed on this server)",
+            "make sure it keeps an append-only file or snapshots, and evicts nothing (maxmemory-policy noeviction)",
+        )
+        return
+    if config["appendonly"] == "yes":
+        checks.ok("Redis persists every write (appendonly yes)")
+    elif config["save"]:
+        checks.ok(f"Redis persists snapshots (save {config['save']}); up to one interval of writes can be lost")
+    else:
+        checks.warn(
+            "Redis keeps nothing on disk (appendonly no, no save schedule): a restart loses pending requests, "
+            "schedules and the audit log (the sweep still ends every grant on time)",
+            "turn on `appendonly yes` in the Redis configuration (or CONFIG SET appendonly yes, then CONFIG REWRITE)",
+        )
+    policy = config["maxmemory-policy"]
+    if policy and policy != "noeviction":
+        checks.warn(
+            f"Redis may evict keys under memory pressure (maxmemory-policy {policy}): audit entries and queued "
+            "revokes could be dropped",
+            "set maxmemory-policy noeviction",
+        )
+
+
+def _config_get(client: redis.Redis, key: str) -> str:
+    value = client.config_get(key)
+    return str(value.get(key) or "")
+
+
+# --- Slack -------------------------------------------------------------------------------------
+
+
+def _check_slack(checks: Checklist, settings: Settings, roster: Roster | None) -> None:
+    web = make_web_client(settings.slack_bot_token, settings.slack_api_url, timeout=TIMEOUT_SECONDS)
+    try:
+        with translated():
+            answer = web.auth_test()
+    except SlackError as exc:
+        checks.fail(
+            f"Slack refuses the bot token ({exc.error})",
+            "put the app's current Bot User OAuth Token (xoxb-…) in SLACK_BOT_TOKEN; reinstall the app if it was removed",
+        )
+        return
+    except SlackUnavailable as exc:
+        checks.fail(
+            f"Slack cannot be reached at {settings.slack_api_url} ({exc})",
+            "check BREAKGLASS_SLACK_API_URL and that this host reaches it (proxy, firewall, DNS)",
+        )
+        return
+    data: Mapping[str, Any] = answer.data if isinstance(answer.data, dict) else {}
+    team_id = str(data.get("team_id") or "")
+    checks.ok(f"the bot token works: @{data.get('user')} in {data.get('team')} ({team_id})")
+    if roster is not None:
+        _check_workspace(checks, roster, team_id, str(data.get("enterprise_id") or ""))
+    granted = _granted_scopes(answer.headers)
+    if granted is None:
+        checks.warn("Slack did not report the token's scopes (no x-oauth-scopes header); they were not checked")
+    else:
+        missing = [scope for scope in REQUIRED_SCOPES if scope not in granted]
+        if missing:
+            checks.fail(
+                f"the bot token lacks scope{'s' if len(missing) > 1 else ''} {', '.join(missing)}", SLACK_APP_FIX
+            )
+        else:
+            checks.ok(f"the bot token has every scope breakglass calls for ({', '.join(REQUIRED_SCOPES)})")
+        unused = sorted(granted - set(REQUIRED_SCOPES))
+        if unused:
+            checks.warn(
+                f"the bot token has scopes breakglass does not use: {', '.join(unused)}",
+                "remove them from the app (deploy/slack/manifest.yaml lists exactly what is needed) and reinstall",
+            )
+    if roster is not None and roster.mfa == "has_2fa":
+        _check_admin_token(checks, settings)
+
+
+def _check_workspace(checks: Checklist, roster: Roster, team_id: str, enterprise_id: str) -> None:
+    wanted = roster.workspace
+    if wanted.enterprise_id:
+        if enterprise_id != wanted.enterprise_id:
+            checks.fail(
+                f"the token belongs to org {enterprise_id or '(none)'}, the roster names {wanted.enterprise_id}",
+                "install the app in the roster's org, or correct workspace.enterprise_id in the roster",
+            )
+    elif wanted.team_id and team_id != wanted.team_id:
+        checks.fail(
+            f"the token belongs to workspace {team_id}, the roster names {wanted.team_id}: every request would be refused",
+            "install the app in the roster's workspace, or correct workspace.team_id in the roster",
+        )
+
+
+def _check_admin_token(checks: Checklist, settings: Settings) -> None:
+    if settings.slack_admin_token is None:
+        checks.fail(
+            "mfa: has_2fa needs SLACK_ADMIN_TOKEN, which is not set: every action would be refused",
+            "set SLACK_ADMIN_TOKEN to a workspace admin's user token (xoxp-…) with users:read; or, if the "
+            "workspace enforces 2FA or SSO with MFA for everyone, set mfa: slack_enforced in the roster",
+        )
+        return
+    web = make_web_client(settings.slack_admin_token, settings.slack_api_url, timeout=TIMEOUT_SECONDS)
+    try:
+        with translated():
+            answer = web.auth_test()
+    except (SlackError, SlackUnavailable) as exc:
+        checks.fail(
+            f"Slack refuses SLACK_ADMIN_TOKEN ({getattr(exc, 'error', exc)})",
+            "put a current user token (xoxp-…) of a workspace admin in SLACK_ADMIN_TOKEN",
+        )
+        return
+    granted = _granted_scopes(answer.headers)
+    missing = [scope for scope in ADMIN_SCOPES if granted is not None and scope not in granted]
+    if missing:
+        checks.fail(
+            f"SLACK_ADMIN_TOKEN lacks scope {', '.join(missing)}: two-factor status cannot be read",
+            "issue the admin's token with users:read",
+        )
+    else:
+        checks.ok("SLACK_ADMIN_TOKEN works (mfa: has_2fa reads each person's two-factor status with it)")
+
+
+def _granted_scopes(headers: Mapping[str, Any]) -> set[str] | None:
+    for name, value in headers.items():
+        if name.lower() == "x-oauth-scopes":
+            raw = value[0] if isinstance(value, list | tuple) and value else value
+            return {scope.strip() for scope in str(raw).split(",") if scope.strip()}
+    return None
+
+
+# --- clusters ----------------------------------------------------------------------------------
+
+
+def _check_clusters(checks: Checklist, settings: Settings, roster: Roster, roster_path: str) -> None:
+    targets = {name: ClusterTarget(c.context, c.credentials) for name, c in roster.clusters.items()}
+    kube = KubeClusters(
+        targets,
+        kubeconfig=settings.kubeconfig,
+        token_namespace=settings.token_namespace,
+        request_timeout=(float(TIMEOUT_SECONDS), float(TIMEOUT_SECONDS)),
+    )
+    cluster_roles = sorted({role.cluster_role for role in roster.roles.values()})
+    try:
+        for name, cluster in roster.clusters.items():
+            checks.section(f"Cluster {name} (context {cluster.context}, credentials: {cluster.credentials})")
+            _check_cluster(
+                checks, kube, settings, name, cluster.context, cluster.credentials, cluster_roles, roster_path
+            )
+    finally:
+        kube.close()
+
+
+def _check_cluster(
+    checks: Checklist,
+    kube: KubeClusters,
+    settings: Settings,
+    name: str,
+    context: str,
+    credentials: str,
+    cluster_roles: Sequence[str],
+    roster_path: str,
+) -> None:
+    kubeconfig = settings.kubeconfig or "~/.kube/config"
+    try:
+        version = kube.ping(name)
+    except UnknownCluster as exc:
+        checks.fail(
+            str(exc),
+            f"add a context named '{context}' to the kubeconfig ({kubeconfig}), or correct clusters.{name}.context",
+        )
+        return
+    except ClusterUnavailable as exc:
+        checks.fail(
+            f"the API server does not answer: {exc}", f"check that this host reaches the API server of '{context}'"
+        )
+        return
+    except BreakglassError as exc:
+        checks.fail(
+            f"the API server refuses the bot: {exc}",
+            f"renew the credentials of context '{context}' in {kubeconfig} (expired or wrong)",
+        )
+        return
+    checks.ok(f"the API server answers: Kubernetes {version}")
+
+    namespace = settings.token_namespace
+    if credentials == "token":
+        try:
+            if kube.namespace_exists(name, namespace):
+                checks.ok(f"namespace {namespace} exists (token grants' ServiceAccounts are made there)")
+            else:
+                checks.fail(
+                    f"namespace {namespace} does not exist: token grants cannot make their ServiceAccounts",
+                    f"{_kubectl(context)} create namespace {namespace} (or set BREAKGLASS_TOKEN_NAMESPACE to one that exists)",
+                )
+        except BreakglassError as exc:
+            checks.fail(f"could not check namespace {namespace}: {exc}")
+
+    needed = list(required_permissions(namespace))
+    try:
+        missing = [p for p in needed if not kube.self_review(name, p.verb, p.resource, p.namespace, p.api_group)]
+        unbindable = [
+            role
+            for role in cluster_roles
+            if not kube.self_review(name, "bind", "clusterroles", None, RBAC_API_GROUP, name=role)
+        ]
+    except BreakglassError as exc:
+        checks.fail(f"could not ask the API server about the bot's own permissions: {exc}")
+        return
+    rbac_fix = (
+        f"run `breakglass deploy rbac --roster {roster_path}"
+        + (f" --grant-namespace {namespace}" if namespace != "breakglass-system" else "")
+        + f" | {_kubectl(context)} apply -f -`"
+    )
+    for permission in missing:
+        checks.fail(f"the bot may not {_describe(permission)}")
+    for role in unbindable:
+        checks.fail(f"the bot may not bind ClusterRole {role}: grants of roles using it would fail")
+    if missing or unbindable:
+        checks.fix(rbac_fix)
+        return
+    checks.ok(
+        f"the bot holds all {len(needed)} permissions it needs, and may bind {', '.join(cluster_roles) or 'no role'}"
+    )
+
+
+def _describe(permission: Permission) -> str:
+    resource = permission.resource + (f".{permission.api_group}" if permission.api_group else "")
+    where = f"in namespace {permission.namespace}" if permission.namespace else "cluster-wide"
+    return f"{permission.verb} {resource} {where}"
+
+
+def _kubectl(context: str) -> str:
+    return "kubectl" if context == "in-cluster" else f"kubectl --context {context}"
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+def _secret_values(env: Mapping[str, str]) -> list[str]:
+    """Values never to print, read straight from the environment, so a malformed one is hidden too."""
+    values = [env[name] for name in SECRET_VARIABLES if len(env.get(name, "")) >= 4]
+    password = urlsplit(env.get("BREAKGLASS_REDIS_URL", "")).password
+    if password and len(password) >= 4:
+        values.append(password)
+    return values
+
+
+def _kubeconfig_tokens(paths: str) -> list[str]:
+    tokens: list[str] = []
+    for path in paths.split(os.pathsep):
+        try:
+            document = yaml.safe_load(Path(path).expanduser().read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        for user in (document or {}).get("users") or []:
+            token = ((user or {}).get("user") or {}).get("token")
+            if isinstance(token, str) and len(token) >= 4:
+                tokens.append(token)
+    return tokens
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
