@@ -1,4 +1,8 @@
-"""The operator commands of issue 5 (demo, doctor, deploy rbac), kept apart from the core CLI."""
+"""The operator commands of issue 5 (demo, doctor, deploy rbac), kept apart from the core CLI.
+
+Each command's module is imported only when it runs: ``breakglass web`` must not pay for the demo's
+stand-ins or the doctor's clients at start.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,34 @@ from typing import Any
 
 
 def register_extra_commands(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo", help="walk one request through its whole life against local stand-ins (no Slack, no cluster)"
+    )
+    demo.add_argument(
+        "--redis-url", help="use this Redis (under a key prefix of its own) instead of a private redis-server"
+    )
+    demo.set_defaults(run=_demo)
+
+    doctor = commands.add_parser("doctor", help="check settings, roster, Redis, Slack and every cluster; name each fix")
+    doctor.set_defaults(run=_doctor)
+
     deploy = commands.add_parser("deploy", help="deployment helpers").add_subparsers(metavar="ACTION")
     rbac = deploy.add_parser("rbac", help="print the bot's own least-privilege RBAC for a roster")
     rbac.add_argument("--roster", required=True)
     rbac.add_argument("--grant-namespace", default="breakglass-system")
     rbac.set_defaults(run=_deploy_rbac)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(sys.stdout, redis_url=args.redis_url)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run_doctor
+
+    return run_doctor(sys.stdout)
 
 
 def _deploy_rbac(args: argparse.Namespace) -> int:
