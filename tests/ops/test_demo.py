@@ -1,0 +1,132 @@
+"""``breakglass demo`` as a user runs it: a real subprocess, its output read as a person would, and
+afterwards a look at the machine for anything it left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ops.conftest import Spawned, port_open, processes_mentioning
+
+# An operator's shell may point at their own Redis; the demo must start its own anyway.
+OPERATOR_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _demo_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BREAKGLASS_"))}
+    env["BREAKGLASS_REDIS_URL"] = OPERATOR_REDIS
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _what_it_started(output: str) -> tuple[Path, list[int], list[int], int]:
+    """The work dir, the ports, the process ids and the Redis port the demo announced."""
+    workdir = re.search(r"Files\s+(\S+)", output)
+    redis_port = re.search(r"Redis\s+redis://127\.0\.0\.1:(\d+)/0\s+\(a private redis-server\)", output)
+    assert workdir, output
+    assert redis_port, output
+    ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", output)]
+    pids = [int(p) for p in re.findall(r"pid (\d+)", output)]
+    return Path(workdir.group(1)), ports, pids, int(redis_port.group(1))
+
+
+def _assert_nothing_left(output: str) -> None:
+    workdir, ports, pids, redis_port = _what_it_started(output)
+    assert not workdir.exists(), f"{workdir} was left behind"
+    assert not [p for p in ports if port_open(p)], f"ports still open: {[p for p in ports if port_open(p)]}"
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    assert processes_mentioning(str(workdir)) == []
+    assert processes_mentioning(f"--port {redis_port} ") == []
+
+
+def _section(output: str, number: str) -> str:
+    start = output.index(f"━━ {number}")
+    end = output.find("━━ ", start + 5)
+    return output[start : end if end != -1 else None]
+
+
+def test_demo_walks_a_request_to_revoke_and_a_break_glass_grant_to_expiry_then_leaves_nothing() -> None:
+    started = time.monotonic()
+    demo = Spawned(["demo"], _demo_env())
+    try:
+        code = demo.wait(timeout=90)
+    finally:
+        demo.kill_group()
+    elapsed = time.monotonic() - started
+    output = demo.output
+    assert code == 0, output
+    assert elapsed < 60, f"the demo took {elapsed:.0f}s"
+    assert "✓ every step happened as expected" in output
+
+    # Its own Redis, never the operator's.
+    _, _, _, redis_port = _what_it_started(output)
+    assert redis_port != 6379
+
+    # What people saw, step by step.
+    assert "Alice sees" in _section(output, "2.")  # her own approval, refused
+    assert "Bob sees" in _section(output, "3.")
+    assert "Carol sees" in _section(output, "4.")
+    assert "Alice sees" in _section(output, "5.")  # the answer to her revoke
+
+    # The cluster at each step, and what the API server says Alice may do.
+    assert _section(output, "1.").count("In cluster prod: no breakglass bindings.") == 1
+    granted = _section(output, "4.")
+    assert re.search(r"RoleBinding payments/breakglass-bg-[a-z0-9]{6}\n", granted), granted
+    assert "role: ClusterRole admin   subject: User alice@example.com" in granted
+    assert re.search(r"expires: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in 59m5\ds\)", granted), granted
+    break_glass = _section(output, "6.")
+    assert "role: ClusterRole edit   subject: User alice@example.com" in break_glass
+    assert "In cluster prod: no breakglass bindings." in _section(output, "5.")
+    assert break_glass.rstrip().count("In cluster prod: no breakglass bindings.") == 1  # after the expiry
+    answers = re.findall(r"may alice@example\.com delete pods in payments\? (yes|no)", output)
+    assert answers == ["no", "yes", "no", "yes", "no"]
+    assert re.search(r"The binding was gone at [\d:.]+ UTC, \d+\.\ds after its expiry\.", break_glass), break_glass
+
+    # Each incident thread as Slack shows it: the root message and one reply per step.
+    first_thread = _section(output, "5.").split("The incident thread of", 1)[1]
+    assert first_thread.count("↳") >= 6, first_thread
+    assert "@bob" in first_thread
+    assert "@carol" in first_thread
+    second_thread = break_glass.split("The incident thread of", 1)[1]
+    assert second_thread.count("↳") >= 4, second_thread
+    assert "[Approve]" not in first_thread  # decided: the buttons are gone from the root
+
+    # Alice's DMs and the audit log.
+    assert _section(output, "7.").count("BG-") >= 4
+    assert "the chain is intact" in _section(output, "8.")
+
+    _assert_nothing_left(output)
+
+
+@pytest.mark.parametrize(
+    ("signum", "to_group"),
+    [
+        (signal.SIGINT, True),  # Ctrl-C: the terminal signals the whole foreground process group
+        (signal.SIGTERM, False),  # a supervisor stopping the demo's own process only
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_demo_stopped_by_a_signal_removes_everything_it_started(signum: signal.Signals, to_group: bool) -> None:
+    demo = Spawned(["demo"], _demo_env())
+    try:
+        demo.wait_for_line("━━ 1.", timeout=40)  # the processes are up and a request is on its way
+        workdir, ports, _, _ = _what_it_started(demo.output)
+        assert len(processes_mentioning(str(workdir))) >= 2  # the check below can see what it looks for
+        assert all(port_open(p) for p in ports)
+        if to_group:
+            os.killpg(demo.popen.pid, signum)
+        else:
+            demo.popen.send_signal(signum)
+        code = demo.wait(timeout=30)
+    finally:
+        demo.kill_group()
+    output = demo.output
+    assert code == 128 + signum, output
+    assert f"✗ stopped by {signum.name}" in output
+    _assert_nothing_left(output)
