@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from bot.domain.ids import RequestId
@@ -106,15 +106,20 @@ class RqJobQueue:
         return False
 
 
+# Another process (a second web worker enqueuing the same job) may delete a finished job between our
+# fetch and our next read of it; rq then raises InvalidJobOperation. That job has vanished: start over.
+_GONE = (NoSuchJobError, InvalidJobOperation)
+
+
 def _status(connection: redis.Redis, job_id: str) -> JobStatus | None:
     try:
         return Job.fetch(job_id, connection=connection).get_status(refresh=True)
-    except NoSuchJobError:
+    except _GONE:
         return None
 
 
 def _delete(connection: redis.Redis, job_id: str) -> None:
-    with contextlib.suppress(NoSuchJobError):
+    with contextlib.suppress(*_GONE):
         Job.fetch(job_id, connection=connection).delete()
 
 
