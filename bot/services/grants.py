@@ -127,6 +127,12 @@ class GrantService:
             return active
         if lapsed:
             return self.revoke(request_id)
+        assert active.expires_at is not None
+        if not applied.entries and format_instant(active.expires_at) != format_instant(spec.expires_at):
+            # Another copy of this job recorded the grant first, and this one has since written its own
+            # expiry on the binding: put back the one the revoke is scheduled for, so that the cluster
+            # alone still says when the grant ends.
+            self.clusters.set_expiry(_with_expiry(spec, active.expires_at))
         self._schedule_end(active, roster)
         self.jobs.publish(request_id)
         return active
