@@ -291,10 +291,11 @@ class KubeClusters:
             answer = c.authz.create_self_subject_access_review(review, _request_timeout=self._timeout)
         return bool(answer.status and answer.status.allowed)
 
-    def namespace_exists(self, cluster: str, namespace: str) -> bool:
-        """Does ``namespace`` exist? Asked with a dry-run create of a ServiceAccount there, which the
-        bot may do in its token namespace, because the bot may not read Namespaces (least privilege).
-        Nothing is stored; admission answers 404 for a missing namespace before anything else."""
+    def namespace_exists(self, cluster: str, namespace: str) -> bool | None:
+        """Does ``namespace`` exist? Asked with a dry-run create of a ServiceAccount there (nothing is
+        stored), because the bot may not read Namespaces (least privilege). None when the API server
+        forbids even that: authorization comes before admission, so a bot without its Role in the
+        namespace cannot tell a missing namespace from a missing Role."""
         c = self._cluster(cluster)
         probe = client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="breakglass-doctor-probe"))
         with self._calls(c, f"dry-run create serviceaccount {namespace}/breakglass-doctor-probe"):
@@ -303,8 +304,10 @@ class KubeClusters:
                     namespace, probe, dry_run="All", _request_timeout=self._timeout
                 )
             except ApiException as exc:
+                if _is(exc, 403):
+                    return None
                 if _is(exc, 404):
-                    return False
+                    return False  # NamespaceLifecycle admission: the namespace is not there
                 if not _is(exc, 409, "AlreadyExists"):
                     raise
         return True
