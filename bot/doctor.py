@@ -390,17 +390,13 @@ def _check_cluster(
     checks.ok(f"the API server answers: Kubernetes {version}")
 
     namespace = settings.token_namespace
+    rbac_fix = (
+        f"run `breakglass deploy rbac --roster {roster_path}"
+        + (f" --grant-namespace {namespace}" if namespace != "breakglass-system" else "")
+        + f" | {_kubectl(context)} apply -f -`"
+    )
     if credentials == "token":
-        try:
-            if kube.namespace_exists(name, namespace):
-                checks.ok(f"namespace {namespace} exists (token grants' ServiceAccounts are made there)")
-            else:
-                checks.fail(
-                    f"namespace {namespace} does not exist: token grants cannot make their ServiceAccounts",
-                    f"{_kubectl(context)} create namespace {namespace} (or set BREAKGLASS_TOKEN_NAMESPACE to one that exists)",
-                )
-        except BreakglassError as exc:
-            checks.fail(f"could not check namespace {namespace}: {exc}")
+        _check_token_namespace(checks, kube, name, context, namespace, rbac_fix)
 
     needed = list(required_permissions(namespace))
     try:
@@ -413,21 +409,46 @@ def _check_cluster(
     except BreakglassError as exc:
         checks.fail(f"could not ask the API server about the bot's own permissions: {exc}")
         return
-    rbac_fix = (
-        f"run `breakglass deploy rbac --roster {roster_path}"
-        + (f" --grant-namespace {namespace}" if namespace != "breakglass-system" else "")
-        + f" | {_kubectl(context)} apply -f -`"
-    )
     for permission in missing:
         checks.fail(f"the bot may not {_describe(permission)}")
     for role in unbindable:
         checks.fail(f"the bot may not bind ClusterRole {role}: grants of roles using it would fail")
     if missing or unbindable:
-        checks.fix(rbac_fix)
+        # The Role for the token namespace cannot be applied into a namespace that is not there.
+        in_namespace = any(p.namespace for p in missing)
+        checks.fix(
+            f"`{_kubectl(context)} create namespace {namespace}` if it is missing, then {rbac_fix}"
+            if in_namespace
+            else rbac_fix
+        )
         return
     checks.ok(
         f"the bot holds all {len(needed)} permissions it needs, and may bind {', '.join(cluster_roles) or 'no role'}"
     )
+
+
+def _check_token_namespace(
+    checks: Checklist, kube: KubeClusters, cluster: str, context: str, namespace: str, rbac_fix: str
+) -> None:
+    create = f"{_kubectl(context)} create namespace {namespace}"
+    try:
+        exists = kube.namespace_exists(cluster, namespace)
+    except BreakglassError as exc:
+        checks.fail(f"could not check namespace {namespace}: {exc}")
+        return
+    if exists:
+        checks.ok(f"namespace {namespace} exists (token grants' ServiceAccounts are made there)")
+    elif exists is None:
+        checks.fail(
+            f"the bot may not make ServiceAccounts in namespace {namespace}: the namespace or the bot's Role "
+            "there is missing, and token grants need both",
+            f"`{create}` if it is missing, then {rbac_fix}",
+        )
+    else:
+        checks.fail(
+            f"namespace {namespace} does not exist: token grants cannot make their ServiceAccounts",
+            f"`{create}` (or set BREAKGLASS_TOKEN_NAMESPACE to a namespace that exists)",
+        )
 
 
 def _describe(permission: Permission) -> str:
