@@ -295,6 +295,9 @@ class GrantService:
             if why:
                 details["why"] = why
             self.store.audit.append(Draft(Event.BINDING_DELETED, actor, request.id, details))
+            # Its own publish: one queued for the transition before it (expired, revoked) may already
+            # have run, and this entry would then wait in Redis for a thread reply that never comes.
+            self.jobs.publish(request.id)
         return removed
 
     def _end_extensions(self, grant: AccessRequest) -> None:
