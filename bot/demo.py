@@ -463,9 +463,9 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
             with guard.shielded(then_stop=False):
                 if walk is not None:
                     walk.close()
+                stack.stop()
                 if redis_url is not None:
                     _forget_keys(stack, prefix)
-                stack.stop()
                 shutil.rmtree(workdir, ignore_errors=True)
     show.section("Done")
     elapsed = time.monotonic() - started
@@ -486,12 +486,20 @@ def _show_logs(show: Printer, stack: LocalStack, lines: int = 30) -> None:
 
 
 def _forget_keys(stack: LocalStack, prefix: str) -> None:
-    """Remove the demo's keys from a Redis it was given (RQ's job hashes expire by themselves)."""
+    """Remove what the demo wrote to a Redis it was given, once its processes are stopped: its own keys,
+    its RQ queues, jobs (their ids carry the request ids) and worker records; nothing else."""
     with contextlib.suppress(redis.RedisError):
         client = stack.redis_client()
-        for pattern in (f"{prefix}:*", f"rq:*:{prefix}-*", f"rq:*{prefix}-*"):
+        audit = AuditLog(client, lambda: datetime.now(UTC), prefix=prefix)
+        request_ids = RequestStore(client, audit, prefix=prefix).ids()
+        for pattern in (f"{prefix}:*", f"rq:*{prefix}-*", *(f"rq:*{rid}*" for rid in request_ids)):
             for key in client.scan_iter(match=pattern, count=500):
                 client.delete(key)
+        for key in client.scan_iter(match="rq:worker:*", count=500):
+            if str(client.hget(key, "queues") or "").startswith(f"{prefix}-"):
+                client.delete(key, f"{key}:executions")
+                client.srem("rq:workers", key)
+        client.srem("rq:queues", *(f"rq:queue:{prefix}-{kind}" for kind in ("cluster", "slack")))
         client.close()
 
 
