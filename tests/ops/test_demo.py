@@ -130,3 +130,16 @@ def test_demo_stopped_by_a_signal_removes_everything_it_started(signum: signal.S
     assert code == 128 + signum, output
     assert f"✗ stopped by {signum.name}" in output
     _assert_nothing_left(output)
+
+
+def test_demo_without_redis_server_says_in_one_line_what_to_install() -> None:
+    env = _demo_env() | {"PATH": "/nonexistent"}  # no redis-server to be found; python is run by its path
+    demo = Spawned(["demo"], env)
+    try:
+        code = demo.wait(timeout=30)
+    finally:
+        demo.kill_group()
+    assert code != 0
+    assert demo.lines == [demo.lines[0]], demo.output
+    assert "install" in demo.lines[0]
+    assert "redis-server" in demo.lines[0]
