@@ -79,9 +79,11 @@ def evaluate_request(roster: Roster, ask: Ask) -> Decision:
 
 def check_duration(role: Role, duration: timedelta) -> Decision:
     if duration > role.max_duration:
-        return deny(f"'{role.name}' may be granted for at most {format_duration(role.max_duration)}.")
+        most = format_duration(role.max_duration)
+        return deny(f"'{role.name}' may be granted for at most {most}; ask for {most} or less.")
     if duration < role.min_duration:
-        return deny(f"'{role.name}' is granted for at least {format_duration(role.min_duration)}.")
+        least = format_duration(role.min_duration)
+        return deny(f"'{role.name}' is granted for at least {least}; ask for {least} or more.")
     return ALLOW
 
 
@@ -137,7 +139,7 @@ def may_decide(roster: Roster, request: AccessRequest, person: SlackUserId) -> D
     if person not in approvers_for(roster, request):
         role = roster.roles.get(request.role)
         groups = ", ".join(role.approvers) if role else "none"
-        return deny(f"Only members of {groups} may approve '{request.role}' requests.")
+        return deny(f"Only members of {groups} may approve or deny '{request.role}' requests.")
     if request.state is not State.PENDING:
         return deny(f"{request.id} is already {request.state.label}; there is nothing left to decide.")
     if person in request.approved_by:

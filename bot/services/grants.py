@@ -290,8 +290,12 @@ class GrantService:
                 "namespace": request.namespace,
                 "binding": binding_name(request.id),
             }
-            if request.expires_at is not None:
+            if request.state is State.EXPIRED and request.expires_at is not None:
+                # Revoke lateness is measured against the expiry only when the grant ran out; an
+                # early revoke is measured from the moment it was decided.
                 details["late_by_seconds"] = round(max((now - request.expires_at).total_seconds(), 0.0), 3)
+            elif request.ended_at is not None:
+                details["after_revoke_seconds"] = round(max((now - request.ended_at).total_seconds(), 0.0), 3)
             if why:
                 details["why"] = why
             self.store.audit.append(Draft(Event.BINDING_DELETED, actor, request.id, details))

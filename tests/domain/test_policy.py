@@ -170,19 +170,19 @@ REFUSED = [
         "duration-over-max",
         EXAMPLE,
         ask(ALICE, "prod/payments", "view", "4h0m1s"),
-        "'view' may be granted for at most 4h.",
+        "'view' may be granted for at most 4h; ask for 4h or less.",
     ),
     (
         "duration-under-global-min",
         EXAMPLE,
         ask(ALICE, "prod/payments", "view", "4m59s"),
-        "'view' is granted for at least 5m.",
+        "'view' is granted for at least 5m; ask for 5m or more.",
     ),
     (
         "duration-under-role-min-above-global-min",
         EXAMPLE,
         ask(BOB, "prod", "cluster-admin", "10m"),
-        "'cluster-admin' is granted for at least 15m.",
+        "'cluster-admin' is granted for at least 15m; ask for 15m or more.",
     ),
 ]
 
@@ -244,7 +244,7 @@ DECIDE = [
         WIDER,
         access_request(),
         DAVE,
-        "Only members of sre may approve 'view' requests.",
+        "Only members of sre may approve or deny 'view' requests.",
     ),
     (
         "already-approved-by-you",

@@ -64,8 +64,8 @@ REFUSALS = [
      "There is no role 'owner'; known roles: admin, cluster-admin, view."),
     ("missing-namespace", ALICE, "prod", None, "view", "1h", REASON,
      "The role 'view' is granted in one namespace; write it as prod/<namespace>."),
-    ("too-long", ALICE, "prod", "payments", "admin", "2h", REASON, "'admin' may be granted for at most 1h."),
-    ("too-short", ALICE, "prod", "payments", "view", "1m", REASON, "'view' is granted for at least 5m."),
+    ("too-long", ALICE, "prod", "payments", "admin", "2h", REASON, "'admin' may be granted for at most 1h; ask for 1h or less."),
+    ("too-short", ALICE, "prod", "payments", "view", "1m", REASON, "'view' is granted for at least 5m; ask for 5m or more."),
     ("reason-too-short", ALICE, "prod", "payments", "view", "1h", "fix",
      "The reason is too short (3 characters); say what is broken in at least 10."),
 ]  # fmt: skip

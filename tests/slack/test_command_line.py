@@ -69,7 +69,7 @@ def test_unknown_or_incomplete_text_gets_the_help(text: str) -> None:
     [
         ("0s", "'0s' is not a positive duration"),
         ("-5m", "'-5m' is not a duration"),
-        ("99999h", "'99999h' is not a duration"),
+        ("99999h", "'99999h' is longer than any grant can be (7 days)"),
         ("1x", "'1x' is not a duration"),
         ("200h", "longer than any grant can be"),
     ],

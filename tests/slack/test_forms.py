@@ -107,7 +107,7 @@ def test_a_typed_namespace_matching_a_glob_is_accepted(roster: Roster) -> None:
         ({NAMESPACE_TEXT_INPUT: "payments-eu"}, NAMESPACE_TEXT_INPUT, "not both"),
         ({NAMESPACE_INPUT: None}, NAMESPACE_INPUT, "granted in one namespace"),
         ({DURATION_INPUT: "99h"}, DURATION_INPUT, "Choose one of the durations offered."),
-        ({DURATION_INPUT: "4h"}, DURATION_INPUT, "'admin' may be granted for at most 1h."),
+        ({DURATION_INPUT: "4h"}, DURATION_INPUT, "'admin' may be granted for at most 1h; ask for 1h or less."),
         ({REASON_INPUT: "short"}, REASON_INPUT, "too short"),
         ({REASON_INPUT: "x" * 501}, REASON_INPUT, "too long"),
         ({CHANNEL_INPUT: "D0000000001"}, CHANNEL_INPUT, "Choose a channel"),
@@ -124,7 +124,7 @@ def test_values_edited_outside_the_form_are_refused_on_their_field(
 def test_a_duration_under_the_roles_minimum_is_refused(roster: Roster) -> None:
     strict = roster_with(roles={"admin": {"min_duration": "15m"}})
     errors = read_request_form(values(duration="10m"), strict, ALICE_ID)
-    assert errors == {DURATION_INPUT: "'admin' is granted for at least 15m."}
+    assert errors == {DURATION_INPUT: "'admin' is granted for at least 15m; ask for 15m or more."}
 
 
 def test_garbage_state_is_refused_not_crashed_on(roster: Roster) -> None:

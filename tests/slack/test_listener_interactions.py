@@ -149,7 +149,7 @@ class TestRequestForm:
                 "not entitled to 'admin' on prod/kube-system",
             ),
             ({"duration": {"selected_option": {"value": "8h"}}}, "duration", "Choose one of the durations offered."),
-            ({"duration": "4h"}, "duration", "'admin' may be granted for at most 1h."),
+            ({"duration": "4h"}, "duration", "'admin' may be granted for at most 1h; ask for 1h or less."),
             ({"reason": "too short"}, "reason", "The reason is too short"),
         ],
     )
