@@ -276,12 +276,12 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             return f":lock: Expired {_ends(d)}."
         case Event.BINDING_DELETED:
             late = d.get("late_by_seconds")
-            after = d.get("after_revoke_seconds")
+            since_revoke = d.get("after_revoke_seconds")
             lateness = ""
             if isinstance(late, int | float):
                 lateness = " on time" if late < 1 else f", {late:.1f}s after the expiry"
-            elif isinstance(after, int | float):
-                lateness = f", {after:.1f}s after the revoke"
+            elif isinstance(since_revoke, int | float):
+                lateness = f", {since_revoke:.1f}s after the revoke"
             why = f" ({escape(str(d['why']))})" if d.get("why") else ""
             return f":broom: Binding {code(str(d.get('binding') or '?'))} removed{lateness}{why}."
         case Event.REVIEW_WRITTEN:

@@ -179,8 +179,18 @@ def test_someone_breakglass_does_not_serve_cannot_ask(live: Live, user: str, tea
         pytest.param(f"prod/payments admin -5m {REASON}", "'-5m' is not a duration;", False, id="negative"),
         pytest.param(f"prod/payments admin 99999h {REASON}", "'99999h'", False, id="absurd"),
         pytest.param(f"prod/payments admin 1x {REASON}", "'1x' is not a duration;", False, id="no-unit"),
-        pytest.param(f"prod/payments admin 2h {REASON}", "'admin' may be granted for at most 1h; ask for 1h or less.", True, id="over-max"),
-        pytest.param(f"prod/payments admin 1m {REASON}", "'admin' is granted for at least 5m; ask for 5m or more.", True, id="under-min"),
+        pytest.param(
+            f"prod/payments admin 2h {REASON}",
+            "'admin' may be granted for at most 1h; ask for 1h or less.",
+            True,
+            id="over-max",
+        ),
+        pytest.param(
+            f"prod/payments admin 1m {REASON}",
+            "'admin' is granted for at least 5m; ask for 5m or more.",
+            True,
+            id="under-min",
+        ),
         pytest.param(f"mars/payments admin 30m {REASON}", "There is no cluster 'mars';", True, id="unknown-cluster"),
         pytest.param(f"prod/payments root 30m {REASON}", "There is no role 'root';", True, id="unknown-role"),
         pytest.param(
@@ -291,8 +301,12 @@ def test_someone_elses_request_cannot_be_cancelled_and_the_attempt_is_audited(li
     ("user", "action", "why"),
     [
         pytest.param(ALICE, "approve", "You cannot approve or deny your own request; another approver must.", id="own"),
-        pytest.param(DAVE, "approve", "Only members of sre may approve or deny 'admin' requests.", id="not-an-approver"),
-        pytest.param(DAVE, "deny", "Only members of sre may approve or deny 'admin' requests.", id="not-an-approver-deny"),
+        pytest.param(
+            DAVE, "approve", "Only members of sre may approve or deny 'admin' requests.", id="not-an-approver"
+        ),
+        pytest.param(
+            DAVE, "deny", "Only members of sre may approve or deny 'admin' requests.", id="not-an-approver-deny"
+        ),
         pytest.param(MALLORY, "approve", wording.NOT_IN_ROSTER, id="not-in-roster"),
     ],
 )

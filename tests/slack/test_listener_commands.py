@@ -39,10 +39,19 @@ def test_a_one_line_request_is_stored_and_confirmed_ephemerally(harness: SlackAp
     [
         ("prod/payments admin 0s INC-4411 checkout pods crash-looping", "'0s' is not a positive duration"),
         ("prod/payments admin -5m INC-4411 checkout pods crash-looping", "'-5m' is not a duration"),
-        ("prod/payments admin 99999h INC-4411 checkout pods crash-looping", "'99999h' is longer than any grant can be (7 days)"),
+        (
+            "prod/payments admin 99999h INC-4411 checkout pods crash-looping",
+            "'99999h' is longer than any grant can be (7 days)",
+        ),
         ("prod/payments admin 1x INC-4411 checkout pods crash-looping", "'1x' is not a duration"),
-        ("prod/payments admin 2h INC-4411 checkout pods crash-looping", "'admin' may be granted for at most 1h; ask for 1h or less."),
-        ("prod/payments admin 1m INC-4411 checkout pods crash-looping", "'admin' is granted for at least 5m; ask for 5m or more."),
+        (
+            "prod/payments admin 2h INC-4411 checkout pods crash-looping",
+            "'admin' may be granted for at most 1h; ask for 1h or less.",
+        ),
+        (
+            "prod/payments admin 1m INC-4411 checkout pods crash-looping",
+            "'admin' is granted for at least 5m; ask for 5m or more.",
+        ),
         (
             "prodd/payments admin 1h INC-4411 checkout pods crash-looping",
             "There is no cluster 'prodd'; known clusters: prod, staging.",
