@@ -56,12 +56,20 @@ def test_metrics_readiness_and_logs_after_a_break_glass_grant_runs_out() -> None
             assert reply.status == 200
             binding = wait_until(lambda: stack.bindings("prod"), 20, "the binding")[0]
             request_id = binding["metadata"]["labels"][REQUEST_ID_LABEL]
-            assert _scrape(base)["breakglass_active_grants"] == 1
+            # The binding lands first, then the request is marked active: the gauge follows within moments.
+            wait_until(lambda: _scrape(base)["breakglass_active_grants"] == 1, 5, "one active grant in /metrics")
 
             # The grant runs out by itself; the counters and histograms follow.
-            wait_until(lambda: _scrape(base).get('breakglass_requests_total{outcome="expired"}'), 20, "expiry")
+            def ended() -> bool:
+                counted = _scrape(base)
+                return (
+                    not stack.bindings("prod")
+                    and counted.get('breakglass_requests_total{outcome="expired"}', 0) > 0
+                    and counted.get("breakglass_revoke_lateness_seconds_count", 0) > 0
+                )
+
+            wait_until(ended, 20, "the grant to expire and its binding to be deleted")
             metrics = _scrape(base)
-            assert not stack.bindings("prod")
             assert metrics["breakglass_active_grants"] == 0
             for outcome in ("requested", "granted", "expired"):
                 assert metrics[f'breakglass_requests_total{{outcome="{outcome}"}}'] == 1, outcome
