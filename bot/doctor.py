@@ -16,8 +16,10 @@ dry-run), or hang (every network call has a short timeout).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -65,7 +67,7 @@ class Checklist:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_MARKS, 0))
 
     def section(self, title: str) -> None:
-        self._write(f"\n{title}")
+        self.line(f"\n{title}")
 
     def ok(self, what: str) -> None:
         self._check("ok", what)
@@ -81,7 +83,7 @@ class Checklist:
 
     def fix(self, text: str) -> None:
         """The fix for the failures just above it, when one fix serves several."""
-        self._write(f"      fix: {text}")
+        self.line(f"      fix: {text}")
 
     def redact(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
@@ -90,11 +92,11 @@ class Checklist:
 
     def _check(self, kind: str, what: str, fix: str | None = None) -> None:
         self.counts[kind] += 1
-        self._write(f"  {_MARKS[kind]} {what}")
+        self.line(f"  {_MARKS[kind]} {what}")
         if fix:
             self.fix(fix)
 
-    def _write(self, text: str) -> None:
+    def line(self, text: str) -> None:
         self.out.write(self.redact(text) + "\n")
         self.out.flush()
 
@@ -102,6 +104,25 @@ class Checklist:
 def run_doctor(out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     """Check everything; print the checklist to ``out``; 0 when nothing failed."""
     env = dict(os.environ if environ is None else environ)
+    with _libraries_silenced():
+        return _run(out, env)
+
+
+@contextlib.contextmanager
+def _libraries_silenced() -> Iterator[None]:
+    """The checklist is the output. The clients' own warnings (slack_sdk's "Failed to send a request",
+    urllib3's retries) would repeat it on stderr without passing the redactor, so they go nowhere."""
+    root = logging.getLogger()
+    silence = logging.NullHandler()
+    if not root.handlers:
+        root.addHandler(silence)
+    try:
+        yield
+    finally:
+        root.removeHandler(silence)
+
+
+def _run(out: TextIO, env: dict[str, str]) -> int:
     checks = Checklist(out, secrets=_secret_values(env))
     checks.out.write("breakglass doctor\n")
 
@@ -136,12 +157,12 @@ def run_doctor(out: TextIO, environ: Mapping[str, str] | None = None) -> int:
     passed = checks.counts["ok"]
     checks.section("Result")
     if failed:
-        checks._write(
+        checks.line(
             f"  {failed} check{'s' if failed != 1 else ''} failed, {passed} passed, {warned} warning"
             f"{'s' if warned != 1 else ''}. Fix from the top: later checks often depend on earlier ones."
         )
         return EXIT_PROBLEM
-    checks._write(f"  all {passed} checks passed ({warned} warning{'s' if warned != 1 else ''}).")
+    checks.line(f"  all {passed} checks passed ({warned} warning{'s' if warned != 1 else ''}).")
     return 0
 
 
