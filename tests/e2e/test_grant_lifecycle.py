@@ -1,0 +1,117 @@
+"""A grant's whole life with real processes: asked and approved over Slack, in place in the cluster,
+honoured by the API server's authorizer, and gone on time; several grants of one person kept apart;
+token-mode credentials that work exactly as long as the grant."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client import ApiException
+
+from bot.domain.audit import Event
+from bot.domain.lifecycle import State
+from bot.standins.stack import ALICE, BOB, CAROL, INCIDENT_CHANNEL, LocalStack, wait_until
+from bot.wiring import Core
+from tests.e2e.conftest import BindingWatch, events, grant_now, may_edit
+from workers.kube import KubeClusters
+
+pytestmark = pytest.mark.slow
+
+ON_TIME = timedelta(seconds=5)  # revoke lateness allowed when nothing fails
+REASON_TEXT = "INC-4411 checkout pods crash-looping"
+
+
+def test_approved_request_is_granted_honoured_and_removed_at_expiry(
+    stack: LocalStack, core: Core, kube: KubeClusters, watch: BindingWatch
+) -> None:
+    web = stack.start_web()
+    stack.start_worker()
+    stack.wait_for_workers(1)
+    slack = stack.sender(web)
+
+    asked = slack.slash_command(ALICE, f"prod/payments admin 6s {REASON_TEXT}", channel_id=INCIDENT_CHANNEL)
+    assert asked.status == 200
+    root = wait_until(lambda: stack.slack.messages(INCIDENT_CHANNEL), 15, "the request's root message")[-1]
+    (request,) = core.store.recent()
+    assert (request.requester, request.cluster, request.namespace, request.role) == (ALICE, "prod", "payments", "admin")
+    assert not may_edit(kube), "alice must have no access before the approvals"
+
+    assert slack.click(BOB, "approve", request.id, root.ts, INCIDENT_CHANNEL).status == 200
+    assert not may_edit(kube), "one approval of two must not grant anything"
+    assert slack.click(CAROL, "approve", request.id, root.ts, INCIDENT_CHANNEL).status == 200
+    approved_at = time.time()
+
+    wait_until(lambda: watch.present(request.id), 10, "the binding")
+    seen = watch.of(request.id)
+    assert seen.first_seen - approved_at < 5, "access must appear within moments of the approval"
+    assert may_edit(kube), "the API server's authorizer must honour the binding"
+
+    gone = watch.wait_gone(request.id, timeout=6 + 15)
+    assert not may_edit(kube), "access must end with the binding"
+    watch.assert_ended_on_time(request.id, timedelta(seconds=6), ON_TIME)
+    assert gone.gone_at is not None
+
+    ended = core.store.get(request.id)
+    assert ended is not None
+    assert ended.state is State.EXPIRED
+    story = events(core, request.id)
+    assert story.count(Event.APPROVED) == 2
+    assert story.count(Event.GRANTED) == 1
+    assert story.index(Event.GRANTED) < story.index(Event.EXPIRED) < story.index(Event.BINDING_DELETED)
+    assert core.audit.verify().ok
+
+
+def test_revoking_one_of_two_overlapping_grants_leaves_the_other_working(
+    stack: LocalStack, core: Core, kube: KubeClusters, watch: BindingWatch
+) -> None:
+    web = stack.start_web()
+    stack.start_worker()
+    stack.wait_for_workers(1)
+    first = grant_now(core, 600)
+    second = grant_now(core, 600)
+    wait_until(lambda: watch.present(first.id) and watch.present(second.id), 10, "both bindings")
+    assert may_edit(kube)
+
+    revoked = stack.sender(web).slash_command(ALICE, f"revoke {first.id}")
+    assert revoked.status == 200
+
+    watch.wait_gone(first.id, timeout=10)
+    assert watch.present(second.id), "revoking one grant must not touch another grant's binding"
+    assert may_edit(kube), "the other grant must still give access"
+    assert [b["metadata"]["name"] for b in stack.bindings("prod")] == [f"breakglass-{second.id.lower()}"]
+    assert core.store.get(first.id).state is State.REVOKED  # type: ignore[union-attr]
+    assert core.store.get(second.id).state is State.ACTIVE  # type: ignore[union-attr]
+    assert Event.BINDING_DELETED in events(core, first.id)
+    assert Event.BINDING_DELETED not in events(core, second.id)
+    assert core.audit.verify().ok
+
+
+def test_token_mode_kubeconfig_works_until_the_grant_ends_and_not_after(
+    stack: LocalStack, core: Core, watch: BindingWatch, tmp_path: Path
+) -> None:
+    stack.start_worker()
+    stack.wait_for_workers(1)
+    request = grant_now(core, 6, cluster="staging")
+
+    upload = wait_until(lambda: stack.slack.files(ALICE), 15, "the kubeconfig in alice's DM")
+    (kubeconfig,) = upload
+    path = tmp_path / "alice-kubeconfig.yaml"
+    path.write_bytes(kubeconfig.content)
+    pods = client.CoreV1Api(config.new_client_from_config(config_file=str(path), persist_config=False))
+    assert pods.list_namespaced_pod("payments").items == []  # authenticated and authorized
+
+    with pytest.raises(ApiException) as other_namespace:
+        pods.list_namespaced_pod("checkout")
+    assert other_namespace.value.status == 403, "the token must be good for the granted namespace only"
+
+    watch.wait_gone(request.id, timeout=6 + 15)
+    watch.assert_ended_on_time(request.id, timedelta(seconds=6), ON_TIME)
+    with pytest.raises(ApiException) as after:
+        pods.list_namespaced_pod("payments")
+    assert after.value.status == 401, "the token must stop authenticating when the grant ends"
+    assert stack.clusters["staging"].snapshot("app.kubernetes.io/managed-by=breakglass")["serviceaccounts"] == []
+    assert core.audit.verify().ok

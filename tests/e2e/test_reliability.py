@@ -1,0 +1,190 @@
+"""Access disappears on time, always: workers SIGKILLed in the middle of a grant or a revoke, Redis
+flushed under live grants, the Kubernetes API answering 503 or hanging around the moment of expiry.
+
+Each test asserts on the cluster (what the watch saw the double hold, and when) and on the audit log
+(its chain still verifies, and it tells what happened). The bound is the product's promise under
+faults: no binding outlives its expiry by more than one sweep interval plus five seconds, and none
+is ever pushed past its approved duration or comes back once removed.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from bot.domain.audit import Event
+from bot.domain.lifecycle import State
+from bot.standins.stack import LocalStack, wait_until
+from bot.wiring import Core
+from tests.e2e.conftest import (
+    BINDINGS_PATH,
+    SLACK,
+    SWEEP,
+    BindingWatch,
+    events,
+    grant_now,
+    may_edit,
+    spy_requests,
+    start_worker_as,
+)
+from workers.kube import KubeClusters
+
+pytestmark = pytest.mark.slow
+
+LATE = SWEEP + SLACK
+
+
+def _until(epoch: float) -> None:
+    """Wait for a wall-clock instant (real processes act on the real clock)."""
+    wait_until(lambda: time.time() >= epoch, max(epoch - time.time(), 0) + 5, "a moment on the clock")
+
+
+# A lost grant job is queued again after two sweep intervals, at least ten seconds (workers/context.py).
+LOST_JOB_GRACE = max(2 * SWEEP.total_seconds(), 10)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "create_lands"),
+    [
+        # The create lands after its worker died: the binding exists, Redis still says "approved",
+        # and no revoke is scheduled. Either it expires before the lost job is noticed...
+        pytest.param(6, True, id="create-lands-binding-expires-before-the-lost-job-is-noticed"),
+        # ... or it is still running when the lost job is noticed.
+        pytest.param(16, True, id="create-lands-binding-outlives-the-grace-for-a-lost-job"),
+        # The create never takes effect (the API server held it and dropped it): nothing was granted.
+        pytest.param(5, False, id="create-never-lands"),
+    ],
+)
+def test_worker_killed_while_creating_the_binding(
+    stack: LocalStack, core: Core, kube: KubeClusters, watch: BindingWatch, seconds: int, create_lands: bool
+) -> None:
+    server = stack.clusters["prod"]
+    in_flight = spy_requests(server, "POST", BINDINGS_PATH)
+    if create_lands:
+        server.add_latency(2, path_prefix=BINDINGS_PATH, method="POST", times=1)
+    else:
+        server.hang_requests(60, path_prefix=BINDINGS_PATH, method="POST", times=1)
+    worker = stack.start_worker()
+    stack.wait_for_workers(1)
+
+    request = grant_now(core, seconds)
+    assert in_flight.wait(15), "the grant job never sent its create"
+    worker.kill()
+    stack.start_worker()
+
+    wait_until(lambda: watch.present(request.id), LOST_JOB_GRACE + 15, "the binding")
+    assert may_edit(kube)
+    gone = watch.wait_gone(request.id, timeout=LOST_JOB_GRACE + seconds + 20)
+    assert not may_edit(kube)
+    # Nothing may grant it again: wait past the moment a lost grant job is queued again, and two more
+    # sweeps, before judging.
+    assert gone.gone_at is not None
+    _until(max(request.updated_at.timestamp() + LOST_JOB_GRACE, gone.gone_at) + 2 * SWEEP.total_seconds())
+    watch.assert_ended_on_time(request.id, timedelta(seconds=seconds), LATE)
+
+    ended = core.store.get(request.id)
+    assert ended is not None
+    assert ended.state is State.EXPIRED
+    story = events(core, request.id)
+    assert story.count(Event.GRANTED) == 1, "the grant that happened is recorded, once"
+    assert story.index(Event.GRANTED) < story.index(Event.EXPIRED) < story.index(Event.BINDING_DELETED)
+    assert core.audit.verify().ok
+
+
+def test_worker_killed_while_deleting_the_binding(
+    stack: LocalStack, core: Core, kube: KubeClusters, watch: BindingWatch
+) -> None:
+    # Two workers, as in production. The revoke's DELETE hangs and never takes effect; the worker
+    # running it is SIGKILLed waiting for the answer, and the other one must finish the job.
+    server = stack.clusters["prod"]
+    in_flight = spy_requests(server, "DELETE", BINDINGS_PATH)
+    workers = {}  # Authorization header -> the worker process that sends it
+    for name in ("worker-a", "worker-b"):
+        process, authorization = start_worker_as(stack, name)
+        workers[authorization] = process
+    stack.wait_for_workers(2)
+    request = grant_now(core, 5)
+    wait_until(lambda: watch.present(request.id), 10, "the binding")
+    server.hang_requests(60, path_prefix=BINDINGS_PATH, method="DELETE", times=1)
+
+    assert in_flight.wait(20), "the revoke never sent its delete"
+    workers[in_flight.authorization or ""].kill()  # the one waiting on the hung delete, whichever it is
+    assert watch.present(request.id), "the hung delete must not have removed the binding"
+
+    watch.wait_gone(request.id, timeout=20)
+    watch.assert_ended_on_time(request.id, timedelta(seconds=5), LATE)
+    assert not may_edit(kube)
+    ended = core.store.get(request.id)
+    assert ended is not None
+    assert ended.state is State.EXPIRED
+    story = events(core, request.id)
+    assert Event.EXPIRED in story
+    assert Event.BINDING_DELETED in story or Event.SWEEP_DELETED in story
+    assert core.audit.verify().ok
+
+
+def test_redis_flushed_while_grants_are_active(stack: LocalStack, core: Core, watch: BindingWatch) -> None:
+    stack.start_worker()
+    stack.wait_for_workers(1)
+    grants = [grant_now(core, 600), grant_now(core, 600), grant_now(core, 600, cluster="staging")]
+    wait_until(lambda: all(watch.present(g.id) for g in grants), 15, "three bindings")
+
+    flushed_at = time.time()
+    stack.redis_client().flushdb()
+
+    for grant in grants:
+        seen = watch.wait_gone(grant.id, timeout=LATE.total_seconds() + 5)
+        assert seen.gone_at is not None
+        assert seen.gone_at - flushed_at <= LATE.total_seconds(), (
+            f"{grant.id} outlived the loss of its record by {seen.gone_at - flushed_at:.1f}s"
+        )
+        # The cluster alone said what it was and when it ends; with its record gone it ends now.
+        watch.assert_ended_on_time(grant.id, timedelta(seconds=600), LATE, early_ok=True)
+    assert stack.clusters["staging"].snapshot("app.kubernetes.io/managed-by=breakglass")["serviceaccounts"] == []
+    # A fresh chain after the flush, and it tells why each binding went.
+    deleted = [e for e in core.audit.entries() if e.event == Event.SWEEP_DELETED]
+    assert sorted(e.request_id or "" for e in deleted) == sorted(g.id for g in grants)
+    assert all(e.details["why"] == "its request is unknown to Redis" for e in deleted)
+    assert core.audit.verify().ok
+
+    # The worker outlived the flush: a new grant is made and ends on time.
+    after = grant_now(core, 5)
+    wait_until(lambda: watch.present(after.id), 15, "a grant made after the flush")
+    watch.wait_gone(after.id, timeout=20)
+    watch.assert_ended_on_time(after.id, timedelta(seconds=5), LATE)
+
+
+@pytest.mark.parametrize("fault", ["503", "hang"])
+def test_api_failing_when_the_revoke_comes(
+    stack: LocalStack, core: Core, kube: KubeClusters, watch: BindingWatch, fault: str
+) -> None:
+    server = stack.clusters["prod"]
+    stack.start_worker()
+    stack.wait_for_workers(1)
+    request = grant_now(core, 6)
+    wait_until(lambda: core.store.get(request.id).state is State.ACTIVE, 10, "the grant")  # type: ignore[union-attr]
+
+    # From the revoke's first call, for two seconds, every request to the API server (the revoke's,
+    # the sweep's) fails: answered 503 at once, or held for two seconds and dropped unanswered.
+    def outage() -> None:
+        if fault == "503":
+            server.fail_requests(503, for_seconds=2)
+        else:
+            server.hang_requests(2, for_seconds=2)
+
+    own_path = f"{BINDINGS_PATH}/breakglass-{request.id.lower()}"
+    revoking = spy_requests(server, None, own_path, then=outage)
+
+    watch.wait_gone(request.id, timeout=20)
+    assert revoking.is_set(), "the binding went without the revoke meeting the outage"
+    assert next(r.code for r in server.requests if r.path == own_path) == (503 if fault == "503" else 0)
+    watch.assert_ended_on_time(request.id, timedelta(seconds=6), LATE)
+    assert not may_edit(kube)
+    ended = core.store.get(request.id)
+    assert ended is not None
+    assert ended.state is State.EXPIRED
+    story = events(core, request.id)
+    assert Event.BINDING_DELETED in story or Event.SWEEP_DELETED in story
+    assert core.audit.verify().ok
