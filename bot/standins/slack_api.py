@@ -62,7 +62,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 JsonDict = dict[str, Any]
 
-DEFAULT_BOT_TOKEN = "xoxb-0000000001-breakglass-double"  # noqa: S105 - a fake token for a fake Slack
+DEFAULT_BOT_TOKEN = "xoxb-fake-breakglass-double"  # noqa: S105 - a fake token for a fake Slack
 DEFAULT_BOT_SCOPES: tuple[str, ...] = (
     "commands",
     "chat:write",

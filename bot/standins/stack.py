@@ -36,7 +36,7 @@ from bot.standins.slack_events import SlackSender
 
 SIGNING_SECRET = "local-stand-in-signing-secret"  # noqa: S105 - a fake secret for a fake Slack
 AUDIT_WEBHOOK_TOKEN = "local-stand-in-audit-token"  # noqa: S105
-ADMIN_TOKEN = "xoxp-0000000001-local-admin"  # noqa: S105
+ADMIN_TOKEN = "xoxp-fake-local-admin"  # noqa: S105
 
 INCIDENT_CHANNEL = "C0000INCIDENT"
 ALICE, BOB, CAROL = "U000000ALICE", "U0000000BOB", "U00000CAROL"

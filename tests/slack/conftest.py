@@ -27,7 +27,7 @@ from tests.fakes import ALICE, BOB, CAROL, RecordingJobs, example_roster
 
 INCIDENTS = "C0000INCIDENT"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
-ADMIN_TOKEN = "xoxp-0000000001-admin-double"
+ADMIN_TOKEN = "xoxp-fake-admin-double"
 PREFIX = "bgtest"
 
 
