@@ -126,10 +126,6 @@ def approvers_for(roster: Roster, request: AccessRequest) -> frozenset[SlackUser
     return frozenset(roster.members(role.approvers) - {request.requester})
 
 
-def approvals_needed(roster: Roster, role_name: str) -> int:
-    return roster.roles[role_name].approvals
-
-
 def may_decide(roster: Roster, request: AccessRequest, person: SlackUserId) -> Decision:
     """May ``person`` approve or deny ``request`` as it is now?"""
     if person == request.requester:

@@ -15,7 +15,7 @@ from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.durations import format_duration
 from bot.domain.grants import BindingSpec, binding_name, format_instant
 from bot.domain.ids import RequestId
-from bot.domain.lifecycle import AccessRequest, State, activate, transition
+from bot.domain.lifecycle import AccessRequest, State, activate, expiry_for, extend_expiry, transition
 from bot.domain.roster import Roster
 from bot.ports import ClusterGateway, JobQueue, Notifier, PermanentError
 from bot.store import Change, Draft, RequestStore
@@ -75,7 +75,7 @@ class GrantService:
             requester=request.requester,
             approvers=request.approved_by,
             reason=request.reason,
-            expires_at=expires_at or started + request.duration,
+            expires_at=expires_at or expiry_for(request, started),
         )
         # A found binding whose time ran out already is recorded and ended, not applied again (which
         # in token mode would mint and send credentials for a grant that is over).
@@ -89,7 +89,7 @@ class GrantService:
         in_place = self.now()
         if expires_at is None and in_place - started > EXPIRY_SLACK:
             # The duration counts from the moment the binding is in place, not from when we asked.
-            spec = _with_expiry(spec, in_place + request.duration)
+            spec = _with_expiry(spec, expiry_for(request, in_place))
             self.clusters.set_expiry(spec)
         if credentials is not None:
             self.notifier.deliver_credentials(request, credentials)
@@ -177,7 +177,7 @@ class GrantService:
         room = policy.extension_room(roster, grant)
         if refusal or extension.duration > room:
             return self._fail(extension, refusal or f"only {format_duration(room)} of the role's maximum is left")
-        new_expiry = grant.expires_at + extension.duration
+        new_expiry = extend_expiry(grant, extension.duration)
         spec = BindingSpec(
             request_id=grant.id,
             cluster=grant.cluster,

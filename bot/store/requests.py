@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import redis
 
 from bot.domain.audit import AuditEntry
-from bot.domain.ids import RequestId, SlackUserId
+from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.store.audit_log import AuditLog, Draft
 
@@ -118,14 +117,8 @@ class RequestStore:
     def active(self) -> list[AccessRequest]:
         return self.many(self.redis.zrange(self.active_key, 0, -1))
 
-    def expiring_before(self, at: datetime) -> list[AccessRequest]:
-        return self.many(self.redis.zrangebyscore(self.active_key, "-inf", at.timestamp()))
-
     def recent(self, limit: int = 500) -> list[AccessRequest]:
         return self.many(self.redis.zrevrange(self.all_key, 0, limit - 1))
-
-    def involving(self, person: SlackUserId, limit: int = 500) -> list[AccessRequest]:
-        return [r for r in self.recent(limit) if r.requester == person]
 
     def ids(self) -> list[RequestId]:
         return [RequestId(str(i)) for i in self.redis.zrange(self.all_key, 0, -1)]
