@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=_worker)
     serve = commands.add_parser("serve", help="web, worker, scheduler and sweep in one process")
     serve.set_defaults(run=_serve)
+    sweep = commands.add_parser("sweep", help="ask a worker to run the reconcile sweep now")
+    sweep.set_defaults(run=_sweep)
 
     roster = commands.add_parser("roster", help="work with roster files").add_subparsers(metavar="ACTION")
     check = roster.add_parser("check", help="validate a roster and print every problem with its place")
@@ -118,6 +120,20 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_or_exit()
     configure()
     run_all_in_one(settings)
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """After an outage is fixed, nobody should wait for the next interval to see bindings go."""
+    from workers.queueing import RqJobQueue, rq_connection
+
+    settings = settings_or_exit()
+    try:
+        queued = RqJobQueue(rq_connection(settings.redis_url), prefix=settings.key_prefix).reconcile()
+    except redis.RedisError as exc:
+        print(f"BREAKGLASS_REDIS_URL: cannot queue the sweep ({type(exc).__name__})", file=sys.stderr)
+        return EXIT_PROBLEM
+    print("sweep queued; a worker runs it next" if queued else "a sweep is already queued")
     return 0
 
 

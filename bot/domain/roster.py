@@ -408,7 +408,8 @@ def _groups(check: _Checker, value: Any, people: Mapping[SlackUserId, Person]) -
             check.problem(place, f"group name '{name}' has characters other than letters, digits, _ . -")
         ids: list[SlackUserId] = []
         for item_place, user in check.string_list(members, place):
-            if user not in people:
+            # A person listed without a valid entry is reported once, at that entry, not at every group.
+            if user not in people and user not in _declared(check, "people"):
                 check.problem(item_place, f"'{user}' is not in people (every member needs a kube_user)")
             ids.append(SlackUserId(user))
         result[name] = tuple(ids)
