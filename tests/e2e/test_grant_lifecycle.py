@@ -13,7 +13,7 @@ from kubernetes import client, config
 from kubernetes.client import ApiException
 
 from bot.domain.audit import Event
-from bot.domain.lifecycle import State
+from bot.domain.lifecycle import AccessRequest, State
 from bot.standins.stack import ALICE, BOB, CAROL, INCIDENT_CHANNEL, LocalStack, wait_until
 from bot.wiring import Core
 from tests.e2e.conftest import BindingWatch, events, grant_now, may_edit
@@ -41,7 +41,9 @@ def test_approved_request_is_granted_honoured_and_removed_at_expiry(
     assert not may_edit(kube), "alice must have no access before the approvals"
 
     assert slack.click(BOB, "approve", request.id, root.ts, INCIDENT_CHANNEL).status == 200
-    assert not may_edit(kube), "one approval of two must not grant anything"
+    halfway = wait_until(lambda: _with_approvals(core, request.id, 1), 10, "bob's approval to be counted")
+    assert halfway.state is State.PENDING, "one approval of two must not approve the request"
+    assert not may_edit(kube)
     assert slack.click(CAROL, "approve", request.id, root.ts, INCIDENT_CHANNEL).status == 200
     approved_at = time.time()
 
@@ -115,3 +117,8 @@ def test_token_mode_kubeconfig_works_until_the_grant_ends_and_not_after(
     assert after.value.status == 401, "the token must stop authenticating when the grant ends"
     assert stack.clusters["staging"].snapshot("app.kubernetes.io/managed-by=breakglass")["serviceaccounts"] == []
     assert core.audit.verify().ok
+
+
+def _with_approvals(core: Core, request_id: str, count: int) -> AccessRequest | None:
+    request = core.store.get(request_id)
+    return request if request is not None and len(request.approvals) >= count else None
