@@ -48,10 +48,11 @@ ADMIN_SCOPES: tuple[str, ...] = ("users:read",)
 
 TIMEOUT_SECONDS = 10
 CONNECTION_RETRIES = 2
-RATE_LIMIT_RETRIES = 2
-# A Retry-After longer than this is not slept through in-process (it would hold a web thread or a
-# worker); it becomes a TemporaryError with that delay instead.
-LONGEST_IN_PROCESS_WAIT = 10.0
+RATE_LIMIT_RETRIES = 1
+# A Retry-After longer than this is not slept through in-process: a worker runs one job at a time,
+# and a publish job sleeping through Slack's rate limit would hold up the revokes queued behind it.
+# A longer wait becomes a TemporaryError with that delay, and RQ retries the job later.
+LONGEST_IN_PROCESS_WAIT = 3.0
 
 # Slack error codes that mean "Slack is having trouble", not "you asked for something wrong".
 _TRANSIENT_ERRORS = frozenset(
