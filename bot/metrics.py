@@ -28,7 +28,7 @@ COUNTERS = {
     "breakglass_requests_total": "Requests by outcome.",
     "breakglass_refusals_total": "Refused attempts (wrong approver, own request, identity).",
     "breakglass_sweep_corrections_total": "Bindings or schedules the reconcile sweep had to fix.",
-    "breakglass_api_errors_total": "Slack and Kubernetes API errors by system and kind.",
+    "breakglass_api_errors_total": "Slack and Kubernetes API errors callers saw, by system and kind.",
 }
 _OUTCOMES = {
     Event.REQUESTED: "requested",
@@ -122,14 +122,24 @@ _installed: Metrics | None = None
 _install_lock = threading.Lock()
 
 
-def install(metrics: Metrics) -> None:
+def install(metrics: Metrics | None) -> None:
+    """Make ``metrics`` the store ``count_error`` counts into (None: count nothing, as before any install)."""
     global _installed
     with _install_lock:
         _installed = metrics
 
 
 def count_error(system: str, kind: str) -> None:
-    """Count an API error (``system``: slack or kubernetes; ``kind``: e.g. ratelimited, 503, timeout)."""
+    """Count an API error (``system``: slack or kubernetes; ``kind``: e.g. ratelimited, NotFound, timeout).
+
+    The adapters' translators call this for every error they turn into ours. An answer the adapter
+    expects and absorbs before translating is not an error and is not counted: a 404 when deleting or
+    reading a binding that is already gone (the revoke succeeds), an AlreadyExists that is adopted.
+    Only what reaches a caller as a failure counts, so the counter tracks trouble, not routine. The
+    kind is Slack's error code (``ratelimited``, ``channel_not_found``) or the Kubernetes Status reason
+    (``NotFound``, ``Conflict``, ``ServiceUnavailable``), else its class (``5xx``), ``timeout`` or
+    ``unreachable``.
+    """
     metrics = _installed
     if metrics is not None:
         metrics.inc("breakglass_api_errors_total", f'system="{_label(system)}",kind="{_label(kind)}"')

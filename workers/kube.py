@@ -49,6 +49,7 @@ from bot.domain.grants import (
     parse_instant,
 )
 from bot.domain.ids import RequestId, parse_request_id
+from bot.metrics import count_error
 from bot.ports import (
     AccessCheck,
     BindingConflict,
@@ -118,6 +119,15 @@ def _retry_after(exc: ApiException, details: Mapping[str, Any]) -> float:
         except (TypeError, ValueError):
             continue  # an HTTP-date or garbage: fall back to the default
     return 1.0
+
+
+def _error_kind(exc: ApiException) -> str:
+    """The Status ``reason`` (NotFound, Conflict, ServerTimeout…) or, without one, the status class (5xx)."""
+    reason = _status(exc)[0]
+    if reason and reason.replace(" ", "").isalpha():
+        return reason.replace(" ", "")
+    code = int(exc.status or 0)
+    return f"{code // 100}xx" if code else "unreachable"
 
 
 def _is(exc: ApiException, code: int, reason: str | None = None) -> bool:
@@ -371,6 +381,7 @@ class KubeClusters:
         try:
             yield
         except ApiException as exc:
+            count_error("kubernetes", _error_kind(exc))
             if exc.status == 401:
                 # Our credentials were refused: rotated, expired, or an exec plugin that failed when the
                 # client was built (the library logs that and carries on without a token). Load them
@@ -379,12 +390,18 @@ class KubeClusters:
             raise translate(c.name, action, exc) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             # Timeouts, refused or reset connections, DNS and TLS failures: nothing was decided.
+            # urllib3's NewConnectionError (refused, DNS) subclasses its TimeoutError for old callers.
+            refused = isinstance(exc, urllib3.exceptions.NewConnectionError)
+            timed_out = not refused and isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError)
+            count_error("kubernetes", "timeout" if timed_out else "unreachable")
             raise ClusterUnavailable(f"cluster {c.name}: {action}: {type(exc).__name__}: {exc}") from exc
         except ConfigException as exc:
+            count_error("kubernetes", "credentials")
             # The client refreshes expiring credentials (exec plugins, in-cluster token files) inside the
             # call; a failed refresh may pass, and its text names the plugin, not the credential.
             raise ClusterUnavailable(f"cluster {c.name}: {action}: credentials could not be refreshed: {exc}") from exc
         except ValueError as exc:
+            count_error("kubernetes", "unreadable")
             # An answer the client could not read (pydantic's ValidationError is a ValueError). Its text
             # quotes the answer, which for a TokenRequest is the token: keep neither text nor cause.
             raise ClusterRefused(

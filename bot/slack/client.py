@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, HttpRequest, HttpResponse, RetryState
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.metrics import count_error
 from bot.ports import BreakglassError, PermanentError, TemporaryError
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,9 @@ def translated() -> Iterator[None]:
     try:
         yield
     except (SlackClientError, OSError) as exc:
-        raise translate(exc) from exc
+        error = translate(exc)
+        count_error("slack", getattr(error, "error", type(error).__name__))
+        raise error from exc
 
 
 class SlackApi:
