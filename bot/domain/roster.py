@@ -505,11 +505,11 @@ def _entitlements(
         group = check.string(spec["group"], f"{place}.group") if "group" in spec else None
         if group is not None and group not in groups:
             check.problem(f"{place}.group", f"unknown group '{group}'")
-        role_names = []
-        for item_place, role in check.string_list(spec.get("roles", []), f"{place}.roles"):
+        role_items = check.string_list(spec.get("roles", []), f"{place}.roles")
+        for item_place, role in role_items:
             if role not in roles and role not in _declared(check, "roles"):
                 check.problem(item_place, f"unknown role '{role}'")
-            role_names.append(role)
+        role_names = [role for _, role in role_items]
         cluster_names = []
         for item_place, cluster in check.string_list(spec.get("clusters", []), f"{place}.clusters"):
             if cluster not in clusters and cluster not in _declared(check, "clusters"):
@@ -522,6 +522,14 @@ def _entitlements(
                 if not _NAMESPACE_GLOB.fullmatch(pattern):
                     check.problem(item_place, f"'{pattern}' is not a namespace name or glob")
                 namespaces.append(pattern)
+            # Policy never lets a namespace-limited entitlement grant a cluster-wide binding (it
+            # would reach every namespace), so such a line is dead and its author meant something else.
+            for item_place, role in role_items:
+                if role in roles and roles[role].scope == "cluster":
+                    check.problem(
+                        item_place,
+                        f"'{role}' is cluster-scoped, so an entitlement limited to namespaces can never grant it",
+                    )
         if group is not None:
             result.append(Entitlement(group, tuple(role_names), tuple(cluster_names), _tuple_or_none(namespaces)))
     return result

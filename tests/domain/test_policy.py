@@ -3,6 +3,7 @@ contract's example roster, then properties that must hold for any roster."""
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ EXAMPLE = example_roster()
 MALLORY = SlackUserId("U0000MALLORY")  # not in the roster
 DAVE = SlackUserId("U00000000DAVE")  # in payments-devs with Alice: in the roster, approves nothing
 PETRA = SlackUserId("U0000000PETRA")  # in the platform group, which is a roster admin
+ERIN = SlackUserId("U00000000ERIN")  # a third sre member, where a test needs one
 
 
 def _roster_with_dave_and_admins() -> Roster:
@@ -33,14 +35,29 @@ def _roster_with_dave_and_admins() -> Roster:
     return roster_from(data)
 
 
-def _roster_with_cluster_admin_for_payments() -> Roster:
+def _roster_with_erin_in_sre() -> Roster:
+    """A third sre member, so that an sre member's ask for a two-approval role can be approved."""
     data = example_roster_data()
-    data["entitlements"][0]["roles"].append("cluster-admin")
+    data["groups"]["sre"].append(ERIN)
+    data["people"][ERIN] = {"kube_user": "erin@example.com"}
     return roster_from(data)
+
+
+THREE_SRE = _roster_with_erin_in_sre()
+
+
+def _roster_with_cluster_admin_for_payments() -> Roster:
+    # The roster check refuses this entitlement; built past the check, it shows that policy alone
+    # still never lets a namespace-limited entitlement grant a cluster-wide binding.
+    limited, *rest = THREE_SRE.entitlements
+    widened = dataclasses.replace(limited, roles=(*limited.roles, "cluster-admin"))
+    return dataclasses.replace(THREE_SRE, entitlements=(widened, *rest))
 
 
 WIDER = _roster_with_dave_and_admins()
 LIMITED_CLUSTER_ADMIN = _roster_with_cluster_admin_for_payments()
+SELF_SERVICE_CLUSTER_ADMIN = roster_with(roles={"cluster-admin": {"approvals": 0}})
+LONE_SRE = roster_with(groups={"sre": [BOB]})
 
 
 def ask(requester: str, target: str, role: str, duration: str | timedelta = "1h") -> policy.Ask:
@@ -59,10 +76,13 @@ ALLOWED = [
     ("alice-view-payments-glob", EXAMPLE, ask(ALICE, "prod/payments-eu", "view")),
     ("alice-admin-staging-glob", EXAMPLE, ask(ALICE, "staging/payments-eu", "admin", "30m")),
     ("sre-view-any-namespace", EXAMPLE, ask(BOB, "prod/kube-system", "view")),
-    ("sre-cluster-admin", EXAMPLE, ask(CAROL, "prod", "cluster-admin", "30m")),
+    ("sre-cluster-admin", THREE_SRE, ask(CAROL, "prod", "cluster-admin", "30m")),
     ("duration-at-max", EXAMPLE, ask(ALICE, "prod/payments", "view", "4h")),
     ("duration-at-global-min", EXAMPLE, ask(ALICE, "prod/payments", "view", "5m")),
-    ("duration-at-role-min", EXAMPLE, ask(BOB, "prod", "cluster-admin", "15m")),
+    ("duration-at-role-min", THREE_SRE, ask(BOB, "prod", "cluster-admin", "15m")),
+    ("sre-admin-with-two-other-approvers", THREE_SRE, ask(BOB, "prod/payments", "admin", "30m")),
+    ("sre-view-one-other-approver-is-enough", EXAMPLE, ask(BOB, "prod/payments", "view")),
+    ("self-service-needs-no-approver", SELF_SERVICE_CLUSTER_ADMIN, ask(BOB, "prod", "cluster-admin", "30m")),
     ("global-min-applies-to-view-not-role-min", EXAMPLE, ask(ALICE, "prod/payments", "view", "10m")),
     ("sre-cluster-admin-despite-other-limited-entitlement", LIMITED_CLUSTER_ADMIN, ask(BOB, "prod", "cluster-admin")),
 ]
@@ -177,6 +197,27 @@ REFUSED = [
         EXAMPLE,
         ask(ALICE, "prod/payments", "view", "4m59s"),
         "'view' is granted for at least 5m; ask for 5m or more.",
+    ),
+    (
+        "too-few-approvers-besides-the-requester",
+        EXAMPLE,
+        ask(BOB, "prod", "cluster-admin", "30m"),
+        "'cluster-admin' needs 2 approvals but only 1 member of sre other than you may approve it, "
+        "so it could only time out; ask your platform team to add approvers to sre.",
+    ),
+    (
+        "too-few-approvers-for-a-namespace-role",
+        EXAMPLE,
+        ask(CAROL, "prod/payments", "admin", "30m"),
+        "'admin' needs 2 approvals but only 1 member of sre other than you may approve it, "
+        "so it could only time out; ask your platform team to add approvers to sre.",
+    ),
+    (
+        "the-only-approver-asking",
+        LONE_SRE,
+        ask(BOB, "prod/kube-system", "view"),
+        "'view' needs 1 approval but only 0 members of sre other than you may approve it, "
+        "so it could only time out; ask your platform team to add approvers to sre.",
     ),
     (
         "duration-under-role-min-above-global-min",

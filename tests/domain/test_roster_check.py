@@ -297,6 +297,17 @@ def test_bad_namespace_glob() -> None:
     ]
 
 
+def test_cluster_scoped_role_in_an_entitlement_limited_to_namespaces() -> None:
+    # Policy never grants a cluster-wide binding through such an entitlement, so the line is dead.
+    assert problems(edited({45: "    roles: [view, cluster-admin]"})) == [
+        (
+            45,
+            "entitlements[0].roles[1]",
+            "'cluster-admin' is cluster-scoped, so an entitlement limited to namespaces can never grant it",
+        ),
+    ]
+
+
 def test_bad_cluster_name() -> None:
     edits = {13: "  Staging:", 46: "    clusters: [prod, Staging]", 50: "    clusters: [prod, Staging]"}
     assert problems(edited(edits)) == [
