@@ -46,12 +46,29 @@ class BreakglassWeb:
         if path == "/readyz" and method == "GET":
             return self._ready(start_response)
         if path == "/metrics" and method == "GET":
-            body = self.metrics.exposition().encode()
-            start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
-            return [body]
+            return self._metrics(start_response)
         if path.startswith("/k8s/audit/") and method == "POST":
             return self._kube_audit(environ, start_response, path.removeprefix("/k8s/audit/"))
         return _reply(start_response, 404, {"error": "not found"})
+
+    def _metrics(self, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            body = self.metrics.exposition().encode()
+        except redis.RedisError as exc:
+            # Every metric lives in Redis (so all replicas show one set of numbers); this process keeps
+            # none of its own to fall back on. A 503 with the reason lets Prometheus mark the scrape
+            # failed (`up` 0) instead of recording an empty or partial exposition.
+            reason = f"metrics unavailable: redis: {type(exc).__name__}\n".encode()
+            start_response(
+                "503 Service Unavailable",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(reason)))],
+            )
+            return [reason]
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
     def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
         problems = []

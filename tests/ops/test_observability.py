@@ -96,6 +96,11 @@ def test_metrics_readiness_and_logs_after_a_break_glass_grant_runs_out() -> None
             status, body = get(f"{base}/readyz")
             assert status == 503
             assert "redis" in body
+            # /metrics says why in one plain-text line instead of failing with a 500.
+            status, body = get(f"{base}/metrics")
+            assert status == 503
+            assert body.startswith("metrics unavailable: redis: ")
+            assert body.count("\n") == 1
 
             logs = "\n".join(process.output() for process in stack.processes)
             secrets = [DEFAULT_BOT_TOKEN, SIGNING_SECRET, ADMIN_TOKEN, AUDIT_WEBHOOK_TOKEN]
