@@ -30,6 +30,7 @@ from typing import IO, Any
 import redis
 import yaml
 
+from bot.slack.client import ADMIN_SCOPES, REQUIRED_SCOPES
 from bot.standins.kube import ContextEntry, KubeApiServer, write_kubeconfig
 from bot.standins.slack_api import DEFAULT_BOT_TOKEN, SlackApiDouble
 from bot.standins.slack_events import SlackSender
@@ -37,6 +38,9 @@ from bot.standins.slack_events import SlackSender
 SIGNING_SECRET = "local-stand-in-signing-secret"  # noqa: S105 - a fake secret for a fake Slack
 AUDIT_WEBHOOK_TOKEN = "local-stand-in-audit-token"  # noqa: S105
 ADMIN_TOKEN = "xoxp-fake-local-admin"  # noqa: S105
+
+# The Slack app manifest, present in a source checkout (tests, ``breakglass demo`` from source).
+MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack" / "manifest.yaml"
 
 INCIDENT_CHANNEL = "C0000INCIDENT"
 ALICE, BOB, CAROL = "U000000ALICE", "U0000000BOB", "U00000CAROL"
@@ -196,6 +200,17 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
 
+def manifest_scopes(path: Path = MANIFEST) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The bot and user scopes the Slack app manifest grants. The stack's tokens hold exactly these, so
+    an end-to-end run proves the manifest is enough: a call needing a scope it lacks fails with Slack's
+    ``missing_scope``. An installed wheel (the image) ships no manifest; there the code's own lists
+    stand in, which ``tests/slack/test_app.py`` keeps equal to the manifest."""
+    if not path.is_file():
+        return REQUIRED_SCOPES, ADMIN_SCOPES
+    scopes = (yaml.safe_load(path.read_text(encoding="utf-8")) or {})["oauth_config"]["scopes"]
+    return tuple(scopes.get("bot") or ()), tuple(scopes.get("user") or ())
+
+
 @dataclass
 class LocalStack:
     workdir: Path
@@ -224,7 +239,8 @@ class LocalStack:
                     for n, c in self.roster["clusters"].items()}  # fmt: skip
         write_kubeconfig(self.kubeconfig_path, contexts)
         self.roster_path.write_text(yaml.safe_dump(dict(self.roster), sort_keys=False))
-        self.slack = SlackApiDouble(admin_token=ADMIN_TOKEN).start()
+        bot_scopes, admin_scopes = manifest_scopes()
+        self.slack = SlackApiDouble(admin_token=ADMIN_TOKEN, scopes=bot_scopes, admin_scopes=admin_scopes).start()
         self._seed_slack()
         return self
 
