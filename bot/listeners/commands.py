@@ -49,7 +49,7 @@ def register(app: App, deps: Deps) -> None:
 
 def handle(deps: Deps, body: Mapping[str, Any], respond: Respond) -> None:
     try:
-        command = parse_command(unescape(str(body.get("text") or "")))
+        command = parse_command(unescape(str(body.get("text") or "")), deps.roster().clusters)
     except CommandError as bad:
         send(respond, wording.refusal(bad.reason))
         return
@@ -75,8 +75,8 @@ def run(deps: Deps, command: Command, person: Profile, body: Mapping[str, Any], 
     match command:
         case OpenForm():
             open_form(deps, person, str(body.get("trigger_id") or ""), respond)
-        case Help(unknown=unknown):
-            text, body_blocks = blocks.help_message(roster, person.user_id, unknown)
+        case Help(unknown=unknown, unknown_word=word):
+            text, body_blocks = blocks.help_message(roster, person.user_id, unknown, word)
             send(respond, text, body_blocks)
         case ListRequests():
             mine, waiting = access.listing(person.user_id)

@@ -192,8 +192,10 @@ def reply(text: str) -> Message:
     return fallback(text), [section(text)]
 
 
-def help_message(roster: Roster, person: SlackUserId | None, unknown: str | None = None) -> Message:
-    return reply(wording.help_text(roster, person, unknown))
+def help_message(
+    roster: Roster, person: SlackUserId | None, unknown: str | None = None, unknown_word: str | None = None
+) -> Message:
+    return reply(wording.help_text(roster, person, unknown, unknown_word))
 
 
 def listing(mine: Sequence[AccessRequest], waiting: Sequence[AccessRequest], now: datetime) -> Message:

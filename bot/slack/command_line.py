@@ -9,7 +9,9 @@
 
 Only the *shape* is checked here (a request id, a duration, enough words); whether the person may
 have what they ask for is the domain's question, asked by the service. A text that is neither a known
-subcommand nor long enough to be a request gets the help text. Pure.
+subcommand nor long enough to be a request gets the help text, and so does one whose first word is
+neither a subcommand nor one of the roster's clusters (when the caller passes them): ``approve BG-…
+now please`` is a mistyped command, not a request for a cluster called ``approve``. Pure.
 
 Reasons in ``CommandError`` are raw sentences that may quote what was typed: whoever shows them
 escapes them (``wording.refusal``).
@@ -17,6 +19,7 @@ escapes them (``wording.refusal``).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,7 +43,8 @@ class OpenForm:
 
 @dataclass(frozen=True)
 class Help:
-    unknown: str | None = None
+    unknown: str | None = None  # the text that was not understood
+    unknown_word: str | None = None  # its first word, when that is neither a subcommand nor a cluster
     action = "help"
 
 
@@ -88,6 +92,7 @@ class Ask:
 Command = OpenForm | Help | ListRequests | Status | Cancel | Revoke | Extend | Ask
 
 _BY_ID: dict[str, type[Status] | type[Cancel] | type[Revoke]] = {"status": Status, "cancel": Cancel, "revoke": Revoke}
+SUBCOMMANDS = frozenset({"help", "list", "extend", *_BY_ID})
 
 
 def _request_id(text: str) -> RequestId:
@@ -104,12 +109,16 @@ def _duration(text: str, example: str) -> timedelta:
         raise CommandError(f"{exc}. {example}") from None
 
 
-def parse_command(text: str) -> Command:
-    """The command in ``text`` (what follows ``/breakglass``), or CommandError."""
+def parse_command(text: str, clusters: Collection[str] | None = None) -> Command:
+    """The command in ``text`` (what follows ``/breakglass``), or CommandError. ``clusters`` are the
+    roster's cluster names; without them any first word may name a cluster."""
     words = text.split()
     if not words:
         return OpenForm()
     verb = words[0].lower()
+    cluster_word = words[0].partition("/")[0]
+    if clusters is not None and verb not in SUBCOMMANDS and cluster_word and cluster_word not in clusters:
+        return Help(unknown=text.strip()[:100], unknown_word=cluster_word[:100])
     if verb == "help":
         return Help()
     if verb == "list":

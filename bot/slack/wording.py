@@ -496,9 +496,18 @@ def mfa_statement(roster: Roster) -> str:
     )
 
 
-def help_text(roster: Roster, person: SlackUserId | None, unknown: str | None = None) -> str:
+def neither_command_nor_cluster(word: str, clusters: Iterable[str]) -> str:
+    known = ", ".join(code(c) for c in sorted(clusters))
+    return f"{code(word)} is neither a breakglass command nor a cluster (clusters: {known}); here is what I do:"
+
+
+def help_text(
+    roster: Roster, person: SlackUserId | None, unknown: str | None = None, unknown_word: str | None = None
+) -> str:
     lines: list[str] = []
-    if unknown:
+    if unknown_word:
+        lines.append(neither_command_nor_cluster(unknown_word, roster.clusters))
+    elif unknown:
         lines.append(f"I do not know {code(unknown)}. Here is what I do:")
     lines.append("*breakglass*: time-boxed, approved and audited access to production Kubernetes.")
     lines.extend(f"• {code(usage)} — {what}" for usage, what in COMMANDS)

@@ -191,7 +191,6 @@ def test_someone_breakglass_does_not_serve_cannot_ask(live: Live, user: str, tea
             True,
             id="under-min",
         ),
-        pytest.param(f"mars/payments admin 30m {REASON}", "There is no cluster 'mars';", True, id="unknown-cluster"),
         pytest.param(f"prod/payments root 30m {REASON}", "There is no role 'root';", True, id="unknown-role"),
         pytest.param(
             f"prod/checkout admin 30m {REASON}",
@@ -226,6 +225,21 @@ def test_a_request_outside_the_roster_is_refused_with_its_reason(
     new = live.entries_after(head)
     assert all(e.event == Event.REFUSED and e.actor == ALICE and e.request_id is None for e in new)
     assert len(new) == (1 if audited else 0)
+
+
+def test_a_request_for_a_cluster_not_in_the_roster_gets_the_help_saying_so(live: Live) -> None:
+    before, head = live.world(), live.head()
+
+    answer = live.command(ALICE, f"mars/payments admin 30m {REASON}")
+
+    lead, *rest = live.slack.render_text(answer).splitlines()
+    assert (
+        lead == "`mars` is neither a breakglass command nor a cluster (clusters: `prod`, `staging`); here is what I do:"
+    )
+    assert "/breakglass status <id>" in "\n".join(rest)
+    assert answer.via in ("response_url", "command_reply")
+    assert live.world() == before
+    assert live.entries_after(head) == []
 
 
 # --- what the requester typed is shown, never acted on ----------------------------------------------

@@ -18,6 +18,8 @@ from bot.slack.command_line import (
     Status,
     parse_command,
 )
+from tests.fakes import ALICE
+from tests.slack.harness import SlackAppHarness
 
 
 def test_no_text_opens_the_form() -> None:
@@ -64,6 +66,36 @@ def test_unknown_or_incomplete_text_gets_the_help(text: str) -> None:
     assert command.unknown == text
 
 
+CLUSTERS = ("prod", "staging")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["approve BG-7K2QXM looks right to me", "mars/payments admin 30m INC-1 checkout is down", "frobnicate"],
+)
+def test_a_first_word_that_is_neither_a_subcommand_nor_a_cluster_gets_the_help(text: str) -> None:
+    command = parse_command(text, CLUSTERS)
+    assert command == Help(unknown=text, unknown_word=text.split()[0].partition("/")[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "prod/payments admin 1h INC-4411 checkout",
+            Ask("prod", "payments", "admin", timedelta(hours=1), "INC-4411 checkout"),
+        ),
+        (
+            "staging view 15m INC-4411 look at logs",
+            Ask("staging", None, "view", timedelta(minutes=15), "INC-4411 look at logs"),
+        ),
+        ("LIST", ListRequests()),
+    ],
+)
+def test_a_roster_cluster_or_a_subcommand_is_parsed_as_before(text: str, expected: object) -> None:
+    assert parse_command(text, CLUSTERS) == expected
+
+
 @pytest.mark.parametrize(
     ("duration", "says"),
     [
@@ -104,3 +136,18 @@ def test_malformed_subcommands_say_what_to_type(text: str, says: str) -> None:
     with pytest.raises(CommandError) as refused:
         parse_command(text)
     assert says in refused.value.reason
+
+
+def test_an_unknown_subcommand_of_four_words_is_answered_with_the_help_not_a_missing_cluster(
+    harness: SlackAppHarness,
+) -> None:
+    harness.command(ALICE, "approve BG-7K2QXM looks right")
+    said = harness.last_said_to(ALICE)
+    first_line = said.splitlines()[0].replace("`", "")
+    assert (
+        first_line
+        == "approve is neither a breakglass command nor a cluster (clusters: prod, staging); here is what I do:"
+    )
+    assert "There is no cluster" not in said
+    assert "/breakglass status <id>" in said
+    assert harness.requests() == []

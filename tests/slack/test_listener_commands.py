@@ -54,7 +54,7 @@ def test_a_one_line_request_is_stored_and_confirmed_ephemerally(harness: SlackAp
         ),
         (
             "prodd/payments admin 1h INC-4411 checkout pods crash-looping",
-            "There is no cluster 'prodd'; known clusters: prod, staging.",
+            "`prodd` is neither a breakglass command nor a cluster (clusters: `prod`, `staging`)",
         ),
         (
             "prod/payments root 1h INC-4411 checkout pods crash-looping",
@@ -91,7 +91,7 @@ def test_typed_pings_are_echoed_back_inert(harness: SlackAppHarness) -> None:
     (answer,) = harness.slack.ephemerals(user_id=ALICE)
     assert "<!channel>" not in answer.text
     assert "<!channel>" not in str(answer.blocks)
-    assert "There is no cluster '<!channel>'" in harness.slack.render_text(answer)
+    assert "`<!channel>` is neither a breakglass command nor a cluster" in harness.slack.render_text(answer)
 
 
 def test_a_reason_with_pings_and_links_is_stored_as_typed_and_posted_inert(
@@ -138,7 +138,7 @@ def test_status_list_cancel_and_help(harness: SlackAppHarness) -> None:
 def test_an_unknown_subcommand_gets_the_help(harness: SlackAppHarness) -> None:
     harness.command(ALICE, "frobnicate")
     said = harness.last_said_to(ALICE)
-    assert "I do not know frobnicate" in said.replace("`", "")
+    assert "frobnicate is neither a breakglass command nor a cluster" in said.replace("`", "")
     assert "/breakglass status <id>" in said
 
 
