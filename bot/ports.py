@@ -38,6 +38,15 @@ class ClusterUnavailable(TemporaryError):
     """The cluster's API could not be reached or answered 5xx/429 in time."""
 
 
+class CredentialsRejected(TemporaryError):
+    """The cluster's API did not accept our credentials (401).
+
+    Transient, not permanent: during a credential rotation, or when an exec plugin failed once, the
+    adapter loads the credentials afresh on the next call, so a retry may well succeed. The job's retry
+    budget bounds it; a 403 (known to the API server, not allowed) stays ``ClusterRefused``.
+    """
+
+
 class ClusterRefused(PermanentError):
     """The cluster's API refused the operation (403, 422 Invalid, 400)."""
 

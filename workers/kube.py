@@ -5,8 +5,9 @@ contract says lands in a cluster (one RoleBinding or ClusterRoleBinding per gran
 and a short-lived token for ``credentials: token``), reads managed bindings back for the sweep, and asks
 the API server access questions. Library failures are translated here, as kopf's ``clients/errors.py``
 does: 404 → ``BindingNotFound`` where absence is the answer, AlreadyExists → adopt or
-``BindingConflict``, 400/401/403/422 → ``ClusterRefused``, 409 Conflict → ``TemporaryError``,
-429/5xx/timeouts/connection errors → ``ClusterUnavailable`` (with Retry-After as the delay).
+``BindingConflict``, 400/403/422 → ``ClusterRefused``, 401 → ``CredentialsRejected`` (transient: the
+credentials are reloaded), 409 Conflict → ``TemporaryError``, 429/5xx/timeouts/connection errors →
+``ClusterUnavailable`` (with Retry-After as the delay).
 
 What it must not do: load configuration or touch a cluster at import or construction (clients are
 built on first use), retry on its own (urllib3's retries are off; the job's retry policy decides),
@@ -57,6 +58,7 @@ from bot.ports import (
     BreakglassError,
     ClusterRefused,
     ClusterUnavailable,
+    CredentialsRejected,
     TemporaryError,
     UnknownCluster,
 )
@@ -145,6 +147,10 @@ def translate(cluster: str, action: str, exc: ApiException) -> BreakglassError:
         return BindingConflict(what)
     if code == 409:
         return TemporaryError(what, delay=0.5)  # a write raced another; read again and retry
+    if code == 401:
+        # Our credentials were not accepted. ``_calls`` drops the client so the next call loads them
+        # afresh: mid-rotation that succeeds, so a grant must not fail for good on the first 401.
+        return CredentialsRejected(what, delay=2.0)
     if code == 0 or code == 429 or code >= 500:
         return ClusterUnavailable(what, delay=_retry_after(exc, details))
     return ClusterRefused(what)

@@ -38,6 +38,8 @@ from bot.ports import (
     BreakglassError,
     ClusterRefused,
     ClusterUnavailable,
+    CredentialsRejected,
+    PermanentError,
     TemporaryError,
     UnknownCluster,
 )
@@ -490,14 +492,17 @@ def test_a_bot_without_permissions_is_refused(kube: KubeApiServer, tmp_path: Pat
         gateway.list_managed("prod")
 
 
-def test_refused_credentials_are_reloaded_on_the_next_call(
+def test_refused_credentials_are_transient_and_reloaded_on_the_next_call(
     clusters: KubeClusters, kube: KubeApiServer, kubeconfig: Path, admin: client.RbacAuthorizationV1Api
 ) -> None:
     assert clusters.ping("prod")
     core = client.CoreV1Api(admin.api_client)
     core.delete_namespaced_service_account("breakglass", "breakglass-system")  # the bot's token dies with it
-    with pytest.raises(ClusterRefused, match="HTTP 401 Unauthorized"):
+    with pytest.raises(CredentialsRejected, match="HTTP 401 Unauthorized") as caught:
         clusters.ping("prod")
+    # Mid-rotation a retry succeeds, so the job retries (within its budget) instead of failing for good.
+    assert isinstance(caught.value, TemporaryError)
+    assert not isinstance(caught.value, PermanentError)
     kube.add_identity("rotated-token", "breakglass-bot")
     write_kubeconfig(kubeconfig, {"prod": ContextEntry(kube, "rotated-token")})  # an operator rotates it
     assert clusters.ping("prod") == "v1.31.0"
@@ -536,7 +541,7 @@ def test_a_grant_in_a_missing_namespace_is_refused_not_retried(clusters: KubeClu
     ("code", "reason", "expected"),
     [
         (400, "BadRequest", ClusterRefused),
-        (401, "Unauthorized", ClusterRefused),
+        (401, "Unauthorized", CredentialsRejected),
         (403, "Forbidden", ClusterRefused),
         (404, "NotFound", BindingNotFound),
         (409, "AlreadyExists", BindingConflict),
