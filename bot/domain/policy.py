@@ -74,7 +74,30 @@ def evaluate_request(roster: Roster, ask: Ask) -> Decision:
     if not _entitled(roster, ask, role):
         where = f"{ask.cluster}/{ask.namespace}" if ask.namespace else ask.cluster
         return deny(f"You are not entitled to '{role.name}' on {where}; see /breakglass help for what you may ask.")
-    return check_duration(role, ask.duration)
+    length = check_duration(role, ask.duration)
+    if not length:
+        return length
+    return check_approvers_remain(roster, role, ask.requester)
+
+
+def eligible_approvers(roster: Roster, role: Role, requester: SlackUserId) -> frozenset[SlackUserId]:
+    """Who could approve ``requester``'s ask for ``role``: roster people in its approver groups, not them."""
+    return frozenset(p for p in roster.members(role.approvers) if p != requester and p in roster.people)
+
+
+def check_approvers_remain(roster: Roster, role: Role, requester: SlackUserId) -> Decision:
+    """Refuse an ask that could only time out: fewer people may approve it than it needs approvals."""
+    if role.approvals == 0:
+        return ALLOW  # self-service: nobody has to approve
+    eligible = len(eligible_approvers(roster, role, requester))
+    if eligible >= role.approvals:
+        return ALLOW
+    groups = ", ".join(role.approvers)
+    needs = f"{role.approvals} approval{'s' if role.approvals != 1 else ''}"
+    return deny(
+        f"'{role.name}' needs {needs} but only {eligible} member{'s' if eligible != 1 else ''} of {groups} "
+        f"other than you may approve it, so it could only time out; ask your platform team to add approvers to {groups}."
+    )
 
 
 def check_duration(role: Role, duration: timedelta) -> Decision:
@@ -126,8 +149,13 @@ def approvers_for(roster: Roster, request: AccessRequest) -> frozenset[SlackUser
     return frozenset(roster.members(role.approvers) - {request.requester})
 
 
-def may_decide(roster: Roster, request: AccessRequest, person: SlackUserId) -> Decision:
-    """May ``person`` approve or deny ``request`` as it is now?"""
+def lapsed(roster: Roster, request: AccessRequest, now: datetime) -> bool:
+    """A pending request past its deadline: it may no longer be decided, only timed out."""
+    return request.state is State.PENDING and now >= pending_deadline(roster, request)
+
+
+def may_decide(roster: Roster, request: AccessRequest, person: SlackUserId, now: datetime) -> Decision:
+    """May ``person`` approve or deny ``request`` as it is ``now``?"""
     if person == request.requester:
         return deny("You cannot approve or deny your own request; another approver must.")
     if person not in roster.people:
@@ -138,6 +166,13 @@ def may_decide(roster: Roster, request: AccessRequest, person: SlackUserId) -> D
         return deny(f"Only members of {groups} may approve or deny '{request.role}' requests.")
     if request.state is not State.PENDING:
         return deny(f"{request.id} is already {request.state.label}; there is nothing left to decide.")
+    if lapsed(roster, request, now):
+        # The sweep that times requests out runs every 30 s, and not at all while the workers are
+        # down: a click after the deadline must not grant access that was meant to lapse.
+        return deny(
+            f"{request.id} lapsed undecided after {format_duration(roster.request_timeout)}; "
+            "it can no longer be approved, so the requester must ask again."
+        )
     if person in request.approved_by:
         return deny(f"You have already approved {request.id}; another approver must add theirs.")
     return ALLOW

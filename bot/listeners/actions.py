@@ -3,8 +3,9 @@ Write review (reminder and ended DMs, Home tab), which open a form.
 
 A button's ``value`` is only a request id: everything else is looked up and every check is made
 against stored state by the service (``AccessService.approve`` refuses the requester, non-approvers,
-double approvals and decided requests, and audits ineligible clicks). An identity refusal is audited
-by the gate. The answer is ephemeral where the click happened.
+double approvals, decided and lapsed requests). Every refusal is written to the audit log as a
+refused attempt in one place, ``click``; an identity refusal is audited by the gate. The answer is
+ephemeral where the click happened.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def click(deps: Deps, body: Mapping[str, Any], respond: Respond | None, action: 
         answer(deps, body, respond, None, wording.refusal(refused.reason))
         return
     except Refused as refused:
-        if action in ("revoke", "cancel") and person is not None:
+        # Every refused click is an attempt worth keeping: someone pressed a button that did
+        # nothing (the identity gate audits its own refusals above, so none is written twice).
+        if person is not None:
             deps.access.refuse(request_id, person.user_id, action, refused.reason)
         answer(deps, body, respond, person, wording.refusal(refused.reason))
         return

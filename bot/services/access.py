@@ -163,23 +163,20 @@ class AccessService:
 
     def _decide(self, request_id: RequestId, person: SlackUserId, *, approve: bool) -> ApprovalOutcome:
         roster = self.roster()
-        action = "approve" if approve else "deny"
 
         def decide(current: AccessRequest | None) -> Change[ApprovalOutcome | Refused]:
             if current is None:
                 return Change(None, result=no_such_request(request_id))
-            decision = policy.may_decide(roster, current, person)
-            if not decision:
-                # Someone who is not an eligible approver pressing the button is worth a record;
-                # an eligible approver arriving after the decision (or clicking twice) is not.
-                eligible = person in policy.approvers_for(roster, current)
-                drafts = (
-                    []
-                    if eligible
-                    else [Draft(Event.REFUSED, person, current.id, {"action": action, "reason": decision.reason})]
-                )
-                return Change(None, drafts, Refused(decision.reason))
             now = self.now()
+            decision = policy.may_decide(roster, current, person, now)
+            if policy.lapsed(roster, current, now):
+                # Whoever clicked, the request is past its deadline: time it out here, as the sweep
+                # would, rather than leave it looking decidable until the sweep next runs.
+                lapsed = _timed_out(roster, current, now)
+                return Change(lapsed.request, lapsed.drafts, Refused(decision.reason))
+            if not decision:
+                # The caller writes the refused attempt to the audit log (one place for every action).
+                return Change(None, result=Refused(decision.reason))
             if not approve:
                 denied = transition(current, State.DENIED, now, decided_by=person)
                 return Change(
@@ -201,6 +198,8 @@ class AccessService:
 
         applied = self.store.apply(request_id, decide)
         if isinstance(applied.result, Refused):
+            if applied.entries:
+                self.jobs.publish(request_id)  # timed out just now: the thread and root must say so
             raise applied.result
         assert applied.result is not None
         outcome = applied.result
@@ -253,14 +252,10 @@ class AccessService:
         roster = self.roster()
 
         def decide(current: AccessRequest | None) -> Change[None]:
-            if current is None or current.state is not State.PENDING:
+            now = self.now()
+            if current is None or not policy.lapsed(roster, current, now):
                 return Change(None)
-            if self.now() < policy.pending_deadline(roster, current):
-                return Change(None)
-            return Change(
-                transition(current, State.TIMED_OUT, self.now()),
-                [Draft(Event.TIMED_OUT, SYSTEM_ACTOR, current.id, {"after": format_duration(roster.request_timeout)})],
-            )
+            return _timed_out(roster, current, now)
 
         applied = self.store.apply(request_id, decide)
         if applied.entries:
@@ -333,6 +328,14 @@ class AccessService:
             raise applied.result
         assert applied.request is not None
         return applied.request
+
+
+def _timed_out(roster: Roster, request: AccessRequest, now: datetime) -> Change[None]:
+    """The one way a lapsed request ends, whether the sweep or a late click finds it."""
+    return Change(
+        transition(request, State.TIMED_OUT, now),
+        [Draft(Event.TIMED_OUT, SYSTEM_ACTOR, request.id, {"after": format_duration(roster.request_timeout)})],
+    )
 
 
 def _require(*decisions: policy.Decision) -> None:

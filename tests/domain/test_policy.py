@@ -16,7 +16,17 @@ from bot.domain import policy
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest, Approval, State
 from bot.domain.roster import Cluster, Entitlement, Person, Role, Roster, Workspace, is_dns_label
-from tests.fakes import ALICE, BOB, CAROL, T0, access_request, example_roster, example_roster_data, roster_from
+from tests.fakes import (
+    ALICE,
+    BOB,
+    CAROL,
+    T0,
+    access_request,
+    example_roster,
+    example_roster_data,
+    roster_from,
+    roster_with,
+)
 
 EXAMPLE = example_roster()
 MALLORY = SlackUserId("U0000MALLORY")  # not in the roster
@@ -57,7 +67,7 @@ def _roster_with_cluster_admin_for_payments() -> Roster:
 WIDER = _roster_with_dave_and_admins()
 LIMITED_CLUSTER_ADMIN = _roster_with_cluster_admin_for_payments()
 SELF_SERVICE_CLUSTER_ADMIN = roster_with(roles={"cluster-admin": {"approvals": 0}})
-LONE_SRE = roster_with(groups={"sre": [BOB]})
+LONE_SRE = roster_with(groups={"sre": [BOB]}, roles={"admin": {"approvals": 1}, "cluster-admin": {"approvals": 1}})
 
 
 def ask(requester: str, target: str, role: str, duration: str | timedelta = "1h") -> policy.Ask:
@@ -322,9 +332,36 @@ DECIDE = [
     ("roster", "request_", "person", "reason"), [c[1:] for c in DECIDE], ids=[c[0] for c in DECIDE]
 )  # fmt: skip
 def test_may_decide(roster: Roster, request_: AccessRequest, person: str, reason: str | None) -> None:
-    decision = policy.may_decide(roster, request_, SlackUserId(person))
+    decision = policy.may_decide(roster, request_, SlackUserId(person), T0 + timedelta(minutes=1))
     assert decision.allowed is (reason is None)
     assert decision.reason == (reason or "")
+
+
+LAPSED = "BG-7K2QXM lapsed undecided after 30m; it can no longer be approved, so the requester must ask again."
+
+DECIDE_IN_TIME = [
+    ("just-made", timedelta(0), None),
+    ("one-second-before-the-deadline", timedelta(minutes=29, seconds=59), None),
+    ("at-the-deadline", timedelta(minutes=30), LAPSED),
+    ("long-after-the-sweep-should-have-run", timedelta(hours=5), LAPSED),
+]
+
+
+@pytest.mark.parametrize(
+    ("after", "reason"), [c[1:] for c in DECIDE_IN_TIME], ids=[c[0] for c in DECIDE_IN_TIME]
+)  # fmt: skip
+def test_may_decide_refuses_a_pending_request_past_its_deadline(after: timedelta, reason: str | None) -> None:
+    request = access_request()  # pending, made at T0; the example's request_timeout is 30m
+    decision = policy.may_decide(EXAMPLE, request, SlackUserId(BOB), T0 + after)
+    assert decision.allowed is (reason is None)
+    assert decision.reason == (reason or "")
+    assert policy.lapsed(EXAMPLE, request, T0 + after) is (reason is not None)
+
+
+def test_only_a_pending_request_lapses() -> None:
+    later = T0 + timedelta(hours=5)
+    assert not policy.lapsed(EXAMPLE, access_request(state=State.APPROVED), later)
+    assert not policy.lapsed(EXAMPLE, access_request(state=State.TIMED_OUT), later)
 
 
 def test_approvers_for_never_includes_the_requester() -> None:
@@ -605,6 +642,14 @@ def entitled(roster: Roster, a: policy.Ask) -> bool:
     return False
 
 
+def enough_approvers(roster: Roster, a: policy.Ask) -> bool:
+    """Enough roster people other than the requester in the role's approver groups to give its
+    approvals (none needed for self-service)."""
+    role = roster.roles[a.role]
+    others = {p for g in role.approvers for p in roster.groups.get(g, ()) if p != a.requester and p in roster.people}
+    return len(others) >= role.approvals
+
+
 PROPERTY = settings(max_examples=200, deadline=None)
 
 
@@ -622,8 +667,21 @@ def test_no_one_outside_the_entitlements_may_request(case: tuple[Roster, policy.
 def test_every_entitled_ask_within_the_durations_is_allowed(case: tuple[Roster, policy.Ask]) -> None:
     roster, a = case
     role = roster.roles.get(a.role)
-    if entitled(roster, a) and role is not None and role.min_duration <= a.duration <= role.max_duration:
+    if (
+        entitled(roster, a)
+        and role is not None
+        and role.min_duration <= a.duration <= role.max_duration
+        and enough_approvers(roster, a)
+    ):
         assert policy.evaluate_request(roster, a).allowed
+
+
+@PROPERTY
+@given(rosters_and_asks())
+def test_no_ask_is_allowed_that_too_few_approvers_could_approve(case: tuple[Roster, policy.Ask]) -> None:
+    roster, a = case
+    if policy.evaluate_request(roster, a).allowed:
+        assert enough_approvers(roster, a)
 
 
 @PROPERTY
@@ -672,7 +730,7 @@ def requests(draw: Any) -> AccessRequest:
 def test_nobody_approves_their_own_request(data: st.DataObject) -> None:
     roster = data.draw(rosters())
     request = data.draw(requests())
-    assert not policy.may_decide(roster, request, request.requester).allowed
+    assert not policy.may_decide(roster, request, request.requester, T0).allowed
     assert request.requester not in policy.approvers_for(roster, request)
 
 
@@ -682,12 +740,14 @@ def test_only_eligible_approvers_decide_pending_requests(data: st.DataObject) ->
     roster = data.draw(rosters())
     request = data.draw(requests())
     person = SlackUserId(data.draw(_anyone))
-    if policy.may_decide(roster, request, person).allowed:
+    now = T0 + timedelta(seconds=data.draw(st.integers(min_value=0, max_value=2 * 3600)))
+    if policy.may_decide(roster, request, person, now).allowed:
         role = roster.roles[request.role]
         assert person in roster.members(role.approvers)
         assert person in roster.people
         assert request.state is State.PENDING
         assert person not in request.approved_by
+        assert now < policy.pending_deadline(roster, request)
 
 
 @PROPERTY

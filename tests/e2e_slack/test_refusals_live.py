@@ -366,7 +366,9 @@ def test_the_same_approver_clicking_approve_twice_counts_once(live: Live) -> Non
 
     assert refusal_sentence(second) == f"You have already approved {request_id}; another approver must add theirs."
     assert live.world() == before
-    assert live.head() == head
+    assert [(e.event, e.actor, e.details.get("action")) for e in live.entries_after(head)] == [
+        (Event.REFUSED, BOB, "approve")
+    ]  # every refused attempt is kept, even an approver's own second click
     assert live.request(request_id).approved_by == (BOB,)
     assert [e.actor for e in live.entries(request_id) if e.event == Event.APPROVED] == [BOB]
 
@@ -443,6 +445,8 @@ def test_approving_a_request_already_decided_is_refused_and_changes_nothing(
 
     assert refusal_sentence(answer) == f"{request_id} is already {state.label}; there is nothing left to decide."
     assert live.world() == before
-    assert live.head() == head  # an approver arriving late is not an incident worth a record
+    assert [(e.event, e.actor, e.request_id) for e in live.entries_after(head)] == [
+        (Event.REFUSED, approver, request_id)
+    ]  # kept in the audit log as a refused attempt, never shown in the channel
     assert live.request(request_id).state is state
     assert f"breakglass-{request_id.lower()}" not in " ".join(live.binding_names())

@@ -16,7 +16,7 @@ from bot.services.access import AccessService
 from bot.services.errors import Refused
 from bot.store import RequestStore
 from tests.conftest import FakeClock
-from tests.fakes import ALICE, BOB, CAROL, JobCall, RecordingJobs, roster_with
+from tests.fakes import ALICE, BOB, CAROL, JobCall, RecordingJobs, example_roster, roster_with
 from tests.services.conftest import REASON, Flows
 
 MALLORY = SlackUserId("U0000MALLORY")
@@ -144,26 +144,134 @@ def test_deny_ends_the_request_without_a_grant(
         access.approve(request.id, SlackUserId(BOB))
 
 
-def test_approving_your_own_request_is_refused_and_recorded(
-    access: AccessService, store: RequestStore, flows: Flows
+# The listener that called writes every refused attempt to the audit log (tests/slack); the
+# service only refuses, changing nothing.
+
+
+def test_approving_your_own_request_is_refused_and_changes_nothing(
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, flows: Flows
 ) -> None:
     request = flows.submit(requester=BOB, target="prod/kube-system")
     with pytest.raises(Refused) as raised:
         access.approve(request.id, SlackUserId(BOB))
     assert raised.value.reason == "You cannot approve or deny your own request; another approver must."
     assert store.get(request.id) == request
-    assert events(store, request.id) == [(Event.REQUESTED, BOB), (Event.REFUSED, BOB)]
+    assert events(store, request.id) == [(Event.REQUESTED, BOB)]
+    assert jobs.of("grant") == []
 
 
-def test_non_approver_is_refused_and_recorded(access: AccessService, store: RequestStore, flows: Flows) -> None:
+def test_non_approver_is_refused_and_changes_nothing(access: AccessService, store: RequestStore, flows: Flows) -> None:
     request = flows.submit()
     with pytest.raises(Refused, match="not in the breakglass roster"):
         access.approve(request.id, MALLORY)
     assert store.get(request.id) == request
-    assert events(store, request.id)[-1] == (Event.REFUSED, MALLORY)
+    assert events(store, request.id) == [(Event.REQUESTED, ALICE)]
 
 
-def test_approving_twice_is_refused_without_a_record(access: AccessService, store: RequestStore, flows: Flows) -> None:
+def test_approving_after_the_deadline_times_the_request_out_instead(
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, clock: FakeClock, flows: Flows
+) -> None:
+    request = flows.submit()
+    clock.advance(minutes=30)  # the deadline; the sweep has not run (workers down, or between runs)
+    with pytest.raises(Refused) as raised:
+        access.approve(request.id, SlackUserId(BOB))
+    assert raised.value.reason == (
+        f"{request.id} lapsed undecided after 30m; it can no longer be approved, so the requester must ask again."
+    )
+    stored = store.get(request.id)
+    assert stored is not None
+    assert (stored.state, stored.approved_by, stored.ended_at) == (State.TIMED_OUT, (), clock())
+    # The same entry the sweep writes, so the thread and the root message say so.
+    (timed_out,) = [e for e in store.audit.for_request(request.id) if e.event == Event.TIMED_OUT]
+    assert (timed_out.actor, timed_out.details) == (SYSTEM_ACTOR, {"after": "30m"})
+    assert events(store, request.id) == [(Event.REQUESTED, ALICE), (Event.TIMED_OUT, SYSTEM_ACTOR)]
+    assert jobs.of("grant") == []
+    assert len(jobs.queued("publish", request.id)) == 1
+    assert access.time_out(request.id) is None  # the sweep, arriving later, finds nothing to do
+
+
+def test_the_last_approval_after_the_deadline_grants_nothing(
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, clock: FakeClock, flows: Flows
+) -> None:
+    request = flows.submit("admin", duration=timedelta(minutes=30))
+    access.approve(request.id, SlackUserId(BOB))
+    clock.advance(hours=3)
+    with pytest.raises(Refused, match="lapsed undecided"):
+        access.approve(request.id, SlackUserId(CAROL))
+    stored = store.get(request.id)
+    assert stored is not None
+    assert (stored.state, stored.approved_by) == (State.TIMED_OUT, (BOB,))
+    assert jobs.of("grant") == []
+
+
+def test_denying_after_the_deadline_times_the_request_out(
+    access: AccessService, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    request = flows.submit()
+    clock.advance(minutes=45)
+    with pytest.raises(Refused, match="lapsed undecided"):
+        access.deny(request.id, SlackUserId(CAROL))
+    stored = store.get(request.id)
+    assert stored is not None
+    assert (stored.state, stored.decided_by) == (State.TIMED_OUT, None)
+
+
+def test_approving_a_request_that_timed_out_is_refused(
+    access: AccessService, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    request = flows.submit()
+    clock.advance(minutes=31)
+    access.time_out(request.id)
+    with pytest.raises(Refused) as raised:
+        access.approve(request.id, SlackUserId(BOB))
+    assert raised.value.reason == f"{request.id} is already timed out; there is nothing left to decide."
+    assert events(store, request.id) == [(Event.REQUESTED, ALICE), (Event.TIMED_OUT, SYSTEM_ACTOR)]
+
+
+def test_approving_an_active_grant_is_refused_and_changes_nothing(
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, flows: Flows
+) -> None:
+    active = flows.granted()
+    grants_before = len(jobs.of("grant"))
+    with pytest.raises(Refused) as raised:
+        access.approve(active.id, SlackUserId(CAROL))
+    assert raised.value.reason == f"{active.id} is already active; there is nothing left to decide."
+    assert store.get(active.id) == active
+    assert len(jobs.of("grant")) == grants_before
+
+
+def test_an_ask_too_few_approvers_could_approve_is_refused_at_once(
+    access: AccessService, redis_client: fakeredis.FakeRedis, jobs: RecordingJobs
+) -> None:
+    # Bob is one of two sre members; cluster-admin needs two approvals and he cannot give his own.
+    with pytest.raises(Refused) as raised:
+        access.submit(SlackUserId(BOB), "prod", None, "cluster-admin", timedelta(minutes=30), REASON)
+    assert raised.value.reason == (
+        "'cluster-admin' needs 2 approvals but only 1 member of sre other than you may approve it, "
+        "so it could only time out; ask your platform team to add approvers to sre."
+    )
+    assert redis_client.keys("*") == []
+    assert jobs.calls == []
+
+
+def test_an_extension_too_few_approvers_could_approve_is_refused(
+    access: AccessService, store: RequestStore, roster: FixedRoster, flows: Flows
+) -> None:
+    # Carol got admin while Erin was in sre too; Erin has left, so only Bob could approve more time.
+    erin = "U00000000ERIN"
+    roster.roster = roster_with(groups={"sre": [BOB, CAROL, erin]}, people={erin: {"kube_user": "erin@example.com"}})
+    request = flows.submit("admin", duration=timedelta(minutes=30), requester=CAROL)
+    access.approve(request.id, SlackUserId(BOB))
+    access.approve(request.id, SlackUserId(erin))
+    active = flows.grants.grant(request.id)
+    assert active is not None
+    roster.roster = example_roster()
+    with pytest.raises(Refused, match="'admin' needs 2 approvals but only 1 member of sre other than you"):
+        access.extend(active.id, SlackUserId(CAROL), timedelta(minutes=15), REASON)
+    assert [r.id for r in store.recent()] == [active.id]
+
+
+def test_approving_twice_is_refused_and_counts_once(access: AccessService, store: RequestStore, flows: Flows) -> None:
     request = flows.submit("admin", duration=timedelta(minutes=30))
     access.approve(request.id, SlackUserId(BOB))
     with pytest.raises(Refused, match="already approved"):

@@ -99,6 +99,60 @@ class TestApproveAndDeny:
         harness.executor.settle()
         assert "That button names no request" in harness.last_said_to(BOB)
         assert state_of(harness, request.id) is State.PENDING
+        assert [(e.actor, e.request_id, e.details["action"]) for e in harness.refusals()] == [(BOB, None, "approve")]
+
+    def test_a_button_naming_a_request_that_does_not_exist_is_refused_and_audited(
+        self, harness: SlackAppHarness
+    ) -> None:
+        request = posted_request(harness)
+        payload: dict[str, Any] = harness.sender._interaction_base("block_actions", BOB)
+        payload.update(
+            container={"type": "message", "message_ts": request.message_ts, "channel_id": INCIDENTS},
+            channel={"id": INCIDENTS},
+            response_url=harness.slack.mint_response_url(BOB, INCIDENTS, message_ts=request.message_ts),
+            actions=[{"action_id": "deny", "block_id": "decision", "type": "button", "value": "BG-222222"}],
+        )
+        harness.sender.send_interaction(payload)  # a button edited outside Slack's client
+        harness.executor.settle()
+        assert "There is no request BG-222222" in harness.last_said_to(BOB)
+        assert [(e.actor, e.request_id, e.details["action"]) for e in harness.refusals()] == [
+            (BOB, "BG-222222", "deny")
+        ]
+
+    def test_approving_after_the_deadline_times_the_request_out_and_the_thread_says_so(
+        self, harness: SlackAppHarness
+    ) -> None:
+        request = posted_request(harness)
+        harness.clock.advance(minutes=30)  # request_timeout; no sweep has run
+        click_on_root(harness, BOB, blocks.APPROVE_ACTION, request)
+        assert (
+            f"{request.id} lapsed undecided after 30m; it can no longer be approved, so the requester must ask again."
+            in harness.last_said_to(BOB)
+        )
+        assert state_of(harness, request.id) is State.TIMED_OUT
+        assert [(e.actor, e.details["action"]) for e in harness.refusals()] == [(BOB, "approve")]
+        assert [c.kind for c in harness.core.jobs.calls if c.kind == "grant"] == []  # type: ignore[attr-defined]
+        published = harness.publish(request.id)
+        root = harness.slack.message(INCIDENTS, published.message_ts or "")
+        assert root is not None
+        assert find_button(root.blocks, blocks.APPROVE_ACTION) is None
+        thread = [harness.slack.render_text(m) for m in harness.slack.thread(INCIDENTS, root.ts)]
+        assert any("Timed out: nobody decided within 30m." in t for t in thread)
+
+    def test_approving_an_active_grant_is_refused_and_audited(self, harness: SlackAppHarness) -> None:
+        harness.command(ALICE, "prod/payments view 1h INC-4411 reading logs of payments")
+        (request,) = harness.requests()
+        request = harness.publish(request)
+        click_on_root(harness, BOB, blocks.APPROVE_ACTION, request)
+        grant(harness, request.id)
+        assert request.message_ts is not None
+        harness.sender.click(CAROL, blocks.APPROVE_ACTION, request.id, request.message_ts, INCIDENTS, stale=True)
+        harness.executor.settle()
+        assert f"{request.id} is already active; there is nothing left to decide." in harness.last_said_to(CAROL)
+        assert state_of(harness, request.id) is State.ACTIVE
+        assert [(e.actor, e.request_id, e.details["action"]) for e in harness.refusals()] == [
+            (CAROL, request.id, "approve")
+        ]
 
 
 def request_form(**overrides: Any) -> dict[str, dict[str, Any]]:
@@ -296,6 +350,23 @@ class TestExtendAndReview:
         assert stored is not None
         assert stored.review is not None
         assert stored.review.text == "read payments logs, found the bad deploy <!here>"
+
+    def test_a_refused_extend_button_is_audited(self, harness: SlackAppHarness, slack: SlackApiDouble) -> None:
+        harness.command(ALICE, "prod/payments view 1h INC-4411 reading logs of payments")
+        (request,) = harness.requests()
+        harness.core.access.approve(request.id, BOB)  # type: ignore[arg-type]
+        service = grant(harness, request.id)
+        harness.clock.advance(minutes=51)
+        service.remind(request.id)
+        harness.publish(request.id)
+        reminder = slack.dm(ALICE)[-1]
+        harness.core.access.revoke(request.id, BOB)  # type: ignore[arg-type]
+        harness.click(ALICE, blocks.EXTEND_ACTION, request.id, reminder.ts, slack.dm_channel_id(ALICE))
+        assert f"{request.id} is revoked, not an active grant" in harness.last_said_to(ALICE)
+        assert slack.views_opened(user_id=ALICE) == []
+        assert [(e.actor, e.request_id, e.details["action"]) for e in harness.refusals()] == [
+            (ALICE, request.id, "extend")
+        ]
 
     def test_someone_elses_grant_cannot_be_extended(self, harness: SlackAppHarness) -> None:
         harness.command(ALICE, "prod/payments view 1h INC-4411 reading logs of payments")
