@@ -27,6 +27,10 @@ def register_extra_commands(commands: Any) -> None:
     rbac = deploy.add_parser("rbac", help="print the bot's own least-privilege RBAC for a roster")
     rbac.add_argument("--roster", required=True)
     rbac.add_argument("--grant-namespace", default="breakglass-system")
+    rbac.add_argument(
+        "--cluster",
+        help="render for this roster cluster alone (the Role for tokens only if it uses credentials: token)",
+    )
     rbac.set_defaults(run=_deploy_rbac)
 
 
@@ -44,7 +48,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def _deploy_rbac(args: argparse.Namespace) -> int:
     from bot.domain.roster import RosterError, load_roster_file
-    from bot.rbac import bot_rbac_manifests, render_yaml
+    from bot.rbac import roster_rbac
 
     try:
         roster = load_roster_file(args.roster)
@@ -52,6 +56,10 @@ def _deploy_rbac(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"{args.roster}: {problem}", file=sys.stderr)
         return 1
-    roles = sorted({role.cluster_role for role in roster.roles.values()})
-    sys.stdout.write(render_yaml(bot_rbac_manifests(roles, grant_namespace=args.grant_namespace)))
+    try:
+        rendered = roster_rbac(roster, args.roster, grant_namespace=args.grant_namespace, cluster=args.cluster)
+    except ValueError as exc:  # a --grant-namespace or cluster role that is not a Kubernetes name, or --cluster
+        print(f"breakglass deploy rbac: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(rendered)
     return 0

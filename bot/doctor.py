@@ -4,9 +4,9 @@ It reads the settings (every problem, each on its own line), checks the roster, 
 (answers, version, persistence, eviction), Slack (the bot token, its granted scopes against
 ``REQUIRED_SCOPES``, the admin token when the roster's ``mfa`` is ``has_2fa``) and every roster cluster
 (the API server answers; the bot's own permissions, by SelfSubjectAccessReview, for each entry of
-``REQUIRED_PERMISSIONS`` and ``bind`` on each ClusterRole the roster hands out; the token namespace of
-``credentials: token`` clusters). It prints a checklist: ✓ passed, ! a warning, ✗ failed with the fix
-under it, – not checked because something it needs failed first. The exit status is 0 only when no
+``REQUIRED_PERMISSIONS`` (those on ServiceAccounts only on ``credentials: token`` clusters) and ``bind``
+on each ClusterRole the roster hands out; the token namespace of ``credentials: token`` clusters). It
+prints a checklist: ✓ passed, ! a warning, ✗ failed with the fix under it (every failure has one), – not checked because something it needs failed first. The exit status is 0 only when no
 check failed; warnings do not fail.
 
 What it must not do: print a secret (every line passes a redactor that knows the configured secret
@@ -414,12 +414,14 @@ def _check_cluster(
     rbac_fix = (
         f"run `breakglass deploy rbac --roster {roster_path}"
         + (f" --grant-namespace {namespace}" if namespace != "breakglass-system" else "")
-        + f" | {_kubectl(context)} apply -f -`"
+        + f" --cluster {name} | {_kubectl(context)} apply -f -`"
     )
     if credentials == "token":
         _check_token_namespace(checks, kube, name, context, namespace, rbac_fix)
 
-    needed = list(required_permissions(namespace))
+    # A credentials: user cluster never makes ServiceAccounts, and its RBAC gives the bot no rights on
+    # them (least privilege): asking for those rights there would fail a correct setup.
+    needed = list(required_permissions(namespace, service_account_tokens=credentials == "token"))
     try:
         missing = [p for p in needed if not kube.self_review(name, p.verb, p.resource, p.namespace, p.api_group)]
         unbindable = [
@@ -428,7 +430,11 @@ def _check_cluster(
             if not kube.self_review(name, "bind", "clusterroles", None, RBAC_API_GROUP, name=role)
         ]
     except BreakglassError as exc:
-        checks.fail(f"could not ask the API server about the bot's own permissions: {exc}")
+        checks.fail(
+            f"could not ask the API server about the bot's own permissions: {exc}",
+            f"let the bot create selfsubjectaccessreviews: {rbac_fix}; if the API server is failing, run doctor "
+            "again once it answers",
+        )
         return
     for permission in missing:
         checks.fail(f"the bot may not {_describe(permission)}")
@@ -455,7 +461,11 @@ def _check_token_namespace(
     try:
         exists = kube.namespace_exists(cluster, namespace)
     except BreakglassError as exc:
-        checks.fail(f"could not check namespace {namespace}: {exc}")
+        checks.fail(
+            f"could not check namespace {namespace}: {exc}",
+            f"`{_kubectl(context)} get namespace {namespace}` shows whether it exists; once the API server "
+            "answers again, run doctor again",
+        )
         return
     if exists:
         checks.ok(f"namespace {namespace} exists (token grants' ServiceAccounts are made there)")

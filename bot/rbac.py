@@ -19,7 +19,9 @@ Least privilege, and why each rule is there:
 - ServiceAccounts (get/list/create/delete) and ``serviceaccounts/token`` (create) only in the grant
   namespace, through a Role there: ``credentials: token`` grants make one ServiceAccount per grant
   and mint a short-lived TokenRequest token for it. A ClusterRole would let the bot mint tokens for
-  every ServiceAccount in the cluster, i.e. become any workload.
+  every ServiceAccount in the cluster, i.e. become any workload. Only clusters the roster runs with
+  ``credentials: token`` get this Role (``roster_rbac``): on a ``credentials: user`` cluster the bot
+  never makes a ServiceAccount, so it is not allowed to.
 - SubjectAccessReviews and SelfSubjectAccessReviews (create): ``doctor`` and the pre-grant check ask
   the API server what a user (or the bot itself) may do. Neither reveals or changes anything else.
 
@@ -33,6 +35,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import yaml
+
+from bot.domain.roster import Roster
 
 RBAC_API_GROUP = "rbac.authorization.k8s.io"
 AUTHORIZATION_API_GROUP = "authorization.k8s.io"
@@ -71,9 +75,12 @@ _GRANT_NAMESPACE_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
 )
 
 
-def required_permissions(grant_namespace: str = DEFAULT_NAMESPACE) -> tuple[Permission, ...]:
+def required_permissions(
+    grant_namespace: str = DEFAULT_NAMESPACE, *, service_account_tokens: bool = True
+) -> tuple[Permission, ...]:
     """Every permission the bot needs apart from ``bind``, which ``doctor`` checks per roster role
-    (verb ``bind``, group ``rbac.authorization.k8s.io``, resource ``clusterroles``, name = the role)."""
+    (verb ``bind``, group ``rbac.authorization.k8s.io``, resource ``clusterroles``, name = the role).
+    ``service_account_tokens``: the cluster runs with ``credentials: token`` and needs the Role's rights."""
     cluster = [
         Permission(verb, group, resource, None)
         for group, resources, verbs in _CLUSTER_RULES
@@ -86,7 +93,7 @@ def required_permissions(grant_namespace: str = DEFAULT_NAMESPACE) -> tuple[Perm
         for resource in resources
         for verb in verbs
     ]
-    return (*cluster, *namespaced)
+    return (*cluster, *namespaced) if service_account_tokens else tuple(cluster)
 
 
 REQUIRED_PERMISSIONS: tuple[Permission, ...] = required_permissions()
@@ -111,9 +118,12 @@ def bot_rbac_manifests(
     grant_namespace: str = DEFAULT_NAMESPACE,
     service_account: str = DEFAULT_SERVICE_ACCOUNT,
     namespace: str = DEFAULT_NAMESPACE,
+    *,
+    service_account_tokens: bool = True,
 ) -> list[dict[str, Any]]:
-    """ClusterRole + ClusterRoleBinding, and Role + RoleBinding in ``grant_namespace``, for the bot's
-    ServiceAccount ``namespace/service_account``, allowed to bind exactly ``cluster_roles``."""
+    """ClusterRole + ClusterRoleBinding, and (with ``service_account_tokens``, for ``credentials: token``
+    clusters) Role + RoleBinding in ``grant_namespace``, for the bot's ServiceAccount
+    ``namespace/service_account``, allowed to bind exactly ``cluster_roles``."""
     roles = sorted({_check_name(role, "cluster role", _ROLE_NAME) for role in cluster_roles})
     _check_name(grant_namespace, "grant namespace", _DNS_LABEL)
     _check_name(namespace, "namespace", _DNS_LABEL)
@@ -130,7 +140,7 @@ def bot_rbac_manifests(
             {"apiGroups": [RBAC_API_GROUP], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": roles},
         )
 
-    return [
+    cluster_wide = [
         {
             "apiVersion": f"{RBAC_API_GROUP}/v1",
             "kind": "ClusterRole",
@@ -144,6 +154,11 @@ def bot_rbac_manifests(
             "roleRef": {"apiGroup": RBAC_API_GROUP, "kind": "ClusterRole", "name": service_account},
             "subjects": [subject],
         },
+    ]
+    if not service_account_tokens:
+        return cluster_wide
+    return [
+        *cluster_wide,
         {
             "apiVersion": f"{RBAC_API_GROUP}/v1",
             "kind": "Role",
@@ -158,6 +173,42 @@ def bot_rbac_manifests(
             "subjects": [subject],
         },
     ]
+
+
+def roster_rbac(
+    roster: Roster, source: str, grant_namespace: str = DEFAULT_NAMESPACE, cluster: str | None = None
+) -> str:
+    """What ``breakglass deploy rbac --roster source [--cluster NAME]`` prints: a header comment saying
+    where to apply it, then the manifests. The Role for per-grant ServiceAccounts and tokens is there
+    only when the cluster (without ``cluster``: any roster cluster) uses ``credentials: token``."""
+    if cluster is not None and cluster not in roster.clusters:
+        raise ValueError(f"the roster has no cluster {cluster!r}; it has {', '.join(sorted(roster.clusters))}")
+    roles = sorted({role.cluster_role for role in roster.roles.values()})
+    names = [cluster] if cluster is not None else sorted(roster.clusters)
+    token = [name for name in names if roster.clusters[name].credentials == "token"]
+    command = f"breakglass deploy rbac --roster {source}" + (
+        f" --grant-namespace {grant_namespace}" if grant_namespace != DEFAULT_NAMESPACE else ""
+    )
+    header = [f"# The bot's own RBAC: `{command}" + (f" --cluster {cluster}`" if cluster else "`")]
+    if cluster is not None:
+        header.append(f"# for cluster {cluster} (credentials: {roster.clusters[cluster].credentials}).")
+    else:
+        header.append(
+            f"# The ClusterRole and its binding are shared: apply them to every roster cluster ({', '.join(names)})."
+        )
+    header.append(f"# bind is allowed on exactly the roster's cluster roles: {', '.join(roles) or 'none'}.")
+    if not token:
+        header.append(
+            "# No cluster here uses credentials: token, so the bot gets no rights on ServiceAccounts or tokens."
+        )
+    elif cluster is None and len(token) < len(names):
+        header += [
+            f"# The Role and RoleBinding in {grant_namespace} (per-grant ServiceAccounts and tokens) are only for",
+            f"# the credentials: token clusters ({', '.join(token)}); leave them off the others, or render each",
+            "# cluster's set with --cluster NAME.",
+        ]
+    manifests = bot_rbac_manifests(roles, grant_namespace=grant_namespace, service_account_tokens=bool(token))
+    return "\n".join(header) + "\n" + render_yaml(manifests)
 
 
 def render_yaml(manifests: Iterable[dict[str, Any]]) -> str:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from bot.domain.roster import Roster, parse_roster
 from bot.rbac import (
     REQUIRED_PERMISSIONS,
     Permission,
     bot_rbac_manifests,
     render_yaml,
     required_permissions,
+    roster_rbac,
 )
 from tests.deploy.conftest import DEPLOY, Render
 
@@ -22,6 +25,10 @@ RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 def _roster_cluster_roles(roster_text: str) -> list[str]:
     roster = yaml.safe_load(roster_text)
     return [role["cluster_role"] for role in roster["roles"].values()]
+
+
+def _uses_tokens(roster_text: str) -> bool:
+    return any(cluster["credentials"] == "token" for cluster in yaml.safe_load(roster_text)["clusters"].values())
 
 
 def _rules(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -42,10 +49,11 @@ def _covers(rule: dict[str, Any], permission: Permission) -> bool:
 
 
 def test_base_rbac_is_what_bot_rbac_renders_for_the_example_roster_roles() -> None:
-    roles = _roster_cluster_roles((DEPLOY / "base" / "roster.yaml").read_text())
+    roster = (DEPLOY / "base" / "roster.yaml").read_text()
+    roles = _roster_cluster_roles(roster)
     assert sorted(roles) == ["admin", "cluster-admin", "view"]
     committed = list(yaml.safe_load_all((DEPLOY / "base" / "rbac.yaml").read_text()))
-    assert committed == bot_rbac_manifests(roles), (
+    assert committed == bot_rbac_manifests(roles, service_account_tokens=_uses_tokens(roster)), (
         "deploy/base/rbac.yaml drifted from bot/rbac.py: regenerate it with "
         "`breakglass deploy rbac --roster deploy/base/roster.yaml`"
     )
@@ -64,7 +72,7 @@ def test_shipped_rosters_pass_the_roster_check(roster: str) -> None:
 
 def test_each_overlay_binds_exactly_the_roles_its_roster_offers(rendered: Render) -> None:
     roster = rendered.roster_config_map()["data"]["roster.yaml"]
-    expected = bot_rbac_manifests(_roster_cluster_roles(roster))
+    expected = bot_rbac_manifests(_roster_cluster_roles(roster), service_account_tokens=_uses_tokens(roster))
     actual = [obj for obj in rendered.objects if obj["kind"] in RBAC_KINDS]
     assert sorted(actual, key=lambda o: o["kind"]) == sorted(expected, key=lambda o: o["kind"]), (
         f"{rendered.overlay}: the bot's RBAC does not match the roster's roles; regenerate it with "
@@ -164,3 +172,70 @@ def test_render_yaml_is_stable_and_round_trips() -> None:
 def test_cluster_role_names_with_colons_are_real_names_and_accepted() -> None:
     rules = _rules(bot_rbac_manifests(["system:aggregate-to-view"]), "ClusterRole")
     assert ["system:aggregate-to-view"] in [rule.get("resourceNames") for rule in rules]
+
+
+# --- least privilege follows the roster's credentials ---------------------------------------------
+
+
+def _roster(credentials: dict[str, str]) -> Roster:
+    document = yaml.safe_load((DEPLOY / "roster.example.yaml").read_text())
+    document["clusters"] = {name: {"context": name, "credentials": mode} for name, mode in credentials.items()}
+    for entitlement in document["entitlements"]:
+        entitlement["clusters"] = list(credentials)
+    return parse_roster(yaml.safe_dump(document))
+
+
+def _kinds(rendered: str) -> list[str]:
+    return [doc["kind"] for doc in yaml.safe_load_all(rendered) if doc]
+
+
+def test_a_roster_of_user_clusters_gets_no_rights_on_service_accounts() -> None:
+    rendered = roster_rbac(_roster({"prod": "user", "staging": "user"}), "roster.yaml")
+    assert _kinds(rendered) == ["ClusterRole", "ClusterRoleBinding"]
+    assert "serviceaccounts" not in rendered
+    assert "# No cluster here uses credentials: token" in rendered
+    assert "apply them to every roster cluster (prod, staging)" in rendered
+    assert required_permissions(service_account_tokens=False) == tuple(
+        p for p in REQUIRED_PERMISSIONS if p.namespace is None
+    )
+
+
+def test_a_mixed_roster_renders_the_token_role_and_says_which_clusters_need_it() -> None:
+    roster = _roster({"prod": "user", "staging": "token"})
+    rendered = roster_rbac(roster, "roster.yaml", grant_namespace="grants")
+    assert _kinds(rendered) == ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    header = rendered[: rendered.index("---\n")]
+    assert "The ClusterRole and its binding are shared" in header
+    assert "only for\n# the credentials: token clusters (staging)" in header
+    assert header.startswith(
+        "# The bot's own RBAC: `breakglass deploy rbac --roster roster.yaml --grant-namespace grants`"
+    )
+
+    # Rendered per cluster, the user cluster gets no Role and the token cluster does.
+    assert _kinds(roster_rbac(roster, "roster.yaml", cluster="prod")) == ["ClusterRole", "ClusterRoleBinding"]
+    staging = roster_rbac(roster, "roster.yaml", grant_namespace="grants", cluster="staging")
+    assert _kinds(staging) == ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    assert "--cluster staging`\n# for cluster staging (credentials: token)." in staging
+
+
+def test_deploy_rbac_command_follows_the_roster_and_refuses_bad_input_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    roster_path = tmp_path / "roster.yaml"
+    document = yaml.safe_load((DEPLOY / "roster.example.yaml").read_text())
+    document["clusters"]["staging"]["credentials"] = "token"
+    roster_path.write_text(yaml.safe_dump(document))
+
+    assert main(["deploy", "rbac", "--roster", str(roster_path), "--cluster", "prod"]) == 0
+    assert _kinds(capsys.readouterr().out) == ["ClusterRole", "ClusterRoleBinding"]
+    assert main(["deploy", "rbac", "--roster", str(roster_path)]) == 0
+    assert "Role" in _kinds(capsys.readouterr().out)
+
+    assert main(["deploy", "rbac", "--roster", str(roster_path), "--grant-namespace", "Bad_NS"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "breakglass deploy rbac: grant namespace 'Bad_NS' is not a valid Kubernetes name\n"
+    assert main(["deploy", "rbac", "--roster", str(roster_path), "--cluster", "nowhere"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

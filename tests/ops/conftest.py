@@ -38,13 +38,15 @@ def stack() -> Iterator[LocalStack]:
 
 def give_bot_identity(stack: LocalStack, bindable: dict[str, Iterable[str]]) -> tuple[Path, list[str]]:
     """Let the bot act as the ServiceAccount ``deploy rbac`` is written for, holding exactly the RBAC that
-    command renders for ``bindable[cluster]`` roles, instead of the doubles' admin. Returns a kubeconfig
-    for it and the tokens in it."""
+    command renders for ``bindable[cluster]`` roles, instead of the doubles' admin (the Role for
+    per-grant ServiceAccounts only on ``credentials: token`` clusters, as that command renders it).
+    Returns a kubeconfig for it and the tokens in it."""
     contexts: dict[str, ContextEntry] = {}
     tokens = []
     for name, cluster in stack.roster["clusters"].items():
         server = stack.clusters[name]
-        for manifest in bot_rbac_manifests(bindable.get(name, ())):
+        tokens_here = cluster["credentials"] == "token"
+        for manifest in bot_rbac_manifests(bindable.get(name, ()), service_account_tokens=tokens_here):
             server.seed(manifest)
         token = f"bot-{name}-{os.urandom(8).hex()}"
         server.add_identity(token, BOT_USER, BOT_GROUPS)

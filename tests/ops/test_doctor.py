@@ -51,6 +51,19 @@ def _secrets(stack: LocalStack, kube_tokens: list[str]) -> list[str]:
     ]
 
 
+def _assert_every_failure_has_a_fix(output: str) -> None:
+    """Each ✗ line is followed by a fix line before the next check or section (one fix may serve a run
+    of failures just above it)."""
+    pending: list[str] = []
+    for line in [*output.splitlines(), ""]:
+        if line.startswith("  ✗"):
+            pending.append(line)
+        elif line.startswith("      fix: "):
+            pending = []
+        elif pending:
+            raise AssertionError(f"no fix for: {pending}")
+
+
 def test_doctor_passes_a_correct_setup_and_exits_zero(stack: LocalStack) -> None:
     kubeconfig, kube_tokens = give_bot_identity(stack, {"prod": ALL_ROLES, "staging": ALL_ROLES})
     env = stack.env() | {"KUBECONFIG": str(kubeconfig)}
@@ -65,6 +78,11 @@ def test_doctor_passes_a_correct_setup_and_exits_zero(stack: LocalStack) -> None
     for title in ("Settings", "Redis", "Slack", "Cluster prod", "Cluster staging"):
         assert any(line.startswith("  ✓") for line in sections[title]), f"{title}: {sections[title]}"
     assert "may bind admin, cluster-admin, edit, view" in "\n".join(sections["Cluster prod"])
+    # prod uses credentials: user, and its RBAC gives the bot no rights on ServiceAccounts: doctor does
+    # not ask for them there (12 cluster-wide permissions), only on the token cluster (17 with the Role).
+    assert "the bot holds all 12 permissions it needs" in "\n".join(sections["Cluster prod"])
+    assert "the bot holds all 17 permissions it needs" in "\n".join(sections["Cluster staging"])
+    _assert_every_failure_has_a_fix(output)
     assert any("namespace breakglass-system exists" in line for line in sections["Cluster staging"])
     # The embedded Redis keeps nothing on disk: worth a warning, not a failure.
     assert any(line.startswith("  ! Redis keeps nothing on disk") for line in sections["Redis"])
@@ -107,12 +125,32 @@ def test_doctor_names_each_problem_with_its_fix_and_exits_non_zero(stack: LocalS
         f"  ✗ the bot may not bind ClusterRole {role}: grants of roles using it would fail" for role in ALL_ROLES
     ]
     assert prod[-1] == (
-        f"      fix: run `breakglass deploy rbac --roster {roster_path} | kubectl --context prod apply -f -`"
+        f"      fix: run `breakglass deploy rbac --roster {roster_path} --cluster prod | kubectl --context prod apply -f -`"
     )
     assert not [line for line in sections["Cluster staging"] if "✗" in line]
 
     for secret in [*_secrets(stack, kube_tokens), "hunter2-redis-password"]:
         assert secret not in output
+    _assert_every_failure_has_a_fix(output)
+
+
+def test_doctor_gives_a_fix_when_the_api_server_cannot_answer_its_questions(stack: LocalStack) -> None:
+    # The API server answers /version but fails the bot's permission questions and the namespace probe.
+    for server in stack.clusters.values():
+        server.fail_requests(503, path_prefix="/apis/authorization.k8s.io")
+    stack.clusters["staging"].fail_requests(503, path_prefix="/api/v1/namespaces")
+
+    code, output = _doctor(stack.env())
+
+    assert code != 0
+    sections = _sections(output)
+    prod = "\n".join(sections["Cluster prod"])
+    assert "✗ could not ask the API server about the bot's own permissions" in prod
+    assert "fix: let the bot create selfsubjectaccessreviews: run `breakglass deploy rbac" in prod
+    staging = "\n".join(sections["Cluster staging"])
+    assert "✗ could not check namespace breakglass-system" in staging
+    assert "fix: `kubectl --context staging get namespace breakglass-system` shows whether it exists" in staging
+    _assert_every_failure_has_a_fix(output)
 
 
 def test_doctor_finds_the_token_namespace_missing(stack: LocalStack) -> None:
@@ -137,9 +175,11 @@ def test_doctor_finds_the_token_namespace_missing(stack: LocalStack) -> None:
     assert (
         "fix: `kubectl --context staging create namespace breakglass-grants` if it is missing, then run "
         f"`breakglass deploy rbac --roster {stack.roster_path} --grant-namespace breakglass-grants "
-        "| kubectl --context staging apply -f -`"
+        "--cluster staging | kubectl --context staging apply -f -`"
     ) in staging
     assert "✗ the bot may not create serviceaccounts/token in namespace breakglass-grants" in staging
+    assert "serviceaccounts" not in "\n".join(_sections(output)["Cluster prod"])  # credentials: user
+    _assert_every_failure_has_a_fix(output)
 
 
 def test_doctor_lists_every_settings_problem_on_its_own_line(stack: LocalStack) -> None:
