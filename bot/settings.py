@@ -14,17 +14,59 @@ from typing import Self
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from redis.connection import parse_url
 
 from bot.domain.durations import DurationError, parse_duration
+
+# The audit webhook token is the only thing between the internet-facing web process and records of
+# what a grant was used for; a short one can be guessed, so it must have some length.
+MIN_WEBHOOK_TOKEN = 16
 
 
 class SettingsError(ValueError):
     """One line naming the variable and what is wrong with it."""
 
 
-class Settings(BaseSettings):
+def _redis_url_shape(value: str) -> str:
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    try:
+        parse_url(value)
+    except ValueError:
+        # Not redis-py's own message: a URL mangled by a password holding '/' or '@' could put part
+        # of that password in it.
+        raise ValueError("is not a valid Redis URL (check its host, port and options)") from None
+    return value
+
+
+class _FromEnviron(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=True, extra="ignore", frozen=True)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # ``load_settings`` reads the environment it is given (the process's by default) and passes
+        # it in; no other source may fill a gap behind its back.
+        return (init_settings,)
+
+
+class AuditSettings(_FromEnviron):
+    """What ``breakglass audit export|verify`` need: only Redis. An auditor collecting evidence must
+    not need the bot's Slack tokens."""
+
+    redis_url: str = Field(default="redis://localhost:6379/0", validation_alias="BREAKGLASS_REDIS_URL", repr=False)
+    key_prefix: str = Field(default="breakglass", validation_alias="BREAKGLASS_KEY_PREFIX")
+
+    _redis_url = field_validator("redis_url")(_redis_url_shape)
+
+
+class Settings(_FromEnviron):
     slack_bot_token: SecretStr = Field(validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
@@ -40,6 +82,32 @@ class Settings(BaseSettings):
     sweep_interval: timedelta = Field(default=timedelta(seconds=30), validation_alias="BREAKGLASS_SWEEP_INTERVAL")
     token_namespace: str = Field(default="breakglass-system", validation_alias="BREAKGLASS_TOKEN_NAMESPACE")
     key_prefix: str = Field(default="breakglass", validation_alias="BREAKGLASS_KEY_PREFIX")
+
+    @field_validator(
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "slack_admin_token",
+        "audit_webhook_token",
+        mode="before",
+    )
+    @classmethod
+    def _secret_not_empty(cls, value: object) -> object:
+        # Set-but-empty is a mistake, never "off": an empty signing secret makes every signature
+        # forgeable, and an empty webhook token would admit "Authorization: Bearer " with nothing after.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is set but empty")
+        return value
+
+    @field_validator("audit_webhook_token")
+    @classmethod
+    def _webhook_token_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_WEBHOOK_TOKEN:
+            raise ValueError(
+                f"must be at least {MIN_WEBHOOK_TOKEN} characters: it alone guards the audit webhook, "
+                "and a short token can be guessed"
+            )
+        return value
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -62,12 +130,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url_shape(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return value
+    _redis_url = field_validator("redis_url")(_redis_url_shape)
 
     @field_validator("sweep_interval", mode="before")
     @classmethod
@@ -84,19 +147,6 @@ class Settings(BaseSettings):
         if self.slack_app_token is None and self.slack_signing_secret is None:
             raise ValueError("SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode")
         return self
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # ``load_settings`` reads the environment it is given (the process's by default) and passes
-        # it in; no other source may fill a gap behind its back.
-        return (init_settings,)
 
     @property
     def socket_mode(self) -> bool:
@@ -120,6 +170,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``environ`` (default: the process environment), or one-line SettingsError."""
     try:
         return _validate(environ)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc.errors()[0])) from None
+
+
+def load_audit_settings(environ: Mapping[str, str] | None = None) -> AuditSettings:
+    """The audit commands' settings (Redis only), or one-line SettingsError."""
+    env = dict(os.environ if environ is None else environ)
+    try:
+        return AuditSettings.model_validate({k: v for k, v in env.items() if k in _ALIASES.values()})
     except ValidationError as exc:
         raise SettingsError(_one_line(exc.errors()[0])) from None
 

@@ -5,7 +5,7 @@ import traceback
 
 import pytest
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_audit_settings, load_settings
 
 BOT_TOKEN = "xoxb-1111-2222-SECRETBOTTOKEN"
 SIGNING_SECRET = "SECRETSIGNING0123456789"
@@ -101,6 +101,21 @@ def test_without_an_environ_the_process_environment_is_read(monkeypatch: pytest.
             {**MINIMAL, "BREAKGLASS_SWEEP_INTERVAL": "often"},
             "BREAKGLASS_SWEEP_INTERVAL: 'often' is not a duration; write it like 90s, 15m, 2h or 1h30m",
         ),
+        (
+            {**MINIMAL, "BREAKGLASS_REDIS_URL": "redis://:SECRETBOTTOKEN/x@localhost:63x9/0"},
+            "BREAKGLASS_REDIS_URL: is not a valid Redis URL (check its host, port and options)",
+        ),
+        ({"SLACK_BOT_TOKEN": "", "SLACK_SIGNING_SECRET": SIGNING_SECRET}, "SLACK_BOT_TOKEN: is set but empty"),
+        ({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET: is set but empty"),
+        ({**MINIMAL, "SLACK_SIGNING_SECRET": "  "}, "SLACK_SIGNING_SECRET: is set but empty"),
+        ({**MINIMAL, "SLACK_APP_TOKEN": ""}, "SLACK_APP_TOKEN: is set but empty"),
+        ({**MINIMAL, "SLACK_ADMIN_TOKEN": ""}, "SLACK_ADMIN_TOKEN: is set but empty"),
+        ({**MINIMAL, "BREAKGLASS_AUDIT_WEBHOOK_TOKEN": ""}, "BREAKGLASS_AUDIT_WEBHOOK_TOKEN: is set but empty"),
+        (
+            {**MINIMAL, "BREAKGLASS_AUDIT_WEBHOOK_TOKEN": "SECRETWEBHOOK15"},
+            "BREAKGLASS_AUDIT_WEBHOOK_TOKEN: must be at least 16 characters: it alone guards the audit webhook, "
+            "and a short token can be guessed",
+        ),
     ],
     ids=[
         "bot-token-missing",
@@ -113,6 +128,14 @@ def test_without_an_environ_the_process_environment_is_read(monkeypatch: pytest.
         "port-zero",
         "port-too-high",
         "sweep-interval-not-a-duration",
+        "redis-url-unparseable",
+        "bot-token-empty",
+        "signing-secret-empty",
+        "signing-secret-blank",
+        "app-token-empty",
+        "admin-token-empty",
+        "webhook-token-empty",
+        "webhook-token-too-short",
     ],
 )
 def test_bad_setting_gives_one_line_naming_the_variable(environ: dict[str, str], line: str) -> None:
@@ -141,3 +164,20 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         settings.port = 8080  # type: ignore[misc]
     assert isinstance(settings, Settings)
+
+
+def test_a_webhook_token_of_the_minimum_length_turns_the_endpoint_on() -> None:
+    settings = load_settings({**MINIMAL, "BREAKGLASS_AUDIT_WEBHOOK_TOKEN": "SECRETWEBHOOK016"})
+    assert settings.audit_webhook_token is not None
+
+
+def test_audit_settings_need_no_slack_tokens() -> None:
+    settings = load_audit_settings({"BREAKGLASS_REDIS_URL": "redis://127.0.0.1:6390/2", "BREAKGLASS_KEY_PREFIX": "x"})
+    assert (settings.redis_url, settings.key_prefix) == ("redis://127.0.0.1:6390/2", "x")
+    assert load_audit_settings({}).redis_url == "redis://localhost:6379/0"
+
+
+def test_audit_settings_refuse_a_bad_redis_url_in_one_line() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_audit_settings({"BREAKGLASS_REDIS_URL": "redis://localhost:port/0"})
+    assert str(raised.value) == "BREAKGLASS_REDIS_URL: is not a valid Redis URL (check its host, port and options)"
