@@ -141,7 +141,7 @@ def _redis_answers(url: str) -> bool:
 class EmbeddedRedis:
     """A private ``redis-server`` on a free port, persistence off, removed on stop."""
 
-    def __init__(self) -> None:
+    def __init__(self, start_timeout: float = 10) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("no Redis configured and redis-server is not installed (apt-get install redis-server)")
@@ -154,7 +154,11 @@ class EmbeddedRedis:
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        wait_until(lambda: _redis_answers(self.url), 10, "the embedded redis-server")
+        try:
+            wait_until(lambda: _redis_answers(self.url), start_timeout, "the embedded redis-server")
+        except BaseException:
+            self.stop()  # a server that never answered must not outlive us, nor its temp dir
+            raise
 
     def stop(self) -> None:
         self.process.terminate()
