@@ -19,7 +19,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-OVERLAYS = ("dev", "prod")
+# Every overlay in the tree, so a new one is rendered and schema-checked without editing this file.
+OVERLAYS = tuple(sorted(path.parent.name for path in (DEPLOY / "overlays").glob("*/kustomization.yaml")))
 
 
 @cache

@@ -8,7 +8,7 @@ from typing import Any
 import kubernetes_validate
 from kubernetes_validate.utils import all_versions
 
-from tests.deploy.conftest import Render
+from tests.deploy.conftest import DEPLOY, OVERLAYS, Render
 
 # A current Kubernetes minor. Raise it with kubernetes-validate (pyproject's dev extra), which
 # ships the schemas; strict schemas reject unknown fields, so a misspelt key fails here.
@@ -32,6 +32,12 @@ def _env(container: dict[str, Any], name: str) -> dict[str, Any]:
     found = [item for item in container.get("env", []) if item["name"] == name]
     assert found, f"container {container['name']} has no env {name}"
     return found[0]
+
+
+def test_every_overlay_in_the_tree_is_checked() -> None:
+    on_disk = {path.name for path in (DEPLOY / "overlays").iterdir() if path.is_dir()}
+    assert set(OVERLAYS) == on_disk
+    assert {"dev", "prod"} <= set(OVERLAYS)
 
 
 def test_every_object_is_valid_for_a_current_kubernetes_strictly(rendered: Render) -> None:
