@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from bot.domain.lifecycle import AccessRequest
 from bot.slack.notifier import RedisProgress
 from bot.standins.slack_api import Ephemeral, SlackApiDouble, SlackMessage
 from bot.standins.slack_events import SlackSender
-from bot.standins.stack import INCIDENT_CHANNEL, SIGNING_SECRET, LocalStack, Process, wait_until
+from bot.standins.stack import DEMO_ROSTER, INCIDENT_CHANNEL, SIGNING_SECRET, LocalStack, Process, wait_until
 from bot.store import AuditLog, RequestStore
 
 # Its own key prefix (and so its own RQ queues): another stack on the same Redis never runs these jobs.
@@ -188,14 +188,22 @@ def nothing_went_wrong_on_our_side(live: Live) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    yield from running_live(redis_url, tmp_path_factory.mktemp("e2e-slack-stack"))
+
+
+def running_live(
+    redis_url: str, workdir: Path, roster: Mapping[str, Any] = DEMO_ROSTER, sweep_interval: str = "2s"
+) -> Iterator[Live]:
+    """The stack for one module (a module that needs another roster overrides ``live`` with this)."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         client.ping()
     except redis.ConnectionError as exc:  # fail, never skip: CI must start Redis
         pytest.fail(f"no Redis at {redis_url} ({exc}); start redis-server or set BREAKGLASS_TEST_REDIS_URL")
     client.flushdb()
-    workdir: Path = tmp_path_factory.mktemp("e2e-slack-stack")
-    stack = LocalStack(workdir, redis_url=redis_url, sweep_interval="2s", key_prefix=KEY_PREFIX).start()
+    stack = LocalStack(
+        workdir, redis_url=redis_url, roster=roster, sweep_interval=sweep_interval, key_prefix=KEY_PREFIX
+    ).start()
     try:
         web = stack.start_web()
         stack.start_worker()

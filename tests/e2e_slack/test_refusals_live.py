@@ -450,3 +450,22 @@ def test_approving_a_request_already_decided_is_refused_and_changes_nothing(
     ]  # kept in the audit log as a refused attempt, never shown in the channel
     assert live.request(request_id).state is state
     assert f"breakglass-{request_id.lower()}" not in " ".join(live.binding_names())
+
+
+def test_approving_a_request_already_granted_is_refused_and_changes_nothing(live: Live) -> None:
+    request_id, root = live.ask(ALICE, f"prod/payments view 30m {REASON}")  # one approval
+    assert "being granted" in live.click(BOB, "approve", request_id, root).text
+    live.wait_for_event(request_id, Event.GRANTED)
+    live.wait_published(request_id)
+    assert live.request(request_id).state is State.ACTIVE
+    granted_root = live.root(request_id)
+    with pytest.raises(NotOnScreen):  # the buttons went when it was approved
+        live.sender.click(CAROL, "approve", request_id, granted_root.ts, INCIDENT_CHANNEL)
+    before, head = live.world(), live.head()
+
+    answer = live.click(CAROL, "approve", request_id, granted_root, stale=True)  # a screen not yet updated
+
+    assert refusal_sentence(answer) == f"{request_id} is already active; there is nothing left to decide."
+    assert live.world() == before  # the same one binding, the same thread
+    assert [(e.event, e.actor, e.request_id) for e in live.entries_after(head)] == [(Event.REFUSED, CAROL, request_id)]
+    assert [e.actor for e in live.entries(request_id) if e.event == Event.APPROVED] == [BOB]
