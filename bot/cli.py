@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import redis
 
-from bot.domain.durations import DurationError, parse_duration
 from bot.domain.roster import RosterError, load_roster_file
-from bot.settings import Settings, SettingsError, load_settings
-from bot.store import AuditLog
+from bot.settings import Settings, SettingsError, load_audit_settings, load_settings
+from bot.store import AuditLog, UnreadableEntry
 
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -52,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="the audit log").add_subparsers(metavar="ACTION")
     export = audit.add_parser("export", help="print audit entries as JSON lines")
-    export.add_argument("--since", help="RFC 3339 instant, or a duration ago such as 24h")
+    export.add_argument(
+        "--since", help="RFC 3339 instant (2026-10-01T00:00:00Z), a date (2026-10-01, UTC), or a time ago (90d, 24h)"
+    )
     export.add_argument("--request", help="only this request's entries (BG-…)")
     export.set_defaults(run=_audit_export)
     verify = audit.add_parser("verify", help="exit 0 when the hash chain is intact")
@@ -150,24 +151,38 @@ def _roster_check(args: argparse.Namespace) -> int:
 
 
 def _audit_log() -> AuditLog:
-    """Only Redis is needed to read the log; Slack settings are not required for these commands."""
-    url = os.environ.get("BREAKGLASS_REDIS_URL", "redis://localhost:6379/0")
-    prefix = os.environ.get("BREAKGLASS_KEY_PREFIX", "breakglass")
-    client = redis.Redis.from_url(url, decode_responses=True)
-    return AuditLog(client, lambda: datetime.now(UTC), prefix=prefix)
+    """Only Redis is needed to read the log; Slack settings are not required for these commands
+    (an auditor exporting evidence must not need the bot token). Exits naming a bad variable."""
+    try:
+        settings = load_audit_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    return AuditLog(client, lambda: datetime.now(UTC), prefix=settings.key_prefix)
 
 
-def _since(text: str | None) -> datetime | None:
-    if text is None:
-        return None
+_AGO = re.compile(r"(?:(?P<d>\d{1,5})d)?(?:(?P<h>\d{1,6})h)?(?:(?P<m>\d{1,8})m)?(?:(?P<s>\d{1,9})s)?")
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``--since``: a time ago (``90d``, ``24h``, ``1d12h``), a date (``2026-10-01``, midnight UTC)
+    or an RFC 3339 instant. Not the grant duration parser: evidence for a quarter is ``90d``, far
+    past the week any grant may last. Raises ValueError saying what it accepts."""
+    raw = text.strip()
+    match = _AGO.fullmatch(raw.lower())
+    if raw and match is not None and any(match.groupdict().values()):
+        parts = {unit: int(value or 0) for unit, value in match.groupdict().items()}
+        return now - timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
     try:
-        return datetime.now(UTC) - parse_duration(text)
-    except DurationError:
-        pass
-    try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), tzinfo=UTC)
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise SystemExit(f"--since: '{text}' is neither an RFC 3339 instant nor a duration like 24h") from None
+        raise ValueError(
+            f"--since: '{text}' is not a time ago like 90d or 24h, a date like 2026-10-01, "
+            "or an RFC 3339 instant like 2026-10-01T00:00:00Z"
+        ) from None
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
@@ -180,12 +195,33 @@ def _audit_export(args: argparse.Namespace) -> int:
         if request_id is None:
             print(f"--request: '{args.request}' is not a request id like BG-7K2QXM", file=sys.stderr)
             return EXIT_USAGE
+    since = None
+    if args.since is not None:
+        try:
+            since = parse_since(args.since, datetime.now(UTC))
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_USAGE
+    unreadable: list[UnreadableEntry] = []
+
+    def skip(entry: UnreadableEntry) -> None:
+        # Print all the evidence there is; the entry that cannot be read is named, not hidden.
+        unreadable.append(entry)
+        print(f"audit export: {entry}; skipped", file=sys.stderr)
+
     out = sys.stdout
     try:
-        for entry in _audit_log().entries(since=_since(args.since), request_id=request_id):
+        for entry in _audit_log().entries(since=since, request_id=request_id, unreadable=skip):
             out.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
     except redis.RedisError as exc:
         print(f"BREAKGLASS_REDIS_URL: cannot read the audit log ({type(exc).__name__})", file=sys.stderr)
+        return EXIT_PROBLEM
+    if unreadable:
+        count = len(unreadable)
+        print(
+            f"audit export: {count} entr{'ies' if count != 1 else 'y'} could not be read; run breakglass audit verify",
+            file=sys.stderr,
+        )
         return EXIT_PROBLEM
     return 0
 
@@ -199,7 +235,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
     if verdict.ok:
         print(f"audit log intact: {verdict.checked} entries verified")
         return 0
-    print(f"audit log broken at entry {verdict.bad_seq}: {verdict.problem}")
+    where = f" at entry {verdict.bad_seq}" if verdict.bad_seq is not None else ""
+    print(f"audit log broken{where}: {verdict.problem}")
     return EXIT_PROBLEM
 
 

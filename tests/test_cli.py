@@ -4,7 +4,7 @@ refusals. Run in-process through ``bot.cli.main`` (what the console script calls
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -91,6 +91,138 @@ def test_audit_verify_exits_zero_when_intact_and_names_the_first_bad_entry_when_
     client.xdel(log.stream_key, "2-0")
     assert main(["audit", "verify"]) == 1
     assert "audit log broken at entry 2" in capsys.readouterr().out
+
+
+def cli_log(env: str, now: datetime | None = None) -> AuditLog:
+    clock = (lambda: now) if now is not None else (lambda: datetime.now(UTC))
+    return AuditLog(redis.Redis.from_url(env, decode_responses=True), clock, prefix="bg-cli-test")
+
+
+def exported(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[tuple[int, str | None]], str]:
+    capsys.readouterr()
+    code = main(["audit", "export", *args])
+    captured = capsys.readouterr()
+    entries = [json.loads(line) for line in captured.out.splitlines()]
+    return code, [(e["seq"], e["request_id"]) for e in entries], captured.err
+
+
+def test_audit_export_since_90_days_reaches_past_the_grant_limit(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    now = datetime.now(UTC)
+    for days in (100, 80, 0):
+        cli_log(env, now - timedelta(days=days)).append(Draft("requested", "U000000ALICE", "BG-7K2QXM"))
+    assert exported(capsys, "--since", "90d")[:2] == (0, [(2, "BG-7K2QXM"), (3, "BG-7K2QXM")])
+    assert exported(capsys, "--since", "1d12h")[:2] == (0, [(3, "BG-7K2QXM")])
+
+
+@pytest.mark.parametrize(
+    ("since", "seqs"),
+    [
+        ("2026-10-01", [2, 3]),  # a plain date is midnight UTC
+        ("2026-10-01T00:00:00Z", [2, 3]),
+        ("2026-10-01T00:30:00+01:00", [1, 2, 3]),  # 23:30 UTC the day before
+        ("2026-10-15T00:00:00.000000Z", [3]),
+    ],
+)
+def test_audit_export_since_a_date_or_an_rfc3339_instant(
+    env: str, capsys: pytest.CaptureFixture[str], since: str, seqs: list[int]
+) -> None:
+    for at in ("2026-09-30T23:45:00+00:00", "2026-10-01T00:00:00+00:00", "2026-11-01T09:00:00+00:00"):
+        cli_log(env, datetime.fromisoformat(at)).append(Draft("requested", "U000000ALICE", None))
+    code, entries, _ = exported(capsys, "--since", since)
+    assert (code, [seq for seq, _ in entries]) == (0, seqs)
+
+
+def test_audit_export_since_and_request_together(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    now = datetime.now(UTC)
+    cli_log(env, now - timedelta(days=3)).append(Draft("requested", "U000000ALICE", "BG-7K2QXM"))
+    cli_log(env, now).append(
+        Draft("requested", "U0000000BOB", "BG-9PQRST"), Draft("approved", "U0000000BOB", "BG-7K2QXM")
+    )
+    assert exported(capsys, "--since", "2d", "--request", "BG-7K2QXM")[:2] == (0, [(3, "BG-7K2QXM")])
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["--since", "last week"],
+            "--since: 'last week' is not a time ago like 90d or 24h, a date like 2026-10-01, "
+            "or an RFC 3339 instant like 2026-10-01T00:00:00Z",
+        ),
+        (["--request", "BG-1234"], "--request: 'BG-1234' is not a request id like BG-7K2QXM"),
+    ],
+    ids=["since", "request"],
+)
+def test_audit_export_refuses_a_bad_argument_in_one_line(
+    env: str, capsys: pytest.CaptureFixture[str], args: list[str], line: str
+) -> None:
+    cli_log(env).append(Draft("requested", "U000000ALICE", "BG-7K2QXM"))
+    code, entries, err = exported(capsys, *args)
+    assert (code, entries, err.strip()) == (2, [], line)
+
+
+def _break_entry(env: str, seq: int) -> None:
+    client = redis.Redis.from_url(env, decode_responses=True)
+    stream = cli_log(env).stream_key
+    rows = client.xrange(stream)
+    client.delete(stream)
+    for stream_id, fields in rows:
+        client.xadd(stream, {"entry": "{truncated"} if stream_id == f"{seq}-0" else fields, id=stream_id)
+
+
+def test_audit_export_prints_what_it_can_names_an_unreadable_entry_and_fails(
+    env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli_log(env).append(*(Draft("requested", "U000000ALICE", None) for _ in range(3)))
+    _break_entry(env, 2)
+    code, entries, err = exported(capsys)
+    assert (code, [seq for seq, _ in entries]) == (1, [1, 3])
+    assert err.splitlines() == [
+        "audit export: entry 2 cannot be read (it is not JSON); skipped",
+        "audit export: 1 entry could not be read; run breakglass audit verify",
+    ]
+
+
+def test_audit_verify_names_an_unreadable_entry(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    cli_log(env).append(*(Draft("requested", "U000000ALICE", None) for _ in range(3)))
+    _break_entry(env, 2)
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    assert capsys.readouterr().out.strip() == "audit log broken at entry 2: entry 2 cannot be read (it is not JSON)"
+
+
+def test_audit_verify_fails_when_the_head_record_is_deleted(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    log = cli_log(env)
+    log.append(*(Draft("requested", "U000000ALICE", None) for _ in range(3)))
+    redis.Redis.from_url(env).delete(log.head_key)
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    assert capsys.readouterr().out.strip() == (
+        "audit log broken: the head record bg-cli-test:audit:head is missing but the stream holds entries up to 3"
+    )
+
+
+def test_audit_commands_need_no_slack_tokens(
+    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    monkeypatch.delenv("SLACK_SIGNING_SECRET")
+    cli_log(env).append(Draft("requested", "U000000ALICE", "BG-7K2QXM"))
+    assert exported(capsys)[:2] == (0, [(1, "BG-7K2QXM")])
+    assert main(["audit", "verify"]) == 0
+
+
+@pytest.mark.parametrize("command", ["export", "verify"])
+def test_audit_commands_refuse_a_malformed_redis_url_in_one_line(
+    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    monkeypatch.setenv("BREAKGLASS_REDIS_URL", "redis://localhost:port/0")
+    with pytest.raises(SystemExit) as stopped:
+        main(["audit", command])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "BREAKGLASS_REDIS_URL: is not a valid Redis URL (check its host, port and options)"
+    )
 
 
 def test_sweep_queues_one_reconcile_job_however_often_asked(env: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,6 +26,68 @@ class Draft:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+class AuditLogBroken(RuntimeError):
+    """The head record and the stream disagree, so an append would fork the chain or fail half-way.
+
+    Redis does not roll back EXEC when one command in it fails: an XADD refused there (its id not
+    above the stream's last) would let the request change beside it land with no audit entry. So
+    the disagreement is caught before MULTI and nothing at all is written; a person must look
+    (``breakglass audit verify`` names the problem)."""
+
+
+class UnreadableEntry(ValueError):
+    """A stream entry that is not an audit entry (not JSON, a field missing or of the wrong type)."""
+
+    def __init__(self, seq: int | None, stream_id: str, reason: str) -> None:
+        self.seq = seq
+        self.stream_id = stream_id
+        self.reason = reason
+        where = f"entry {seq}" if seq is not None else f"stream entry {stream_id}"
+        super().__init__(f"{where} cannot be read ({reason})")
+
+
+# Every field of the contract's entry; one that lacks any of them was not written by this log.
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "seq": (int,),
+    "at": (str,),
+    "request_id": (str, type(None)),
+    "event": (str,),
+    "actor": (str,),
+    "details": (dict,),
+    "prev_hash": (str,),
+    "hash": (str,),
+}
+
+
+def _stream_seq(stream_id: object) -> int | None:
+    head, _, _ = str(stream_id).partition("-")
+    return int(head) if head.isdigit() else None
+
+
+def parse_stream_entry(stream_id: str, fields: Mapping[str, Any]) -> AuditEntry:
+    """The audit entry stored under ``stream_id``, or UnreadableEntry naming what is wrong."""
+    seq = _stream_seq(stream_id)
+    if "entry" not in fields:
+        raise UnreadableEntry(seq, stream_id, "it has no 'entry' field")
+    try:
+        data = json.loads(fields["entry"])
+    except ValueError:
+        raise UnreadableEntry(seq, stream_id, "it is not JSON") from None
+    if not isinstance(data, dict):
+        raise UnreadableEntry(seq, stream_id, "it is not a JSON object")
+    for name, types in _FIELDS.items():
+        if name not in data:
+            raise UnreadableEntry(seq, stream_id, f"field '{name}' is missing")
+        value = data[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise UnreadableEntry(seq, stream_id, f"field '{name}' has the wrong type")
+    try:
+        datetime.fromisoformat(data["at"].replace("Z", "+00:00"))
+    except ValueError:
+        raise UnreadableEntry(seq, stream_id, "field 'at' is not an RFC 3339 instant") from None
+    return AuditEntry.from_dict(data)
+
+
 class AuditLog:
     def __init__(
         self,
@@ -48,11 +110,31 @@ class AuditLog:
     # --- inside a transaction -------------------------------------------------------------
 
     def read_head(self, pipe: Pipeline) -> tuple[int, str]:
-        """Call while ``head_key`` is WATCHed and before ``pipe.multi()``."""
-        head = pipe.hgetall(self.head_key)
-        if not head:
-            return 0, GENESIS_HASH
-        return int(head["seq"]), str(head["hash"])
+        """Call before ``pipe.multi()``: WATCHes the head and the stream, reads the head, and raises
+        AuditLogBroken (writing nothing) when the stream holds entries the head does not account for.
+
+        A head behind the stream's last entry (deleted, or rolled back) would make the queued XADD
+        fail inside EXEC after the request change beside it had been applied. A head *ahead* of the
+        stream (its newest entries deleted) is not refused: appending after it keeps the chain
+        consistent with the head, verify still names the entries that are gone, and refusing would
+        stop every transition, expiries and revocations included, until a person repairs Redis."""
+        pipe.watch(self.head_key, self.stream_key)
+        # The stream before the head: an append committed between the two reads then makes the head
+        # look ahead (allowed; EXEC aborts on the WATCH and the caller retries), never behind.
+        last = pipe.xrevrange(self.stream_key, count=1)
+        raw = pipe.hgetall(self.head_key)
+        top = (_stream_seq(last[0][0]) or 0) if last else 0
+        head = _parse_head(raw)
+        if raw and head is None:
+            raise AuditLogBroken(f"the audit head {self.head_key} is unreadable; nothing was written")
+        seq = head[0] if head else 0
+        if top > seq:
+            state = f"is at entry {seq}" if head else "is missing"
+            raise AuditLogBroken(
+                f"the audit head {self.head_key} {state} but the stream holds entries up to {top}; "
+                "nothing was written (run breakglass audit verify)"
+            )
+        return head or (0, GENESIS_HASH)
 
     def queue_appends(self, pipe: Pipeline, head: tuple[int, str], drafts: list[Draft]) -> list[AuditEntry]:
         """Queue XADDs for ``drafts`` after ``pipe.multi()``; the caller executes."""
@@ -105,8 +187,15 @@ class AuditLog:
         self.published(entries)
         return entries
 
-    def entries(self, since: datetime | None = None, request_id: str | None = None) -> Iterator[AuditEntry]:
-        for entry in self._all():
+    def entries(
+        self,
+        since: datetime | None = None,
+        request_id: str | None = None,
+        unreadable: Callable[[UnreadableEntry], None] | None = None,
+    ) -> Iterator[AuditEntry]:
+        """Entries in order. An entry that cannot be read raises UnreadableEntry, or, given
+        ``unreadable``, is passed to it and skipped (an export prints all the evidence it can)."""
+        for entry in self._all(unreadable):
             if request_id is not None and entry.request_id != request_id:
                 continue
             if since is not None and datetime.fromisoformat(entry.at.replace("Z", "+00:00")) < since:
@@ -123,26 +212,78 @@ class AuditLog:
             found = pipe.execute()
         entries = []
         for rows in found:
-            for _, fields in rows:
-                entries.append(AuditEntry.from_dict(json.loads(fields["entry"])))
+            for stream_id, fields in rows:
+                entries.append(parse_stream_entry(stream_id, fields))
         return entries
 
     def head(self) -> tuple[int, str]:
-        head = self.redis.hgetall(self.head_key)
-        return (int(head["seq"]), str(head["hash"])) if head else (0, GENESIS_HASH)
+        return _parse_head(self.redis.hgetall(self.head_key)) or (0, GENESIS_HASH)
 
     def verify(self) -> Verdict:
-        # The head is read first, so only the entries up to it are checked: one appended while the
-        # stream is being read is not part of this check, and must not look like a lost tail.
-        head = self.head()
-        return verify_chain(islice(self._all(), head[0]), head=head)
+        """The chain from entry 1 to the head, then the head against the stream.
 
-    def _all(self) -> Iterator[AuditEntry]:
+        The head is read first, so only the entries up to it are checked: one appended while the
+        stream is being read is not part of this check, and must not look like a lost tail. Entries
+        past that head are either such appends (every append moves the head in the same EXEC, so a
+        second read of the head covers them) or the sign of a head deleted or set back."""
+        raw = self.redis.hgetall(self.head_key)
+        head = _parse_head(raw)
+        if raw and head is None:
+            return Verdict(False, 0, None, f"the head record {self.head_key} is unreadable")
+        last = self.redis.xrevrange(self.stream_key, count=1)
+        top = (_stream_seq(last[0][0]) or 0) if last else 0
+        if top > (head[0] if head else 0):
+            head = _parse_head(self.redis.hgetall(self.head_key))
+        if head is None and top == 0:
+            return Verdict(True, 0)
+        if head is None or head[0] < top:
+            # Walk what is there first: an altered entry is the first bad one, before the head.
+            verdict = self._walk(top, head=None)
+            if not verdict.ok:
+                return verdict
+            state = f"is at entry {head[0]}" if head else "is missing"
+            return Verdict(
+                False,
+                verdict.checked,
+                head[0] + 1 if head else None,
+                f"the head record {self.head_key} {state} but the stream holds entries up to {top}",
+            )
+        return self._walk(head[0], head=head)
+
+    def _walk(self, limit: int, head: tuple[int, str] | None) -> Verdict:
+        read = 0
+
+        def counted() -> Iterator[AuditEntry]:
+            nonlocal read
+            for entry in islice(self._all(), limit):
+                read += 1
+                yield entry
+
+        try:
+            return verify_chain(counted(), head=head)
+        except UnreadableEntry as exc:
+            # verify_chain pulls an entry only after every earlier one passed, so ``read`` were good.
+            return Verdict(False, read, exc.seq, str(exc))
+
+    def _all(self, unreadable: Callable[[UnreadableEntry], None] | None = None) -> Iterator[AuditEntry]:
         start = "-"
         while True:
             batch: list[Any] = self.redis.xrange(self.stream_key, min=start, max="+", count=1000) or []
             if not batch:
                 return
-            for _, fields in batch:
-                yield AuditEntry.from_dict(json.loads(fields["entry"]))
+            for stream_id, fields in batch:
+                try:
+                    yield parse_stream_entry(stream_id, fields)
+                except UnreadableEntry as exc:
+                    if unreadable is None:
+                        raise
+                    unreadable(exc)
             start = "(" + str(batch[-1][0])  # exclusive: continue after the last one read
+
+
+def _parse_head(raw: Mapping[Any, Any]) -> tuple[int, str] | None:
+    """(seq, hash) of the head record; None when it is absent or unreadable."""
+    try:
+        return int(raw["seq"]), str(raw["hash"])
+    except (KeyError, ValueError, TypeError):
+        return None

@@ -13,8 +13,9 @@ import pytest
 import redis
 
 from bot.domain.audit import AuditEntry, Event
-from bot.store import AuditLog, Draft
+from bot.store import AuditLog, AuditLogBroken, Draft, RequestStore, UnreadableEntry
 from tests.conftest import FakeClock
+from tests.fakes import access_request
 
 ENTRIES = 8
 
@@ -105,6 +106,143 @@ def test_deleting_the_whole_stream_is_found_through_the_head(audit: AuditLog, re
     real_redis.delete(audit.stream_key)
     verdict = audit.verify()
     assert (verdict.ok, verdict.bad_seq) == (False, 1)
+
+
+def test_deleting_the_head_record_is_found(audit: AuditLog, real_redis: redis.Redis) -> None:
+    fill(audit)
+    real_redis.delete(audit.head_key)
+    verdict = audit.verify()
+    assert (verdict.ok, verdict.bad_seq, verdict.checked) == (False, None, ENTRIES)
+    assert (
+        verdict.problem
+        == f"the head record breakglass:audit:head is missing but the stream holds entries up to {ENTRIES}"
+    )
+
+
+def test_setting_the_head_back_is_found_at_the_first_entry_past_it(audit: AuditLog, real_redis: redis.Redis) -> None:
+    written = fill(audit)
+    real_redis.hset(audit.head_key, mapping={"seq": 5, "hash": written[4].hash})
+    verdict = audit.verify()
+    assert (verdict.ok, verdict.bad_seq) == (False, 6)
+    assert (
+        verdict.problem
+        == f"the head record breakglass:audit:head is at entry 5 but the stream holds entries up to {ENTRIES}"
+    )
+
+
+def test_an_altered_entry_is_named_before_a_missing_head(audit: AuditLog, real_redis: redis.Redis) -> None:
+    fill(audit)
+    entries = stored(real_redis, audit)
+    entries[2]["actor"] = "U00000CAROL"  # seq 3
+    rewrite_stream(real_redis, audit, entries)
+    real_redis.delete(audit.head_key)
+    verdict = audit.verify()
+    assert (verdict.ok, verdict.bad_seq) == (False, 3)
+    assert verdict.problem == "entry 3 was altered (its hash does not match)"
+
+
+def test_append_without_a_head_over_a_non_empty_stream_is_refused_and_writes_nothing(
+    audit: AuditLog, real_redis: redis.Redis, audit_out: io.StringIO
+) -> None:
+    fill(audit)
+    real_redis.delete(audit.head_key)
+    before = stored(real_redis, audit)
+    printed = audit_out.getvalue()
+    with pytest.raises(AuditLogBroken, match=r"audit head breakglass:audit:head is missing .* entries up to 8"):
+        audit.append(Draft(Event.REFUSED, "U0000MALLORY", None))
+    assert stored(real_redis, audit) == before
+    assert not real_redis.exists(audit.head_key)
+    assert audit_out.getvalue() == printed  # nothing published either
+
+
+def test_append_behind_the_stream_is_refused(audit: AuditLog, real_redis: redis.Redis) -> None:
+    written = fill(audit)
+    real_redis.hset(audit.head_key, mapping={"seq": 5, "hash": written[4].hash})
+    with pytest.raises(AuditLogBroken, match="is at entry 5 but the stream holds entries up to 8"):
+        audit.append(Draft(Event.REFUSED, "U0000MALLORY", None))
+    assert len(stored(real_redis, audit)) == ENTRIES
+
+
+def test_a_request_change_is_not_written_when_its_audit_entry_cannot_be(
+    store: RequestStore, real_redis: redis.Redis
+) -> None:
+    """Redis does not roll back EXEC: the refusal must come before MULTI, or the request would land
+    while its XADD failed."""
+    fill(store.audit)
+    real_redis.delete(store.audit.head_key)
+    request = access_request()
+    with pytest.raises(AuditLogBroken):
+        store.create(request, [Draft(Event.REQUESTED, request.requester, request.id)])
+    assert store.get(request.id) is None
+    assert len(stored(real_redis, store.audit)) == ENTRIES
+
+
+def test_append_after_the_newest_entries_were_deleted_continues_the_chain_and_verify_names_the_gap(
+    audit: AuditLog, real_redis: redis.Redis
+) -> None:
+    # A head ahead of the stream is not refused: appending cannot make the chain worse, and refusing
+    # would stop every expiry and revocation until Redis is repaired.
+    fill(audit)
+    real_redis.xdel(audit.stream_key, f"{ENTRIES}-0")
+    [entry] = audit.append(Draft(Event.REFUSED, "U0000MALLORY", None))
+    assert entry.seq == ENTRIES + 1
+    verdict = audit.verify()
+    assert (verdict.ok, verdict.bad_seq) == (False, ENTRIES)
+    assert verdict.problem == f"entry {ENTRIES} is missing (found {ENTRIES + 1} next)"
+
+
+UNREADABLE = [
+    ("not-json", {"entry": "{not json"}, "it is not JSON"),
+    ("not-an-object", {"entry": "[1, 2]"}, "it is not a JSON object"),
+    ("no-entry-field", {"other": "x"}, "it has no 'entry' field"),
+    ("missing-field", None, "field 'actor' is missing"),
+    ("wrong-type", None, "field 'seq' has the wrong type"),
+    ("bad-instant", None, "field 'at' is not an RFC 3339 instant"),
+]
+
+
+def _unreadable_fields(case: str, fields: dict[str, str] | None, entry: dict[str, Any]) -> dict[str, str]:
+    if fields is not None:
+        return fields
+    broken = dict(entry)
+    if case == "missing-field":
+        del broken["actor"]
+    elif case == "wrong-type":
+        broken["seq"] = "five"
+    else:
+        broken["at"] = "yesterday"
+    return {"entry": json.dumps(broken)}
+
+
+@pytest.mark.parametrize(("case", "fields", "reason"), UNREADABLE, ids=[c[0] for c in UNREADABLE])
+def test_an_unreadable_entry_is_named_by_verify(
+    audit: AuditLog, real_redis: redis.Redis, case: str, fields: dict[str, str] | None, reason: str
+) -> None:
+    fill(audit)
+    entries = stored(real_redis, audit)
+    real_redis.delete(audit.stream_key)
+    for entry in entries:
+        body = _unreadable_fields(case, fields, entry) if entry["seq"] == 5 else {"entry": json.dumps(entry)}
+        real_redis.xadd(audit.stream_key, body, id=f"{entry['seq']}-0")
+    verdict = audit.verify()
+    assert (verdict.ok, verdict.bad_seq, verdict.checked) == (False, 5, 4)
+    assert verdict.problem == f"entry 5 cannot be read ({reason})"
+
+
+def test_entries_skip_an_unreadable_entry_only_when_told_where_to_report_it(
+    audit: AuditLog, real_redis: redis.Redis
+) -> None:
+    fill(audit)
+    entries = stored(real_redis, audit)
+    real_redis.delete(audit.stream_key)
+    for entry in entries:
+        body = {"entry": "{oops"} if entry["seq"] == 3 else {"entry": json.dumps(entry)}
+        real_redis.xadd(audit.stream_key, body, id=f"{entry['seq']}-0")
+    with pytest.raises(UnreadableEntry, match=r"entry 3 cannot be read \(it is not JSON\)"):
+        list(audit.entries())
+    skipped: list[UnreadableEntry] = []
+    assert [e.seq for e in audit.entries(unreadable=skipped.append)] == [1, 2, 4, 5, 6, 7, 8]
+    assert [(u.seq, u.stream_id) for u in skipped] == [(3, "3-0")]
 
 
 def test_concurrent_appends_leave_no_gaps_or_duplicates(audit: AuditLog, real_redis: redis.Redis) -> None:
