@@ -52,7 +52,7 @@ def runtime_closure() -> dict[str, tuple[str, list[Requirement]]]:
             continue
         name = canonicalize_name(requirement.name)
         distribution = metadata.distribution(requirement.name)
-        version, asked = found.setdefault(name, (distribution.version, []))
+        _, asked = found.setdefault(name, (distribution.version, []))
         asked.append(requirement)
         wanted = frozenset(requirement.extras)
         if len(asked) > 1 and not wanted:
