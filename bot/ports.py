@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.domain.audit import AuditEntry
-from bot.domain.grants import BindingSpec, IssuedCredentials, ManagedBinding
+from bot.domain.grants import BindingSpec, IssuedCredentials, ManagedBinding, ManagedServiceAccount
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest
 
@@ -100,11 +100,22 @@ class ClusterGateway(Protocol):
         """Every binding carrying the managed-by label, in every namespace, plus cluster-wide ones."""
         ...
 
+    def list_managed_service_accounts(self, cluster: str) -> Sequence[ManagedServiceAccount]:
+        """Every ServiceAccount carrying the managed-by label in the token namespace (token mode's)."""
+        ...
+
+    def remove_service_account(self, cluster: str, request_id: RequestId) -> bool:
+        """Delete the grant's ServiceAccount alone (which kills its tokens). False when already gone."""
+        ...
+
     def review_access(self, cluster: str, check: AccessCheck) -> bool:
         """SubjectAccessReview: what the API server would decide for that user right now."""
         ...
 
-    def clusters(self) -> Sequence[str]: ...
+    def clusters(self) -> Sequence[str]:
+        """Every cluster this gateway can reach: the roster's, and any that left it since start-up
+        (the sweep still clears what a removed cluster holds)."""
+        ...
 
 
 class JobQueue(Protocol):

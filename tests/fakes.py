@@ -27,6 +27,7 @@ from bot.domain.grants import (
     BindingSpec,
     IssuedCredentials,
     ManagedBinding,
+    ManagedServiceAccount,
     binding_name,
     format_instant,
     parse_instant,
@@ -234,6 +235,11 @@ class FakeCluster:
             self.bindings[(cluster, binding.name)] = binding
         return binding
 
+    def plant_service_account(self, cluster: str, request_id: str) -> None:
+        """A grant's ServiceAccount left behind without its binding (a worker killed between the two)."""
+        with self._lock:
+            self.service_accounts.add((cluster, self.token_namespace, binding_name(RequestId(request_id))))
+
     def binding(self, cluster: str, request_id: str) -> FakeBinding | None:
         with self._lock:
             return self.bindings.get((cluster, binding_name(RequestId(request_id))))
@@ -303,6 +309,24 @@ class FakeCluster:
                 for (c, _), b in sorted(self.bindings.items())
                 if c == cluster and b.managed
             ]
+
+    def list_managed_service_accounts(self, cluster: str) -> Sequence[ManagedServiceAccount]:
+        self._enter("list_managed_service_accounts", cluster)
+        with self._lock:
+            return [
+                ManagedServiceAccount(cluster, name, namespace, RequestId(name.removeprefix("breakglass-").upper()))
+                for (c, namespace, name) in sorted(self.service_accounts)
+                if c == cluster
+            ]
+
+    def remove_service_account(self, cluster: str, request_id: RequestId) -> bool:
+        self._enter("remove_service_account", cluster)
+        key = (cluster, self.token_namespace, binding_name(request_id))
+        with self._lock:
+            if key not in self.service_accounts:
+                return False
+            self.service_accounts.discard(key)
+            return True
 
     def review_access(self, cluster: str, check: AccessCheck) -> bool:
         self._enter("review_access", cluster)

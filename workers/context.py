@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,9 +27,19 @@ class WorkerContext:
     reconciler: Reconciler
 
 
-def kube_clusters(settings: Settings, roster: Roster) -> KubeClusters:
-    targets = {name: ClusterTarget(c.context, c.credentials) for name, c in roster.clusters.items()}
-    return KubeClusters(targets, kubeconfig=settings.kubeconfig, token_namespace=settings.token_namespace)
+def cluster_targets(roster: Roster) -> dict[str, ClusterTarget]:
+    return {name: ClusterTarget(c.context, c.credentials) for name, c in roster.clusters.items()}
+
+
+def kube_clusters(settings: Settings, roster: Callable[[], Roster]) -> KubeClusters:
+    """The adapter, following the roster as it is reloaded: a cluster added mid-run is reachable at
+    once, and one removed is still swept until its managed bindings are gone."""
+    return KubeClusters(
+        cluster_targets(roster()),
+        kubeconfig=settings.kubeconfig,
+        token_namespace=settings.token_namespace,
+        follow=lambda: cluster_targets(roster()),
+    )
 
 
 def build_worker_context(
@@ -38,7 +49,7 @@ def build_worker_context(
     notifier: Notifier | None = None,
 ) -> WorkerContext:
     core = core or build_core(settings)
-    clusters = clusters or kube_clusters(settings, core.roster())
+    clusters = clusters or kube_clusters(settings, core.roster)
     if notifier is None:
         from bot.slack.notifier import SlackNotifier  # Slack stays out of processes that are given one
 

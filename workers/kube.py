@@ -45,6 +45,7 @@ from bot.domain.grants import (
     Credentials,
     IssuedCredentials,
     ManagedBinding,
+    ManagedServiceAccount,
     binding_name,
     format_instant,
     parse_instant,
@@ -161,7 +162,10 @@ class KubeClusters:
 
     ``kubeconfig`` None means ``$KUBECONFIG`` (read when a client is first built), else
     ``~/.kube/config``. ``token_namespace`` holds the per-grant ServiceAccounts of ``credentials: token``
-    clusters. ``request_timeout`` is (connect, read) seconds for every call. Thread-safe.
+    clusters. ``request_timeout`` is (connect, read) seconds for every call. ``follow``, when given, is
+    asked for the targets afresh on every call (the roster's clusters, hot-reloaded): a cluster added
+    is reachable at once, a changed one gets a new client, and one no longer named is kept, so the
+    sweep can still clear the bindings it holds. Thread-safe.
     """
 
     def __init__(
@@ -171,8 +175,11 @@ class KubeClusters:
         token_namespace: str = GRANT_NAMESPACE,
         now: Callable[[], datetime] = _utc_now,
         request_timeout: tuple[float, float] = DEFAULT_REQUEST_TIMEOUT,
+        follow: Callable[[], Mapping[str, ClusterTarget]] | None = None,
     ) -> None:
         self._targets = dict(targets)
+        self._follow = follow
+        self._targets_lock = threading.Lock()
         self._kubeconfig = str(kubeconfig) if kubeconfig is not None else None
         self._token_namespace = token_namespace
         self._now = now
@@ -185,7 +192,21 @@ class KubeClusters:
     # ----------------------------------------------------------------- ClusterGateway
 
     def clusters(self) -> Sequence[str]:
+        self._refresh()
         return tuple(self._targets)
+
+    def retarget(self, targets: Mapping[str, ClusterTarget]) -> None:
+        """Take the clusters of a reloaded roster (see the class docstring): add new ones, rebuild a
+        changed one's client on its next call, keep the ones no longer named."""
+        with self._targets_lock:
+            for name, target in targets.items():
+                if self._targets.get(name) != target:
+                    self._locks.setdefault(name, threading.Lock())
+                    self._targets[name] = target
+
+    def _refresh(self) -> None:
+        if self._follow is not None:
+            self.retarget(self._follow())
 
     def apply_grant(self, spec: BindingSpec) -> IssuedCredentials | None:
         c = self._cluster(spec.cluster)
@@ -270,6 +291,44 @@ class KubeClusters:
                 found.append(self._managed(cluster, item.metadata))
         return found
 
+    def list_managed_service_accounts(self, cluster: str) -> Sequence[ManagedServiceAccount]:
+        c = self._cluster(cluster)
+        found: list[ManagedServiceAccount] = []
+        with self._calls(c, f"list managed serviceaccounts in {self._token_namespace}"):
+            for item in self._pages(
+                lambda token: c.core.list_namespaced_service_account(
+                    self._token_namespace,
+                    label_selector=MANAGED_SELECTOR,
+                    limit=_LIST_PAGE,
+                    _continue=token,
+                    _request_timeout=self._timeout,
+                )
+            ):
+                meta = item.metadata
+                labels = (meta.labels or {}) if meta else {}
+                found.append(
+                    ManagedServiceAccount(
+                        cluster=cluster,
+                        name=str(meta.name) if meta else "",
+                        namespace=self._token_namespace,
+                        request_id=parse_request_id(labels.get(REQUEST_ID_LABEL, "")),
+                    )
+                )
+        return found
+
+    def remove_service_account(self, cluster: str, request_id: RequestId) -> bool:
+        c = self._cluster(cluster)
+        name = binding_name(request_id)  # only ever the grant's own name in the token namespace
+        with self._calls(c, f"delete serviceaccount {self._token_namespace}/{name}"):
+            try:
+                c.core.delete_namespaced_service_account(name, self._token_namespace, _request_timeout=self._timeout)
+            except ApiException as exc:
+                if _is(exc, 404):
+                    return False
+                raise
+        log.info("cluster %s: removed serviceaccount %s", cluster, name, extra={"request_id": request_id})
+        return True
+
     def review_access(self, cluster: str, check: AccessCheck) -> bool:
         c = self._cluster(cluster)
         review = client.V1SubjectAccessReview(
@@ -337,7 +396,7 @@ class KubeClusters:
 
     def close(self) -> None:
         """Release pooled connections (the worker's shutdown calls it; later calls rebuild clients)."""
-        for name, lock in self._locks.items():
+        for name, lock in list(self._locks.items()):  # a copy: ``retarget`` may add clusters meanwhile
             with lock:
                 built = self._clients.pop(name, None)
             if built is not None:
@@ -346,12 +405,13 @@ class KubeClusters:
     # ----------------------------------------------------------------- clients
 
     def _cluster(self, cluster: str) -> _Cluster:
+        self._refresh()
         target = self._targets.get(cluster)
         if target is None:
             raise UnknownCluster(f"cluster {cluster!r} is not configured (known: {', '.join(sorted(self._targets))})")
         with self._locks[cluster]:
             built = self._clients.get(cluster)
-            if built is None:
+            if built is None or built.target != target:  # new, or its roster entry changed since
                 api = self._load(cluster, target)
                 built = _Cluster(
                     cluster,

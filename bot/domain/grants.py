@@ -87,6 +87,16 @@ class ManagedBinding:
 
 
 @dataclass(frozen=True)
+class ManagedServiceAccount:
+    """A ServiceAccount found in a cluster's token namespace carrying the managed-by label."""
+
+    cluster: str
+    name: str
+    namespace: str
+    request_id: RequestId | None
+
+
+@dataclass(frozen=True)
 class IssuedCredentials:
     """What the holder needs to use a ``credentials: token`` grant."""
 

@@ -216,7 +216,7 @@ def burst(stack: LocalStack, core: Core, api: ApiRecorder, count: int) -> Burst:
     jobs = _RevokesOnly(core)
     access = AccessService(core.store, roster, RecordingJobs(), now)
     settings = load_settings(stack.env())
-    clusters = kube_clusters(settings, roster())
+    clusters = kube_clusters(settings, roster)
     grants = GrantService(core.store, roster, clusters, jobs, RecordingNotifier(), now)
     names = []
     for _ in range(count):
