@@ -27,7 +27,7 @@ HISTOGRAMS = {
 COUNTERS = {
     "breakglass_requests_total": "Requests by outcome.",
     "breakglass_refusals_total": "Refused attempts (wrong approver, own request, identity).",
-    "breakglass_sweep_corrections_total": "Bindings or schedules the reconcile sweep had to fix.",
+    "breakglass_sweep_corrections_total": "Changes the reconcile sweep made, by kind.",
     "breakglass_api_errors_total": "Slack and Kubernetes API errors callers saw, by system and kind.",
 }
 _OUTCOMES = {
@@ -40,6 +40,23 @@ _OUTCOMES = {
     Event.EXPIRED: "expired",
     Event.REVOKED: "revoked",
 }
+
+# Every change the reconcile sweep makes, by kind. Each is an audit entry the sweep (and only the
+# sweep) writes; a grant it adopts is recorded as granted, marked ``found_by_sweep``.
+_SWEEP_CORRECTIONS = {
+    Event.SWEEP_DELETED: "deleted",
+    Event.SWEEP_REVOKED_OVERDUE: "revoked_overdue",
+    Event.SWEEP_RESCHEDULED: "revoke_rescheduled",
+    Event.SWEEP_GRANT_REQUEUED: "grant_requeued",
+    Event.SWEEP_SERVICE_ACCOUNT_DELETED: "service_account_deleted",
+    Event.TIMED_OUT: "timed_out",  # pending requests are timed out by the sweep alone
+}
+
+
+def _sweep_correction(entry: AuditEntry) -> str | None:
+    if entry.event == Event.GRANTED and entry.details.get("found_by_sweep"):
+        return "adopted"
+    return _SWEEP_CORRECTIONS.get(entry.event)  # type: ignore[call-overload]  # Event is a str
 
 
 class Metrics:
@@ -74,8 +91,9 @@ class Metrics:
                 self.inc("breakglass_requests_total", f'outcome="{outcome}"')
             if entry.event == Event.REFUSED:
                 self.inc("breakglass_refusals_total", f'action="{_label(entry.details.get("action", "unknown"))}"')
-            if entry.event in (Event.SWEEP_DELETED, Event.SWEEP_RESCHEDULED):
-                self.inc("breakglass_sweep_corrections_total", f'kind="{entry.event.removeprefix("sweep_")}"')
+            correction = _sweep_correction(entry)
+            if correction:
+                self.inc("breakglass_sweep_corrections_total", f'kind="{correction}"')
             for key, histogram in (
                 ("waited_seconds", "breakglass_approval_latency_seconds"),
                 ("latency_seconds", "breakglass_grant_latency_seconds"),

@@ -38,7 +38,10 @@ class Event(StrEnum):
     ACTIONS_RECORDED = "actions_recorded"
     REFUSED = "refused"  # an attempt that changed nothing: wrong approver, own request, stranger…
     SWEEP_DELETED = "sweep_deleted"  # the reconcile sweep removed a binding Redis did not account for
-    SWEEP_RESCHEDULED = "sweep_rescheduled"
+    SWEEP_RESCHEDULED = "sweep_rescheduled"  # the sweep queued again a revoke job that was missing
+    SWEEP_GRANT_REQUEUED = "sweep_grant_requeued"  # ... a grant job lost before its binding was made
+    SWEEP_REVOKED_OVERDUE = "sweep_revoked_overdue"  # ... ended an active grant its revoke had not ended
+    SWEEP_SERVICE_ACCOUNT_DELETED = "sweep_service_account_deleted"  # ... removed a grant's orphaned SA
     JOB_FAILED = "job_failed"  # a permanent failure of a job: a person must look
 
 

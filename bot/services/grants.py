@@ -264,16 +264,44 @@ class GrantService:
         self._end_extensions(request)
         return request
 
-    def _expire(self, request: AccessRequest) -> AccessRequest:
+    def expire(self, request_id: RequestId) -> AccessRequest | None:
+        """Record an active grant whose time is up as expired, without touching its cluster: the
+        sweep's call while that cluster fails. Its binding carries its expiry, so the next sweep that
+        reaches the cluster deletes it."""
+        request = self.store.get(request_id)
+        if request is None or request.state is not State.ACTIVE:
+            return request
+        return self._expire(request)
+
+    def end_now(self, request_id: RequestId, why: str) -> AccessRequest | None:
+        """End an active grant before the expiry Redis recorded, and remove its binding: the sweep's
+        call when the cluster says the grant is over (its binding's expiry annotation is missing or
+        past, or its cluster has left the roster). The cluster is the truth for what is granted, and
+        the safe direction is to take access away: ``why`` is recorded with the expiry."""
+        request = self.store.get(request_id)
+        if request is None:
+            return None
+        if request.state is State.ACTIVE:
+            request = self._expire(request, why=why)
+        if request.state not in (State.EXPIRED, State.REVOKED, State.FAILED) or request.extends:
+            return request
+        self.remove_binding(request, actor=SYSTEM_ACTOR, why=why)
+        self._end_extensions(request)
+        return request
+
+    def _expire(self, request: AccessRequest, why: str | None = None) -> AccessRequest:
         def decide(current: AccessRequest | None) -> Change[None]:
             if current is None or current.state is not State.ACTIVE:
                 return Change(None)
             assert current.expires_at is not None
-            if self.now() + EXPIRY_TOLERANCE < current.expires_at:
+            if why is None and self.now() + EXPIRY_TOLERANCE < current.expires_at:
                 return Change(None)
+            details: dict[str, object] = {"expires_at": format_instant(current.expires_at)}
+            if why is not None:
+                details["why"] = why
             return Change(
-                transition(current, State.EXPIRED, self.now()),
-                [Draft(Event.EXPIRED, SYSTEM_ACTOR, current.id, {"expires_at": format_instant(current.expires_at)})],
+                transition(current, State.EXPIRED, self.now(), **({"note": why} if why else {})),
+                [Draft(Event.EXPIRED, SYSTEM_ACTOR, current.id, details)],
             )
 
         applied = self.store.apply(request.id, decide)

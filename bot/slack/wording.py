@@ -296,6 +296,14 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             return f":broom: The reconcile sweep removed {code(str(d.get('binding') or '?'))}: {why}."
         case Event.SWEEP_RESCHEDULED:
             return f":repeat: The reconcile sweep re-queued the {escape(str(d.get('job') or '?'))} job."
+        case Event.SWEEP_GRANT_REQUEUED:
+            return ":repeat: The reconcile sweep re-queued the grant job, which had been lost."
+        case Event.SWEEP_REVOKED_OVERDUE:
+            return f":broom: The reconcile sweep is ending this grant: {escape(str(d.get('why') or 'its time is up'))}."
+        case Event.SWEEP_SERVICE_ACCOUNT_DELETED:
+            account = code(str(d.get("service_account") or "?"))
+            why = escape(str(d.get("why") or ""))
+            return f":broom: The reconcile sweep removed the ServiceAccount {account}: {why}."
         case Event.JOB_FAILED:
             job = escape(str(d.get("job") or "a"))
             return (
