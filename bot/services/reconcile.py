@@ -3,27 +3,43 @@
 It trusts the cluster for what is granted and when it ends (the expiry annotation), and Redis for
 the workflow. Run periodically by one process at a time. Whatever else has failed — a worker
 killed mid-job, Redis flushed, a cluster API down for a while — every binding past its expiry, or
-whose request is ended or unknown, is deleted by the next sweep that reaches its cluster.
+whose request is ended or unknown, or whose cluster has left the roster, is deleted by the next
+sweep that reaches its cluster; so is a grant's ServiceAccount left behind without its binding.
+Every change the sweep makes is written to the audit log.
+
+Each cluster is swept on its own thread, within a time budget, and a cluster whose API fails is left
+after its first failure until the next sweep: one hung API server costs the sweep one timeout, not
+one per binding, and never delays the other clusters. What must not happen here: acting on a cluster
+without the audit entry that says why, or granting anything (the sweep only ends, records and
+re-queues).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
-from bot.domain.grants import ManagedBinding, format_instant
+from bot.domain.grants import ManagedBinding, ManagedServiceAccount, format_instant
 from bot.domain.ids import RequestId
-from bot.domain.lifecycle import State
+from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.roster import Roster
-from bot.ports import BreakglassError, ClusterGateway, JobQueue
+from bot.ports import BreakglassError, ClusterGateway, JobQueue, PermanentError, TemporaryError, UnknownCluster
 from bot.services.access import AccessService
-from bot.services.grants import GrantService
+from bot.services.grants import EXPIRY_TOLERANCE, GrantService
 from bot.store import Draft, RequestStore
 
 log = logging.getLogger(__name__)
+
+# A request in one of these may still own a ServiceAccount without a binding: the grant job makes the
+# ServiceAccount first, and an active grant's revoke deletes both.
+_MAY_OWN_SERVICE_ACCOUNT = frozenset({State.PENDING, State.APPROVED, State.ACTIVE})
+NOT_IN_ROSTER = "its cluster is no longer in the roster"
+OVERDUE = "its expiry has passed and its revoke had not run"
 
 
 @dataclass
@@ -34,14 +50,37 @@ class SweepReport:
     rescheduled: list[str] = field(default_factory=list)
     regranted: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
+    service_accounts_deleted: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
+    cut_short: list[str] = field(default_factory=list)  # clusters whose time budget ran out this sweep
 
     @property
     def corrections(self) -> int:
-        return len(self.deleted) + len(self.expired) + len(self.rescheduled) + len(self.regranted) + len(self.adopted)
+        return (
+            len(self.deleted)
+            + len(self.expired)
+            + len(self.rescheduled)
+            + len(self.regranted)
+            + len(self.adopted)
+            + len(self.service_accounts_deleted)
+        )
+
+    def merge(self, other: SweepReport) -> None:
+        for name in self.__dataclass_fields__:
+            mine: list[str] = getattr(self, name)
+            mine.extend(item for item in getattr(other, name) if item not in mine)
+
+
+@dataclass
+class _ClusterPass:
+    report: SweepReport = field(default_factory=SweepReport)
+    bound: set[str] = field(default_factory=set)
 
 
 class Reconciler:
+    """``cluster_budget`` bounds the time one sweep spends on one cluster (``monotonic`` measures it);
+    what is left over waits for the next sweep."""
+
     def __init__(
         self,
         store: RequestStore,
@@ -52,6 +91,8 @@ class Reconciler:
         access: AccessService,
         now: Callable[[], datetime],
         grant_grace: timedelta = timedelta(seconds=60),
+        cluster_budget: timedelta = timedelta(seconds=20),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.roster = roster
@@ -61,36 +102,103 @@ class Reconciler:
         self.access = access
         self.now = now
         self.grant_grace = grant_grace
+        self.cluster_budget = cluster_budget.total_seconds()
+        self.monotonic = monotonic
+        # Clusters out of the roster found empty (or no longer loadable): nothing left to clear there.
+        self._cleared: set[str] = set()
 
-    def sweep(self) -> SweepReport:
+    def sweep(self, keep_going: Callable[[], bool] = lambda: True) -> SweepReport:
+        """One pass over every cluster, then over Redis. ``keep_going`` False stops it early (the
+        sweep lock was lost: another process is sweeping now)."""
+        roster = self.roster()
+        in_roster = list(roster.clusters)
+        self._cleared -= set(in_roster)  # back in the roster: swept as usual again
+        retired = [c for c in self.clusters.clusters() if c not in roster.clusters and c not in self._cleared]
+        names = in_roster + retired
+        with ThreadPoolExecutor(max_workers=max(len(names), 1), thread_name_prefix="breakglass-sweep") as pool:
+            passes = list(pool.map(lambda c: self._sweep_cluster(c, c in roster.clusters, keep_going), names))
         report = SweepReport()
-        bound: set[str] = set()  # requests with a binding in a cluster: settled here, never granted blind
-        for cluster in self.roster().clusters:
-            try:
-                bindings = self.clusters.list_managed(cluster)
-            except BreakglassError as exc:
-                log.warning("sweep could not list bindings in %s: %s", cluster, exc)
-                report.unreachable.append(cluster)
-                continue
-            for binding in bindings:
-                if binding.request_id:
-                    bound.add(binding.request_id)
-                try:
-                    self._check_binding(binding, report)
-                except BreakglassError as exc:
-                    log.warning("sweep could not settle %s in %s: %s", binding.name, cluster, exc)
-                    report.unreachable.append(cluster)
-        self._check_redis(report, bound)
+        bound: set[str] = set()  # requests with a binding in a cluster: settled there, never granted blind
+        for done in passes:
+            report.merge(done.report)
+            bound |= done.bound
+        if keep_going():
+            self._check_redis(report, bound)
         return report
 
-    def _check_binding(self, binding: ManagedBinding, report: SweepReport) -> None:
+    # --- one cluster ----------------------------------------------------------------------------
+
+    def _sweep_cluster(self, cluster: str, in_roster: bool, keep_going: Callable[[], bool]) -> _ClusterPass:
+        done = _ClusterPass()
+        report = done.report
+        deadline = self.monotonic() + self.cluster_budget
+        try:
+            bindings = self.clusters.list_managed(cluster)
+        except UnknownCluster as exc:
+            if not in_roster:
+                # Its kubeconfig context is gone too: nothing can reach it any more, from here or
+                # from the revoke jobs. Said once, loudly, since bindings may remain there.
+                log.error("sweep: cluster %s left the roster and cannot be loaded any more: %s", cluster, exc)
+                self._cleared.add(cluster)
+                return done
+            log.warning("sweep could not list bindings in %s: %s", cluster, exc)
+            report.unreachable.append(cluster)
+            return done
+        except BreakglassError as exc:
+            log.warning("sweep could not list bindings in %s: %s", cluster, exc)
+            report.unreachable.append(cluster)
+            return done
+        done.bound = {b.request_id for b in bindings if b.request_id}
+        for binding in bindings:
+            if not keep_going() or self._out_of_time(cluster, deadline, report):
+                return done
+            try:
+                self._check_binding(binding, report, in_roster)
+            except TemporaryError as exc:
+                # The API fails now: every later call would most likely wait for the same timeout.
+                # The rest of this cluster waits for the next sweep.
+                log.warning(
+                    "sweep could not settle %s in %s: %s; leaving %s for now", binding.name, cluster, exc, cluster
+                )
+                report.unreachable.append(cluster)
+                return done
+            except BreakglassError as exc:
+                log.warning("sweep could not settle %s in %s: %s", binding.name, cluster, exc)
+                if cluster not in report.unreachable:
+                    report.unreachable.append(cluster)
+        if not keep_going() or self._out_of_time(cluster, deadline, report):
+            return done
+        leftovers = self._check_service_accounts(cluster, done.bound, in_roster, report)
+        if not in_roster and not bindings and not leftovers and cluster not in report.unreachable:
+            log.info("sweep: cluster %s left the roster and holds nothing of ours any more", cluster)
+            self._cleared.add(cluster)
+        return done
+
+    def _out_of_time(self, cluster: str, deadline: float, report: SweepReport) -> bool:
+        if self.monotonic() <= deadline:
+            return False
+        log.warning("sweep ran out of time in %s; the next sweep carries on", cluster)
+        report.cut_short.append(cluster)
+        return True
+
+    def _check_binding(self, binding: ManagedBinding, report: SweepReport, in_roster: bool = True) -> None:
         now = self.now()
         request = self.store.get(binding.request_id) if binding.request_id else None
         expired = binding.expires_at is None or binding.expires_at <= now
+        if not in_roster:
+            # Fail closed: no entitlement names this cluster any more, so nothing there stands.
+            # An approved request's grant job, if it runs, fails its own check against the roster.
+            if request is not None and request.state is State.ACTIVE:
+                self._end_overdue(request, NOT_IN_ROSTER, report)
+            else:
+                self._delete(binding, request, NOT_IN_ROSTER, now, report)
+            return
         if request is not None and request.state is State.ACTIVE and not expired:
             if self.jobs.revoke(request.id, at=request.expires_at or binding.expires_at):
                 report.rescheduled.append(request.id)
-                self.store.audit.append(Draft(Event.SWEEP_RESCHEDULED, SYSTEM_ACTOR, request.id, {"job": "revoke"}))
+                self.store.audit.append(
+                    Draft(Event.SWEEP_RESCHEDULED, SYSTEM_ACTOR, request.id, {"job": "revoke", "found": "binding"})
+                )
             return
         if request is not None and request.state is State.APPROVED:
             if not expired and now - request.updated_at <= self.grant_grace:
@@ -103,8 +211,19 @@ class Reconciler:
             report.adopted.append(request.id)
             return
         if request is not None and request.state is State.ACTIVE:
-            request = self.grants.revoke(request.id) or request
-            report.expired.append(request.id)
+            # The binding says the grant is over (its expiry annotation passed, or is missing).
+            if request.expires_at is not None and now + EXPIRY_TOLERANCE < request.expires_at:
+                # Redis says it runs on, but the cluster is the truth for what is granted, and taking
+                # access away is the safe direction: end it now rather than leave a binding whose own
+                # record of its end says it should be gone.
+                why = (
+                    "its binding carries no readable expiry"
+                    if binding.expires_at is None
+                    else f"its binding's expiry {format_instant(binding.expires_at)} has passed"
+                )
+            else:
+                why = OVERDUE
+            self._end_overdue(request, why, report)
             return
         why = (
             "its expiry has passed"
@@ -113,30 +232,123 @@ class Reconciler:
             if request is None
             else f"its request is {request.state.label}"
         )
+        self._delete(binding, request, why, now, report)
+
+    def _end_overdue(self, request: AccessRequest, why: str, report: SweepReport) -> None:
+        """End an active grant the revoke has not ended, recording that the sweep did it and why."""
+        self._record_overdue(request, why)
+        if why == OVERDUE:
+            self.grants.revoke(request.id)
+        else:
+            self.grants.end_now(request.id, why)
+        report.expired.append(request.id)
+
+    def _record_overdue(self, request: AccessRequest, why: str) -> None:
+        self.store.audit.append(
+            Draft(
+                Event.SWEEP_REVOKED_OVERDUE,
+                SYSTEM_ACTOR,
+                request.id,
+                {
+                    "cluster": request.cluster,
+                    "why": why,
+                    "expires_at": format_instant(request.expires_at) if request.expires_at else None,
+                },
+            )
+        )
+
+    def _delete(
+        self,
+        binding: ManagedBinding,
+        request: AccessRequest | None,
+        why: str,
+        now: datetime,
+        report: SweepReport,
+    ) -> None:
         removed = self.clusters.remove_grant(
             binding.cluster, binding.request_id or _id_from_name(binding.name), binding.namespace
         )
-        if removed:
-            report.deleted.append(binding.name)
-            self.store.audit.append(
-                Draft(
-                    Event.SWEEP_DELETED,
-                    SYSTEM_ACTOR,
-                    binding.request_id,
-                    {
-                        "cluster": binding.cluster,
-                        "namespace": binding.namespace,
-                        "binding": binding.name,
-                        "why": why,
-                        "expires_at": format_instant(binding.expires_at) if binding.expires_at else None,
-                        "late_by_seconds": round((now - binding.expires_at).total_seconds(), 3)
-                        if binding.expires_at and binding.expires_at <= now
-                        else None,
-                    },
-                )
+        if not removed:
+            return
+        report.deleted.append(binding.name)
+        self.store.audit.append(
+            Draft(
+                Event.SWEEP_DELETED,
+                SYSTEM_ACTOR,
+                binding.request_id,
+                {
+                    "cluster": binding.cluster,
+                    "namespace": binding.namespace,
+                    "binding": binding.name,
+                    "why": why,
+                    "expires_at": format_instant(binding.expires_at) if binding.expires_at else None,
+                    "late_by_seconds": round((now - binding.expires_at).total_seconds(), 3)
+                    if binding.expires_at and binding.expires_at <= now
+                    else None,
+                },
             )
-            if request is not None:
-                self.jobs.publish(request.id)
+        )
+        if request is not None:
+            self.jobs.publish(request.id)
+
+    def _check_service_accounts(
+        self, cluster: str, bound: set[str], in_roster: bool, report: SweepReport
+    ) -> Sequence[ManagedServiceAccount]:
+        """Delete each managed ServiceAccount whose binding is gone and whose grant is over (a worker
+        killed between deleting the binding and the ServiceAccount, then the job lost): its tokens
+        authenticate for as long as it exists. Returns the ones left in place."""
+        try:
+            accounts = self.clusters.list_managed_service_accounts(cluster)
+        except PermanentError as exc:
+            # A cluster that never used token mode may not give the bot its Role in the token
+            # namespace; nothing of ours can be there then. Worth a warning only where tokens are made.
+            level = logging.DEBUG if self._credentials(cluster) == "user" else logging.WARNING
+            log.log(level, "sweep could not list serviceaccounts in %s: %s", cluster, exc)
+            return ()
+        except BreakglassError as exc:
+            log.warning("sweep could not list serviceaccounts in %s: %s", cluster, exc)
+            report.unreachable.append(cluster)
+            return ()
+        left: list[ManagedServiceAccount] = []
+        for account in accounts:
+            request_id = account.request_id or _id_from_name(account.name)
+            request = self.store.get(request_id)
+            owned = request is not None and request.state in _MAY_OWN_SERVICE_ACCOUNT
+            if request_id in bound or (owned and in_roster):
+                left.append(account)
+                continue
+            try:
+                removed = self.clusters.remove_service_account(cluster, request_id)
+            except TemporaryError as exc:
+                log.warning("sweep could not delete serviceaccount %s in %s: %s", account.name, cluster, exc)
+                report.unreachable.append(cluster)
+                return [*left, account]
+            if removed:
+                report.service_accounts_deleted.append(account.name)
+                why = (
+                    NOT_IN_ROSTER
+                    if not in_roster
+                    else "its request is unknown to Redis"
+                    if request is None
+                    else f"its request is {request.state.label}"
+                )
+                self.store.audit.append(
+                    Draft(
+                        Event.SWEEP_SERVICE_ACCOUNT_DELETED,
+                        SYSTEM_ACTOR,
+                        request_id,
+                        {"cluster": cluster, "service_account": f"{account.namespace}/{account.name}", "why": why},
+                    )
+                )
+                if request is not None:
+                    self.jobs.publish(request.id)
+        return left
+
+    def _credentials(self, cluster: str) -> str | None:
+        entry = self.roster().clusters.get(cluster)
+        return entry.credentials if entry else None
+
+    # --- Redis ----------------------------------------------------------------------------------
 
     def _check_redis(self, report: SweepReport, bound: set[str]) -> None:
         now = self.now()
@@ -148,13 +360,31 @@ class Reconciler:
                 continue  # its binding exists: adopted above, or being made, never granted afresh
             if now - request.updated_at > self.grant_grace and self.jobs.grant(request.id):
                 report.regranted.append(request.id)
+                self.store.audit.append(
+                    Draft(
+                        Event.SWEEP_GRANT_REQUEUED,
+                        SYSTEM_ACTOR,
+                        request.id,
+                        {"approved_seconds_ago": round((now - request.updated_at).total_seconds(), 3)},
+                    )
+                )
         for request in self.store.active():
             try:
                 if request.expires_at is not None and request.expires_at <= now:
-                    self.grants.revoke(request.id)
-                    report.expired.append(request.id)
+                    if request.cluster in report.unreachable:
+                        # Its cluster failed this sweep: a call now would wait for the same timeout, once
+                        # per grant. Recorded as ended; its binding carries its expiry, so the first
+                        # sweep that reaches the cluster again deletes it.
+                        self._record_overdue(request, OVERDUE)
+                        self.grants.expire(request.id)
+                        report.expired.append(request.id)
+                    else:
+                        self._end_overdue(request, OVERDUE, report)
                 elif request.expires_at is not None and self.jobs.revoke(request.id, at=request.expires_at):
                     report.rescheduled.append(request.id)
+                    self.store.audit.append(
+                        Draft(Event.SWEEP_RESCHEDULED, SYSTEM_ACTOR, request.id, {"job": "revoke", "found": "redis"})
+                    )
             except BreakglassError as exc:
                 # Its cluster is down: the request is marked ended already, and the first sweep that
                 # reaches the cluster again deletes the binding. The other requests must not wait.

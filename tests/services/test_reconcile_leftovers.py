@@ -1,0 +1,120 @@
+"""What a grant can leave behind where the bindings' sweep alone would not look: a ServiceAccount
+whose binding is gone (token mode), and the bindings of a cluster that has left the roster."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.lifecycle import State
+from bot.ports import UnknownCluster
+from bot.roster_source import FixedRoster
+from bot.services.access import AccessService
+from bot.services.grants import GrantService
+from bot.services.reconcile import NOT_IN_ROSTER, Reconciler
+from bot.store import Change, RequestStore
+from tests.conftest import FakeClock
+from tests.fakes import FakeCluster, RecordingJobs
+from tests.services.conftest import Flows
+
+
+def test_an_orphaned_service_account_of_an_unknown_request_is_deleted_and_audited(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore
+) -> None:
+    cluster.plant_service_account("prod", "BG-333333")  # its binding deleted, then Redis flushed
+    report = reconciler.sweep()
+    assert cluster.service_accounts == set()
+    assert report.service_accounts_deleted == ["breakglass-bg-333333"]
+    entry = store.audit.for_request("BG-333333")[-1]
+    assert (entry.event, entry.actor) == (Event.SWEEP_SERVICE_ACCOUNT_DELETED, SYSTEM_ACTOR)
+    assert entry.details == {
+        "cluster": "prod",
+        "service_account": "breakglass-system/breakglass-bg-333333",
+        "why": "its request is unknown to Redis",
+    }
+
+
+def test_an_orphaned_service_account_of_an_ended_grant_is_deleted(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    clock.advance(hours=2)
+    reconciler.sweep()  # ends it: the binding goes
+    cluster.plant_service_account("prod", grant.id)  # a worker killed before its ServiceAccount went
+    reconciler.sweep()
+    assert cluster.service_accounts == set()
+    assert store.audit.for_request(grant.id)[-1].details["why"] == "its request is expired"
+
+
+def test_service_accounts_of_grants_being_made_or_running_are_left_alone(
+    reconciler: Reconciler, cluster: FakeCluster, clock: FakeClock, flows: Flows
+) -> None:
+    being_made = flows.approved()  # the grant job makes the ServiceAccount before the binding
+    cluster.plant_service_account("prod", being_made.id)
+    running = flows.granted(target="staging/payments")
+    cluster.plant_service_account("staging", running.id)
+    clock.advance(seconds=30)
+    report = reconciler.sweep()
+    assert report.service_accounts_deleted == []
+    assert len(cluster.service_accounts) == 2
+
+
+def test_bindings_of_a_cluster_no_longer_in_the_roster_are_deleted_and_the_grants_ended(
+    store: RequestStore,
+    roster: FixedRoster,
+    jobs: RecordingJobs,
+    grants: GrantService,
+    access: AccessService,
+    clock: FakeClock,
+    flows: Flows,
+) -> None:
+    # "legacy" was in the roster when this worker started and has been edited out since.
+    cluster = FakeCluster(("prod", "staging", "legacy"), clock=clock)
+    grants.clusters = cluster
+    reconciler = Reconciler(store, roster, cluster, jobs, grants, access, clock)
+    grant = flows.granted()
+    # Recorded as made there (the flows grant on prod; the cluster name is all that differs).
+    store.apply(grant.id, lambda current: Change(current.changed(clock(), cluster="legacy") if current else None))
+    cluster.bindings.clear()
+    cluster.plant("legacy", grant.id, "payments", clock() + timedelta(minutes=50), subject="alice@example.com")
+    cluster.plant("legacy", "BG-222222", None, clock() + timedelta(minutes=50))  # unknown to Redis
+    cluster.plant_service_account("legacy", "BG-444444")  # a token grant's leftover, its binding gone
+
+    report = reconciler.sweep()
+
+    assert [b for (c, _), b in cluster.bindings.items() if c == "legacy"] == []
+    assert cluster.service_accounts == set()
+    assert report.expired == [grant.id]
+    assert report.deleted == ["breakglass-bg-222222"]
+    assert report.service_accounts_deleted == ["breakglass-bg-444444"]
+    ended = store.get(grant.id)
+    assert ended is not None
+    assert ended.state is State.EXPIRED
+    assert ended.note == NOT_IN_ROSTER
+    for stray in ("BG-222222", "BG-444444"):
+        assert [e.details["why"] for e in store.audit.for_request(stray)] == [NOT_IN_ROSTER]
+    assert store.audit.for_request(grant.id)[-1].details["why"] == NOT_IN_ROSTER
+
+    # Nothing of ours is left there: later sweeps stop asking.
+    reconciler.sweep()
+    calls = len(cluster.calls)
+    reconciler.sweep()
+    assert [c for _, c in cluster.calls[calls:]].count("legacy") == 0
+
+
+def test_a_removed_cluster_whose_context_is_gone_is_no_longer_swept(
+    store: RequestStore,
+    roster: FixedRoster,
+    jobs: RecordingJobs,
+    grants: GrantService,
+    access: AccessService,
+    clock: FakeClock,
+) -> None:
+    cluster = FakeCluster(("prod", "staging", "legacy"), clock=clock)
+    cluster.plant("legacy", "BG-222222", None, clock() + timedelta(minutes=50))
+    cluster.fail_next(1, UnknownCluster, cluster="legacy")  # its kubeconfig context was removed too
+    reconciler = Reconciler(store, roster, cluster, jobs, grants, access, clock)
+    assert reconciler.sweep().unreachable == []
+    calls = len(cluster.calls)
+    reconciler.sweep()
+    assert [c for _, c in cluster.calls[calls:]].count("legacy") == 0
