@@ -81,6 +81,10 @@ class Settings(_FromEnviron):
     # Not in the contract's table, so ours to choose; defaults suit production.
     sweep_interval: timedelta = Field(default=timedelta(seconds=30), validation_alias="BREAKGLASS_SWEEP_INTERVAL")
     token_namespace: str = Field(default="breakglass-system", validation_alias="BREAKGLASS_TOKEN_NAMESPACE")
+    # How long one Kubernetes API call may wait for its answer. A hung API server costs the sweep this
+    # much per cluster, and a revoke this much per attempt; short enough that a retry or the next sweep
+    # comes soon, long enough for a slow list of many bindings.
+    kube_timeout: timedelta = Field(default=timedelta(seconds=10), validation_alias="BREAKGLASS_KUBE_TIMEOUT")
     key_prefix: str = Field(default="breakglass", validation_alias="BREAKGLASS_KEY_PREFIX")
 
     @field_validator(
@@ -132,9 +136,9 @@ class Settings(_FromEnviron):
 
     _redis_url = field_validator("redis_url")(_redis_url_shape)
 
-    @field_validator("sweep_interval", mode="before")
+    @field_validator("sweep_interval", "kube_timeout", mode="before")
     @classmethod
-    def _sweep_interval(cls, value: object) -> object:
+    def _duration(cls, value: object) -> object:
         if isinstance(value, str):
             try:
                 return parse_duration(value)

@@ -38,8 +38,15 @@ def kube_clusters(settings: Settings, roster: Callable[[], Roster]) -> KubeClust
         cluster_targets(roster()),
         kubeconfig=settings.kubeconfig,
         token_namespace=settings.token_namespace,
+        request_timeout=kube_request_timeout(settings),
         follow=lambda: cluster_targets(roster()),
     )
+
+
+def kube_request_timeout(settings: Settings) -> tuple[float, float]:
+    """(connect, read) seconds: BREAKGLASS_KUBE_TIMEOUT for the answer, at most 3 s to connect."""
+    read = max(settings.kube_timeout.total_seconds(), 0.1)
+    return (min(3.0, read), read)
 
 
 def build_worker_context(
