@@ -83,6 +83,22 @@ def settings_or_exit() -> Settings:
     return settings
 
 
+def _slack_refuses(settings: Settings) -> bool:
+    """Check the bot token once before serving, as ``web`` and ``serve`` both must: a bad one stops the
+    process with one line (on stderr) instead of every request, or every gunicorn worker, failing."""
+    from bot.slack.app import SlackStartupError, verify_token
+    from bot.slack.client import SlackApi
+
+    try:
+        verify_token(
+            SlackApi.connect(settings.slack_bot_token, settings.slack_api_url), load_roster_file(settings.roster_path)
+        )
+    except SlackStartupError as exc:
+        print(exc, file=sys.stderr)
+        return True
+    return False
+
+
 def _web(args: argparse.Namespace) -> int:
     from bot.logs import configure
     from bot.serving import run_web
@@ -119,9 +135,10 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.serving import run_all_in_one
 
     settings = settings_or_exit()
+    if _slack_refuses(settings):
+        return EXIT_USAGE
     configure()
-    run_all_in_one(settings)
-    return 0
+    return run_all_in_one(settings)
 
 
 def _sweep(args: argparse.Namespace) -> int:

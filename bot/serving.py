@@ -1,13 +1,20 @@
-"""Starting the processes: the web app under gunicorn, Socket Mode, and ``serve`` (all in one)."""
+"""Starting the processes: the web app under gunicorn, Socket Mode, and ``serve`` (web and worker).
+
+``serve`` runs the same gunicorn as ``web`` (never a development server) in a child process of its
+own process group, and the worker in the parent. It must not leave either half running alone: when
+the web server dies the worker stops, and when serve stops (or dies) the web server follows.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bot.settings import Settings
 
@@ -81,36 +88,82 @@ def start_socket_mode(settings: Settings) -> Any:
     return handler
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+SERVE_WEB_THREADS = 8
+WEB_STOP_SECONDS = 30  # gunicorn's graceful_timeout (20 s) and then some
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+def run_all_in_one(settings: Settings) -> int:
+    """``breakglass serve``: web, worker, scheduler and sweep for small installations. Returns the exit
+    status: 0 after a stop signal, 1 when the web server died under it.
 
-
-def serve_in_thread(app: Callable[..., Any], host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
-    """A threaded WSGI server in the background, for ``serve`` and the demo (not the Procfile's web)."""
-    server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="breakglass-web", daemon=True)
-    thread.start()
-    return server, thread
-
-
-def run_all_in_one(settings: Settings) -> None:
-    """``breakglass serve``: web, worker, scheduler and sweep in one process, for small installations."""
-    from bot.web import create_wsgi_app
+    Why a child process and not a server thread: gunicorn's arbiter must own a process (it forks its
+    workers and handles signals in its main thread), and so must RQ's worker (it stops on SIGTERM in
+    its main thread); a stdlib server in a thread would mean HTTP/1.0, no request timeouts and a
+    thread per connection. So the child runs exactly what ``web`` runs (one gthread worker with
+    SERVE_WEB_THREADS threads: bounded, 30 s request timeout, HTTP/1.1 keep-alive), and this process
+    runs the worker. The cost: two processes (and gunicorn's worker a third) instead of one.
+    """
     from bot.wiring import build_core
     from workers.context import build_worker_context
     from workers.main import run_worker
 
-    core = build_core(settings)
-    if settings.socket_mode:
-        start_socket_mode(settings)
-    server, _ = serve_in_thread(create_wsgi_app(settings, core), "0.0.0.0", settings.port)  # noqa: S104
+    parent = os.getpid()
+    child = os.fork()  # before any client or thread exists here: nothing is shared across the fork
+    if child == 0:
+        _web_child(settings, parent)  # never returns
+    stopping = threading.Event()
+    web_died = threading.Event()
+
+    def watch_web() -> None:
+        _, status = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if stopping.is_set():
+            return
+        if code != 0:
+            # The worker alone would take requests nobody can approve: stop (warm, via RQ's SIGTERM
+            # handling), so the platform restarts serve whole.
+            log.error("the web server exited with status %s; stopping the worker", code)
+            web_died.set()
+            os.kill(parent, signal.SIGTERM)
+        else:  # a graceful stop: the signal that caused it reached this process too (a process group)
+            log.info("the web server stopped")
+
+    watcher = threading.Thread(target=watch_web, name="breakglass-web-watch", daemon=True)
+    watcher.start()
     log.info("serving", extra={"port": settings.port, "socket_mode": settings.socket_mode})
     try:
-        run_worker(settings, build_worker_context(settings, core=core))
+        run_worker(settings, build_worker_context(settings, core=build_core(settings)))
     finally:
-        server.shutdown()
+        stopping.set()
+        if watcher.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+            watcher.join(WEB_STOP_SECONDS)
+        if watcher.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+            watcher.join(5)
+    return 1 if web_died.is_set() else 0
+
+
+def _web_child(settings: Settings, parent: int) -> None:
+    """The forked child of ``serve``: gunicorn, as ``web`` runs it, until it stops or serve is gone."""
+    code = 1
+    try:
+
+        def follow_parent() -> None:
+            while os.getppid() == parent:
+                time.sleep(1)
+            log.warning("serve is gone; stopping its web server")
+            os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's graceful stop
+
+        threading.Thread(target=follow_parent, name="breakglass-parent-watch", daemon=True).start()
+        run_web(settings, workers=1, threads=SERVE_WEB_THREADS)
+        code = 0
+    except SystemExit as exc:  # gunicorn's arbiter, and each worker it forks, end with sys.exit
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        log.exception("the web server failed")
+    finally:
+        logging.shutdown()
+        os._exit(code)  # never back into the parent's stack (the worker's code) in this process

@@ -3,8 +3,11 @@ self-service request to a binding, and SIGTERM stops it, and everything it forke
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
+import socket
+from pathlib import Path
 
 from bot.standins.slack_events import SlackSender
 from bot.standins.stack import ALICE, INCIDENT_CHANNEL, SIGNING_SECRET, LocalStack, free_port, wait_until
@@ -45,3 +48,74 @@ def test_serve_grants_a_self_service_request_and_stops_cleanly_on_sigterm(stack:
     assert not left, "a process of serve's group (RQ's scheduler?) outlived it"
     lines = json_lines(serve.output)
     assert any(line.get("event") == "granted" for line in lines)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _gone(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _started(serve: Spawned, port: int) -> None:
+    def ready() -> bool:
+        assert serve.popen.poll() is None, f"serve exited:\n{serve.output}"
+        return port_open(port) and get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+
+    wait_until(ready, 30, "serve to be ready")
+
+
+def test_serve_refuses_a_bot_token_slack_rejects_in_one_line_before_serving(stack: LocalStack) -> None:
+    port = free_port()
+    serve = Spawned(["serve"], stack.env() | {"PORT": str(port), "SLACK_BOT_TOKEN": "xoxb-0000-not-a-real-token"})
+    try:
+        code = serve.wait(timeout=30)
+    finally:
+        serve.kill_group()
+
+    assert code == 2
+    assert serve.output == "SLACK_BOT_TOKEN: Slack refused it (invalid_auth)\n"
+    assert not port_open(port)
+
+
+def test_serve_speaks_http_1_1_keep_alive_and_a_stalled_client_holds_nothing_up(stack: LocalStack) -> None:
+    port = free_port()
+    serve = Spawned(["serve"], stack.env() | {"PORT": str(port)})
+    try:
+        _started(serve, port)
+        with socket.create_connection(("127.0.0.1", port)) as stalled:
+            stalled.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            for _ in range(2):  # two requests over one connection
+                connection.request("GET", "/healthz")
+                reply = connection.getresponse()
+                assert (reply.status, reply.version) == (200, 11)
+                reply.read()
+            assert reply.getheader("Server", "").startswith("gunicorn")
+            connection.close()
+        serve.popen.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=40) == 0, serve.output
+    finally:
+        serve.kill_group()
+
+
+def test_serve_stops_with_an_error_when_its_web_server_dies(stack: LocalStack) -> None:
+    port = free_port()
+    serve = Spawned(["serve"], stack.env() | {"PORT": str(port)})
+    try:
+        _started(serve, port)
+        # serve's children: gunicorn's arbiter (whose own child is its worker) and RQ's scheduler.
+        (web,) = [pid for pid in _children(serve.popen.pid) if _children(pid)]
+        os.kill(web, signal.SIGKILL)  # the arbiter; its worker notices its parent is gone and exits
+        code = serve.wait(timeout=40)
+    finally:
+        serve.kill_group()
+
+    assert code == 1, serve.output
+    assert any("the web server exited" in str(line.get("message")) for line in json_lines(serve.output))
+    wait_until(lambda: _gone(serve.popen.pid), 10, "every process of serve's group to end")
