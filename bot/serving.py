@@ -100,7 +100,8 @@ def run_all_in_one(settings: Settings) -> int:
     workers and handles signals in its main thread), and so must RQ's worker (it stops on SIGTERM in
     its main thread); a stdlib server in a thread would mean HTTP/1.0, no request timeouts and a
     thread per connection. So the child runs exactly what ``web`` runs (one gthread worker with
-    SERVE_WEB_THREADS threads: bounded, 30 s request timeout, HTTP/1.1 keep-alive), and this process
+    SERVE_WEB_THREADS threads: bounded; a worker stuck 30 s is replaced; HTTP/1.1, idle keep-alive
+    connections closed after 2 s; a client that stalls mid-request holds no thread), and this process
     runs the worker. The cost: two processes (and gunicorn's worker a third) instead of one.
     """
     from bot.wiring import build_core
