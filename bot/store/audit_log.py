@@ -109,23 +109,25 @@ class AuditLog:
 
     # --- inside a transaction -------------------------------------------------------------
 
-    def read_head(self, pipe: Pipeline) -> tuple[int, str]:
-        """Call before ``pipe.multi()``: WATCHes the head and the stream, reads the head, and raises
-        AuditLogBroken (writing nothing) when the stream holds entries the head does not account for.
+    @property
+    def watch_keys(self) -> tuple[str, str]:
+        """What a transaction appending to the log must WATCH before ``read_head``."""
+        return self.head_key, self.stream_key
 
-        A head behind the stream's last entry (deleted, or rolled back) would make the queued XADD
+    def read_head(self, pipe: Pipeline) -> tuple[int, str]:
+        """Call while ``watch_keys`` are WATCHed and before ``pipe.multi()``. Raises AuditLogBroken
+        (writing nothing) when the stream holds entries the head does not account for.
+
+        A head behind the stream's last entry (deleted, or set back) would make the queued XADD
         fail inside EXEC after the request change beside it had been applied. A head *ahead* of the
         stream (its newest entries deleted) is not refused: appending after it keeps the chain
         consistent with the head, verify still names the entries that are gone, and refusing would
         stop every transition, expiries and revocations included, until a person repairs Redis."""
-        pipe.watch(self.head_key, self.stream_key)
-        # The stream before the head: an append committed between the two reads then makes the head
-        # look ahead (allowed; EXEC aborts on the WATCH and the caller retries), never behind.
-        last = pipe.xrevrange(self.stream_key, count=1)
-        raw = pipe.hgetall(self.head_key)
-        top = (_stream_seq(last[0][0]) or 0) if last else 0
-        head = _parse_head(raw)
-        if raw and head is None:
+        # One script reads both at one instant (and in the one round trip the head alone took).
+        top_id, raw_seq, raw_hash, exists = pipe.eval(_READ_HEAD, 2, self.stream_key, self.head_key)
+        top = (_stream_seq(top_id) or 0) if top_id else 0
+        head = _parse_head({"seq": raw_seq, "hash": raw_hash}) if exists else None
+        if exists and head is None:
             raise AuditLogBroken(f"the audit head {self.head_key} is unreadable; nothing was written")
         seq = head[0] if head else 0
         if top > seq:
@@ -176,7 +178,7 @@ class AuditLog:
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(self.head_key)
+                    pipe.watch(*self.watch_keys)
                     head = self.read_head(pipe)
                     pipe.multi()
                     entries = self.queue_appends(pipe, head, list(drafts))
@@ -279,6 +281,15 @@ class AuditLog:
                         raise
                     unreadable(exc)
             start = "(" + str(batch[-1][0])  # exclusive: continue after the last one read
+
+
+# The stream's last id and the head's fields, read together: [last id | nil, seq | nil, hash | nil, head exists].
+_READ_HEAD = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local top = false
+if last[1] then top = last[1][1] end
+return {top, redis.call('HGET', KEYS[2], 'seq'), redis.call('HGET', KEYS[2], 'hash'), redis.call('EXISTS', KEYS[2])}
+"""
 
 
 def _parse_head(raw: Mapping[Any, Any]) -> tuple[int, str] | None:

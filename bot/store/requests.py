@@ -78,7 +78,7 @@ class RequestStore:
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(key, self.audit.head_key)
+                    pipe.watch(key, *self.audit.watch_keys)
                     raw = pipe.get(key)
                     current = AccessRequest.model_validate_json(raw) if raw else None
                     change = decide(current)
