@@ -96,7 +96,8 @@ class AccessRequest(BaseModel):
     extends: RequestId | None = None
     extensions: tuple[RequestId, ...] = ()  # applied extensions of this grant, in order
     message_ts: str | None = None  # the root message in ``channel``
-    review: Review | None = None
+    review: Review | None = None  # the review that closes the obligation (see policy.may_review)
+    holder_account: Review | None = None  # self-service: the holder's own account, for the reviewer
     note: str | None = None  # why it failed / was revoked by the system
     version: int = Field(default=0, ge=0)
 

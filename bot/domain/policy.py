@@ -197,6 +197,62 @@ def may_cancel(request: AccessRequest, person: SlackUserId) -> Decision:
     return ALLOW
 
 
+def may_review(roster: Roster, request: AccessRequest, person: SlackUserId) -> Decision:
+    """May ``person`` write the post-incident review of ``request`` now? (The caller has already
+    checked that the person may see the request at all.)
+
+    A review looks back at a grant, so it is written once the grant has ended. For an approved grant
+    the holder or an approver may write it. Self-service break-glass was checked by nobody before it
+    was used, so someone other than the holder must check it after: only an approver's review closes
+    it. The holder may add their own account first (``review_closes`` tells which one this is).
+    """
+    if request.extends:
+        return deny(f"{request.id} is an extension of {request.extends}; review {request.extends} instead.")
+    if request.granted_at is None:
+        return deny(f"{request.id} was never granted; there is nothing to review.")
+    if request.state not in (State.EXPIRED, State.REVOKED):
+        return deny(
+            f"{request.id} is still {request.state.label}; a review is written once the grant has ended, "
+            "so revoke it or wait until it expires."
+        )
+    if request.review is not None:
+        return deny(f"{request.id} already has a review.")
+    approver = person in approvers_for(roster, request)
+    if request.self_service:
+        if person == request.requester:
+            if request.holder_account is not None:
+                return deny(
+                    f"You have already written your account of {request.id}; "
+                    f"an approver of '{request.role}' must now review it."
+                )
+            return ALLOW
+        if not approver:
+            return deny(
+                f"{request.id} was self-service break-glass, so only an approver of '{request.role}' may review it."
+            )
+        return ALLOW
+    if person != request.requester and not approver:
+        return deny(f"Only the holder or an approver of '{request.role}' may review {request.id}.")
+    return ALLOW
+
+
+def review_closes(request: AccessRequest, person: SlackUserId) -> bool:
+    """Whether ``person``'s review closes ``request``'s review: for self-service, only someone else's."""
+    return not (request.self_service and person == request.requester)
+
+
+def owes_review(roster: Roster, request: AccessRequest, person: SlackUserId) -> bool:
+    """Whether ``request`` waits for ``person`` to review it (or, as its holder, to add their account):
+    an ended self-service grant nobody has reviewed yet."""
+    if not request.self_service or request.extends or not request.review_owed:
+        return False
+    if request.state not in (State.EXPIRED, State.REVOKED):
+        return False
+    if person == request.requester:
+        return request.holder_account is None
+    return person in approvers_for(roster, request)
+
+
 def extension_room(roster: Roster, grant: AccessRequest) -> timedelta:
     """How much longer ``grant`` may run: never past the role's max_duration from the first grant."""
     role = roster.roles.get(grant.role)

@@ -101,11 +101,11 @@ def open_extension(deps: Deps, request_id: RequestId, person: Profile, body: Map
 
 def open_review(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str | None:
     request = deps.access.get_visible(request_id, person.user_id)
-    if request.granted_at is None:
-        raise Refused(f"{request.id} was never granted; there is nothing to review.")
-    if request.review is not None:
-        raise Refused(f"{request.id} already has a review.")
-    return _open(deps, body, blocks.review_modal(request, REVIEW_MIN, REVIEW_MAX))
+    decision = policy.may_review(deps.roster(), request, person.user_id)
+    if not decision:
+        raise Refused(decision.reason)
+    closes = policy.review_closes(request, person.user_id)
+    return _open(deps, body, blocks.review_modal(request, REVIEW_MIN, REVIEW_MAX, closes=closes))
 
 
 def _open(deps: Deps, body: Mapping[str, Any], view: dict[str, Any]) -> str | None:

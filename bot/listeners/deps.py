@@ -107,7 +107,8 @@ def send(respond: Respond | None, text: str, body: list[Block] | None = None) ->
 
 def refresh_home(deps: Deps, person: Profile, notice: str | None = None) -> None:
     mine, waiting = deps.access.listing(person.user_id)
-    view = blocks.home_view(deps.roster(), person.user_id, mine, waiting, deps.now(), notice)
+    owed = deps.access.reviews_owed(person.user_id)
+    view = blocks.home_view(deps.roster(), person.user_id, mine, waiting, deps.now(), notice, owed=owed)
     deps.slack.publish_home(person.user_id, view)
 
 

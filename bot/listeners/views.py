@@ -117,6 +117,7 @@ def submit_extension(deps: Deps, ack: Ack, body: Mapping[str, Any], view: Mappin
     try:
         grant = deps.access.get_visible(grant_id, person.user_id) if grant_id else None
     except Refused as refused:
+        deps.access.refuse(grant_id, person.user_id, "extend", refused.reason)
         _refused(ack, refused.reason)
         return
     form = read_extension_form(state_values(view), metadata, grant, deps.roster())
@@ -146,6 +147,7 @@ def submit_review(deps: Deps, ack: Ack, body: Mapping[str, Any], view: Mapping[s
     try:
         request = deps.access.write_review(form.request_id, person.user_id, form.text)
     except Refused as refused:
+        deps.access.refuse(form.request_id, person.user_id, "review", refused.reason)
         _refused(ack, refused.reason)
         return
     _done(ack, "Review saved", wording.reviewed_reply(request))

@@ -272,17 +272,22 @@ class AccessService:
             raise Refused(f"A review is {REVIEW_MIN} to {REVIEW_MAX} characters: what was done, and why it was needed.")
 
         def decide(current: AccessRequest | None) -> Change[Refused]:
-            if current is None:
-                return Change(None, result=no_such_request(request_id))
-            if person != current.requester and person not in policy.approvers_for(roster, current):
-                return Change(None, result=Refused(f"Only the holder or an approver may review {current.id}."))
-            if current.granted_at is None:
-                return Change(None, result=Refused(f"{current.id} was never granted; there is nothing to review."))
-            if current.review is not None:
-                return Change(None, result=Refused(f"{current.id} already has a review."))
+            if current is None or not _may_see(roster, current, person):
+                return Change(None, result=no_such_request(request_id))  # do not confirm someone else's id
+            decision = policy.may_review(roster, current, person)
+            if not decision:
+                return Change(None, result=Refused(decision.reason))
             now = self.now()
-            reviewed = current.changed(now, review=Review(by=person, at=now, text=body))
-            return Change(reviewed, [Draft(Event.REVIEW_WRITTEN, person, current.id, {"review": body})])
+            written = Review(by=person, at=now, text=body)
+            if policy.review_closes(current, person):
+                reviewed = current.changed(now, review=written)
+                details: dict[str, object] = {"review": body}
+            else:
+                # The holder's own account of a self-service grant: kept for the reviewer, but the
+                # review stays owed until an approver writes it.
+                reviewed = current.changed(now, holder_account=written)
+                details = {"review": body, "holder_account": True}
+            return Change(reviewed, [Draft(Event.REVIEW_WRITTEN, person, current.id, details)])
 
         request = self._apply_or_refuse(request_id, decide)
         self.jobs.publish(request_id)
@@ -294,13 +299,14 @@ class AccessService:
         """A request the person may see: their own, one they may approve, or any for an admin."""
         roster = self.roster()
         request = self._get(request_id)
-        if (
-            person != request.requester
-            and person not in policy.approvers_for(roster, request)
-            and not roster.is_admin(person)
-        ):
+        if not _may_see(roster, request, person):
             raise no_such_request(request_id)  # do not confirm that someone else's id exists
         return request
+
+    def reviews_owed(self, person: SlackUserId) -> list[AccessRequest]:
+        """Ended self-service grants waiting for ``person``'s review (or, as holder, their account)."""
+        roster = self.roster()
+        return [r for r in self.store.recent() if policy.owes_review(roster, r, person)]
 
     def listing(self, person: SlackUserId) -> tuple[list[AccessRequest], list[AccessRequest]]:
         """(mine, awaiting my approval), newest first."""
@@ -328,6 +334,11 @@ class AccessService:
             raise applied.result
         assert applied.request is not None
         return applied.request
+
+
+def _may_see(roster: Roster, request: AccessRequest, person: SlackUserId) -> bool:
+    """Their own, one they may approve, or any for an admin."""
+    return person == request.requester or person in policy.approvers_for(roster, request) or roster.is_admin(person)
 
 
 def _timed_out(roster: Roster, request: AccessRequest, now: datetime) -> Change[None]:

@@ -180,9 +180,18 @@ def reminder_dm(request: AccessRequest, text: str, can_extend: bool) -> Message:
 
 
 def ended_dm(request: AccessRequest, text: str) -> Message:
-    if request.review is None:
-        return dm(text, button("Write review", REVIEW_ACTION, request.id))
-    return dm(text)
+    """To the holder when a grant ends. Self-service: an approver reviews it, the holder adds an account."""
+    if request.review is not None or request.holder_account is not None:
+        return dm(text)
+    label = "Add your account" if request.self_service else "Write review"
+    return dm(text, button(label, REVIEW_ACTION, request.id))
+
+
+def review_owed_dm(request: AccessRequest, text: str) -> Message:
+    """To each approver when a self-service grant ends: the review that closes it is theirs to write."""
+    if request.review is not None:
+        return dm(text)
+    return dm(text, button("Write review", REVIEW_ACTION, request.id, "primary"), block_id="review_owed")
 
 
 # --- ephemeral replies -------------------------------------------------------------------------------
@@ -375,15 +384,14 @@ def extension_modal(grant: AccessRequest, durations: Sequence[timedelta], now: d
     return _modal(EXTEND_CALLBACK, "Extend access", blocks, "Ask", private_metadata=grant.id)
 
 
-def review_modal(request: AccessRequest, minimum: int, maximum: int) -> dict[str, Any]:
+def review_modal(request: AccessRequest, minimum: int, maximum: int, *, closes: bool = True) -> dict[str, Any]:
+    """The review form; with ``closes=False`` the self-service holder's own account instead."""
+    label, title = ("Review", "Write a review") if closes else ("Your account", "Add your account")
     blocks: list[Block] = [
-        section(
-            f"Review of *{request.id}* ({wording.code(request.role)} on *{wording.target(request)}*): "
-            "what was done, and why it was needed. It is posted in the request's thread and kept in the audit log."
-        ),
-        _text_input(REVIEW_INPUT, "Review", multiline=True, min_length=minimum, max_length=maximum),
+        section(wording.review_form_intro(request, closes)),
+        _text_input(REVIEW_INPUT, label, multiline=True, min_length=minimum, max_length=maximum),
     ]
-    return _modal(REVIEW_CALLBACK, "Write a review", blocks, "Save", private_metadata=request.id)
+    return _modal(REVIEW_CALLBACK, title, blocks, "Save", private_metadata=request.id)
 
 
 def notice_modal(title: str, text: str) -> dict[str, Any]:
@@ -401,10 +409,13 @@ def home_view(
     waiting: Sequence[AccessRequest],
     now: datetime,
     notice: str | None = None,
+    *,
+    owed: Sequence[AccessRequest] = (),
 ) -> dict[str, Any]:
+    """``owed``: ended self-service grants waiting for this person's review (as an approver) or
+    their account (as the holder), already chosen by the service."""
     active = [r for r in mine if r.state is State.ACTIVE and not r.extends]
     pending = [r for r in mine if r.state is State.PENDING]
-    owed = [r for r in mine if r.self_service and r.review_owed and r.state.terminal][:10]
     blocks: list[Block] = [header("breakglass")]
     if notice:
         blocks.append(section(notice))
@@ -449,13 +460,15 @@ def home_view(
 
     if owed:
         blocks.append(header("Reviews owed"))
-        for r in owed:
-            blocks.append(section(wording.status_line(r, now)))
+        for r in owed[:10]:
+            holder = r.requester == person
+            blocks.append(section(f"{wording.status_line(r, now)}\n{wording.review_owed_line(r, holder)}"))
+            label = "Add your account" if holder else "Write review"
             blocks.append(
                 {
                     "type": "actions",
                     "block_id": f"review:{r.id}",
-                    "elements": [button("Write review", REVIEW_ACTION, r.id)],
+                    "elements": [button(label, REVIEW_ACTION, r.id)],
                 }
             )
     blocks.append(context(wording.mfa_statement(roster)))

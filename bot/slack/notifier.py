@@ -10,8 +10,8 @@
   (with the exact expiry in their own timezone), is about to end (with an **Extend** button), has
   ended (expired or revoked, with a **Write review** button) or could not be granted; to every
   approver of the role when a request waits for them (a link to the channel message, no buttons,
-  so that decisions are made in one visible place), and a loud notice when self-service
-  break-glass was used.
+  so that decisions are made in one visible place), a loud notice when self-service
+  break-glass was used, and, when that grant ends, a **Write review** button: its review is theirs.
 
 Idempotence. Slack has no "post if absent", so what has been done is written down as it happens
 (``PublishProgress``, in Redis): the root's ``ts`` right after it is posted — before any reply, so a
@@ -281,6 +281,11 @@ class SlackNotifier:
                 how = "revoked" if entry.event == Event.REVOKED else "expired"
                 text = wording.dm_ended(request, how, entry.actor)
                 self._dm(requester, blocks.ended_dm(request, text), request)
+                if request.self_service and not request.extends and request.granted_at is not None:
+                    # Nobody checked it before it was used, so an approver must check it now.
+                    owed = blocks.review_owed_dm(request, wording.dm_approvers_review_owed(request, how))
+                    for approver in sorted(policy.approvers_for(roster, request)):
+                        self._dm(approver, owed, request)
             case Event.GRANT_FAILED:
                 self._dm(
                     requester, blocks.dm(wording.dm_grant_failed(request, str(d.get("error") or "unknown"))), request

@@ -152,7 +152,7 @@ def self_service_warning(request: AccessRequest, roster: Roster) -> str:
     approvers = people(sorted(policy.approvers_for(roster, request)))
     return (
         ":rotating_light: *Self-service break-glass: granted at once, without approval.* "
-        f"The approvers ({approvers}) are told, and a written review is owed by the holder."
+        f"The approvers ({approvers}) are told, and once it ends one of them owes a written review."
     )
 
 
@@ -181,7 +181,9 @@ def review_status(request: AccessRequest) -> str | None:
     if request.review is not None:
         return f":memo: Reviewed by {who(request.review.by)}."
     if request.self_service and request.granted_at is not None:
-        return ":memo: *A review is owed* for this break-glass use."
+        account = f" {who(request.holder_account.by)} has added their account." if request.holder_account else ""
+        when_owed = "" if request.state.terminal else ", once it ends"
+        return f":memo: *A review by an approver is owed* for this break-glass use{when_owed}.{account}"
     return None
 
 
@@ -285,7 +287,10 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             why = f" ({escape(str(d['why']))})" if d.get("why") else ""
             return f":broom: Binding {code(str(d.get('binding') or '?'))} removed{lateness}{why}."
         case Event.REVIEW_WRITTEN:
-            return f":memo: Review by {actor}:\n{reason_text(str(d.get('review') or ''), 2500)}"
+            text = reason_text(str(d.get("review") or ""), 2500)
+            if d.get("holder_account"):
+                return f":memo: The holder's account, by {actor} (an approver's review is still owed):\n{text}"
+            return f":memo: Review by {actor}:\n{text}"
         case Event.ACTIONS_RECORDED:
             count = d.get("count", 0)
             cluster = escape(str(d.get("cluster") or request.cluster))
@@ -363,7 +368,8 @@ def dm_reminder(request: AccessRequest, expires_at: datetime, tz: str | None, no
 def dm_ended(request: AccessRequest, how: str, by: str | None) -> str:
     cause = f"was revoked by {who(by)}" if how == "revoked" and by else "has expired"
     review = (
-        " This was self-service break-glass, so *a review is owed*: press *Write review*."
+        " This was self-service break-glass, so *an approver of the role owes a review*; "
+        "press *Add your account* to tell them what was done."
         if request.self_service and request.review is None
         else " You may add a review of what was done."
     )
@@ -391,7 +397,8 @@ def dm_approvers_self_service(request: AccessRequest, expires_at: datetime | Non
     return (
         f":rotating_light: *Self-service break-glass used.* {who(request.requester)} took "
         f"*{escape(request.role)}* on *{target(request)}*{until} ({request.id}) without approval. "
-        f"You are an approver of this role: check it was warranted; a review is owed.\n"
+        "You are an approver of this role: check it was warranted. Once it ends, one of you owes the review "
+        "(a *Write review* button comes then, and it is listed on the Home tab).\n"
         f"*Reason:* {reason_text(request.reason, 1500)}"
     )
 
@@ -424,7 +431,8 @@ def submitted(request: AccessRequest, roster: Roster) -> str:
     if request.self_service:
         return (
             f":rotating_light: *{request.id}*: {asked(request)} is granted at once (self-service break-glass). "
-            f"The approvers are told and it is being posted in {channel}; you owe a written review afterwards. "
+            f"The approvers are told and it is being posted in {channel}; once it ends, one of them owes a "
+            "written review, and you may add your account of what was done. "
             "You will get a DM when the binding is in place."
         )
     role = roster.roles.get(request.role)
@@ -468,7 +476,48 @@ def extension_reply(extension: AccessRequest) -> str:
 
 
 def reviewed_reply(request: AccessRequest) -> str:
+    if request.review is None and request.holder_account is not None:
+        return (
+            f":memo: Thank you: your account of *{request.id}* is recorded and posted in its thread; "
+            f"an approver of {code(request.role)} still owes the review."
+        )
     return f":memo: Thank you: the review of *{request.id}* is recorded and posted in its thread."
+
+
+def review_form_intro(request: AccessRequest, closes: bool) -> str:
+    what = f"*{request.id}* ({code(request.role)} on *{target(request)}*)"
+    if not closes:
+        return (
+            f"Your account of {what}: what you did, and why it was needed. It is posted in the request's thread "
+            "for the approver who reviews this self-service break-glass use."
+        )
+    if request.self_service:
+        return (
+            f"Review of {what}, self-service break-glass by {who(request.requester)}: was it warranted, and was "
+            "what was done (see the thread's recorded actions) right? This closes the review; it is posted in "
+            "the thread and kept in the audit log."
+        )
+    return (
+        f"Review of {what}: what was done, and why it was needed. It is posted in the request's thread and kept "
+        "in the audit log."
+    )
+
+
+def review_owed_line(request: AccessRequest, holder: bool) -> str:
+    if holder:
+        return "An approver owes the review; you may add your account of what was done."
+    account = " The holder has added their account." if request.holder_account else ""
+    return f"Self-service break-glass by {who(request.requester)}: your review is owed.{account}"
+
+
+def dm_approvers_review_owed(request: AccessRequest, how: str) -> str:
+    ended = "was revoked" if how == "revoked" else "has ended"
+    return (
+        f":memo: *A review is owed.* {who(request.requester)}'s self-service break-glass *{request.id}* "
+        f"({escape(request.role)} on *{target(request)}*) {ended}. As an approver of this role, check what was "
+        "done (the request's thread lists the recorded actions) and press *Write review*; one approver's review "
+        "closes it."
+    )
 
 
 def status_line(request: AccessRequest, now: datetime) -> str:

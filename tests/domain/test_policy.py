@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bot.domain import policy
 from bot.domain.ids import SlackUserId
-from bot.domain.lifecycle import AccessRequest, Approval, State
+from bot.domain.lifecycle import AccessRequest, Approval, Review, State
 from bot.domain.roster import Cluster, Entitlement, Person, Role, Roster, Workspace, is_dns_label
 from tests.fakes import (
     ALICE,
@@ -501,6 +501,84 @@ def test_evaluate_extension(grant: AccessRequest, person: str, by: timedelta, re
 
 def test_pending_deadline_is_created_at_plus_request_timeout() -> None:
     assert policy.pending_deadline(EXAMPLE, access_request()) == T0 + timedelta(minutes=30)
+
+
+# --- reviewing ---------------------------------------------------------------------------------
+
+ENDED = ACTIVE.model_copy(update={"state": State.EXPIRED, "ended_at": T0 + timedelta(hours=1)})
+SELF_SERVICE_ENDED = ENDED.model_copy(update={"approvals_required": 0})
+HOLDERS_ACCOUNT = Review(by=ALICE, at=T0, text="restarted the checkout pods")
+
+REVIEW = [
+    ("holder-of-an-ended-grant", ENDED, ALICE, None),
+    ("approver-of-an-ended-grant", ENDED, BOB, None),
+    ("revoked-counts-as-ended", ENDED.model_copy(update={"state": State.REVOKED}), ALICE, None),
+    (
+        "while-active",
+        ACTIVE,
+        ALICE,
+        "BG-7K2QXM is still active; a review is written once the grant has ended, so revoke it or wait until it expires.",
+    ),
+    ("never-granted", access_request(state=State.DENIED), ALICE, "BG-7K2QXM was never granted; there is nothing to review."),
+    ("someone-else", ENDED, DAVE, "Only the holder or an approver of 'view' may review BG-7K2QXM."),
+    ("already-reviewed", ENDED.model_copy(update={"review": HOLDERS_ACCOUNT}), BOB, "BG-7K2QXM already has a review."),
+    ("self-service-approver", SELF_SERVICE_ENDED, CAROL, None),
+    ("self-service-holder-adds-an-account", SELF_SERVICE_ENDED, ALICE, None),
+    (
+        "self-service-holder-twice",
+        SELF_SERVICE_ENDED.model_copy(update={"holder_account": HOLDERS_ACCOUNT}),
+        ALICE,
+        "You have already written your account of BG-7K2QXM; an approver of 'view' must now review it.",
+    ),
+    (
+        "self-service-admin-is-not-an-approver",
+        SELF_SERVICE_ENDED,
+        PETRA,
+        "BG-7K2QXM was self-service break-glass, so only an approver of 'view' may review it.",
+    ),
+    (
+        "self-service-while-active",
+        ACTIVE.model_copy(update={"approvals_required": 0}),
+        BOB,
+        "BG-7K2QXM is still active; a review is written once the grant has ended, so revoke it or wait until it expires.",
+    ),
+    (
+        "an-extension",
+        ENDED.model_copy(update={"id": "BG-22222X", "extends": "BG-7K2QXM"}),
+        ALICE,
+        "BG-22222X is an extension of BG-7K2QXM; review BG-7K2QXM instead.",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("request_", "person", "reason"), [c[1:] for c in REVIEW], ids=[c[0] for c in REVIEW])
+def test_may_review(request_: AccessRequest, person: str, reason: str | None) -> None:
+    decision = policy.may_review(WIDER, request_, SlackUserId(person))
+    assert decision.allowed is (reason is None)
+    assert decision.reason == (reason or "")
+
+
+def test_only_someone_other_than_the_holder_closes_a_self_service_review() -> None:
+    assert policy.review_closes(ENDED, SlackUserId(ALICE))
+    assert policy.review_closes(SELF_SERVICE_ENDED, SlackUserId(BOB))
+    assert not policy.review_closes(SELF_SERVICE_ENDED, SlackUserId(ALICE))
+
+
+OWES = [
+    ("approver-of-an-ended-self-service-grant", SELF_SERVICE_ENDED, BOB, True),
+    ("holder-before-their-account", SELF_SERVICE_ENDED, ALICE, True),
+    ("holder-after-their-account", SELF_SERVICE_ENDED.model_copy(update={"holder_account": HOLDERS_ACCOUNT}), ALICE, False),
+    ("approver-after-the-holders-account", SELF_SERVICE_ENDED.model_copy(update={"holder_account": HOLDERS_ACCOUNT}), BOB, True),
+    ("reviewed", SELF_SERVICE_ENDED.model_copy(update={"review": HOLDERS_ACCOUNT}), BOB, False),
+    ("still-active", ACTIVE.model_copy(update={"approvals_required": 0}), BOB, False),
+    ("approved-grant-owes-nothing", ENDED, BOB, False),
+    ("not-an-approver", SELF_SERVICE_ENDED, DAVE, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("request_", "person", "owed"), [c[1:] for c in OWES], ids=[c[0] for c in OWES])
+def test_owes_review(request_: AccessRequest, person: str, owed: bool) -> None:
+    assert policy.owes_review(WIDER, request_, SlackUserId(person)) is owed
 
 
 # --- properties over any roster ----------------------------------------------------------------

@@ -366,9 +366,15 @@ def test_decided_request_does_not_time_out(access: AccessService, clock: FakeClo
 # --- after ---------------------------------------------------------------------------------------
 
 
-def test_review_by_the_holder_of_a_granted_request(access: AccessService, store: RequestStore, flows: Flows) -> None:
+REVIEW = "Restarted the checkout pods; OOM from a bad config."
+
+
+def test_review_by_the_holder_of_an_ended_approved_grant(
+    access: AccessService, store: RequestStore, flows: Flows
+) -> None:
     grant = flows.granted()
-    reviewed = access.write_review(grant.id, SlackUserId(ALICE), "Restarted the checkout pods; OOM from a bad config.")
+    access.revoke(grant.id, SlackUserId(ALICE))
+    reviewed = access.write_review(grant.id, SlackUserId(ALICE), REVIEW)
     assert reviewed.review is not None
     assert reviewed.review.by == ALICE
     assert not reviewed.review_owed
@@ -377,10 +383,110 @@ def test_review_by_the_holder_of_a_granted_request(access: AccessService, store:
         access.write_review(grant.id, SlackUserId(BOB), "A second review should not replace the first.")
 
 
+def test_an_approver_may_review_an_ended_approved_grant(access: AccessService, flows: Flows) -> None:
+    grant = flows.granted()
+    access.revoke(grant.id, SlackUserId(ALICE))
+    reviewed = access.write_review(grant.id, SlackUserId(CAROL), REVIEW)
+    assert reviewed.review is not None
+    assert reviewed.review.by == CAROL
+
+
+def test_a_review_while_the_grant_is_active_is_refused(
+    access: AccessService, store: RequestStore, flows: Flows
+) -> None:
+    grant = flows.granted()
+    with pytest.raises(Refused) as raised:
+        access.write_review(grant.id, SlackUserId(ALICE), REVIEW)
+    assert raised.value.reason == (
+        f"{grant.id} is still active; a review is written once the grant has ended, "
+        "so revoke it or wait until it expires."
+    )
+    assert store.get(grant.id) == grant
+
+
 def test_review_of_a_request_never_granted_is_refused(access: AccessService, flows: Flows) -> None:
     request = flows.submit()
     with pytest.raises(Refused, match="never granted"):
         access.write_review(request.id, SlackUserId(ALICE), "Nothing happened here at all, really.")
+
+
+def test_a_review_of_someone_elses_request_does_not_confirm_it_exists(access: AccessService, flows: Flows) -> None:
+    grant = flows.granted()
+    access.revoke(grant.id, SlackUserId(ALICE))
+    with pytest.raises(Refused) as raised:
+        access.write_review(grant.id, MALLORY, REVIEW)
+    assert raised.value.reason == f"There is no request {grant.id}; /breakglass list shows yours."
+
+
+@pytest.fixture
+def self_service(roster: FixedRoster) -> FixedRoster:
+    roster.roster = roster_with(roles={"view": {"approvals": 0}})
+    return roster
+
+
+@pytest.mark.usefixtures("self_service")
+class TestSelfServiceReview:
+    """Nobody checked a self-service grant before it was used, so an approver must check it after."""
+
+    def ended(self, access: AccessService, flows: Flows) -> RequestId:
+        grant = flows.granted()
+        assert grant.self_service
+        access.revoke(grant.id, SlackUserId(ALICE))
+        return grant.id
+
+    def test_the_holders_account_is_kept_but_the_review_stays_owed(
+        self, access: AccessService, store: RequestStore, flows: Flows
+    ) -> None:
+        grant_id = self.ended(access, flows)
+        written = access.write_review(grant_id, SlackUserId(ALICE), REVIEW)
+        assert written.review is None
+        assert written.review_owed
+        assert written.holder_account is not None
+        assert (written.holder_account.by, written.holder_account.text) == (ALICE, REVIEW)
+        (entry,) = [e for e in store.audit.for_request(grant_id) if e.event == Event.REVIEW_WRITTEN]
+        assert (entry.actor, entry.details) == (ALICE, {"review": REVIEW, "holder_account": True})
+        with pytest.raises(Refused) as raised:
+            access.write_review(grant_id, SlackUserId(ALICE), "Trying to close my own review after all.")
+        assert raised.value.reason == (
+            f"You have already written your account of {grant_id}; an approver of 'view' must now review it."
+        )
+
+    def test_an_approvers_review_closes_it(self, access: AccessService, store: RequestStore, flows: Flows) -> None:
+        grant_id = self.ended(access, flows)
+        access.write_review(grant_id, SlackUserId(ALICE), REVIEW)
+        reviewed = access.write_review(grant_id, SlackUserId(BOB), "Warranted: INC-4411; only pods were restarted.")
+        assert reviewed.review is not None
+        assert reviewed.review.by == BOB
+        assert not reviewed.review_owed
+        assert reviewed.holder_account is not None  # the holder's account stays beside it
+        assert events(store, grant_id)[-1] == (Event.REVIEW_WRITTEN, BOB)
+
+    def test_an_approver_may_review_without_the_holders_account(self, access: AccessService, flows: Flows) -> None:
+        grant_id = self.ended(access, flows)
+        reviewed = access.write_review(grant_id, SlackUserId(CAROL), "Warranted: INC-4411; only pods were restarted.")
+        assert reviewed.review is not None
+        assert reviewed.review.by == CAROL
+
+    def test_nobody_reviews_it_while_it_is_active(self, access: AccessService, flows: Flows) -> None:
+        grant = flows.granted()
+        with pytest.raises(Refused, match="is still active; a review is written once the grant has ended"):
+            access.write_review(grant.id, SlackUserId(BOB), "Looks fine to me so far, honestly.")
+
+    def test_reviews_owed_lists_it_for_approvers_and_for_the_holder_until_they_wrote(
+        self, access: AccessService, flows: Flows
+    ) -> None:
+        active = flows.granted()
+        assert access.reviews_owed(SlackUserId(BOB)) == []  # not before it ends
+        access.revoke(active.id, SlackUserId(ALICE))
+        assert [r.id for r in access.reviews_owed(SlackUserId(BOB))] == [active.id]
+        assert [r.id for r in access.reviews_owed(SlackUserId(CAROL))] == [active.id]
+        assert [r.id for r in access.reviews_owed(SlackUserId(ALICE))] == [active.id]
+        assert access.reviews_owed(MALLORY) == []
+        access.write_review(active.id, SlackUserId(ALICE), REVIEW)
+        assert access.reviews_owed(SlackUserId(ALICE)) == []
+        assert [r.id for r in access.reviews_owed(SlackUserId(BOB))] == [active.id]
+        access.write_review(active.id, SlackUserId(BOB), "Warranted: INC-4411; only pods were restarted.")
+        assert access.reviews_owed(SlackUserId(BOB)) == access.reviews_owed(SlackUserId(CAROL)) == []
 
 
 def test_others_requests_are_invisible_to_strangers(access: AccessService, flows: Flows) -> None:

@@ -91,7 +91,8 @@ def test_self_service_message_warns_loudly_and_names_the_approvers(clock: FakeCl
     assert "Self-service break-glass" in text
     assert "@bob" in text
     assert "@carol" in text
-    assert "review is owed" in text
+    assert "once it ends one of them owes a written review" in text
+    assert "A review by an approver is owed for this break-glass use, once it ends." in text
 
 
 def entry(event: Event, actor: str = "system", **details: Any) -> Any:
@@ -240,6 +241,23 @@ def test_home_view_stays_within_100_blocks_however_much_there_is(roster: Roster,
     assert len(view["blocks"]) <= 100
     assert find_button(view["blocks"], blocks.REVOKE_ACTION, "BG-2222A2") is not None
     assert find_button(view["blocks"], blocks.APPROVE_ACTION, "BG-4444A2") is not None
+
+
+def test_home_lists_reviews_owed_for_approvers_and_the_holders_account(roster: Roster, clock: FakeClock) -> None:
+    ended = make_request(clock, State.EXPIRED, role="view", approvals_required=0, approvals=())
+    as_approver = blocks.home_view(roster, BOB, [], [], clock(), owed=[ended])
+    text = shown(as_approver["blocks"])
+    assert "Reviews owed" in text
+    assert "Self-service break-glass by @alice: your review is owed." in text
+    review = find_button(as_approver["blocks"], blocks.REVIEW_ACTION, ended.id)
+    assert review is not None
+    assert review[1]["text"]["text"] == "Write review"
+    as_holder = blocks.home_view(roster, ALICE, [ended], [], clock(), owed=[ended])
+    holder_button = find_button(as_holder["blocks"], blocks.REVIEW_ACTION, ended.id)
+    assert holder_button is not None
+    assert holder_button[1]["text"]["text"] == "Add your account"
+    assert "An approver owes the review" in shown(as_holder["blocks"])
+    assert "Reviews owed" not in shown(blocks.home_view(roster, BOB, [], [], clock())["blocks"])
 
 
 def test_reviewed_request_says_so(roster: Roster, clock: FakeClock) -> None:

@@ -185,7 +185,42 @@ def test_self_service_break_glass_is_announced_loudly_to_every_approver(
         notices = [dm for dm in world.dms(approver) if "Self-service break-glass used" in dm]
         assert len(notices) == 1
         assert "@alice took view on prod/payments" in notices[0].replace("*", "")
-    assert "review is owed" in world.slack.render_text(world.root(request_id))
+        assert "Once it ends, one of you owes the review" in notices[0]
+    assert "A review by an approver is owed" in world.slack.render_text(world.root(request_id))
+
+
+def test_when_self_service_break_glass_ends_the_approvers_get_the_review_to_write(
+    core: Core, slack: SlackApiDouble, clock: FakeClock, fake_redis: object
+) -> None:
+    roster = roster_with(roles={"view": {"approvals": 0}})
+    core = make_core(core.settings, roster, clock, fake_redis)  # type: ignore[arg-type]
+    world = World(core, slack, clock)
+    request_id = world.ask(role="view")
+    world.grants.grant(request_id)
+    world.publish(request_id)
+    clock.advance(hours=1, seconds=1)
+    world.grants.revoke(request_id)
+    world.publish(request_id)
+    for approver in (BOB, CAROL):
+        owed = world.slack.dm(approver)[-1]
+        assert "A review is owed." in world.slack.render_text(owed)
+        assert "self-service break-glass" in world.slack.render_text(owed)
+        assert find_button(owed.blocks, blocks.REVIEW_ACTION, request_id) is not None
+    ended = world.slack.dm(ALICE)[-1]
+    assert "an approver of the role owes a review" in world.slack.render_text(ended)
+    button = find_button(ended.blocks, blocks.REVIEW_ACTION, request_id)
+    assert button is not None
+    assert button[1]["text"]["text"] == "Add your account"
+
+
+def test_the_end_of_an_approved_grant_asks_no_approver_for_a_review(world: World) -> None:
+    request_id = world.ask(role="view")
+    world.core.access.approve(request_id, SlackUserId(BOB))
+    world.grants.grant(request_id)
+    world.clock.advance(hours=1, seconds=1)
+    world.grants.revoke(request_id)
+    world.publish(request_id)
+    assert not any("A review is owed" in dm for dm in world.dms(BOB) + world.dms(CAROL))
 
 
 def test_a_failed_grant_is_told_to_the_requester_with_the_error(world: World) -> None:
