@@ -316,7 +316,10 @@ class AccessService:
         waiting = [
             r
             for r in recent
-            if r.state is State.PENDING and person in policy.approvers_for(roster, r) and person not in r.approved_by
+            if r.state is State.PENDING
+            and not policy.lapsed(roster, r, now)  # past its deadline: nothing left to approve
+            and person in policy.approvers_for(roster, r)
+            and person not in r.approved_by
         ]
         return mine, waiting
 

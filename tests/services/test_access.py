@@ -505,3 +505,10 @@ def test_listing_shows_mine_and_those_awaiting_me(access: AccessService, flows: 
     access.approve(request.id, SlackUserId(BOB))
     assert access.listing(SlackUserId(BOB))[1] == []  # already has Bob's approval
     assert [r.id for r in access.listing(SlackUserId(CAROL))[1]] == [request.id]
+
+
+def test_a_lapsed_request_no_longer_waits_for_approvers(access: AccessService, clock: FakeClock, flows: Flows) -> None:
+    request = flows.submit()
+    assert [r.id for r in access.listing(SlackUserId(BOB))[1]] == [request.id]
+    clock.advance(minutes=30)  # the deadline, before any sweep has timed it out
+    assert access.listing(SlackUserId(BOB))[1] == []
