@@ -311,6 +311,7 @@ class AccessService:
     def listing(self, person: SlackUserId) -> tuple[list[AccessRequest], list[AccessRequest]]:
         """(mine, awaiting my approval), newest first."""
         roster = self.roster()
+        now = self.now()
         recent = self.store.recent()
         mine = [r for r in recent if r.requester == person]
         waiting = [

@@ -156,35 +156,71 @@ def test_redis_flushed_while_grants_are_active(stack: LocalStack, core: Core, wa
     watch.assert_ended_on_time(after.id, timedelta(seconds=5), LATE)
 
 
+# The workers' BREAKGLASS_KUBE_TIMEOUT in the outage test: a hung call costs them this, not the default 10 s.
+KUBE_TIMEOUT = 2
+# Longer than one sweep interval, so sweeps meet the outage too (several of them), not only the revoke.
+OUTAGE = 3 * SWEEP.total_seconds()
+# A hung request is held past the client's read timeout: the timeout, not the server, ends the call.
+HANG = 2 * KUBE_TIMEOUT
+
+
 @pytest.mark.parametrize("fault", ["503", "hang"])
 def test_api_failing_when_the_revoke_comes(
     stack: LocalStack, core: Core, kube: KubeClusters, watch: BindingWatch, fault: str
 ) -> None:
     server = stack.clusters["prod"]
+    stack.extra_env = {**stack.extra_env, "BREAKGLASS_KUBE_TIMEOUT": f"{KUBE_TIMEOUT}s"}
     stack.start_worker()
     stack.wait_for_workers(1)
-    request = grant_now(core, 6)
-    wait_until(lambda: core.store.get(request.id).state is State.ACTIVE, 10, "the grant")  # type: ignore[union-attr]
+    on_prod = [grant_now(core, 6), grant_now(core, 6)]
+    on_staging = grant_now(core, 6, cluster="staging")
+    grants = [*on_prod, on_staging]
+    wait_until(
+        lambda: all(core.store.get(g.id).state is State.ACTIVE for g in grants),  # type: ignore[union-attr]
+        15,
+        "the grants",
+    )
 
-    # From the revoke's first call, for two seconds, every request to the API server (the revoke's,
-    # the sweep's) fails: answered 503 at once, or held for two seconds and dropped unanswered.
-    def outage() -> None:
+    # From the first revoke's first call, for longer than a sweep interval, every request to prod's API
+    # server (the revokes', the sweeps') fails: answered 503 at once, or held past the client's timeout
+    # and dropped unanswered. Staging stays up.
+    outage: dict[str, float] = {}
+
+    def start_outage() -> None:
+        outage["from"] = time.time()
         if fault == "503":
-            server.fail_requests(503, for_seconds=2)
+            server.fail_requests(503, for_seconds=OUTAGE)
         else:
-            server.hang_requests(2, for_seconds=2)
+            server.hang_requests(HANG, for_seconds=OUTAGE)
 
-    own_path = f"{BINDINGS_PATH}/breakglass-{request.id.lower()}"
-    revoking = spy_requests(server, None, own_path, then=outage)
+    own_path = f"{BINDINGS_PATH}/breakglass-{on_prod[0].id.lower()}"
+    seen_before = len(server.requests)  # the grant job's own calls came before
+    revoking = spy_requests(server, None, own_path, then=start_outage)
 
-    watch.wait_gone(request.id, timeout=20)
-    assert revoking.is_set(), "the binding went without the revoke meeting the outage"
-    assert next(r.code for r in server.requests if r.path == own_path) == (503 if fault == "503" else 0)
-    watch.assert_ended_on_time(request.id, timedelta(seconds=6), LATE)
+    for grant in grants:
+        watch.wait_gone(grant.id, timeout=6 + OUTAGE + LATE.total_seconds() + 10)
+    assert revoking.is_set(), "the bindings went without the revoke meeting the outage"
+    revoke_calls = [r.code for r in server.requests[seen_before:] if r.path == own_path]
+    assert revoke_calls[0] == (503 if fault == "503" else 0), revoke_calls
+    api_back = outage["from"] + OUTAGE
+
+    for grant in on_prod:
+        # Never pushed past its duration, never back once gone; late only by the outage, and once the API
+        # answers again, gone within one sweep interval plus five seconds.
+        seen = watch.assert_ended_on_time(grant.id, timedelta(seconds=6), timedelta(seconds=OUTAGE) + LATE)
+        assert seen.gone_at is not None
+        after_recovery = seen.gone_at - max(seen.expiries[-1].timestamp(), api_back)
+        assert after_recovery <= LATE.total_seconds(), (
+            f"{seen.name} outlived the outage by {after_recovery:.1f}s (allowed {LATE.total_seconds():.0f}s)"
+        )
+    # A hung prod does not hold up staging's revoke or its sweep.
+    watch.assert_ended_on_time(on_staging.id, timedelta(seconds=6), LATE)
     assert not may_edit(kube)
-    ended = core.store.get(request.id)
-    assert ended is not None
-    assert ended.state is State.EXPIRED
-    story = events(core, request.id)
-    assert Event.BINDING_DELETED in story or Event.SWEEP_DELETED in story
+    assert not may_edit(kube, cluster="staging")
+    for grant in grants:
+        ended = core.store.get(grant.id)
+        assert ended is not None
+        assert ended.state is State.EXPIRED
+        story = events(core, grant.id)
+        assert Event.BINDING_DELETED in story or Event.SWEEP_DELETED in story
     assert core.audit.verify().ok
