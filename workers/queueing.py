@@ -5,17 +5,22 @@ for work scheduled at an instant (a revoke at expiry, a reminder). rq 3 refuses 
 existing id atomically (``unique=True``, also for scheduled jobs). A finished or failed job keeps its
 id for a while, so such a leftover is deleted and the job queued afresh; a job already *running* may
 have read the request before the change that prompted this call, so a follow-up is queued behind it.
+
+Every job with a retry policy also has ``workers.jobs.on_failure`` as its failure callback: it makes
+the next attempt wait at least as long as a ``TemporaryError`` asked (a Slack ``Retry-After``), and
+reports the job when its last attempt fails.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -30,6 +35,7 @@ CLUSTER_RETRY = Retry(max=12, interval=[1, 2, 4, 8, 15, 30, 60, 60, 60, 120, 120
 SLACK_RETRY = Retry(max=10, interval=[1, 2, 4, 8, 15, 30, 60, 60, 120, 120])
 
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+ON_FAILURE = Callback("workers.jobs.on_failure")
 
 
 class RqJobQueue:
@@ -91,6 +97,9 @@ class RqJobQueue:
                     "result_ttl": 300,
                     "failure_ttl": 7 * 24 * 3600,
                 }
+                if retry is not None:
+                    options["on_failure"] = ON_FAILURE
+                    options["meta"] = {"retries": retry.max}  # rq keeps no count of them for the report
                 if at is not None:
                     queue.enqueue_at(at.astimezone(UTC), func, *args, **options)
                 else:
@@ -104,6 +113,26 @@ class RqJobQueue:
                     return None
                 _delete(self.connection, job_id)  # finished, failed, stopped or vanished: start over
         return False
+
+
+def wait_at_least(job: Job, seconds: float) -> int:
+    """Make the retry RQ is about to schedule for ``job`` wait at least ``seconds``; the seconds it will wait.
+
+    Called from the failure callback, which RQ runs on the job before ``Job.retry`` picks the interval
+    for this attempt (``retry_intervals[len - retries_left]``, as in rq 3's ``Job.get_retry_interval``).
+    Only this attempt's interval grows: the ones after it keep the backoff, and the retry budget is
+    spent as usual. tests/workers/test_jobs.py checks the scheduled time on a real worker.
+    """
+    if not job.retries_left or not job.retry_intervals:
+        return 0
+    intervals = list(job.retry_intervals)
+    index = max(len(intervals) - job.retries_left, 0)
+    if math.ceil(seconds) > intervals[index]:
+        # rq scores a scheduled job by the whole second it falls in (rounded down), so it may run up
+        # to a second early: one second more keeps it no earlier than asked.
+        intervals[index] = math.ceil(seconds) + 1
+    job.retry_intervals = intervals
+    return intervals[index]
 
 
 # Another process (a second web worker enqueuing the same job) may delete a finished job between our

@@ -43,6 +43,7 @@ class Event(StrEnum):
     SWEEP_REVOKED_OVERDUE = "sweep_revoked_overdue"  # ... ended an active grant its revoke had not ended
     SWEEP_SERVICE_ACCOUNT_DELETED = "sweep_service_account_deleted"  # ... removed a grant's orphaned SA
     JOB_FAILED = "job_failed"  # a permanent failure of a job: a person must look
+    JOB_GAVE_UP = "job_gave_up"  # a job's last retry failed too (a long outage): a person must know
 
 
 def format_at(at: datetime) -> str:

@@ -154,6 +154,29 @@ def lapsed(roster: Roster, request: AccessRequest, now: datetime) -> bool:
     return request.state is State.PENDING and now >= pending_deadline(roster, request)
 
 
+def approved_at(request: AccessRequest) -> datetime:
+    """When the request became approved: its last approval, or its creation when self-service."""
+    return max((a.at for a in request.approvals), default=request.created_at)
+
+
+def approval_still_fresh(roster: Roster, request: AccessRequest, now: datetime) -> Decision:
+    """May an approved request still be granted ``now``, however late its grant job runs?
+
+    An approval answers the incident as it stood when it was given. A grant job that only succeeds
+    after a long outage would otherwise hand out access hours later, when nobody is watching the
+    thread. We refuse rather than announce: announcing still grants access the approvers may no longer
+    want, while refusing costs the requester one command to ask again. The limit is the roster's
+    ``request_timeout``, the time an approver is already trusted to take over a request.
+    """
+    age = now - approved_at(request)
+    if age <= roster.request_timeout:
+        return ALLOW
+    return deny(
+        f"it was approved {format_duration(age)} ago, longer than the request timeout "
+        f"({format_duration(roster.request_timeout)}), so that approval is too old to act on; ask again"
+    )
+
+
 def may_decide(roster: Roster, request: AccessRequest, person: SlackUserId, now: datetime) -> Decision:
     """May ``person`` approve or deny ``request`` as it is ``now``?"""
     if person == request.requester:

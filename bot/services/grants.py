@@ -56,9 +56,14 @@ class GrantService:
         request = self.store.get(request_id)
         if request is None or request.state is not State.APPROVED:
             return request  # already granted, ended, or unknown: nothing to do
+        roster = self.roster()
+        if expires_at is None:
+            # Not for a binding the sweep found: that grant was made in time, and it is recorded as made.
+            fresh = policy.approval_still_fresh(roster, request, self.now())
+            if not fresh:
+                return self._fail(request, fresh.reason)
         if request.extends:
             return self._apply_extension(request)
-        roster = self.roster()
         refusal = self._still_allowed(roster, request)
         if refusal:
             return self._fail(request, refusal)

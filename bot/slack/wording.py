@@ -309,6 +309,8 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             account = code(str(d.get("service_account") or "?"))
             why = escape(str(d.get("why") or ""))
             return f":broom: The reconcile sweep removed the ServiceAccount {account}: {why}."
+        case Event.JOB_GAVE_UP:
+            return _gave_up(str(d.get("job") or "?"), d.get("attempts"), str(d.get("error") or "unknown error"))
         case Event.JOB_FAILED:
             job = escape(str(d.get("job") or "a"))
             return (
@@ -318,6 +320,20 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             return None  # an attempt that changed nothing: audit log only, never the channel
         case _:
             return f"{escape(entry.event)} by {actor}."
+
+
+def _gave_up(job: str, attempts: object, error: str) -> str:
+    tries = f" after {attempts} attempts" if isinstance(attempts, int) else ""
+    said = f"The {escape(job)} job gave up{tries}: {escape(error)}."
+    then = {
+        "revoke": "The reconcile sweep keeps trying until the binding is gone.",
+        "grant": (
+            "The reconcile sweep will try again; once the approval is older than the request timeout "
+            "the grant is refused instead, and must be asked for again."
+        ),
+        "publish": "This thread may have missed updates; they are posted once Slack answers again.",
+    }.get(job, "A person must look.")
+    return f":hourglass: {said} {then}"
 
 
 def event_fallback(entry: AuditEntry) -> str:

@@ -169,6 +169,14 @@ EVENTS: list[tuple[Any, str]] = [
         entry(Event.JOB_FAILED, job="grant", error="cluster refused"),
         "The grant job failed: cluster refused. A person must look.",
     ),
+    (
+        entry(Event.JOB_GAVE_UP, job="revoke", attempts=13, error="cluster prod: HTTP 503"),
+        "The revoke job gave up after 13 attempts: cluster prod: HTTP 503. The reconcile sweep keeps trying",
+    ),
+    (
+        entry(Event.JOB_GAVE_UP, job="grant", attempts=13, error="timed out"),
+        "once the approval is older than the request timeout the grant is refused instead",
+    ),
 ]
 
 

@@ -1,0 +1,271 @@
+"""The RQ jobs under a real ``SimpleWorker`` on real Redis: a permanent failure is audited and told to
+the thread, a long Retry-After is waited out, and a job whose last retry fails says so.
+
+The services behind the jobs are the real ones, with the fakes at our own ports (a ``FakeCluster``, a
+recording Slack notifier) and the injected clock; RQ itself, its retries, callbacks and scheduled
+registry are real, so what is asserted is what a worker process would do.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+
+import pytest
+import redis
+from rq import Retry, SimpleWorker
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+
+import workers.context
+import workers.queueing as queueing
+from bot.domain.audit import AuditEntry, Event
+from bot.domain.ids import SlackUserId
+from bot.domain.lifecycle import AccessRequest, State
+from bot.ports import ClusterRefused, ClusterUnavailable, PermanentError, TemporaryError
+from bot.roster_source import FixedRoster
+from bot.settings import load_settings
+from bot.wiring import build_core
+from tests.conftest import FakeClock
+from tests.fakes import ALICE, BOB, FakeCluster, RecordingNotifier, example_roster
+from workers.context import WorkerContext, build_worker_context, install
+
+REASON = "INC-4411 checkout pods crash-looping"
+
+
+class SlackAnswers(RecordingNotifier):
+    """The recording notifier, told how Slack answers the next publishes: ``(error or None)`` each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: list[Exception] = []
+
+    def publish(self, request: AccessRequest, entries: Sequence[AuditEntry]) -> str | None:
+        if self.answers:
+            self.attempts += 1
+            raise self.answers.pop(0)
+        return super().publish(request, entries)
+
+
+@pytest.fixture
+def cluster(clock: FakeClock) -> FakeCluster:
+    return FakeCluster(clock=clock)
+
+
+@pytest.fixture
+def slack() -> SlackAnswers:
+    return SlackAnswers()
+
+
+@pytest.fixture
+def context(
+    real_redis: redis.Redis, redis_url: str, clock: FakeClock, cluster: FakeCluster, slack: SlackAnswers
+) -> Iterator[WorkerContext]:
+    settings = load_settings(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-not-a-real-token",
+            "SLACK_SIGNING_SECRET": "not-a-real-signing-secret",
+            "BREAKGLASS_REDIS_URL": redis_url,
+            "BREAKGLASS_KEY_PREFIX": "bg-jobs",
+        }
+    )
+    core = build_core(settings, roster=FixedRoster(example_roster()), now=clock)
+    core.audit._out = io.StringIO()  # the structured log copy: not this test's subject
+    context = build_worker_context(settings, core=core, clusters=cluster, notifier=slack)
+    previous = workers.context._context
+    install(context)
+    yield context
+    workers.context._context = previous
+    core.rq_redis.close()
+
+
+def work(context: WorkerContext) -> None:
+    """Run every job that is due now, as a worker process would, then stop."""
+    jobs = context.core.jobs
+    SimpleWorker(jobs.queues, connection=jobs.connection).work(burst=True, logging_level="ERROR")
+
+
+def approved(context: WorkerContext) -> AccessRequest:
+    access = context.core.access
+    request = access.submit(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON)
+    return access.approve(request.id, SlackUserId(BOB)).request
+
+
+def events(context: WorkerContext, request_id: str) -> list[str]:
+    return [e.event for e in context.core.audit.for_request(request_id)]
+
+
+def posted(slack: SlackAnswers, request_id: str) -> list[str]:
+    thread = slack.threads.get(request_id)
+    return [e.event for e in thread.entries] if thread else []
+
+
+def scheduled_at(context: WorkerContext, job_id: str) -> float | None:
+    registry = ScheduledJobRegistry(queue=context.core.jobs.slack)
+    score = context.core.jobs.connection.zscore(registry.key, job_id)
+    return float(score) if score is not None else None
+
+
+# --- permanent failures ----------------------------------------------------------------------------
+
+
+def test_a_job_hitting_a_permanent_error_writes_job_failed_and_tells_the_thread(
+    context: WorkerContext, cluster: FakeCluster, slack: SlackAnswers, clock: FakeClock
+) -> None:
+    request = approved(context)
+    work(context)
+    assert context.core.store.get(request.id).state is State.ACTIVE  # type: ignore[union-attr]
+    context.core.access.revoke(request.id, SlackUserId(ALICE))
+    cluster.fail_next(1, ClusterRefused, operations=["remove_grant"])  # e.g. the bot lost `delete`
+    work(context)
+
+    failed = [e for e in context.core.audit.for_request(request.id) if e.event == Event.JOB_FAILED]
+    assert [(e.actor, e.details) for e in failed] == [
+        ("system", {"job": "revoke", "error": "fake remove_grant on prod failed"})
+    ]
+    assert Event.JOB_FAILED in posted(slack, request.id)  # a person reads it in the thread
+    assert cluster.binding("prod", request.id) is not None  # still there: the sweep's to end now
+
+
+def test_a_publish_that_fails_for_good_is_audited_and_does_not_queue_itself_again(
+    context: WorkerContext, slack: SlackAnswers
+) -> None:
+    request = approved(context)
+    context.core.jobs.cluster.empty()  # only the Slack side is under test here
+    slack.answers = [PermanentError("Slack said channel_not_found for chat.postMessage")]
+    work(context)
+    failed = [e for e in context.core.audit.for_request(request.id) if e.event == Event.JOB_FAILED]
+    assert [e.details["job"] for e in failed] == ["publish"]
+    assert context.core.jobs.slack.get_job_ids() == []
+    assert ScheduledJobRegistry(queue=context.core.jobs.slack).get_job_ids() == []
+
+
+# --- Retry-After -----------------------------------------------------------------------------------
+
+
+def test_a_long_retry_after_schedules_the_retry_no_earlier_than_asked(
+    context: WorkerContext, slack: SlackAnswers
+) -> None:
+    request = approved(context)
+    context.core.jobs.cluster.empty()
+    slack.answers = [TemporaryError("Slack rate-limited chat.postMessage; retry in 120s", delay=120)]
+    before = time.time()
+    work(context)
+
+    job_id = f"publish-{request.id}"
+    at = scheduled_at(context, job_id)
+    assert at is not None, "the publish is waiting for its retry"
+    assert at >= before + 120
+    assert at <= time.time() + 122
+    job = Job.fetch(job_id, connection=context.core.jobs.connection)
+    assert job.retries_left == queueing.SLACK_RETRY.max - 1  # one retry spent, as for any failure
+    assert job.retry_intervals is not None
+    assert job.retry_intervals[1:] == queueing.SLACK_RETRY.intervals[1:]  # later retries keep the backoff
+    assert slack.attempts == 1  # not called again after 1 s, 2 s, 4 s
+
+
+def test_a_retry_after_shorter_than_the_backoff_keeps_the_backoff(context: WorkerContext, slack: SlackAnswers) -> None:
+    request = approved(context)
+    context.core.jobs.cluster.empty()
+    slack.answers = [TemporaryError("Slack answered 503", delay=0.5)]
+    before = time.time()
+    work(context)
+    at = scheduled_at(context, f"publish-{request.id}")
+    assert at is not None
+    assert int(before) + queueing.SLACK_RETRY.intervals[0] <= at <= time.time() + queueing.SLACK_RETRY.intervals[0]
+
+
+def test_asking_again_while_a_retry_waits_out_retry_after_runs_once(
+    context: WorkerContext, slack: SlackAnswers
+) -> None:
+    request = approved(context)
+    context.core.jobs.cluster.empty()
+    slack.answers = [TemporaryError("Slack rate-limited chat.postMessage; retry in 60s", delay=60)]
+    work(context)
+    assert context.core.jobs.publish(request.id) is False  # the waiting retry will post everything
+    assert context.core.jobs.slack.get_job_ids() == []
+    assert ScheduledJobRegistry(queue=context.core.jobs.slack).get_job_ids() == [f"publish-{request.id}"]
+
+
+# --- the last retry --------------------------------------------------------------------------------
+
+
+def at_once(message: str) -> ClusterUnavailable:
+    """The API is down, and says nothing of when to come back (no Retry-After to wait out)."""
+    return ClusterUnavailable(message, delay=0)
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> Retry:
+    """Two immediate retries, so that a burst worker runs a job to its last attempt in one go."""
+    retry = Retry(max=2, interval=[0, 0])
+    monkeypatch.setattr(queueing, "CLUSTER_RETRY", retry)
+    monkeypatch.setattr(queueing, "SLACK_RETRY", retry)
+    return retry
+
+
+def test_a_grant_whose_last_retry_fails_is_audited_and_told_to_the_thread(
+    context: WorkerContext, cluster: FakeCluster, slack: SlackAnswers, quick_retries: Retry
+) -> None:
+    request = approved(context)
+    cluster.fail_next(3, at_once, operations=["apply_grant"])  # down for every attempt
+    work(context)
+
+    assert cluster.calls.count(("apply_grant", "prod")) == 3
+    gave_up = [e for e in context.core.audit.for_request(request.id) if e.event == Event.JOB_GAVE_UP]
+    assert [(e.actor, e.details) for e in gave_up] == [
+        ("system", {"job": "grant", "attempts": 3, "error": "fake apply_grant on prod failed"})
+    ]
+    assert Event.JOB_GAVE_UP in posted(slack, request.id)
+    still = context.core.store.get(request.id)
+    assert still is not None
+    assert still.state is State.APPROVED  # the sweep queues it again while the approval is fresh
+
+
+def test_a_revoke_whose_retries_run_out_is_reported_and_the_sweep_still_ends_the_grant(
+    context: WorkerContext, cluster: FakeCluster, slack: SlackAnswers, clock: FakeClock, quick_retries: Retry
+) -> None:
+    request = approved(context)
+    work(context)
+    context.core.access.revoke(request.id, SlackUserId(ALICE))
+    cluster.fail_next(3, at_once, operations=["remove_grant"])
+    work(context)
+    assert cluster.binding("prod", request.id) is not None
+    assert Event.JOB_GAVE_UP in events(context, request.id)
+    assert Event.JOB_GAVE_UP in posted(slack, request.id)
+
+    context.reconciler.sweep()  # the cluster answers again: revocation is never abandoned
+    assert cluster.binding("prod", request.id) is None
+    assert events(context, request.id)[-1] == Event.SWEEP_DELETED
+
+
+def test_an_unexpected_error_is_reported_by_its_type_only(
+    context: WorkerContext, cluster: FakeCluster, slack: SlackAnswers, quick_retries: Retry
+) -> None:
+    request = approved(context)
+    cluster.fail_next(3, lambda _: KeyError("xoxb-leaked-in-a-bug"), operations=["apply_grant"])  # type: ignore[arg-type,return-value]
+    work(context)
+    (gave_up,) = [e for e in context.core.audit.for_request(request.id) if e.event == Event.JOB_GAVE_UP]
+    assert gave_up.details["error"] == "unexpected KeyError"
+
+
+def test_a_grant_that_finally_runs_after_the_request_timeout_is_refused_not_made_late(
+    context: WorkerContext, cluster: FakeCluster, slack: SlackAnswers, clock: FakeClock, quick_retries: Retry
+) -> None:
+    request = approved(context)
+    cluster.fail_next(3, at_once, operations=["apply_grant"])
+    work(context)
+    clock.advance(minutes=31)  # a long outage: the sweep queues the grant again once the API is back
+    assert context.core.jobs.grant(request.id) is True
+    work(context)
+
+    failed = context.core.store.get(request.id)
+    assert failed is not None
+    assert failed.state is State.FAILED
+    assert failed.note is not None
+    assert failed.note.startswith("it was approved 31m ago, longer than the request timeout (30m)")
+    assert cluster.binding("prod", request.id) is None
+    assert cluster.calls.count(("apply_grant", "prod")) == 3  # not even asked again
+    assert posted(slack, request.id)[-1] == Event.GRANT_FAILED
