@@ -11,11 +11,16 @@ What it models, as Slack answers it:
 - Authentication: ``Authorization: Bearer`` (or a form ``token``; Slack ignores a token inside a JSON
   body), ``not_authed`` / ``invalid_auth`` / ``token_revoked``, and the token's granted scopes in the
   ``x-oauth-scopes`` header of every authenticated answer; ``missing_scope`` with ``needed``/``provided``.
+  Three kinds of token: bot, the admin's user token, and the app-level token (``xapp-…``), which only
+  ``apps.connections.open`` takes, only in the header, and which every other method refuses
+  (``not_allowed_token_type``, as a bot or user token is refused there).
 - The methods the app calls: ``auth.test``, ``chat.postMessage``/``update``/``delete``/``postEphemeral``/
   ``getPermalink``, ``conversations.open``/``info``, ``users.info``, ``views.open``/``update``/``push``/
-  ``publish``, ``apps.permissions.info`` and the ``files_upload_v2`` flow (``files.getUploadURLExternal``,
-  a POST of the bytes to the upload URL handed out, ``files.completeUploadExternal``). Any other method
-  answers ``unknown_method``, as Slack does, so a call the double does not know fails loudly.
+  ``publish``, ``apps.permissions.info``, ``apps.connections.open`` (a URL of the attached
+  ``bot.standins.slack_socket.SocketModeServer``) and the ``files_upload_v2`` flow
+  (``files.getUploadURLExternal``, a POST of the bytes to the upload URL handed out,
+  ``files.completeUploadExternal``). Any other method answers ``unknown_method``, as Slack does, so a
+  call the double does not know fails loudly.
 - Slack's limits: 40,000 characters of ``text`` (``msg_too_long``), 50 blocks a message and 100 a view,
   3,000 characters of section/context text, 2,000 a section field, 150 a header, 75 button text, 2,000
   a button value, 255 a ``block_id``/``action_id``/``callback_id``, 24 a modal title, 3,000 of
@@ -37,7 +42,7 @@ What it does not model: Slack's per-method rate-limit tiers (only injected 429s)
 and shared channels, message attachments beyond storing them, rich-text and markdown block internals,
 Slack's exact wording for a few refusals nobody documents (duplicate ``block_id``, a missing ``submit``
 with input blocks), the exact HTTP answer of an expired response URL, OAuth installs, token rotation,
-Socket Mode, and events Slack would send on its own (``message`` events and the like).
+and events Slack would send on its own (``message`` events and the like).
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ DEFAULT_BOT_SCOPES: tuple[str, ...] = (
     "groups:read",
 )
 DEFAULT_ADMIN_SCOPES: tuple[str, ...] = ("users:read",)
+DEFAULT_APP_TOKEN = "xapp-fake-breakglass-double"  # noqa: S105 - a fake app-level token for a fake Slack
+DEFAULT_APP_SCOPES: tuple[str, ...] = ("connections:write",)
 
 # Slack's limits, as its reference documents them (docs.slack.dev, Block Kit and method pages).
 MESSAGE_TEXT_LIMIT = 40_000
@@ -112,6 +119,7 @@ RESPONSE_URL_USES = 5
 _METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "auth.test": (),
     "apps.permissions.info": (),
+    "apps.connections.open": ("connections:write",),
     "chat.postMessage": ("chat:write",),
     "chat.update": ("chat:write",),
     "chat.delete": ("chat:write",),
@@ -358,7 +366,7 @@ class _Fault:
 
 @dataclass(frozen=True)
 class _Caller:
-    kind: str  # "bot" or "admin"
+    kind: str  # "bot", "admin" or "app"
     scopes: tuple[str, ...]
 
 
@@ -853,6 +861,8 @@ class SlackApiDouble:
         admin_token: str | None = None,
         scopes: Iterable[str] = DEFAULT_BOT_SCOPES,
         admin_scopes: Iterable[str] = DEFAULT_ADMIN_SCOPES,
+        app_tokens: Sequence[str] = (DEFAULT_APP_TOKEN,),
+        app_scopes: Iterable[str] = DEFAULT_APP_SCOPES,
         team_id: str = "T0000000001",
         team_domain: str = "breakglass-demo",
         team_name: str = "Breakglass Demo",
@@ -885,6 +895,9 @@ class SlackApiDouble:
         self._lock = threading.RLock()
         self._scopes = tuple(scopes)
         self._admin_scopes = tuple(admin_scopes)
+        self.app_tokens = tuple(app_tokens)
+        self._app_scopes = tuple(app_scopes)
+        self._socket_mode: Callable[[str], str] | None = None
         self._revoked: set[str] = set()
         self._users: dict[str, JsonDict] = {}
         self._has_2fa: dict[str, bool | None] = {}
@@ -1083,9 +1096,11 @@ class SlackApiDouble:
             self._place(message, thread_ts)
             return message.ts
 
-    def set_scopes(self, scopes: Iterable[str], *, admin: bool = False) -> None:
+    def set_scopes(self, scopes: Iterable[str], *, admin: bool = False, app: bool = False) -> None:
         with self._lock:
-            if admin:
+            if app:
+                self._app_scopes = tuple(scopes)
+            elif admin:
                 self._admin_scopes = tuple(scopes)
             else:
                 self._scopes = tuple(scopes)
@@ -1094,6 +1109,12 @@ class SlackApiDouble:
         """From now on ``token`` answers ``token_revoked`` (an uninstalled app, a deactivated admin)."""
         with self._lock:
             self._revoked.add(token)
+
+    def attach_socket_mode(self, open_url: Callable[[str], str] | None) -> None:
+        """Switch Socket Mode on: ``apps.connections.open`` answers ``open_url(app_id)`` (a
+        ``SocketModeServer`` attaches itself when started); ``None`` switches it off again."""
+        with self._lock:
+            self._socket_mode = open_url
 
     # -- fault injection ----------------------------------------------------------------------------
 
@@ -1376,6 +1397,7 @@ class SlackApiDouble:
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             token = auth[7:].strip()
+        token_in_header = token is not None
         try:
             if body:
                 if content_type.startswith("application/json"):
@@ -1409,6 +1431,12 @@ class SlackApiDouble:
         if caller is None:
             error = {"none": "not_authed", "revoked": "token_revoked"}.get(kind, "invalid_auth")
             return self._finish(method, params, kind, _SlackError(error), None)
+        if (method == "apps.connections.open") != (caller.kind == "app"):
+            # An app-level token opens Socket Mode connections and nothing else; no other token may.
+            return self._finish(method, params, kind, _SlackError("not_allowed_token_type"), caller)
+        if caller.kind == "app" and not token_in_header:
+            # Slack's reference: for this method the token must come in the Authorization header.
+            return self._finish(method, params, kind, _SlackError("invalid_auth"), None)
 
         delay = self._delay_for(method)
         if delay > 0:
@@ -1564,6 +1592,13 @@ class SlackApiDouble:
                 "mpim": copy.deepcopy(empty),
             }
         }
+
+    def _m_apps_connections_open(self, params: JsonDict, caller: _Caller) -> JsonDict:
+        if self._socket_mode is None:
+            # Slack does not document its answer for an app with Socket Mode off; access_denied is
+            # the nearest error its reference lists for this method.
+            raise _SlackError("access_denied")
+        return {"url": self._socket_mode(self.app_id)}
 
     def _m_chat_postMessage(self, params: JsonDict, caller: _Caller) -> JsonDict:
         channel = self._postable_channel(params.get("channel"), caller)
@@ -1834,6 +1869,8 @@ class SlackApiDouble:
                 return _Caller("bot", self._scopes), "bot"
             if self.admin_token is not None and token == self.admin_token:
                 return _Caller("admin", self._admin_scopes), "admin"
+            if token in self.app_tokens:
+                return _Caller("app", self._app_scopes), "app"
             return None, "unknown"
 
     def _delay_for(self, method: str) -> float:

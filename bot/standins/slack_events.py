@@ -16,7 +16,8 @@ simulating a stale screen. ``send`` posts raw bytes with any (or no) signature, 
 
 Not modelled: Slack's retries of undelivered events (pass ``retry_num`` to send one by hand), the
 3-second acknowledgement deadline (the answer's ``elapsed`` is measured so a test can assert it),
-message shortcuts, ``view_closed``, select menus' ``block_suggestion``, and Socket Mode.
+message shortcuts, ``view_closed`` and select menus' ``block_suggestion``. Socket Mode delivery is
+``bot.standins.slack_socket.SocketModeSender``, which reuses every person-level method here.
 """
 
 from __future__ import annotations
@@ -173,6 +174,14 @@ class SlackSender:
     ) -> AppReply:
         """An Events API ``event_callback`` wrapping ``event``. Reusing ``event_id`` with ``retry_num``
         reproduces Slack's redelivery of an event it thinks was not received."""
+        envelope = self.event_callback(event, event_id=event_id)
+        headers = dict(kwargs.pop("headers", None) or {})
+        if retry_num is not None:
+            headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
+        return self.send(json.dumps(envelope), "application/json", headers=headers, **kwargs)
+
+    def event_callback(self, event: JsonDict, *, event_id: str | None = None) -> JsonDict:
+        """The ``event_callback`` envelope Slack wraps ``event`` in (the same over HTTP and Socket Mode)."""
         now = self.now()
         if event_id is None:
             event_id = f"Ev{int(now)}{next(self._event_numbers):04d}"
@@ -198,10 +207,7 @@ class SlackSender:
         }
         if self.enterprise_id:
             envelope["enterprise_id"] = self.enterprise_id
-        headers = dict(kwargs.pop("headers", None) or {})
-        if retry_num is not None:
-            headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
-        return self.send(json.dumps(envelope), "application/json", headers=headers, **kwargs)
+        return envelope
 
     def url_verification(self, challenge: str) -> AppReply:
         body = {"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}
