@@ -261,7 +261,9 @@ def test_concurrent_writes_leave_a_gapless_verifiable_chain(
     for request in requests:
         work += [lambda r=request: access.approve(r.id, SlackUserId(BOB))]
         work += [lambda r=request: access.approve(r.id, SlackUserId(CAROL))]
-        work += [lambda r=request: access.approve(r.id, SlackUserId(ALICE))]  # refused, and recorded
+        work += [lambda r=request: access.approve(r.id, SlackUserId(ALICE))]  # refused: writes nothing
+        # ... and recorded by the listener that called, as a refused attempt, beside the transactions.
+        work += [lambda r=request: access.refuse(r.id, SlackUserId(ALICE), "approve", "own request")]
         work += [lambda: store.audit.append(Draft(Event.REFUSED, "U0000MALLORY", None))]
     race(work)
 
