@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from typing import NewType
@@ -20,6 +21,17 @@ _SLACK_USER_RE = re.compile(r"[UW][A-Z0-9]{2,}")
 
 def new_request_id() -> RequestId:
     return RequestId("BG-" + "".join(secrets.choice(REQUEST_ID_ALPHABET) for _ in range(REQUEST_ID_LENGTH)))
+
+
+def request_id_for(submission: str) -> RequestId:
+    """The request id a submission (e.g. one form, by its Slack view id) is first tried under: the
+    same submission delivered twice lands on the same id, so the store's create refuses the second."""
+    number = int.from_bytes(hashlib.sha256(submission.encode()).digest()[:8], "big")
+    chars = []
+    for _ in range(REQUEST_ID_LENGTH):
+        number, index = divmod(number, len(REQUEST_ID_ALPHABET))
+        chars.append(REQUEST_ID_ALPHABET[index])
+    return RequestId("BG-" + "".join(chars))
 
 
 def parse_request_id(text: str) -> RequestId | None:

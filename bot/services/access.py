@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from bot.domain import policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.durations import format_duration
-from bot.domain.ids import RequestId, SlackUserId, new_request_id
+from bot.domain.ids import RequestId, SlackUserId, new_request_id, request_id_for
 from bot.domain.lifecycle import AccessRequest, Approval, Review, State, transition
 from bot.domain.roster import Roster
 from bot.ports import JobQueue
@@ -61,7 +61,11 @@ class AccessService:
         duration: timedelta,
         reason: str,
         channel: str | None = None,
+        *,
+        submission: str | None = None,
     ) -> AccessRequest:
+        """A new pending request. ``submission`` names where it came from (a form, by its Slack view
+        id): the same submission delivered again returns the request it made instead of a second one."""
         roster = self.roster()
         _require(
             policy.evaluate_request(roster, policy.Ask(requester, cluster, namespace, role, duration)),
@@ -69,7 +73,7 @@ class AccessService:
         )
         now = self.now()
         request = AccessRequest(
-            id=new_request_id(),
+            id=request_id_for(submission) if submission else new_request_id(),
             requester=requester,
             cluster=cluster,
             namespace=namespace,
@@ -81,16 +85,21 @@ class AccessService:
             updated_at=now,
             approvals_required=roster.roles[role].approvals,
         )
-        request = self._create(request, Event.REQUESTED)
-        return self._after_created(request)
+        request, created = self._create(request, Event.REQUESTED, once=submission is not None)
+        return self._after_created(request) if created else request
 
-    def extend(self, grant_id: RequestId, person: SlackUserId, by: timedelta, reason: str) -> AccessRequest:
+    def extend(
+        self, grant_id: RequestId, person: SlackUserId, by: timedelta, reason: str, *, submission: str | None = None
+    ) -> AccessRequest:
         roster = self.roster()
         grant = self._get(grant_id)
+        earlier = self._earlier_extension(grant_id, person, by, reason, submission)
+        if earlier is not None:
+            return earlier
         _require(policy.evaluate_extension(roster, grant, person, by), policy.check_reason(reason))
         now = self.now()
         extension = AccessRequest(
-            id=new_request_id(),
+            id=request_id_for(submission) if submission else new_request_id(),
             requester=person,
             cluster=grant.cluster,
             namespace=grant.namespace,
@@ -103,7 +112,9 @@ class AccessService:
             approvals_required=roster.roles[grant.role].approvals,
             extends=grant.id,
         )
-        extension = self._create(extension, Event.REQUESTED)
+        extension, created = self._create(extension, Event.REQUESTED, once=submission is not None)
+        if not created:
+            return extension
         self.store.audit.append(
             Draft(
                 Event.EXTENSION_REQUESTED,
@@ -115,7 +126,28 @@ class AccessService:
         self.jobs.publish(grant.id)
         return self._after_created(extension)
 
-    def _create(self, request: AccessRequest, event: Event) -> AccessRequest:
+    def _earlier_extension(
+        self, grant_id: RequestId, person: SlackUserId, by: timedelta, reason: str, submission: str | None
+    ) -> AccessRequest | None:
+        # Looked up before the policy check: the extension already asked for would itself make the
+        # second delivery look like "an extension is already pending".
+        if submission is None:
+            return None
+        found = self.store.get(request_id_for(submission))
+        if found is not None and (found.extends, found.requester, found.duration, found.reason) == (
+            grant_id,
+            person,
+            by,
+            reason.strip(),
+        ):
+            return found
+        return None
+
+    def _create(self, request: AccessRequest, event: Event, *, once: bool = False) -> tuple[AccessRequest, bool]:
+        """Store ``request`` (under a fresh id if its own is taken) and return it with True. With
+        ``once``, its id names its submission: if that id holds the same ask, this submission was
+        delivered before, and the earlier request comes back with False. The store's create is atomic,
+        so of two deliveries at the same instant exactly one creates."""
         details = {
             "cluster": request.cluster,
             "namespace": request.namespace,
@@ -130,8 +162,14 @@ class AccessService:
         for _ in range(5):
             try:
                 self.store.create(request, [Draft(event, request.requester, request.id, details)])
-                return request
+                return request, True
             except RequestExists:
+                if once:
+                    found = self.store.get(request.id)
+                    # Ids are short, so an unrelated request may hold this one: only the same ask is it.
+                    if found is not None and all(getattr(found, f) == getattr(request, f) for f in _SAME_ASK):
+                        return found, False
+                    once = False
                 request = request.model_copy(update={"id": new_request_id()})
         raise RuntimeError("could not find a free request id")  # 30^6 ids: practically unreachable
 
@@ -351,6 +389,9 @@ def _timed_out(roster: Roster, request: AccessRequest, now: datetime) -> Change[
         transition(request, State.TIMED_OUT, now),
         [Draft(Event.TIMED_OUT, SYSTEM_ACTOR, request.id, {"after": format_duration(roster.request_timeout)})],
     )
+
+
+_SAME_ASK = ("requester", "cluster", "namespace", "role", "duration", "reason", "extends")
 
 
 def _require(*decisions: policy.Decision) -> None:

@@ -53,6 +53,33 @@ def test_submit_to_a_chosen_channel(access: AccessService) -> None:
     assert request.channel == "C0OTHERROOM"
 
 
+def test_the_same_submission_delivered_twice_is_one_request(
+    access: AccessService, store: RequestStore, jobs: RecordingJobs
+) -> None:
+    ask = (SlackUserId(ALICE), "prod", "payments", "admin", timedelta(minutes=30), REASON)
+    first = access.submit(*ask, submission="V0FORM00001")
+    again = access.submit(*ask, submission="V0FORM00001")
+    assert again.id == first.id
+    assert [r.id for r in store.recent()] == [first.id]
+    assert events(store, first.id) == [(Event.REQUESTED, ALICE)]
+    assert [c.kind for c in jobs.calls] == ["publish"]
+    other = access.submit(*ask, submission="V0FORM00002")  # another form is another request
+    assert other.id != first.id
+
+
+def test_a_request_holding_a_submissions_id_by_chance_is_not_taken_for_it(
+    access: AccessService, store: RequestStore
+) -> None:
+    from bot.domain.ids import request_id_for
+
+    unrelated = access.submit(SlackUserId(BOB), "prod", "payments", "view", timedelta(hours=1), REASON)
+    store.redis.rename(store.key(unrelated.id), store.key(request_id_for("V0FORM00003")))  # as if they collided
+    mine = access.submit(SlackUserId(ALICE), "prod", "payments", "admin", timedelta(minutes=30), REASON,
+                         submission="V0FORM00003")  # fmt: skip
+    assert mine.requester == ALICE
+    assert mine.id != request_id_for("V0FORM00003")
+
+
 REFUSALS = [
     ("stranger", MALLORY, "prod", "payments", "view", "1h", REASON,
      "You are not in the breakglass roster; ask your platform team to add you."),
