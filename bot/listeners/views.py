@@ -1,10 +1,15 @@
-"""Form submissions: the request form, the extension form and the review form.
+"""Form submissions (the request form, the extension form and the review form), and the request
+form following the cluster and role chosen in it.
 
-A view submission is answered in its ``ack``: field problems with ``response_action="errors"`` (the
-form stays open), otherwise the form turns into a confirmation (or into the reason nothing was done)
-with ``response_action="update"``. So here, unlike other listeners, the work comes before the ack; it
-is short (a cached ``users.info``, a ``conversations.info``, one Redis transaction) and the posting to
-the channel is left to the publish job.
+A view submission is acknowledged at once: what can be checked without a call (the fields, against
+the roster in memory) is answered in the ack with ``response_action="errors"`` (the form stays open
+for a fix); anything else turns the form into "Submitting…" in the ack. Then, after the ack, come the
+identity check (``users.info``, perhaps twice), the channel check (``conversations.info``) and the
+service's Redis transaction, and the form is updated to show the outcome (``views.update`` by its
+view id). Slack gives up on an ack after 3 seconds, tells the person the app did not respond and
+leaves the form open; with the slow work before the ack, a second press of Submit would then make a
+second request. The view id is the submission's key (``AccessService.submit(submission=…)``), so the
+same form delivered twice makes one request.
 
 What was submitted is checked against what the form offers *now* (``bot.slack.forms``), and then by
 the service against stored state; ``private_metadata`` is only an id to look up.
@@ -13,22 +18,27 @@ the service against stored state; ``private_metadata`` is only an id to look up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.domain.ids import parse_request_id
+from bot.domain.ids import SlackUserId, parse_request_id
 from bot.listeners.deps import Deps, actor_from
 from bot.ports import BreakglassError
 from bot.services.errors import Refused
 from bot.slack import blocks, wording
 from bot.slack.client import SlackError
 from bot.slack.forms import (
-    CHANNEL_INPUT,
+    CLUSTER_INPUT,
+    ROLE_INPUT,
     ExtensionForm,
     RequestForm,
     ReviewForm,
+    extension_field_problems,
+    form_state,
+    options_for,
     read_extension_form,
     read_request_form,
     read_review_form,
@@ -38,53 +48,126 @@ from bot.slack.identity import IdentityRefused
 
 log = logging.getLogger(__name__)
 
+# How often, and how far apart, the outcome is put on the form again while Slack may still be
+# applying the ack's "Submitting…" on top of it (see ``FormOutcome.show``).
+_LOOKS = 4
+_LOOK_AGAIN_SECONDS = 0.25
 
-def register(app: App, deps: Deps) -> None:
+
+def register(app: App, deps: Deps, pause: Callable[[float], None] = time.sleep) -> None:
     @app.view(blocks.REQUEST_CALLBACK)
     def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        submit_request(deps, ack, body, view)
+        submit_request(deps, ack, body, view, pause)
 
     @app.view(blocks.EXTEND_CALLBACK)
     def on_extension(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        submit_extension(deps, ack, body, view)
+        submit_extension(deps, ack, body, view, pause)
 
     @app.view(blocks.REVIEW_CALLBACK)
     def on_review(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        submit_review(deps, ack, body, view)
+        submit_review(deps, ack, body, view, pause)
+
+    # The cluster and role selects dispatch a block action on every choice (``dispatch_action``).
+    for action_id in (CLUSTER_INPUT, ROLE_INPUT):
+
+        @app.action(action_id)
+        def on_choice(ack: Ack, body: dict[str, Any]) -> None:
+            ack()
+            follow_choice(deps, body)
 
 
-def _refused(ack: Ack, reason: str) -> None:
-    ack(response_action="update", view=blocks.notice_modal("Nothing was done", wording.refusal(reason)))
+class FormOutcome:
+    """Shows what became of a submitted form, on the form itself, after the ack."""
+
+    def __init__(self, deps: Deps, view: Mapping[str, Any], pause: Callable[[float], None]) -> None:
+        self.deps = deps
+        self.view_id = str(view.get("id") or "")
+        self.submitted_hash = str(view.get("hash") or "") or None
+        self.pause = pause
+
+    def refused(self, reason: str) -> None:
+        self.show(blocks.notice_modal("Nothing was done", wording.refusal(reason)))
+
+    def done(self, title: str, text: str) -> None:
+        self.show(blocks.notice_modal(title, text))
+
+    def show(self, outcome: Mapping[str, Any]) -> None:
+        """Put ``outcome`` on the form in place of "Submitting…".
+
+        Slack applies the ack's "Submitting…" when our answer reaches it, which may be after this
+        update, and would then cover it. So the first update is guarded by the submitted version's
+        hash: ``hash_conflict`` means Slack has applied the ack (the version changed), and ours goes
+        on top unguarded; success means we came first, so look again a moment later, guarded by the
+        version we wrote."""
+        if not self.view_id:
+            return
+        version = self.submitted_hash
+        try:
+            for _ in range(_LOOKS if version else 1):
+                try:
+                    version = self.deps.slack.update_view(self.view_id, outcome, view_hash=version) or None
+                except SlackError as exc:
+                    if exc.error != "hash_conflict":
+                        raise
+                    self.deps.slack.update_view(self.view_id, outcome)
+                    return
+                if version is None:
+                    return
+                self.pause(_LOOK_AGAIN_SECONDS)
+        except BreakglassError as exc:
+            # The person may have closed the form; the request (if any) is stored and will be posted.
+            log.warning("could not show the outcome on the form", extra={"error": getattr(exc, "error", str(exc))})
 
 
-def _done(ack: Ack, title: str, text: str) -> None:
-    ack(response_action="update", view=blocks.notice_modal(title, text))
+def _submitting(ack: Ack) -> None:
+    ack(response_action="update", view=blocks.notice_modal("Submitting…", wording.SUBMITTING))
 
 
-def submit_request(deps: Deps, ack: Ack, body: Mapping[str, Any], view: Mapping[str, Any]) -> None:
-    try:
-        person = deps.identify(actor_from(body), "request")
-    except IdentityRefused as refused:
-        _refused(ack, refused.reason)
-        return
+def submit_request(
+    deps: Deps, ack: Ack, body: Mapping[str, Any], view: Mapping[str, Any], pause: Callable[[float], None]
+) -> None:
+    actor = actor_from(body)
     roster = deps.roster()
-    form = read_request_form(state_values(view), roster, person.user_id)
-    if not isinstance(form, RequestForm):
+    claimed = SlackUserId(actor.user_id)
+    form = read_request_form(state_values(view), roster, claimed)
+    # Field errors come from the roster in memory, before the ack. Someone the roster entitles to
+    # nothing gets no field errors: the identity gate below says who they are not, and audits it.
+    if not isinstance(form, RequestForm) and options_for(roster, claimed).entitled:
         ack(response_action="errors", errors=form)
+        return
+    _submitting(ack)
+    outcome = FormOutcome(deps, view, pause)
+    try:
+        person = deps.identify(actor, "request")
+    except IdentityRefused as refused:
+        outcome.refused(refused.reason)
+        return
+    if not isinstance(form, RequestForm):
+        deps.access.refuse(None, person.user_id, "request", wording.NOT_ENTITLED)
+        outcome.refused(wording.NOT_ENTITLED)
         return
     channel_problem = check_channel(deps, form.channel)
     if channel_problem:
-        ack(response_action="errors", errors={CHANNEL_INPUT: channel_problem})
+        state = form_state(state_values(view))
+        options = options_for(roster, person.user_id, state.cluster, state.role)
+        outcome.show(blocks.request_modal(options, roster, state, notice=wording.form_problem(channel_problem)))
         return
     try:
         request = deps.access.submit(
-            person.user_id, form.cluster, form.namespace, form.role, form.duration, form.reason, form.channel
+            person.user_id,
+            form.cluster,
+            form.namespace,
+            form.role,
+            form.duration,
+            form.reason,
+            form.channel,
+            submission=outcome.view_id or None,
         )
     except Refused as refused:
         deps.access.refuse(None, person.user_id, "request", refused.reason)
-        _refused(ack, refused.reason)
+        outcome.refused(refused.reason)
         return
-    _done(ack, "Request sent", wording.submitted(request, roster))
+    outcome.done("Request sent", wording.submitted(request, roster))
 
 
 def check_channel(deps: Deps, channel: str) -> str | None:
@@ -106,48 +189,88 @@ def check_channel(deps: Deps, channel: str) -> str | None:
     return None
 
 
-def submit_extension(deps: Deps, ack: Ack, body: Mapping[str, Any], view: Mapping[str, Any]) -> None:
+def follow_choice(deps: Deps, body: Mapping[str, Any]) -> None:
+    """Render the request form again after a cluster or role was chosen, offering what follows from
+    it. Nothing is decided here (the submission is checked in full), so no identity check: the form
+    only ever shows the roster's own offer for the id Slack signed the payload with."""
+    view = body.get("view")
+    if not isinstance(view, Mapping) or view.get("callback_id") != blocks.REQUEST_CALLBACK:
+        return
+    roster = deps.roster()
+    state = form_state(state_values(view))
+    options = options_for(roster, SlackUserId(actor_from(body).user_id), state.cluster, state.role)
+    if not options.entitled:
+        return
+    try:
+        # Guarded by the version the choice was made on: a later choice renders its own version.
+        deps.slack.update_view(
+            str(view.get("id") or ""),
+            blocks.request_modal(options, roster, state),
+            view_hash=str(view.get("hash") or "") or None,
+        )
+    except SlackError as exc:
+        if exc.error != "hash_conflict":
+            raise
+
+
+def submit_extension(
+    deps: Deps, ack: Ack, body: Mapping[str, Any], view: Mapping[str, Any], pause: Callable[[float], None]
+) -> None:
     metadata = str(view.get("private_metadata") or "")
+    problems = extension_field_problems(state_values(view), metadata)
+    if problems:
+        ack(response_action="errors", errors=problems)
+        return
+    _submitting(ack)
+    outcome = FormOutcome(deps, view, pause)
     grant_id = parse_request_id(metadata)
     try:
         person = deps.identify(actor_from(body), "extend", grant_id)
     except IdentityRefused as refused:
-        _refused(ack, refused.reason)
+        outcome.refused(refused.reason)
         return
     try:
         grant = deps.access.get_visible(grant_id, person.user_id) if grant_id else None
     except Refused as refused:
         deps.access.refuse(grant_id, person.user_id, "extend", refused.reason)
-        _refused(ack, refused.reason)
+        outcome.refused(refused.reason)
         return
     form = read_extension_form(state_values(view), metadata, grant, deps.roster())
     if not isinstance(form, ExtensionForm):
-        ack(response_action="errors", errors=form)
+        reason = next(iter(form.values()))
+        deps.access.refuse(grant_id, person.user_id, "extend", reason)
+        outcome.refused(reason)
         return
     try:
-        extension = deps.access.extend(form.grant_id, person.user_id, form.duration, form.reason)
+        extension = deps.access.extend(
+            form.grant_id, person.user_id, form.duration, form.reason, submission=outcome.view_id or None
+        )
     except Refused as refused:
         deps.access.refuse(form.grant_id, person.user_id, "extend", refused.reason)
-        _refused(ack, refused.reason)
+        outcome.refused(refused.reason)
         return
-    _done(ack, "Extension asked", wording.extension_reply(extension))
+    outcome.done("Extension asked", wording.extension_reply(extension))
 
 
-def submit_review(deps: Deps, ack: Ack, body: Mapping[str, Any], view: Mapping[str, Any]) -> None:
+def submit_review(
+    deps: Deps, ack: Ack, body: Mapping[str, Any], view: Mapping[str, Any], pause: Callable[[float], None]
+) -> None:
     metadata = str(view.get("private_metadata") or "")
-    try:
-        person = deps.identify(actor_from(body), "review", parse_request_id(metadata))
-    except IdentityRefused as refused:
-        _refused(ack, refused.reason)
-        return
     form = read_review_form(state_values(view), metadata)
     if not isinstance(form, ReviewForm):
         ack(response_action="errors", errors=form)
+        return
+    _submitting(ack)
+    outcome = FormOutcome(deps, view, pause)
+    try:
+        person = deps.identify(actor_from(body), "review", form.request_id)
+    except IdentityRefused as refused:
+        outcome.refused(refused.reason)
         return
     try:
         request = deps.access.write_review(form.request_id, person.user_id, form.text)
     except Refused as refused:
         deps.access.refuse(form.request_id, person.user_id, "review", refused.reason)
-        _refused(ack, refused.reason)
+        outcome.refused(refused.reason)
         return
-    _done(ack, "Review saved", wording.reviewed_reply(request))
+    outcome.done("Review saved", wording.reviewed_reply(request))

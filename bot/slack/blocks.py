@@ -32,6 +32,7 @@ from bot.slack.forms import (
     REVIEW_INPUT,
     ROLE_INPUT,
     FormOptions,
+    FormState,
 )
 from bot.slack.text import (
     BUTTON_LIMIT,
@@ -246,20 +247,36 @@ def _modal(
 
 
 def _select(
-    block_id: str, label: str, options: Sequence[tuple[str, str]], *, optional: bool = False, hint: str | None = None
+    block_id: str,
+    label: str,
+    options: Sequence[tuple[str, str]],
+    *,
+    optional: bool = False,
+    hint: str | None = None,
+    initial: str | None = None,
+    dispatch: bool = False,
 ) -> Block:
+    """A static select; ``initial`` is preselected if offered, ``dispatch`` sends a block action on
+    every choice (the form then renders again to follow it)."""
+    offered = [option(text, value) for text, value in options[:100]]
+    element: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": block_id,
+        "placeholder": plain("Choose…", 150),
+        "options": offered,
+    }
+    chosen = next((o for o in offered if o["value"] == initial), None) if initial is not None else None
+    if chosen is not None:
+        element["initial_option"] = chosen
     block: Block = {
         "type": "input",
         "block_id": block_id,
         "optional": optional,
         "label": plain(label, 2000),
-        "element": {
-            "type": "static_select",
-            "action_id": block_id,
-            "placeholder": plain("Choose…", 150),
-            "options": [option(text, value) for text, value in options[:100]],
-        },
+        "element": element,
     }
+    if dispatch:
+        block["dispatch_action"] = True
     if hint:
         block["hint"] = plain(hint, 2000)
     return block
@@ -295,58 +312,95 @@ def _text_input(
     return block
 
 
-def request_modal(options: FormOptions, roster: Roster) -> dict[str, Any]:
-    """The request form, offering only what the person is entitled to (checked again on submit)."""
+def _namespace_hint(options: FormOptions) -> str:
+    """What may be typed as the other namespace, exactly as the entitlements allow it."""
+    if options.any_namespace:
+        return "Any namespace: a valid Kubernetes name."
+    return "A namespace matching " + ", ".join(options.namespace_patterns) + "."
+
+
+def request_modal(
+    options: FormOptions, roster: Roster, state: FormState | None = None, notice: str | None = None
+) -> dict[str, Any]:
+    """The request form, offering only what the person is entitled to (checked again on submit).
+
+    Choosing a cluster or a role renders it again (``options`` then follow that choice); ``state``
+    keeps what the person had filled in, and ``notice`` says why the form is shown again."""
+    state = state or FormState()
     blocks: list[Block] = [
         context("Ask for time-boxed access. Approvers are told at once; everything is audited."),
-        _select(CLUSTER_INPUT, "Cluster", [(c, c) for c in options.clusters]),
     ]
-    if options.namespaces:
-        blocks.append(
-            _select(
-                NAMESPACE_INPUT,
-                "Namespace",
-                [(n, n) for n in options.namespaces],
-                optional=True,
-                hint="Leave empty for a cluster-wide role, or type a namespace below instead.",
-            )
-        )
-    patterns = ", ".join(options.namespace_patterns) if options.namespace_patterns else "any namespace"
+    if notice:
+        blocks.append(section(notice))
     blocks.append(
-        _text_input(
-            NAMESPACE_TEXT_INPUT,
-            "Other namespace",
-            optional=True,
-            max_length=63,
-            hint=f"A namespace you are entitled to: {patterns}.",
-            placeholder="e.g. payments-eu",
-        )
+        _select(CLUSTER_INPUT, "Cluster", [(c, c) for c in options.clusters], initial=options.cluster, dispatch=True)
     )
     blocks.append(
         _select(
             ROLE_INPUT,
             "Role",
             [(f"{r} (up to {format_duration(roster.roles[r].max_duration)})", r) for r in options.roles],
+            initial=options.role,
+            dispatch=True,
+            hint=None if options.cluster else "Choose a cluster first to see only the roles you have there.",
         )
     )
+    if options.cluster_wide:
+        blocks.append(context(f"{wording.code(options.role or '')} is granted cluster-wide: no namespace to choose."))
+    else:
+        if options.namespaces:
+            blocks.append(
+                _select(
+                    NAMESPACE_INPUT,
+                    "Namespace",
+                    [(n, n) for n in options.namespaces],
+                    optional=True,
+                    initial=state.namespace,
+                    hint=(
+                        "Or type another namespace below instead."
+                        if options.typed_namespace_allowed
+                        else "Leave empty only for a cluster-wide role."
+                    ),
+                )
+            )
+        if options.typed_namespace_allowed:
+            other = _text_input(
+                NAMESPACE_TEXT_INPUT,
+                "Other namespace",
+                optional=True,
+                max_length=63,
+                hint=_namespace_hint(options),
+                placeholder="e.g. payments-eu",
+            )
+            if state.namespace_other:
+                other["element"]["initial_value"] = state.namespace_other[:63]
+            blocks.append(other)
     blocks.append(
         _select(
             DURATION_INPUT,
             "For how long",
             [(format_duration(d), format_duration(d)) for d in options.durations],
-            hint="Counted from the moment access is in place; each role has its own maximum.",
+            initial=state.duration,
+            hint=(
+                f"Counted from the moment access is in place; {options.role} allows "
+                f"{format_duration(roster.roles[options.role].min_duration)} to "
+                f"{format_duration(roster.roles[options.role].max_duration)}."
+                if options.role
+                else "Counted from the moment access is in place; each role has its own maximum."
+            ),
         )
     )
-    blocks.append(
-        _text_input(
-            REASON_INPUT,
-            "Reason",
-            multiline=True,
-            min_length=policy.REASON_MIN,
-            max_length=policy.REASON_MAX,
-            hint="The incident and what you need to do. Shown to approvers and kept in the audit log.",
-        )
+    reason = _text_input(
+        REASON_INPUT,
+        "Reason",
+        multiline=True,
+        min_length=policy.REASON_MIN,
+        max_length=policy.REASON_MAX,
+        hint="The incident and what you need to do. Shown to approvers and kept in the audit log.",
     )
+    if state.reason:
+        reason["element"]["initial_value"] = state.reason[: policy.REASON_MAX]
+    blocks.append(reason)
     blocks.append(
         {
             "type": "input",
@@ -355,7 +409,7 @@ def request_modal(options: FormOptions, roster: Roster) -> dict[str, Any]:
             "element": {
                 "type": "conversations_select",
                 "action_id": CHANNEL_INPUT,
-                "initial_conversation": roster.incident_channel,
+                "initial_conversation": state.channel or roster.incident_channel,
                 "filter": {"include": ["public", "private"], "exclude_bot_users": True},
             },
         }

@@ -249,6 +249,13 @@ class SlackApi:
         with translated():
             return str(self.web.views_open(trigger_id=trigger_id, view=dict(view))["view"]["id"])
 
+    def update_view(self, view_id: str, view: Mapping[str, Any], view_hash: str | None = None) -> str:
+        """Replace the open view ``view_id``; with ``view_hash``, only if it is still that version
+        (Slack answers ``hash_conflict`` otherwise). Returns the new version's hash."""
+        with translated():
+            response = self.web.views_update(view_id=view_id, view=dict(view), hash=view_hash)
+        return str(response["view"].get("hash") or "")
+
     def publish_home(self, user: str, view: Mapping[str, Any]) -> None:
         with translated():
             self.web.views_publish(user_id=user, view=dict(view))

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.domain import policy
-from bot.domain.durations import format_duration
+from bot.domain.durations import DurationError, format_duration, parse_duration
 from bot.domain.ids import RequestId, SlackUserId, parse_request_id
 from bot.domain.lifecycle import AccessRequest
 from bot.domain.roster import Roster, is_dns_label
@@ -48,25 +48,45 @@ FieldErrors = dict[str, str]
 @dataclass(frozen=True)
 class FormOptions:
     clusters: tuple[str, ...]
-    roles: tuple[str, ...]
+    roles: tuple[str, ...]  # on the chosen cluster, if one is chosen
     namespaces: tuple[str, ...]  # concrete names taken from entitlement globs without wildcards
-    namespace_patterns: tuple[str, ...]  # globs with wildcards; empty with any_namespace means "any"
-    any_namespace: bool
-    durations: tuple[timedelta, ...]
+    namespace_patterns: tuple[str, ...]  # globs with wildcards
+    any_namespace: bool  # some entitlement names no namespaces: any may be typed
+    durations: tuple[timedelta, ...]  # the chosen role's min to max, or every role's range pooled
+    cluster: str | None = None  # the choice these options follow (None: not chosen yet)
+    role: str | None = None
+    cluster_wide: bool = False  # the chosen role is granted cluster-wide: no namespace to ask
 
     @property
     def entitled(self) -> bool:
         return bool(self.clusters and self.roles)
 
+    @property
+    def typed_namespace_allowed(self) -> bool:
+        """Whether a namespace may be typed at all: only entitlement globs or "any" leave room for one
+        that the list does not name."""
+        return self.any_namespace or bool(self.namespace_patterns)
 
-def options_for(roster: Roster, person: SlackUserId) -> FormOptions:
+
+def options_for(
+    roster: Roster, person: SlackUserId, cluster: str | None = None, role: str | None = None
+) -> FormOptions:
+    """What the form offers ``person``; once a cluster (and a role) is chosen, only what follows from
+    that choice: the roles entitled on that cluster, the namespaces of that cluster and role, and the
+    durations from that role's minimum to its maximum."""
     targets = policy.entitled_targets(roster, person)
-    clusters = sorted({cluster for cluster, _, _ in targets})
-    roles = sorted({role for _, role, _ in targets if role in roster.roles})
+    clusters = sorted({c for c, _, _ in targets})
+    if cluster not in clusters:
+        cluster = None
+    on_cluster = [t for t in targets if cluster is None or t[0] == cluster]
+    roles = sorted({r for _, r, _ in on_cluster if r in roster.roles})
+    if role not in roles:
+        role = None
+    chosen = [t for t in on_cluster if role is None or t[1] == role]
     concrete: set[str] = set()
     patterns: set[str] = set()
     any_namespace = False
-    for _, role_name, globs in targets:
+    for _, role_name, globs in chosen:
         if roster.roles[role_name].scope != "namespace":
             continue
         if globs is None:
@@ -74,12 +94,13 @@ def options_for(roster: Roster, person: SlackUserId) -> FormOptions:
             continue
         for glob in globs:
             (patterns if _WILDCARD.search(glob) else concrete).add(glob)
-    maxima = [roster.roles[r].max_duration for r in roles]
-    minima = [roster.roles[r].min_duration for r in roles]
+    ranged = [role] if role is not None else roles
+    maxima = [roster.roles[r].max_duration for r in ranged]
+    minima = [roster.roles[r].min_duration for r in ranged]
     durations: tuple[timedelta, ...] = ()
-    if roles:
+    if ranged:
         lowest, highest = min(minima), max(maxima)
-        offered = {d for d in DURATION_LADDER if lowest <= d <= highest} | set(maxima)
+        offered = {d for d in DURATION_LADDER if lowest <= d <= highest} | set(maxima) | set(minima)
         durations = tuple(sorted(offered))
     return FormOptions(
         clusters=tuple(clusters),
@@ -88,6 +109,9 @@ def options_for(roster: Roster, person: SlackUserId) -> FormOptions:
         namespace_patterns=tuple(sorted(patterns)),
         any_namespace=any_namespace,
         durations=durations,
+        cluster=cluster,
+        role=role,
+        cluster_wide=role is not None and roster.roles[role].scope == "cluster",
     )
 
 
@@ -145,8 +169,38 @@ class RequestForm:
     channel: str
 
 
+@dataclass(frozen=True)
+class FormState:
+    """What the request form holds right now (from a block action or a submission), unchecked: used
+    only to render the form again as the person left it."""
+
+    cluster: str | None = None
+    role: str | None = None
+    namespace: str | None = None
+    namespace_other: str = ""
+    duration: str | None = None
+    reason: str = ""
+    channel: str | None = None
+
+
+def form_state(values: Mapping[str, Any]) -> FormState:
+    return FormState(
+        cluster=selected(values, CLUSTER_INPUT),
+        role=selected(values, ROLE_INPUT),
+        namespace=selected(values, NAMESPACE_INPUT),
+        namespace_other=typed(values, NAMESPACE_TEXT_INPUT),
+        duration=selected(values, DURATION_INPUT),
+        reason=typed(values, REASON_INPUT),
+        channel=conversation(values, CHANNEL_INPUT),
+    )
+
+
 def read_request_form(values: Mapping[str, Any], roster: Roster, person: SlackUserId) -> RequestForm | FieldErrors:
-    """The submission as a ``RequestForm``, or a sentence per field that is wrong."""
+    """The submission as a ``RequestForm``, or a sentence per field that is wrong.
+
+    Values are read against everything the person may be offered (not only what follows from the
+    chosen cluster and role), so that a choice the form no longer offers, say a duration over the
+    role's maximum, gets the policy's own sentence ("at most 1h") rather than a generic one."""
     options = options_for(roster, person)
     errors: FieldErrors = {}
 
@@ -233,6 +287,25 @@ class ExtensionForm:
     reason: str
 
 
+def extension_field_problems(values: Mapping[str, Any], private_metadata: str) -> FieldErrors:
+    """What can be told about an extension form without looking anything up: an id, a length that
+    is a duration, a reason. Whether the length fits is checked against the stored grant later."""
+    errors: FieldErrors = {}
+    if parse_request_id(private_metadata) is None:
+        return {REASON_INPUT: "This form names no request of yours; close it and start again."}
+    raw = selected(values, DURATION_INPUT)
+    try:
+        if raw is None:
+            raise DurationError("no length chosen")
+        parse_duration(raw)
+    except DurationError:
+        errors[DURATION_INPUT] = "Choose one of the lengths offered."
+    reason_ok = policy.check_reason(typed(values, REASON_INPUT))
+    if not reason_ok:
+        errors[REASON_INPUT] = reason_ok.reason
+    return errors
+
+
 def read_extension_form(
     values: Mapping[str, Any], private_metadata: str, grant: AccessRequest | None, roster: Roster
 ) -> ExtensionForm | FieldErrors:
@@ -275,9 +348,12 @@ __all__ = [
     "ExtensionForm",
     "FieldErrors",
     "FormOptions",
+    "FormState",
     "RequestForm",
     "ReviewForm",
     "extension_choices",
+    "extension_field_problems",
+    "form_state",
     "options_for",
     "read_extension_form",
     "read_request_form",

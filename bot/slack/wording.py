@@ -659,5 +659,14 @@ def form_expired() -> str:
     return f"The form could not open in time; type `{COMMAND}` again."
 
 
+NOT_ENTITLED = "You are not entitled to any access yet; ask your platform team."
+SUBMITTING = "Checking who you are and sending it… this form shows the outcome in a moment."
+
+
+def form_problem(problem: str) -> str:
+    """A field problem found after the form was accepted, shown above the form offered again."""
+    return f":warning: Nothing was sent yet: {escape(problem)}"
+
+
 def something_went_wrong(reference: str) -> str:
     return f":warning: Something went wrong on our side; nothing more was done. Reference: `{reference}`."

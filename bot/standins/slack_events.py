@@ -321,13 +321,18 @@ class SlackSender:
         state_values: Mapping[str, Mapping[str, Any]],
         *,
         private_metadata: str | None = None,
+        answer_lost: bool = False,
     ) -> AppReply:
         """``user_id`` fills in and submits their open modal ``view_callback_id``.
 
         ``state_values`` is ``{block_id: {action_id: value}}``: a full Slack value object, or the
         plain answer (a string for text inputs, an option value for selects, a user/channel id, a list
         for multi-selects), which is shaped as Slack shapes it. Inputs left out arrive empty, as Slack
-        sends them; a required one left empty raises ``IncompleteForm``."""
+        sends them; a required one left empty raises ``IncompleteForm``.
+
+        With ``answer_lost`` the app's answer never reaches Slack (it came after the 3-second deadline):
+        Slack says it had trouble connecting and leaves the modal as it was, so the person can press
+        Submit again and Slack delivers the same view once more."""
         open_views = [v for v in self.slack.open_views(user_id) if v.get("callback_id") == view_callback_id]
         if not open_views:
             raise NotOnScreen(f"{user_id} has no open modal {view_callback_id!r}")
@@ -339,8 +344,57 @@ class SlackSender:
         payload = self._interaction_base("view_submission", user_id)
         payload.update(view=view, response_urls=[])
         reply = self.send_interaction(payload)
-        self.slack.apply_view_response(user_id, str(view["id"]), reply.status, reply.body)
+        if not answer_lost:
+            self.slack.apply_view_response(user_id, str(view["id"]), reply.status, reply.body)
         return reply
+
+    def choose(self, user_id: str, view_callback_id: str, block_id: str, value: str) -> AppReply:
+        """``user_id`` picks ``value`` in the static select ``block_id`` of their open modal
+        ``view_callback_id``; Slack sends a ``block_actions`` only if the block has ``dispatch_action``."""
+        open_views = [v for v in self.slack.open_views(user_id) if v.get("callback_id") == view_callback_id]
+        if not open_views:
+            raise NotOnScreen(f"{user_id} has no open modal {view_callback_id!r}")
+        view = open_views[-1]
+        block = next(
+            (b for b in view.get("blocks") or [] if isinstance(b, dict) and b.get("block_id") == block_id), None
+        )
+        if block is None or block.get("type") != "input":
+            raise NotOnScreen(f"the modal has no input block {block_id!r}")
+        element = block.get("element") or {}
+        action_id = str(element.get("action_id"))
+        shaped = _shape(element, str(element.get("type")), value)
+        if not block.get("dispatch_action"):
+            raise NotOnScreen(f"input {block_id!r} does not dispatch block actions; the app hears nothing")
+        # Slack reports every input as it stands: selections shown (initial ones too) and this choice.
+        values: JsonDict = {}
+        for other in view.get("blocks") or []:
+            if not isinstance(other, dict) or other.get("type") != "input":
+                continue
+            other_element = other.get("element") or {}
+            if "initial_option" in other_element:
+                values[str(other.get("block_id"))] = {
+                    str(other_element.get("action_id")): {
+                        "type": other_element.get("type"),
+                        "selected_option": other_element["initial_option"],
+                    }
+                }
+        values[block_id] = {action_id: shaped}
+        view["state"] = {"values": values}
+        payload = self._interaction_base("block_actions", user_id)
+        payload.update(
+            container={"type": "view", "view_id": view["id"]},
+            view=view,
+            actions=[
+                {
+                    "type": element.get("type"),
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "selected_option": shaped.get("selected_option"),
+                    "action_ts": f"{self.now():.6f}",
+                }
+            ],
+        )
+        return self.send_interaction(payload)
 
     def open_home(self, user_id: str, *, event_id: str | None = None, retry_num: int | None = None) -> AppReply:
         """``user_id`` opens the app's Home tab: an ``app_home_opened`` event."""

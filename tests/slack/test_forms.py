@@ -10,6 +10,7 @@ import pytest
 
 from bot.domain.ids import SlackUserId
 from bot.domain.roster import Roster
+from bot.slack import blocks
 from bot.slack.forms import (
     CHANNEL_INPUT,
     CLUSTER_INPUT,
@@ -18,8 +19,10 @@ from bot.slack.forms import (
     NAMESPACE_TEXT_INPUT,
     REASON_INPUT,
     ROLE_INPUT,
+    FormState,
     RequestForm,
     extension_choices,
+    extension_field_problems,
     options_for,
     read_request_form,
     read_review_form,
@@ -151,3 +154,111 @@ def test_a_review_names_its_request_and_has_a_sensible_length() -> None:
     assert "names no request" in read_review_form(good, "nonsense")["review"]  # type: ignore[index]
     short = {"review": {"review": {"type": "plain_text_input", "value": "done"}}}
     assert "20 to 3000 characters" in read_review_form(short, "BG-7K2QXM")["review"]  # type: ignore[index]
+
+
+# --- the form follows the cluster and role chosen in it ------------------------------------------------
+
+
+def split_roster() -> Roster:
+    """Alice may have admin only on prod (in payments), and view only on staging (in payments-*)."""
+    return roster_with(
+        entitlements=[
+            {"group": "payments-devs", "roles": ["view", "admin"], "clusters": ["prod"], "namespaces": ["payments"]},
+            {"group": "payments-devs", "roles": ["view"], "clusters": ["staging"], "namespaces": ["payments-*"]},
+            {"group": "sre", "roles": ["view", "admin", "cluster-admin"], "clusters": ["prod", "staging"]},
+        ],
+        roles={"cluster-admin": {"min_duration": "15m"}},
+    )
+
+
+def test_the_roles_offered_follow_the_chosen_cluster() -> None:
+    roster = split_roster()
+    assert options_for(roster, ALICE_ID).roles == ("admin", "view")
+    assert options_for(roster, ALICE_ID, "staging").roles == ("view",)
+    assert options_for(roster, ALICE_ID, "prod").roles == ("admin", "view")
+
+
+def test_the_namespaces_offered_follow_the_chosen_cluster_and_role() -> None:
+    roster = split_roster()
+    on_staging = options_for(roster, ALICE_ID, "staging", "view")
+    assert (on_staging.namespaces, on_staging.namespace_patterns) == ((), ("payments-*",))
+    on_prod = options_for(roster, ALICE_ID, "prod", "admin")
+    assert (on_prod.namespaces, on_prod.namespace_patterns, on_prod.any_namespace) == (("payments",), (), False)
+    assert not on_prod.typed_namespace_allowed
+
+
+def test_a_role_not_entitled_on_the_chosen_cluster_is_dropped_from_the_choice() -> None:
+    options = options_for(split_roster(), ALICE_ID, "staging", "admin")
+    assert (options.cluster, options.role) == ("staging", None)
+
+
+def test_durations_run_from_the_chosen_roles_minimum_to_its_maximum() -> None:
+    roster = split_roster()
+    admin = options_for(roster, ALICE_ID, "prod", "admin").durations
+    assert (min(admin), max(admin)) == (timedelta(minutes=5), timedelta(hours=1))  # not view's 4h
+    cluster_admin = options_for(roster, SlackUserId(BOB), "prod", "cluster-admin")
+    assert cluster_admin.durations == tuple(timedelta(minutes=m) for m in (15, 30, 45, 60))
+    assert cluster_admin.cluster_wide
+
+
+def test_a_duration_the_chosen_role_does_not_allow_is_still_refused_on_submit() -> None:
+    errors = read_request_form(values(duration="2h"), split_roster(), ALICE_ID)
+    assert errors == {DURATION_INPUT: "'admin' may be granted for at most 1h; ask for 1h or less."}
+
+
+def block(view: dict[str, Any], block_id: str) -> dict[str, Any] | None:
+    return next((b for b in view["blocks"] if b.get("block_id") == block_id), None)
+
+
+def test_cluster_and_role_selects_dispatch_their_choice_and_keep_it_when_rendered_again() -> None:
+    roster = split_roster()
+    state = FormState(cluster="prod", role="admin", duration="45m", reason="INC-1 payments down")
+    view = blocks.request_modal(options_for(roster, ALICE_ID, "prod", "admin"), roster, state)
+    for block_id, chosen in ((CLUSTER_INPUT, "prod"), (ROLE_INPUT, "admin"), (DURATION_INPUT, "45m")):
+        found = block(view, block_id)
+        assert found is not None
+        assert found["element"]["initial_option"]["value"] == chosen
+    assert block(view, CLUSTER_INPUT)["dispatch_action"] is True  # type: ignore[index]
+    assert block(view, ROLE_INPUT)["dispatch_action"] is True  # type: ignore[index]
+    assert block(view, REASON_INPUT)["element"]["initial_value"] == "INC-1 payments down"  # type: ignore[index]
+
+
+def test_no_other_namespace_is_offered_when_only_listed_namespaces_are_allowed() -> None:
+    roster = split_roster()
+    view = blocks.request_modal(options_for(roster, ALICE_ID, "prod", "admin"), roster)
+    assert block(view, NAMESPACE_TEXT_INPUT) is None
+    assert [o["value"] for o in block(view, NAMESPACE_INPUT)["element"]["options"]] == ["payments"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("person", "cluster", "role", "hint"),
+    [
+        (ALICE_ID, "staging", "view", "A namespace matching payments-*."),
+        (SlackUserId(BOB), "prod", "admin", "Any namespace: a valid Kubernetes name."),
+    ],
+)
+def test_the_other_namespace_hint_says_what_may_actually_be_typed(
+    person: SlackUserId, cluster: str, role: str, hint: str
+) -> None:
+    roster = split_roster()
+    other = block(blocks.request_modal(options_for(roster, person, cluster, role), roster), NAMESPACE_TEXT_INPUT)
+    assert other is not None
+    assert other["hint"]["text"] == hint
+
+
+def test_a_cluster_wide_role_asks_for_no_namespace() -> None:
+    roster = split_roster()
+    view = blocks.request_modal(options_for(roster, SlackUserId(BOB), "prod", "cluster-admin"), roster)
+    assert block(view, NAMESPACE_INPUT) is None
+    assert block(view, NAMESPACE_TEXT_INPUT) is None
+
+
+def test_an_extension_form_is_checked_for_what_needs_no_lookup() -> None:
+    good = {
+        DURATION_INPUT: {DURATION_INPUT: {"type": "static_select", "selected_option": {"value": "30m"}}},
+        REASON_INPUT: {REASON_INPUT: {"type": "plain_text_input", "value": "INC-4411 still mitigating"}},
+    }
+    assert extension_field_problems(good, "BG-7K2QXM") == {}
+    assert REASON_INPUT in extension_field_problems(good, "nonsense")
+    bad = {**good, DURATION_INPUT: {DURATION_INPUT: {"type": "static_select", "selected_option": {"value": "1x"}}}}
+    assert extension_field_problems(bad, "BG-7K2QXM") == {DURATION_INPUT: "Choose one of the lengths offered."}

@@ -155,6 +155,12 @@ class TestApproveAndDeny:
         ]
 
 
+def form_shows(harness: SlackAppHarness, user: str = ALICE) -> str:
+    """The modal ``user`` has open, as they read it now."""
+    (view,) = harness.slack.open_views(user)
+    return harness.slack.render_text(view["blocks"])
+
+
 def request_form(**overrides: Any) -> dict[str, dict[str, Any]]:
     answers: dict[str, Any] = {
         "cluster": "prod",
@@ -184,9 +190,10 @@ class TestRequestForm:
         reply = harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form(channel="C0000WARROOM"))
         answer = reply.json()
         assert answer["response_action"] == "update"
+        assert "Submitting" in answer["view"]["title"]["text"]
         (request,) = harness.requests()
         assert (request.channel, request.role, request.duration) == ("C0000WARROOM", "admin", timedelta(hours=1))
-        assert request.id in slack.render_text(answer["view"]["blocks"])
+        assert request.id in form_shows(harness)
 
     @pytest.mark.parametrize(
         ("overrides", "block", "says"),
@@ -223,8 +230,13 @@ class TestRequestForm:
     ) -> None:
         slack.add_channel("C0000PRIVATE", "secret", members=[ALICE], is_private=True, bot_is_member=False)
         harness.command(ALICE)
-        answer = harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form(channel="C0000PRIVATE")).json()
-        assert "invite it" in answer["errors"]["channel"]
+        harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form(channel="C0000PRIVATE"))
+        (view,) = slack.open_views(ALICE)
+        assert view["callback_id"] == blocks.REQUEST_CALLBACK  # the form again, to choose another channel
+        shown = slack.render_text(view["blocks"])
+        assert "Nothing was sent yet: breakglass cannot see that channel; invite it" in shown
+        reason = next(b for b in view["blocks"] if b.get("block_id") == "reason")
+        assert reason["element"]["initial_value"] == "INC-4411 checkout pods crash-looping"  # kept as typed
         assert harness.requests() == []
 
     def test_a_stranger_gets_no_form(self, harness: SlackAppHarness, slack: SlackApiDouble) -> None:
@@ -241,8 +253,72 @@ class TestRequestForm:
         harness.clock.advance(seconds=61)  # past the identity cache
         answer = harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form()).json()
         assert answer["response_action"] == "update"
-        assert "Guest accounts cannot use breakglass" in slack.render_text(answer["view"]["blocks"])
+        assert "Guest accounts cannot use breakglass" in form_shows(harness)
         assert harness.requests() == []
+
+    def test_choosing_a_cluster_and_a_role_renders_the_form_again_with_only_that_roles_durations(
+        self, harness: SlackAppHarness, slack: SlackApiDouble
+    ) -> None:
+        def options(view: dict[str, Any], block_id: str) -> list[str]:
+            found = next(b for b in view["blocks"] if b.get("block_id") == block_id)
+            return [o["value"] for o in found["element"]["options"]]
+
+        harness.command(ALICE)
+        (form,) = slack.open_views(ALICE)
+        assert "4h" in options(form, "duration")  # view's maximum, while no role is chosen
+        harness.sender.choose(ALICE, blocks.REQUEST_CALLBACK, "cluster", "prod")
+        harness.executor.settle()
+        harness.sender.choose(ALICE, blocks.REQUEST_CALLBACK, "role", "admin")
+        harness.executor.settle()
+        (again,) = slack.open_views(ALICE)
+        assert again["id"] == form["id"]
+        assert options(again, "duration")[-1] == "1h"  # admin's maximum
+        chosen = {b["block_id"]: b["element"].get("initial_option", {}).get("value") for b in again["blocks"]
+                  if b.get("type") == "input" and b["element"]["type"] == "static_select"}  # fmt: skip
+        assert (chosen["cluster"], chosen["role"]) == ("prod", "admin")
+        harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form(duration="45m"))
+        (request,) = harness.requests()
+        assert request.duration == timedelta(minutes=45)
+
+    def test_the_ack_comes_before_any_slow_slack_call(self, harness: SlackAppHarness, slack: SlackApiDouble) -> None:
+        harness.command(ALICE)
+        harness.clock.advance(seconds=61)  # past the identity cache: users.info is asked again
+        slack.latency(1.5, "users.info")
+        slack.latency(1.5, "conversations.info")
+        reply = harness.sender.submit_view(ALICE, blocks.REQUEST_CALLBACK, request_form())
+        # Before the fix the ack waited for users.info and conversations.info: 3 s, past Slack's deadline.
+        assert reply.elapsed < 1.5, f"the ack took {reply.elapsed:.2f}s: it waited for a Slack call"
+        assert reply.json()["response_action"] == "update"
+        assert harness.requests() == []  # nothing decided yet: identity comes after the ack
+        harness.executor.settle()
+        (request,) = harness.requests()
+        assert request.id in form_shows(harness)
+
+    def test_field_errors_are_answered_in_the_ack_without_a_slack_call(
+        self, harness: SlackAppHarness, slack: SlackApiDouble
+    ) -> None:
+        harness.command(ALICE)
+        calls_before = len(slack.calls())
+        reply = harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form(reason="too short"))
+        assert reply.json()["response_action"] == "errors"
+        assert slack.calls()[calls_before:] == []
+
+    def test_the_same_form_delivered_twice_makes_one_request(
+        self, harness: SlackAppHarness, slack: SlackApiDouble
+    ) -> None:
+        harness.command(ALICE)
+        (form,) = slack.open_views(ALICE)
+        # The first answer is lost (past the deadline) and the form cannot be updated, so it stays
+        # open and Alice presses Submit again: Slack delivers the same view a second time.
+        slack.fail("views.update", "internal_error", times=10)
+        harness.sender.submit_view(ALICE, blocks.REQUEST_CALLBACK, request_form(), answer_lost=True)
+        harness.executor.settle()
+        slack.clear_faults()
+        assert [v["id"] for v in slack.open_views(ALICE)] == [form["id"]]
+        harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form())
+        (request,) = harness.requests()
+        assert request.id in form_shows(harness)
+        assert [e.event for e in harness.audit() if e.request_id == request.id] == ["requested"]
 
 
 def grant(harness: SlackAppHarness, request_id: RequestId) -> GrantService:
