@@ -1,5 +1,5 @@
 """Button clicks: Approve / Deny (request message, Home tab), Revoke / Cancel (Home tab), and Extend /
-Write review (reminder and ended DMs, Home tab), which open a form.
+Write review (reminder and ended DMs, the approvers' review-owed DM, Home tab), which open a form.
 
 A button's ``value`` is only a request id: everything else is looked up and every check is made
 against stored state by the service (``AccessService.approve`` refuses the requester, non-approvers,
