@@ -17,13 +17,15 @@ from bot.domain.grants import BindingSpec, binding_name, format_instant
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State, activate, expiry_for, extend_expiry, transition
 from bot.domain.roster import Roster
-from bot.ports import ClusterGateway, JobQueue, Notifier, PermanentError
+from bot.ports import BindingNotFound, ClusterGateway, JobQueue, Notifier, PermanentError, TemporaryError
 from bot.store import Change, Draft, RequestStore
 
 # The scheduler fires on whole seconds; a revoke arriving this much early is still "on time".
 EXPIRY_TOLERANCE = timedelta(seconds=1)
 # Moving the expiry annotation after a slow create is only worth a round trip past this.
 EXPIRY_SLACK = timedelta(seconds=1)
+# Extensions racing on one grant each retry their compare-and-set; more rounds than this is a storm.
+EXTEND_ROUNDS = 20
 
 
 class GrantService:
@@ -97,7 +99,10 @@ class GrantService:
             spec = _with_expiry(spec, expiry_for(request, in_place))
             self.clusters.set_expiry(spec)
         if credentials is not None:
-            self.notifier.deliver_credentials(request, credentials)
+            try:
+                self.notifier.deliver_credentials(request, credentials)
+            except PermanentError as exc:
+                return self._undeliverable(request, exc)
 
         def decide(current: AccessRequest | None) -> Change[None]:
             if current is None or current.state is not State.APPROVED:
@@ -142,6 +147,17 @@ class GrantService:
         self.jobs.publish(request_id)
         return active
 
+    def _undeliverable(self, request: AccessRequest, exc: PermanentError) -> AccessRequest | None:
+        """The kubeconfig of a token-mode grant cannot reach its holder: fail closed. A binding,
+        ServiceAccount and token nobody received must not stay live (and a sweep adopting the binding
+        would only mint and fail to send another); the request ends failed and both are removed now."""
+        failed = self._fail(
+            request, f"your kubeconfig could not be sent to you by DM ({exc}), so the grant was withdrawn"
+        )
+        if failed is not None and failed.state is State.FAILED:
+            self.revoke(request.id)  # at once; the revoke job _fail queued finishes it if this cannot
+        return failed
+
     def _still_allowed(self, roster: Roster, request: AccessRequest) -> str | None:
         """Check again, against the roster as it is now, before acting on an old approval."""
         decision = policy.evaluate_request(
@@ -179,44 +195,17 @@ class GrantService:
         if grant is None or grant.state is not State.ACTIVE or grant.expires_at is None:
             return self._fail(extension, f"{extension.extends} is no longer active")
         refusal = self._still_allowed(roster, extension.model_copy(update={"duration": grant.duration}))
-        room = policy.extension_room(roster, grant)
-        if refusal or extension.duration > room:
-            return self._fail(extension, refusal or f"only {format_duration(room)} of the role's maximum is left")
-        new_expiry = extend_expiry(grant, extension.duration)
-        spec = BindingSpec(
-            request_id=grant.id,
-            cluster=grant.cluster,
-            namespace=grant.namespace,
-            cluster_role=roster.roles[grant.role].cluster_role,
-            credentials=roster.clusters[grant.cluster].credentials,
-            kube_user=roster.people[grant.requester].kube_user,
-            requester=grant.requester,
-            approvers=grant.approved_by,
-            reason=grant.reason,
-            expires_at=new_expiry,
-        )
+        if refusal:
+            return self._fail(extension, refusal)
         try:
-            self.clusters.set_expiry(spec)
+            extended, refusal = self._extend(grant.id, extension, roster)
+        except BindingNotFound:
+            return self._extension_of_a_grant_gone(grant, extension)
         except PermanentError as exc:
             return self._fail(extension, f"the cluster refused the new expiry: {exc}")
-
-        def extend_grant(current: AccessRequest | None) -> Change[None]:
-            if current is None or current.state is not State.ACTIVE or extension.id in current.extensions:
-                return Change(None)
-            now = self.now()
-            return Change(
-                current.changed(now, expires_at=new_expiry, extensions=(*current.extensions, extension.id)),
-                [
-                    Draft(
-                        Event.EXTENDED,
-                        SYSTEM_ACTOR,
-                        current.id,
-                        {"extension": extension.id, "expires_at": format_instant(new_expiry)},
-                    )
-                ],
-            )
-
-        extended = self.store.apply(grant.id, extend_grant).request
+        if refusal or extended is None or extended.expires_at is None:
+            return self._fail(extension, refusal or f"{extension.extends} is no longer active")
+        new_expiry = extended.expires_at
 
         def mark_applied(current: AccessRequest | None) -> Change[None]:
             if current is None or current.state is not State.APPROVED:
@@ -235,11 +224,116 @@ class GrantService:
             )
 
         applied = self.store.apply(extension.id, mark_applied)
-        if extended is not None:
-            self._schedule_end(extended, roster)
+        self._schedule_end(extended, roster)
         self.jobs.publish(grant.id)
         self.jobs.publish(extension.id)
         return applied.request
+
+    def _extend(
+        self, grant_id: RequestId, extension: AccessRequest, roster: Roster
+    ) -> tuple[AccessRequest | None, str | None]:
+        """Move the grant's expiry by the extension's duration, counted from its *current* expiry.
+
+        Two extensions applied at once must both count, and the binding's annotation must end equal to
+        what Redis says. Each round writes the annotation for the expiry it has just read, then commits
+        only if Redis still holds that expiry (compare-and-set); a round that lost to another extension
+        reads again. The cluster goes first so that Redis never records an expiry the cluster refused.
+        Returns the grant as extended, or why not (its room ran out, or it ended meanwhile).
+        """
+        wrote = False
+        for _ in range(EXTEND_ROUNDS):
+            read = self.store.get(grant_id)
+            if read is None or read.state is not State.ACTIVE or read.expires_at is None:
+                return read, f"{grant_id} is no longer active"  # its binding is being removed: leave it
+            if extension.id in read.extensions:
+                return self._sync_expiry(grant_id, roster), None  # an earlier run of this job committed it
+            room = policy.extension_room(roster, read)
+            if extension.duration > room:
+                if wrote:
+                    self._sync_expiry(grant_id, roster)  # take back the annotation an earlier round wrote
+                return read, f"only {format_duration(room)} of the role's maximum is left"
+            new_expiry = extend_expiry(read, extension.duration)
+            self.clusters.set_expiry(self._binding_spec(read, roster, new_expiry))
+            wrote = True
+            seen = (read.expires_at, read.extensions)
+
+            def extend_grant(
+                current: AccessRequest | None,
+                seen: tuple[datetime | None, tuple[RequestId, ...]] = seen,
+                new_expiry: datetime = new_expiry,
+            ) -> Change[bool]:
+                found = (current.expires_at, current.extensions) if current is not None else None
+                if current is None or current.state is not State.ACTIVE or found != seen:
+                    return Change(None, result=False)  # another extension (or the end) got there first
+                return Change(
+                    current.changed(self.now(), expires_at=new_expiry, extensions=(*current.extensions, extension.id)),
+                    [
+                        Draft(
+                            Event.EXTENDED,
+                            SYSTEM_ACTOR,
+                            current.id,
+                            {"extension": extension.id, "expires_at": format_instant(new_expiry)},
+                        )
+                    ],
+                    result=True,
+                )
+
+            if self.store.apply(grant_id, extend_grant).result:
+                return self._sync_expiry(grant_id, roster, written=new_expiry), None
+        raise TemporaryError(f"{grant_id}'s expiry kept changing under extension {extension.id}; trying again")
+
+    def _sync_expiry(
+        self, grant_id: RequestId, roster: Roster, written: datetime | None = None
+    ) -> AccessRequest | None:
+        """Make the binding's expiry annotation say what Redis says, and return the grant as Redis has it.
+
+        ``written`` is the expiry this caller last wrote there. Another extension may commit between our
+        write and its own, so read again after writing until Redis holds what was written last: whoever
+        writes last then sees its own value, and the cluster alone still says when the grant ends.
+        """
+        for _ in range(EXTEND_ROUNDS):
+            current = self.store.get(grant_id)
+            if current is None or current.state is not State.ACTIVE or current.expires_at is None:
+                return current
+            if current.expires_at == written:
+                return current
+            self.clusters.set_expiry(self._binding_spec(current, roster, current.expires_at))
+            written = current.expires_at
+        raise TemporaryError(f"{grant_id}'s expiry kept changing while its binding was brought up to date")
+
+    def _binding_spec(self, grant: AccessRequest, roster: Roster, expires_at: datetime) -> BindingSpec:
+        return BindingSpec(
+            request_id=grant.id,
+            cluster=grant.cluster,
+            namespace=grant.namespace,
+            cluster_role=roster.roles[grant.role].cluster_role,
+            credentials=roster.clusters[grant.cluster].credentials,
+            kube_user=roster.people[grant.requester].kube_user,
+            requester=grant.requester,
+            approvers=grant.approved_by,
+            reason=grant.reason,
+            expires_at=expires_at,
+        )
+
+    def _extension_of_a_grant_gone(self, grant: AccessRequest, extension: AccessRequest) -> AccessRequest | None:
+        """The grant's binding is no longer in the cluster: the grant is over, whatever Redis says (the
+        cluster is the truth for what is granted). Retrying cannot bring it back, so record it once: the
+        extension fails, and a grant Redis still calls active ends as revoked, with its ServiceAccount
+        (token mode) removed by the revoke job."""
+        why = f"its binding is no longer in {grant.cluster}: it was removed outside breakglass"
+
+        def end_grant(current: AccessRequest | None) -> Change[None]:
+            if current is None or current.state is not State.ACTIVE:
+                return Change(None)  # ended by us meanwhile (expired or revoked): nothing to add
+            return Change(
+                transition(current, State.REVOKED, self.now(), note=why),
+                [Draft(Event.REVOKED, SYSTEM_ACTOR, current.id, {"why": why})],
+            )
+
+        if self.store.apply(grant.id, end_grant).entries:
+            self.jobs.revoke(grant.id)
+            self.jobs.publish(grant.id)
+        return self._fail(extension, f"{grant.id} has already ended: {why}")
 
     def _schedule_end(self, grant: AccessRequest, roster: Roster) -> None:
         assert grant.expires_at is not None
