@@ -84,15 +84,17 @@ def settings_or_exit() -> Settings:
 
 
 def _slack_refuses(settings: Settings) -> bool:
-    """Check the bot token once before serving, as ``web`` and ``serve`` both must: a bad one stops the
-    process with one line (on stderr) instead of every request, or every gunicorn worker, failing."""
-    from bot.slack.app import SlackStartupError, verify_token
+    """Check the bot token (and, in Socket Mode, the app-level token) once before serving, as ``web``
+    and ``serve`` both must: a bad one stops the process with one line (on stderr) instead of every
+    request, or every gunicorn worker, failing."""
+    from bot.slack.app import SlackStartupError, verify_app_token, verify_token
     from bot.slack.client import SlackApi
 
     try:
-        verify_token(
-            SlackApi.connect(settings.slack_bot_token, settings.slack_api_url), load_roster_file(settings.roster_path)
-        )
+        slack = SlackApi.connect(settings.slack_bot_token, settings.slack_api_url)
+        verify_token(slack, load_roster_file(settings.roster_path))
+        if settings.slack_app_token is not None:
+            verify_app_token(slack, settings.slack_app_token)
     except SlackStartupError as exc:
         print(exc, file=sys.stderr)
         return True
@@ -102,18 +104,9 @@ def _slack_refuses(settings: Settings) -> bool:
 def _web(args: argparse.Namespace) -> int:
     from bot.logs import configure
     from bot.serving import run_web
-    from bot.slack.app import SlackStartupError, verify_token
-    from bot.slack.client import SlackApi
 
     settings = settings_or_exit()
-    # Check the token once here, so a bad one stops the process with one line instead of every
-    # gunicorn worker failing to boot.
-    try:
-        verify_token(
-            SlackApi.connect(settings.slack_bot_token, settings.slack_api_url), load_roster_file(settings.roster_path)
-        )
-    except SlackStartupError as exc:
-        print(exc, file=sys.stderr)
+    if _slack_refuses(settings):
         return EXIT_USAGE
     configure()
     run_web(settings)
@@ -133,12 +126,17 @@ def _worker(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from bot.logs import configure
     from bot.serving import run_all_in_one
+    from bot.slack.app import SlackStartupError
 
     settings = settings_or_exit()
     if _slack_refuses(settings):
         return EXIT_USAGE
     configure()
-    return run_all_in_one(settings)
+    try:
+        return run_all_in_one(settings)
+    except SlackStartupError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -16,14 +16,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
 
 def run_web(settings: Settings, workers: int = 2, threads: int = 8) -> None:
     """The Procfile's ``web:``: gunicorn on 0.0.0.0:$PORT. In Socket Mode one worker holds the socket
-    (two would each receive every event) and still serves health, metrics and the audit webhook."""
+    (opened once it has booted, closed as it exits) and still serves health, metrics and the audit
+    webhook; more web processes each hold one, and Slack gives every envelope to one of them."""
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 
@@ -50,7 +51,8 @@ def run_web(settings: Settings, workers: int = 2, threads: int = 8) -> None:
                 "graceful_timeout": 20,
                 "accesslog": None,
                 "logger_class": JsonLogger,
-                "post_worker_init": _start_socket_mode if socket_mode else None,
+                "post_worker_init": _hold_socket(settings) if socket_mode else None,
+                "worker_exit": _let_go_of_socket if socket_mode else None,
             }
             # gunicorn 27's runtime control socket is a management interface we do not use; off,
             # it is one less thing listening, and several web processes on one host do not collide.
@@ -68,22 +70,34 @@ def run_web(settings: Settings, workers: int = 2, threads: int = 8) -> None:
     Web().run()
 
 
-def _start_socket_mode(worker: Any) -> None:
-    from bot.settings import load_settings
+_socket: list[Any] = []  # the gunicorn worker's Socket Mode handler, so that its exit can close it
 
-    start_socket_mode(load_settings())
+
+def _hold_socket(settings: Settings) -> Callable[[Any], None]:
+    def post_worker_init(worker: Any) -> None:
+        _socket.append(start_socket_mode(settings))
+
+    return post_worker_init
+
+
+def _let_go_of_socket(server: Any, worker: Any) -> None:
+    """The worker is exiting (SIGTERM, a restart): close the socket, so Slack sends the next envelope to
+    a connection that will answer it. Envelopes already being handled are answered first (the client
+    waits for its workers), and listeners still working after their ack finish before the process exits."""
+    while _socket:
+        _socket.pop().close()
+    log.info("Socket Mode connection closed")
 
 
 def start_socket_mode(settings: Settings) -> Any:
-    """Connect to Slack over Socket Mode in the background; returns the handler."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-    from bot.slack.app import create_app
+    """Connect to Slack over Socket Mode in the background; returns the handler (``close()`` ends it).
+    A token Slack refuses raises ``SlackStartupError`` naming SLACK_APP_TOKEN."""
+    from bot.slack.app import connect_socket_mode, create_app
     from bot.wiring import build_core
 
-    assert settings.slack_app_token is not None
-    handler = SocketModeHandler(create_app(settings, build_core(settings)), settings.slack_app_token.get_secret_value())
-    handler.connect()
+    if settings.slack_app_token is None:
+        raise SettingsError("SLACK_APP_TOKEN: is required for Socket Mode")
+    handler = connect_socket_mode(create_app(settings, build_core(settings)), settings.slack_app_token)
     log.info("connected to Slack in Socket Mode")
     return handler
 

@@ -7,8 +7,10 @@ registers the listeners and one ``@app.error`` handler for the unexpected. Every
 
 HTTP mode: ``bot.web`` mounts ``slack_bolt.adapter.wsgi.SlackRequestHandler(create_app(...))`` at
 ``/slack/events``; Bolt verifies the signature and the 5-minute freshness of every request.
-Socket Mode (``SLACK_APP_TOKEN`` set): ``run_socket_mode`` uses Bolt's built-in Socket Mode client,
-which needs no extra dependency.
+Socket Mode (``SLACK_APP_TOKEN`` set): ``connect_socket_mode`` opens the connection with Bolt's
+built-in Socket Mode client, which needs no extra dependency; ``apps.connections.open`` goes through
+``app.client``, so to ``BREAKGLASS_SLACK_API_URL`` like every other call. ``bot.serving`` decides which
+process holds the socket.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
 from slack_bolt import App, Respond
 
 from bot.domain.roster import Roster
@@ -27,9 +31,12 @@ from bot.listeners.deps import send
 from bot.ports import BreakglassError
 from bot.settings import Settings, SettingsError
 from bot.slack import wording
-from bot.slack.client import SlackApi, SlackError
+from bot.slack.client import SlackApi, SlackError, translated
 from bot.slack.identity import IdentityGate
 from bot.wiring import Core
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +121,33 @@ def on_error(error: Exception, body: dict[str, Any], respond: Respond | None) ->
         log.warning("could not tell the person about error %s: %s", reference, type(exc).__name__)
 
 
-def run_socket_mode(settings: Settings, core: Core) -> None:
-    """Serve the app over Socket Mode until stopped (blocks). Needs SLACK_APP_TOKEN."""
+def verify_app_token(slack: SlackApi, app_token: SecretStr) -> None:
+    """``apps.connections.open`` with the app-level token, the one method it is good for: Slack refuses
+    a token that is unknown, revoked, lacks ``connections:write`` or is not an app-level token. The URL
+    it hands out is left unused (it expires); that costs one Tier 1 call per process start."""
+    _checked_app_token(lambda: slack.web.apps_connections_open(app_token=app_token.get_secret_value()))
+
+
+def connect_socket_mode(app: App, app_token: SecretStr) -> SocketModeHandler:
+    """Open the Socket Mode connection for ``app`` (in the background; ``close()`` ends it). A token
+    Slack refuses raises ``SlackStartupError`` naming SLACK_APP_TOKEN; a socket that fails after the
+    URL was issued is retried by the client itself."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler  # only Socket Mode processes need it
 
-    if settings.slack_app_token is None:
-        raise SettingsError("SLACK_APP_TOKEN: is required for Socket Mode")
-    app = create_app(settings, core)
-    # The built-in client (no websocket-client or aiohttp needed); apps.connections.open goes through
-    # app.client, so to BREAKGLASS_SLACK_API_URL like every other call.
-    SocketModeHandler(app, app_token=settings.slack_app_token.get_secret_value()).start()
+    handler = SocketModeHandler(app, app_token=app_token.get_secret_value())
+    try:
+        _checked_app_token(handler.connect)
+    except SlackStartupError:
+        handler.close()
+        raise
+    return handler
+
+
+def _checked_app_token(call: Callable[[], object]) -> None:
+    try:
+        with translated():
+            call()
+    except SlackError as exc:
+        raise SlackStartupError(f"SLACK_APP_TOKEN: Slack refused it ({exc.error})") from None
+    except BreakglassError as exc:
+        raise SlackStartupError(f"SLACK_APP_TOKEN: could not be checked, Slack is unreachable ({exc})") from None

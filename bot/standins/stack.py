@@ -4,7 +4,9 @@
 Kubernetes API double per roster cluster, and the Slack Web API double seeded with the roster's people
 and some who must be refused; it writes a kubeconfig and a roster, and starts ``breakglass web`` and
 ``breakglass worker`` as real processes against them. The end-to-end tests and ``breakglass demo``
-both use it, so the demo shows exactly what the tests check.
+both use it, so the demo shows exactly what the tests check. With ``socket_mode=True`` the web process
+gets ``SLACK_APP_TOKEN`` and no signing secret, Slack's Socket Mode endpoint (``SocketModeServer``) runs
+beside the Web API double, and ``sender`` delivers over the socket instead of signed HTTP.
 
 It is for tests and the demo only: tokens are fake, nothing is TLS, and it must never be pointed at a
 real workspace or cluster.
@@ -32,8 +34,9 @@ import yaml
 
 from bot.slack.client import ADMIN_SCOPES, REQUIRED_SCOPES
 from bot.standins.kube import ContextEntry, KubeApiServer, write_kubeconfig
-from bot.standins.slack_api import DEFAULT_BOT_TOKEN, SlackApiDouble
+from bot.standins.slack_api import DEFAULT_APP_TOKEN, DEFAULT_BOT_TOKEN, SlackApiDouble
 from bot.standins.slack_events import SlackSender
+from bot.standins.slack_socket import SocketModeSender, SocketModeServer
 
 SIGNING_SECRET = "local-stand-in-signing-secret"  # noqa: S105 - a fake secret for a fake Slack
 AUDIT_WEBHOOK_TOKEN = "local-stand-in-audit-token"  # noqa: S105
@@ -223,6 +226,8 @@ class LocalStack:
     sweep_interval: str = "2s"
     key_prefix: str = "breakglass"
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    socket_mode: bool = False
+    socket: SocketModeServer | None = field(default=None, init=False)
     clusters: dict[str, KubeApiServer] = field(default_factory=dict, init=False)
     slack: SlackApiDouble = field(init=False)
     processes: list[Process] = field(default_factory=list, init=False)
@@ -246,6 +251,8 @@ class LocalStack:
         bot_scopes, admin_scopes = manifest_scopes()
         self.slack = SlackApiDouble(admin_token=ADMIN_TOKEN, scopes=bot_scopes, admin_scopes=admin_scopes).start()
         self._seed_slack()
+        if self.socket_mode:
+            self.socket = SocketModeServer(self.slack).start()
         return self
 
     def _seed_slack(self) -> None:
@@ -285,6 +292,10 @@ class LocalStack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.socket_mode:
+            # What a Socket Mode install has: an app-level token, and no signing secret to verify with.
+            env["SLACK_APP_TOKEN"] = DEFAULT_APP_TOKEN
+            del env["SLACK_SIGNING_SECRET"]
         env.update(self.extra_env)
         return env
 
@@ -308,7 +319,10 @@ class LocalStack:
         return process
 
     def start_web(self, timeout: float = 30) -> Process:
+        """A ``breakglass web`` process, once it answers ``/readyz`` (and, in Socket Mode, once it holds
+        its own socket)."""
         port = free_port()
+        last_socket = max((c.id for c in self.socket.connections()), default=0) if self.socket else 0
         web = self._spawn(f"web-{port}", ["web"], port)
 
         def healthy() -> bool:
@@ -321,6 +335,8 @@ class LocalStack:
                 return False
 
         wait_until(healthy, timeout, "the web process to be ready")
+        if self.socket is not None:
+            self.socket.wait_for_connections(1, timeout, after=last_socket)
         return web
 
     def start_worker(self, name: str | None = None) -> Process:
@@ -338,6 +354,10 @@ class LocalStack:
         return f"http://127.0.0.1:{web.port}"
 
     def sender(self, web: Process) -> SlackSender:
+        """How a person reaches the app: signed HTTP to ``web``, or, in Socket Mode, the socket (Slack
+        chooses which web process's connection gets each envelope)."""
+        if self.socket is not None:
+            return SocketModeSender(self.socket, self.slack)
         return SlackSender(f"{self.web_url(web)}/slack/events", SIGNING_SECRET, self.slack)
 
     # --- reading the cluster ------------------------------------------------------------------
@@ -353,6 +373,8 @@ class LocalStack:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
+        if self.socket is not None:
+            self.socket.stop()
         with contextlib.suppress(AttributeError):
             self.slack.stop()
         for server in self.clusters.values():

@@ -192,9 +192,15 @@ def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
 
 
 def running_live(
-    redis_url: str, workdir: Path, roster: Mapping[str, Any] = DEMO_ROSTER, sweep_interval: str = "2s"
+    redis_url: str,
+    workdir: Path,
+    roster: Mapping[str, Any] = DEMO_ROSTER,
+    sweep_interval: str = "2s",
+    *,
+    socket_mode: bool = False,
 ) -> Iterator[Live]:
-    """The stack for one module (a module that needs another roster overrides ``live`` with this)."""
+    """The stack for one module (a module that needs another roster, or Socket Mode instead of signed
+    HTTP, overrides ``live`` with this)."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         client.ping()
@@ -202,7 +208,12 @@ def running_live(
         pytest.fail(f"no Redis at {redis_url} ({exc}); start redis-server or set BREAKGLASS_TEST_REDIS_URL")
     client.flushdb()
     stack = LocalStack(
-        workdir, redis_url=redis_url, roster=roster, sweep_interval=sweep_interval, key_prefix=KEY_PREFIX
+        workdir,
+        redis_url=redis_url,
+        roster=roster,
+        sweep_interval=sweep_interval,
+        key_prefix=KEY_PREFIX,
+        socket_mode=socket_mode,
     ).start()
     try:
         web = stack.start_web()
