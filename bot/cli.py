@@ -126,17 +126,12 @@ def _worker(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from bot.logs import configure
     from bot.serving import run_all_in_one
-    from bot.slack.app import SlackStartupError
 
     settings = settings_or_exit()
     if _slack_refuses(settings):
         return EXIT_USAGE
     configure()
-    try:
-        return run_all_in_one(settings)
-    except SlackStartupError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
+    return run_all_in_one(settings)
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -158,16 +158,19 @@ def test_sigterm_ends_a_socket_mode_web_process_cleanly(live: Live) -> None:
 
 
 @pytest.mark.parametrize(
-    ("app_token", "line"),
+    ("command", "app_token", "line"),
     [
-        ("xapp-1-A0BREAKGLASS-0-revoked", "SLACK_APP_TOKEN: Slack refused it (invalid_auth)"),
-        ("xoxb-a-bot-token-by-mistake", "SLACK_APP_TOKEN: must be an app-level token starting with xapp-"),
+        ("web", "xapp-1-A0BREAKGLASS-0-revoked", "SLACK_APP_TOKEN: Slack refused it (invalid_auth)"),
+        ("serve", "xapp-1-A0BREAKGLASS-0-revoked", "SLACK_APP_TOKEN: Slack refused it (invalid_auth)"),
+        ("web", "xoxb-a-bot-token-by-mistake", "SLACK_APP_TOKEN: must be an app-level token starting with xapp-"),
     ],
 )
-def test_a_bad_app_token_stops_web_at_start_with_one_line_naming_it(live: Live, app_token: str, line: str) -> None:
+def test_a_bad_app_token_stops_the_process_at_start_with_one_line_naming_it(
+    live: Live, command: str, app_token: str, line: str
+) -> None:
     env = {**live.stack.env(), "SLACK_APP_TOKEN": app_token, "PORT": str(free_port())}
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "web"], env=env, capture_output=True, text=True, timeout=30, check=False
+        [sys.executable, "-m", "bot.cli", command], env=env, capture_output=True, text=True, timeout=30, check=False
     )
     assert done.returncode == 2
     assert done.stderr.strip() == line
