@@ -23,7 +23,8 @@ class BreakglassError(Exception):
 
 
 class TemporaryError(BreakglassError):
-    """Worth retrying: timeouts, 5xx, 429, connection refused. ``delay`` is a hint in seconds."""
+    """Worth retrying: timeouts, 5xx, 429, connection refused. ``delay`` is the least number of seconds
+    to wait first (a Retry-After): the job's next retry is scheduled no earlier (``workers.jobs``)."""
 
     def __init__(self, message: str, delay: float = 1.0) -> None:
         super().__init__(message)
@@ -56,7 +57,8 @@ class BindingConflict(PermanentError):
 
 
 class BindingNotFound(BreakglassError):
-    """The binding is not there. For a revoke this is success, and callers treat it so."""
+    """The binding is not there. For a revoke this is success, and callers treat it so; for an
+    extension it means the grant is already over (``GrantService`` ends it once, without retrying)."""
 
 
 class UnknownCluster(PermanentError):
