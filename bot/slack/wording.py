@@ -273,7 +273,8 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
         case Event.EXTENDED:
             return f":heavy_plus_sign: Extended by *{escape(str(d.get('extension') or '?'))}*: now ends {_ends(d)}."
         case Event.REVOKED:
-            return f":no_entry: Revoked early by {actor}."
+            why = f": {escape(str(d['why']))}" if d.get("why") else ""
+            return f":no_entry: Revoked early by {actor}{why}."
         case Event.EXPIRED:
             return f":lock: Expired {_ends(d)}."
         case Event.BINDING_DELETED:

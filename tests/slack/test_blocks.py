@@ -174,6 +174,10 @@ EVENTS: list[tuple[Any, str]] = [
         "The revoke job gave up after 13 attempts: cluster prod: HTTP 503. The reconcile sweep keeps trying",
     ),
     (
+        entry(Event.REVOKED, "system", why="its binding is no longer in prod: it was removed outside breakglass"),
+        "Revoked early by breakglass: its binding is no longer in prod: it was removed outside breakglass.",
+    ),
+    (
         entry(Event.JOB_GAVE_UP, job="grant", attempts=13, error="timed out"),
         "once the approval is older than the request timeout the grant is refused instead",
     ),
