@@ -9,10 +9,12 @@ is ever pushed past its approved duration or comes back once removed.
 
 from __future__ import annotations
 
+import copy
 import time
 from datetime import timedelta
 
 import pytest
+import yaml
 
 from bot.domain.audit import Event
 from bot.domain.lifecycle import State
@@ -223,4 +225,40 @@ def test_api_failing_when_the_revoke_comes(
         assert ended.state is State.EXPIRED
         story = events(core, grant.id)
         assert Event.BINDING_DELETED in story or Event.SWEEP_DELETED in story
+    assert core.audit.verify().ok
+
+
+def test_a_cluster_edited_out_of_the_roster_loses_its_grants_at_the_next_sweep(
+    stack: LocalStack, core: Core, watch: BindingWatch
+) -> None:
+    stack.start_worker()
+    stack.wait_for_workers(1)
+    on_staging = grant_now(core, 600, cluster="staging")  # token mode: a binding and a ServiceAccount
+    on_prod = grant_now(core, 600)
+    wait_until(lambda: watch.present(on_staging.id) and watch.present(on_prod.id), 15, "both bindings")
+    staging = stack.clusters["staging"]
+    assert staging.snapshot("app.kubernetes.io/managed-by=breakglass")["serviceaccounts"]
+
+    # The operator removes staging from the roster; its kubeconfig context stays. The workers keep
+    # running: nothing is restarted.
+    edited = copy.deepcopy(dict(stack.roster))
+    del edited["clusters"]["staging"]
+    for entitlement in edited["entitlements"]:
+        entitlement["clusters"] = [c for c in entitlement["clusters"] if c != "staging"]
+    edited_at = time.time()
+    stack.roster_path.write_text(yaml.safe_dump(edited, sort_keys=False))
+
+    seen = watch.wait_gone(on_staging.id, timeout=LATE.total_seconds() + 5)
+    assert seen.gone_at is not None
+    assert seen.gone_at - edited_at <= LATE.total_seconds(), (
+        f"staging's grant outlived the edit by {seen.gone_at - edited_at:.1f}s"
+    )
+    assert staging.snapshot("app.kubernetes.io/managed-by=breakglass")["serviceaccounts"] == []
+    ended = core.store.get(on_staging.id)
+    assert ended is not None
+    assert ended.state is State.EXPIRED
+    assert ended.note == "its cluster is no longer in the roster"
+    story = events(core, on_staging.id)
+    assert story.index(Event.SWEEP_REVOKED_OVERDUE) < story.index(Event.EXPIRED) < story.index(Event.BINDING_DELETED)
+    assert watch.present(on_prod.id), "a cluster still in the roster keeps its grants"
     assert core.audit.verify().ok
