@@ -14,6 +14,7 @@ from bot.services.publishing import Publisher
 from bot.services.reconcile import Reconciler
 from bot.settings import Settings, load_settings
 from bot.wiring import Core, build_core
+from workers.known_clusters import KnownClusters, remembering
 from workers.kube import ClusterTarget, KubeClusters
 
 
@@ -31,15 +32,21 @@ def cluster_targets(roster: Roster) -> dict[str, ClusterTarget]:
     return {name: ClusterTarget(c.context, c.credentials) for name, c in roster.clusters.items()}
 
 
-def kube_clusters(settings: Settings, roster: Callable[[], Roster]) -> KubeClusters:
+def kube_clusters(settings: Settings, roster: Callable[[], Roster], known: KnownClusters | None = None) -> KubeClusters:
     """The adapter, following the roster as it is reloaded: a cluster added mid-run is reachable at
-    once, and one removed is still swept until its managed bindings are gone."""
+    once, and one removed is still swept until its managed bindings are gone, also across a restart
+    when ``known`` remembers it."""
+    follow: Callable[[], dict[str, ClusterTarget]] = lambda: cluster_targets(roster())  # noqa: E731
+    targets = cluster_targets(roster())
+    if known is not None:
+        follow = remembering(roster, known, cluster_targets)
+        targets = {**known.recall(), **follow()}
     return KubeClusters(
-        cluster_targets(roster()),
+        targets,
         kubeconfig=settings.kubeconfig,
         token_namespace=settings.token_namespace,
         request_timeout=kube_request_timeout(settings),
-        follow=lambda: cluster_targets(roster()),
+        follow=follow,
     )
 
 
@@ -56,7 +63,8 @@ def build_worker_context(
     notifier: Notifier | None = None,
 ) -> WorkerContext:
     core = core or build_core(settings)
-    clusters = clusters or kube_clusters(settings, core.roster)
+    known = KnownClusters(core.redis, settings.key_prefix)
+    clusters = clusters or kube_clusters(settings, core.roster, known)
     if notifier is None:
         from bot.slack.notifier import SlackNotifier  # Slack stays out of processes that are given one
 
@@ -65,7 +73,9 @@ def build_worker_context(
     publisher = Publisher(core.store, notifier)
     # A grant still "approved" after two sweeps lost its job (a killed worker): queue it again.
     grace = max(settings.sweep_interval * 2, timedelta(seconds=10))
-    reconciler = Reconciler(core.store, core.roster, clusters, core.jobs, grants, core.access, core.now, grace)
+    reconciler = Reconciler(
+        core.store, core.roster, clusters, core.jobs, grants, core.access, core.now, grace, on_cleared=known.forget
+    )
     return WorkerContext(core, clusters, notifier, grants, publisher, reconciler)
 
 

@@ -93,6 +93,7 @@ class Reconciler:
         grant_grace: timedelta = timedelta(seconds=60),
         cluster_budget: timedelta = timedelta(seconds=20),
         monotonic: Callable[[], float] = time.monotonic,
+        on_cleared: Callable[[str], None] = lambda cluster: None,
     ) -> None:
         self.store = store
         self.roster = roster
@@ -104,6 +105,7 @@ class Reconciler:
         self.grant_grace = grant_grace
         self.cluster_budget = cluster_budget.total_seconds()
         self.monotonic = monotonic
+        self.on_cleared = on_cleared  # told of each cluster out of the roster with nothing left to clear
         # Clusters out of the roster found empty (or no longer loadable): nothing left to clear there.
         self._cleared: set[str] = set()
 
@@ -139,7 +141,7 @@ class Reconciler:
                 # Its kubeconfig context is gone too: nothing can reach it any more, from here or
                 # from the revoke jobs. Said once, loudly, since bindings may remain there.
                 log.error("sweep: cluster %s left the roster and cannot be loaded any more: %s", cluster, exc)
-                self._cleared.add(cluster)
+                self._clear(cluster)
                 return done
             log.warning("sweep could not list bindings in %s: %s", cluster, exc)
             report.unreachable.append(cluster)
@@ -171,8 +173,12 @@ class Reconciler:
         leftovers = self._check_service_accounts(cluster, done.bound, in_roster, report)
         if not in_roster and not bindings and not leftovers and cluster not in report.unreachable:
             log.info("sweep: cluster %s left the roster and holds nothing of ours any more", cluster)
-            self._cleared.add(cluster)
+            self._clear(cluster)
         return done
+
+    def _clear(self, cluster: str) -> None:
+        self._cleared.add(cluster)
+        self.on_cleared(cluster)
 
     def _out_of_time(self, cluster: str, deadline: float, report: SweepReport) -> bool:
         if self.monotonic() <= deadline:

@@ -228,10 +228,11 @@ def test_api_failing_when_the_revoke_comes(
     assert core.audit.verify().ok
 
 
+@pytest.mark.parametrize("restarted", [False, True], ids=["edited-while-the-worker-runs", "edited-while-none-runs"])
 def test_a_cluster_edited_out_of_the_roster_loses_its_grants_at_the_next_sweep(
-    stack: LocalStack, core: Core, watch: BindingWatch
+    stack: LocalStack, core: Core, watch: BindingWatch, restarted: bool
 ) -> None:
-    stack.start_worker()
+    worker = stack.start_worker()
     stack.wait_for_workers(1)
     on_staging = grant_now(core, 600, cluster="staging")  # token mode: a binding and a ServiceAccount
     on_prod = grant_now(core, 600)
@@ -239,14 +240,20 @@ def test_a_cluster_edited_out_of_the_roster_loses_its_grants_at_the_next_sweep(
     staging = stack.clusters["staging"]
     assert staging.snapshot("app.kubernetes.io/managed-by=breakglass")["serviceaccounts"]
 
-    # The operator removes staging from the roster; its kubeconfig context stays. The workers keep
-    # running: nothing is restarted.
+    # The operator removes staging from the roster; its kubeconfig context stays. Either the worker
+    # runs on and reloads the roster, or it is down meanwhile and a new one starts on the edited roster.
+    if restarted:
+        worker.kill()
     edited = copy.deepcopy(dict(stack.roster))
     del edited["clusters"]["staging"]
     for entitlement in edited["entitlements"]:
         entitlement["clusters"] = [c for c in entitlement["clusters"] if c != "staging"]
-    edited_at = time.time()
     stack.roster_path.write_text(yaml.safe_dump(edited, sort_keys=False))
+    edited_at = time.time()
+    if restarted:
+        stack.start_worker()
+        stack.wait_for_workers(1)
+        edited_at = time.time()
 
     seen = watch.wait_gone(on_staging.id, timeout=LATE.total_seconds() + 5)
     assert seen.gone_at is not None

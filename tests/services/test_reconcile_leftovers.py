@@ -71,7 +71,8 @@ def test_bindings_of_a_cluster_no_longer_in_the_roster_are_deleted_and_the_grant
     # "legacy" was in the roster when this worker started and has been edited out since.
     cluster = FakeCluster(("prod", "staging", "legacy"), clock=clock)
     grants.clusters = cluster
-    reconciler = Reconciler(store, roster, cluster, jobs, grants, access, clock)
+    cleared: list[str] = []
+    reconciler = Reconciler(store, roster, cluster, jobs, grants, access, clock, on_cleared=cleared.append)
     grant = flows.granted()
     # Recorded as made there (the flows grant on prod; the cluster name is all that differs).
     store.apply(grant.id, lambda current: Change(current.changed(clock(), cluster="legacy") if current else None))
@@ -96,7 +97,9 @@ def test_bindings_of_a_cluster_no_longer_in_the_roster_are_deleted_and_the_grant
     assert store.audit.for_request(grant.id)[-1].details["why"] == NOT_IN_ROSTER
 
     # Nothing of ours is left there: later sweeps stop asking.
+    assert cleared == []
     reconciler.sweep()
+    assert cleared == ["legacy"]
     calls = len(cluster.calls)
     reconciler.sweep()
     assert [c for _, c in cluster.calls[calls:]].count("legacy") == 0
@@ -113,8 +116,10 @@ def test_a_removed_cluster_whose_context_is_gone_is_no_longer_swept(
     cluster = FakeCluster(("prod", "staging", "legacy"), clock=clock)
     cluster.plant("legacy", "BG-222222", None, clock() + timedelta(minutes=50))
     cluster.fail_next(1, UnknownCluster, cluster="legacy")  # its kubeconfig context was removed too
-    reconciler = Reconciler(store, roster, cluster, jobs, grants, access, clock)
+    cleared: list[str] = []
+    reconciler = Reconciler(store, roster, cluster, jobs, grants, access, clock, on_cleared=cleared.append)
     assert reconciler.sweep().unreachable == []
+    assert cleared == ["legacy"]
     calls = len(cluster.calls)
     reconciler.sweep()
     assert [c for _, c in cluster.calls[calls:]].count("legacy") == 0
