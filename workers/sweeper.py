@@ -115,7 +115,7 @@ def sweep_once(context: WorkerContext, lock: SweepLock | None = None) -> SweepRe
         if not taken:
             return None
         report = context.reconciler.sweep(keep_going=lambda: not lock.lost.is_set())
-    if report.corrections or report.unreachable or report.timed_out:
+    if report.corrections or report.unreachable or report.timed_out or report.cut_short:
         log.info(
             "sweep corrected state",
             extra={
@@ -125,7 +125,9 @@ def sweep_once(context: WorkerContext, lock: SweepLock | None = None) -> SweepRe
                 "rescheduled": report.rescheduled,
                 "regranted": report.regranted,
                 "adopted": report.adopted,
+                "service_accounts_deleted": report.service_accounts_deleted,
                 "unreachable": report.unreachable,
+                "cut_short": report.cut_short,
             },
         )
     return report
