@@ -408,6 +408,49 @@ class TestExtendAndReview:
         extension = next(r for r in harness.requests() if r.extends == request.id)
         assert extension.duration == timedelta(minutes=30)
 
+    def open_extension_form(self, harness: SlackAppHarness, slack: SlackApiDouble) -> AccessRequest:
+        harness.command(ALICE, "prod/payments view 1h INC-4411 reading logs of payments")
+        (request,) = harness.requests()
+        harness.core.access.approve(request.id, BOB)  # type: ignore[arg-type]
+        service = grant(harness, request.id)
+        harness.clock.advance(minutes=51)
+        service.remind(request.id)
+        harness.publish(request.id)
+        reminder = slack.dm(ALICE)[-1]
+        harness.click(ALICE, blocks.EXTEND_ACTION, request.id, reminder.ts, slack.dm_channel_id(ALICE))
+        return request
+
+    def test_the_extension_form_acks_before_asking_slack_who_submitted_it(
+        self, harness: SlackAppHarness, slack: SlackApiDouble
+    ) -> None:
+        request = self.open_extension_form(harness, slack)
+        harness.clock.advance(seconds=61)  # past the identity cache
+        slack.latency(2.0, "users.info")
+        reply = harness.sender.submit_view(
+            ALICE,
+            blocks.EXTEND_CALLBACK,
+            {"duration": {"duration": "30m"}, "reason": {"reason": "INC-4411 still mitigating"}},
+        )
+        assert reply.elapsed < 2.0, f"the ack took {reply.elapsed:.2f}s: it waited for users.info"
+        harness.executor.settle()
+        (extension,) = [r for r in harness.requests() if r.extends == request.id]
+        assert extension.id in form_shows(harness)
+
+    def test_the_same_extension_form_delivered_twice_asks_once(
+        self, harness: SlackAppHarness, slack: SlackApiDouble
+    ) -> None:
+        request = self.open_extension_form(harness, slack)
+        answers = {"duration": {"duration": "30m"}, "reason": {"reason": "INC-4411 still mitigating"}}
+        slack.fail("views.update", "internal_error", times=10)
+        harness.sender.submit_view(ALICE, blocks.EXTEND_CALLBACK, answers, answer_lost=True)
+        harness.executor.settle()
+        slack.clear_faults()
+        harness.submit(ALICE, blocks.EXTEND_CALLBACK, answers)
+        (extension,) = [r for r in harness.requests() if r.extends == request.id]
+        assert extension.id in form_shows(harness)
+        asked = [e for e in harness.audit() if e.request_id == request.id and e.event == "extension_requested"]
+        assert len(asked) == 1
+
     def test_a_review_is_written_from_the_ended_dm(self, harness: SlackAppHarness, slack: SlackApiDouble) -> None:
         harness.command(ALICE, "prod/payments view 1h INC-4411 reading logs of payments")
         (request,) = harness.requests()
