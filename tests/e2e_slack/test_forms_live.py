@@ -3,10 +3,14 @@ submission is acknowledged at once, and the form then shows the request it made.
 
 from __future__ import annotations
 
+import urllib.request
 from typing import Any
 
+import yaml
+
 from bot.slack import blocks
-from bot.standins.stack import ALICE, INCIDENT_CHANNEL, wait_until
+from bot.standins.slack_api import DEFAULT_BOT_TOKEN
+from bot.standins.stack import ALICE, INCIDENT_CHANNEL, MANIFEST, wait_until
 from tests.e2e_slack.conftest import DEADLINE, REQUEST_ID, Live
 
 
@@ -60,3 +64,15 @@ def test_the_form_follows_the_choice_acks_at_once_and_shows_the_request_it_made(
     stored = live.request(request_id)
     assert (stored.requester, stored.cluster, stored.namespace, stored.role) == (ALICE, "prod", "payments", "admin")
     assert live.root(request_id)
+
+
+def test_the_stacks_bot_token_holds_exactly_the_manifests_scopes(live: Live) -> None:
+    # Every live test then proves the manifest is enough: a call needing more fails with missing_scope.
+    manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    request = urllib.request.Request(  # noqa: S310 - the local Slack double
+        live.slack.api_url + "auth.test", data=b"", headers={"Authorization": f"Bearer {DEFAULT_BOT_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+        granted = answer.headers["x-oauth-scopes"].split(",")
+    assert sorted(granted) == sorted(manifest["oauth_config"]["scopes"]["bot"])
+    assert "im:read" not in granted
