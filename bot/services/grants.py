@@ -6,6 +6,7 @@ only if its state still calls for it, and leaves a state the reconcile sweep can
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -18,7 +19,9 @@ from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State, activate, expiry_for, extend_expiry, transition
 from bot.domain.roster import Roster
 from bot.ports import BindingNotFound, ClusterGateway, JobQueue, Notifier, PermanentError, TemporaryError
-from bot.store import Change, Draft, RequestStore
+from bot.store import AuditLogBroken, Change, Draft, RequestStore
+
+log = logging.getLogger(__name__)
 
 # The scheduler fires on whole seconds; a revoke arriving this much early is still "on time".
 EXPIRY_TOLERANCE = timedelta(seconds=1)
@@ -354,7 +357,11 @@ class GrantService:
             assert request.expires_at is not None
             if self.now() + EXPIRY_TOLERANCE < request.expires_at:
                 return request  # extended since this revoke was scheduled; a later one is queued
-            request = self._expire(request)
+            try:
+                request = self._expire(request)
+            except AuditLogBroken as exc:
+                self.cut_unrecorded(request.cluster, request.id, request.namespace, exc)
+                return request
         if request.state not in (State.EXPIRED, State.REVOKED, State.FAILED):
             return request
         if request.extends:
@@ -381,7 +388,11 @@ class GrantService:
         if request is None:
             return None
         if request.state is State.ACTIVE:
-            request = self._expire(request, why=why)
+            try:
+                request = self._expire(request, why=why)
+            except AuditLogBroken as exc:
+                self.cut_unrecorded(request.cluster, request.id, request.namespace, exc)
+                return request
         if request.state not in (State.EXPIRED, State.REVOKED, State.FAILED) or request.extends:
             return request
         self.remove_binding(request, actor=SYSTEM_ACTOR, why=why)
@@ -407,6 +418,28 @@ class GrantService:
         if applied.entries:
             self.jobs.publish(request.id)
         return applied.request or request
+
+    def cut_unrecorded(self, cluster: str, request_id: RequestId, namespace: str | None, exc: Exception) -> bool:
+        """Take the access away although the audit log refuses to record it (its head was deleted or
+        set back, and nothing may be appended until a person repairs it).
+
+        Security trade-off: "no change without its audit entry" meets "no grant outlives its
+        expiry", and access ending wins. Failing closed on the log would leave the binding standing
+        until somebody repairs Redis; deleting it is the direction that cannot hurt. The structured
+        log line (the copy that outlives Redis) records what was done, and ``audit verify`` names the
+        damage. The request stays active in Redis, so every sweep tries again, loudly, until repaired."""
+        removed = self.clusters.remove_grant(cluster, request_id, namespace)
+        log.error(
+            "access ended without its audit entry: the audit log refuses writes (%s)",
+            exc,
+            extra={
+                "request_id": request_id,
+                "cluster": cluster,
+                "binding": binding_name(request_id),
+                "removed": removed,
+            },
+        )
+        return removed
 
     def remove_binding(self, request: AccessRequest, actor: str, why: str | None = None) -> bool:
         removed = self.clusters.remove_grant(request.cluster, request.id, request.namespace)

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
-from bot.domain.grants import ManagedBinding, ManagedServiceAccount, format_instant
+from bot.domain.grants import ManagedBinding, ManagedServiceAccount, binding_name, format_instant
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.roster import Roster
 from bot.ports import BreakglassError, ClusterGateway, JobQueue, PermanentError, TemporaryError, UnknownCluster
 from bot.services.access import AccessService
 from bot.services.grants import EXPIRY_TOLERANCE, GrantService
-from bot.store import Draft, RequestStore
+from bot.store import AuditLogBroken, Draft, RequestStore
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,16 @@ class Reconciler:
                 return done
             try:
                 self._check_binding(binding, report, in_roster)
+            except AuditLogBroken as exc:
+                # Nothing can be recorded until a person repairs the log; what is over still ends.
+                if not in_roster or binding.expires_at is None or binding.expires_at <= self.now():
+                    self._cut_unrecorded(
+                        binding.cluster,
+                        binding.request_id or _id_from_name(binding.name),
+                        binding.namespace,
+                        exc,
+                        report,
+                    )
             except TemporaryError as exc:
                 # The API fails now: every later call would most likely wait for the same timeout.
                 # The rest of this cluster waits for the next sweep.
@@ -179,6 +189,17 @@ class Reconciler:
     def _clear(self, cluster: str) -> None:
         self._cleared.add(cluster)
         self.on_cleared(cluster)
+
+    def _cut_unrecorded(
+        self, cluster: str, request_id: RequestId, namespace: str | None, exc: AuditLogBroken, report: SweepReport
+    ) -> None:
+        try:
+            if self.grants.cut_unrecorded(cluster, request_id, namespace, exc):
+                report.deleted.append(binding_name(request_id))
+        except BreakglassError as down:
+            log.warning("sweep could not end %s in %s: %s", request_id, cluster, down)
+            if cluster not in report.unreachable:
+                report.unreachable.append(cluster)
 
     def _out_of_time(self, cluster: str, deadline: float, report: SweepReport) -> bool:
         if self.monotonic() <= deadline:
@@ -391,6 +412,9 @@ class Reconciler:
                     self.store.audit.append(
                         Draft(Event.SWEEP_RESCHEDULED, SYSTEM_ACTOR, request.id, {"job": "revoke", "found": "redis"})
                     )
+            except AuditLogBroken as exc:
+                if request.expires_at is not None and request.expires_at <= now:
+                    self._cut_unrecorded(request.cluster, request.id, request.namespace, exc, report)
             except BreakglassError as exc:
                 # Its cluster is down: the request is marked ended already, and the first sweep that
                 # reaches the cluster again deletes the binding. The other requests must not wait.

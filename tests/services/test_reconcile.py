@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import fakeredis
+
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.grants import binding_name
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import State
 from bot.ports import ClusterUnavailable
 from bot.services.access import AccessService
+from bot.services.grants import GrantService
 from bot.services.reconcile import Reconciler
 from bot.store import RequestStore
 from tests.conftest import FakeClock
@@ -169,3 +173,46 @@ def test_an_expired_grant_on_an_unreachable_cluster_does_not_stop_the_sweep(
     reconciler.sweep()
     assert cluster.bindings == {}
     assert events(store, on_prod.id)[-1] == Event.SWEEP_DELETED
+
+
+def test_grant_past_its_expiry_ends_even_while_the_audit_log_refuses_writes(
+    reconciler: Reconciler,
+    cluster: FakeCluster,
+    store: RequestStore,
+    clock: FakeClock,
+    flows: Flows,
+    redis_client: fakeredis.FakeRedis,
+) -> None:
+    grant = flows.granted()
+    redis_client.delete(store.audit.head_key)  # the log now refuses every append until repaired
+    clock.advance(hours=1, minutes=5)
+    report = reconciler.sweep()
+    assert cluster.bindings == {}  # access ends: the one thing that must not wait for a repair
+    assert report.deleted == [binding_name(grant.id)]
+    still = store.get(grant.id)
+    assert still is not None
+    assert still.state is State.ACTIVE  # nothing was recorded as done without its audit entry
+
+
+def test_revoke_at_expiry_deletes_the_binding_while_the_audit_log_refuses_writes(
+    grants: GrantService,
+    cluster: FakeCluster,
+    store: RequestStore,
+    clock: FakeClock,
+    flows: Flows,
+    redis_client: fakeredis.FakeRedis,
+) -> None:
+    grant = flows.granted()
+    redis_client.delete(store.audit.head_key)
+    clock.advance(hours=1)
+    grants.revoke(grant.id)
+    assert cluster.binding("prod", grant.id) is None
+
+
+def test_a_running_grant_is_left_alone_while_the_audit_log_refuses_writes(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore, flows: Flows, redis_client: fakeredis.FakeRedis
+) -> None:
+    grant = flows.granted()
+    redis_client.delete(store.audit.head_key)
+    reconciler.sweep()
+    assert cluster.binding("prod", grant.id) is not None
