@@ -18,7 +18,9 @@ from pydantic import SecretStr
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.domain.audit import AuditEntry
+from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest
+from bot.services.grants import GrantService
 from bot.services.publishing import Publisher
 from bot.settings import Settings
 from bot.slack.app import create_app
@@ -29,6 +31,7 @@ from bot.standins.slack_api import SlackApiDouble
 from bot.standins.slack_events import AppReply, SlackSender
 from bot.wiring import Core
 from tests.conftest import FakeClock
+from tests.fakes import FakeCluster
 from tests.slack.conftest import ADMIN_TOKEN, SIGNING_SECRET, no_sleep
 
 
@@ -146,3 +149,18 @@ class SlackAppHarness:
 
     def refusals(self) -> list[AuditEntry]:
         return [e for e in self.audit() if e.event == "refused"]
+
+
+def grant(harness: SlackAppHarness, request_id: RequestId) -> GrantService:
+    """Make an approved request's grant as the worker would, on a FakeCluster; returns the service
+    so a test can go on to remind or revoke with it."""
+    service = GrantService(
+        harness.core.store,
+        harness.core.roster,
+        FakeCluster(clock=harness.clock),
+        harness.core.jobs,
+        harness.notifier,
+        harness.clock,
+    )
+    service.grant(request_id)
+    return service

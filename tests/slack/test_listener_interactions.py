@@ -7,14 +7,12 @@ from typing import Any
 
 import pytest
 
-from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
-from bot.services.grants import GrantService
 from bot.slack import blocks
 from bot.standins.slack_api import SlackApiDouble, find_button
-from tests.fakes import ALICE, BOB, CAROL, FakeCluster
+from tests.fakes import ALICE, BOB, CAROL
 from tests.slack.conftest import INCIDENTS
-from tests.slack.harness import SlackAppHarness
+from tests.slack.harness import SlackAppHarness, grant
 
 ASK = "prod/payments admin 1h INC-4411 checkout pods crash-looping"
 
@@ -319,19 +317,6 @@ class TestRequestForm:
         (request,) = harness.requests()
         assert request.id in form_shows(harness)
         assert [e.event for e in harness.audit() if e.request_id == request.id] == ["requested"]
-
-
-def grant(harness: SlackAppHarness, request_id: RequestId) -> GrantService:
-    service = GrantService(
-        harness.core.store,
-        harness.core.roster,
-        FakeCluster(clock=harness.clock),
-        harness.core.jobs,
-        harness.notifier,
-        harness.clock,
-    )
-    service.grant(request_id)
-    return service
 
 
 class TestHome:

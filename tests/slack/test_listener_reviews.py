@@ -7,29 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest
-from bot.services.grants import GrantService
 from bot.slack import blocks
 from bot.standins.slack_api import SlackApiDouble, find_button
-from tests.fakes import ALICE, BOB, FakeCluster, roster_with
-from tests.slack.harness import SlackAppHarness
+from tests.fakes import ALICE, BOB, roster_with
+from tests.slack.harness import SlackAppHarness, grant
 
 ASK_VIEW = "prod/payments view 1h INC-4411 reading logs of payments"
 REVIEW = "Warranted by INC-4411; only read logs, as the recorded actions show."
-
-
-def grant(harness: SlackAppHarness, request_id: RequestId) -> GrantService:
-    service = GrantService(
-        harness.core.store,
-        harness.core.roster,
-        FakeCluster(clock=harness.clock),
-        harness.core.jobs,
-        harness.notifier,
-        harness.clock,
-    )
-    service.grant(request_id)
-    return service
 
 
 def form_shows(harness: SlackAppHarness, user: str) -> str:
