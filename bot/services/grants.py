@@ -91,6 +91,7 @@ class GrantService:
         # in token mode would mint and send credentials for a grant that is over).
         lapsed = expires_at is not None and expires_at <= started
         credentials = None
+        self.store.audit.check_writable()  # nothing is granted that the log cannot record
         if not lapsed:
             try:
                 credentials = self.clusters.apply_grant(spec)
@@ -132,7 +133,14 @@ class GrantService:
                 ],
             )
 
-        applied = self.store.apply(request_id, decide)
+        try:
+            applied = self.store.apply(request_id, decide)
+        except AuditLogBroken as exc:
+            # The log broke between the check above and now: the grant cannot be recorded, so it
+            # must not stand. The job's retry finds the log still broken and creates nothing.
+            if not lapsed:
+                self.cut_unrecorded(request.cluster, request.id, request.namespace, exc)
+            raise
         active = applied.request
         if active is None or active.state is not State.ACTIVE:
             # Revoked while the binding was being made: take it away again.
@@ -347,9 +355,13 @@ class GrantService:
 
     # --- revoke -------------------------------------------------------------------------------
 
-    def revoke(self, request_id: RequestId) -> AccessRequest | None:
+    def revoke(self, request_id: RequestId, by_sweep: str | None = None) -> AccessRequest | None:
         """End the grant if its time has come (or it was revoked, failed or extended away), then make
-        sure its binding is gone. Early calls for a still-running grant change nothing."""
+        sure its binding is gone. Early calls for a still-running grant change nothing.
+
+        ``by_sweep`` is the sweep's reason when the sweep, not the scheduled revoke, ends the grant: it is
+        recorded in the same transaction as the expiry, so it is written only if the sweep really did it
+        (not when the on-time revoke got there a moment earlier, or an extension moved the expiry)."""
         request = self.store.get(request_id)
         if request is None:
             return None
@@ -358,7 +370,7 @@ class GrantService:
             if self.now() + EXPIRY_TOLERANCE < request.expires_at:
                 return request  # extended since this revoke was scheduled; a later one is queued
             try:
-                request = self._expire(request)
+                request = self._expire(request, by_sweep=by_sweep)
             except AuditLogBroken as exc:
                 self.cut_unrecorded(request.cluster, request.id, request.namespace, exc)
                 return request
@@ -370,14 +382,14 @@ class GrantService:
         self._end_extensions(request)
         return request
 
-    def expire(self, request_id: RequestId) -> AccessRequest | None:
+    def expire(self, request_id: RequestId, by_sweep: str | None = None) -> AccessRequest | None:
         """Record an active grant whose time is up as expired, without touching its cluster: the
         sweep's call while that cluster fails. Its binding carries its expiry, so the next sweep that
         reaches the cluster deletes it."""
         request = self.store.get(request_id)
         if request is None or request.state is not State.ACTIVE:
             return request
-        return self._expire(request)
+        return self._expire(request, by_sweep=by_sweep)
 
     def end_now(self, request_id: RequestId, why: str) -> AccessRequest | None:
         """End an active grant before the expiry Redis recorded, and remove its binding: the sweep's
@@ -389,7 +401,7 @@ class GrantService:
             return None
         if request.state is State.ACTIVE:
             try:
-                request = self._expire(request, why=why)
+                request = self._expire(request, why=why, by_sweep=why)
             except AuditLogBroken as exc:
                 self.cut_unrecorded(request.cluster, request.id, request.namespace, exc)
                 return request
@@ -399,7 +411,7 @@ class GrantService:
         self._end_extensions(request)
         return request
 
-    def _expire(self, request: AccessRequest, why: str | None = None) -> AccessRequest:
+    def _expire(self, request: AccessRequest, why: str | None = None, by_sweep: str | None = None) -> AccessRequest:
         def decide(current: AccessRequest | None) -> Change[None]:
             if current is None or current.state is not State.ACTIVE:
                 return Change(None)
@@ -409,9 +421,13 @@ class GrantService:
             details: dict[str, object] = {"expires_at": format_instant(current.expires_at)}
             if why is not None:
                 details["why"] = why
+            drafts = [Draft(Event.EXPIRED, SYSTEM_ACTOR, current.id, details)]
+            if by_sweep is not None:
+                swept = {"cluster": current.cluster, "why": by_sweep, "expires_at": format_instant(current.expires_at)}
+                drafts.insert(0, Draft(Event.SWEEP_REVOKED_OVERDUE, SYSTEM_ACTOR, current.id, swept))
             return Change(
                 transition(current, State.EXPIRED, self.now(), **({"note": why} if why else {})),
-                [Draft(Event.EXPIRED, SYSTEM_ACTOR, current.id, details)],
+                drafts,
             )
 
         applied = self.store.apply(request.id, decide)

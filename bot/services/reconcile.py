@@ -28,7 +28,15 @@ from bot.domain.grants import ManagedBinding, ManagedServiceAccount, binding_nam
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.roster import Roster
-from bot.ports import BreakglassError, ClusterGateway, JobQueue, PermanentError, TemporaryError, UnknownCluster
+from bot.ports import (
+    BreakglassError,
+    ClusterGateway,
+    ClusterUnavailable,
+    CredentialsRejected,
+    JobQueue,
+    PermanentError,
+    UnknownCluster,
+)
 from bot.services.access import AccessService
 from bot.services.grants import EXPIRY_TOLERANCE, GrantService
 from bot.store import AuditLogBroken, Draft, RequestStore
@@ -166,7 +174,7 @@ class Reconciler:
                         exc,
                         report,
                     )
-            except TemporaryError as exc:
+            except (ClusterUnavailable, CredentialsRejected) as exc:
                 # The API fails now: every later call would most likely wait for the same timeout.
                 # The rest of this cluster waits for the next sweep.
                 log.warning(
@@ -180,7 +188,13 @@ class Reconciler:
                     report.unreachable.append(cluster)
         if not keep_going() or self._out_of_time(cluster, deadline, report):
             return done
-        leftovers = self._check_service_accounts(cluster, done.bound, in_roster, report)
+        try:
+            leftovers = self._check_service_accounts(cluster, done.bound, in_roster, report)
+        except (AuditLogBroken, BreakglassError) as exc:
+            log.warning("sweep could not settle serviceaccounts in %s: %s", cluster, exc)
+            if cluster not in report.unreachable:
+                report.unreachable.append(cluster)
+            return done
         if not in_roster and not bindings and not leftovers and cluster not in report.unreachable:
             log.info("sweep: cluster %s left the roster and holds nothing of ours any more", cluster)
             self._clear(cluster)
@@ -263,26 +277,11 @@ class Reconciler:
 
     def _end_overdue(self, request: AccessRequest, why: str, report: SweepReport) -> None:
         """End an active grant the revoke has not ended, recording that the sweep did it and why."""
-        self._record_overdue(request, why)
         if why == OVERDUE:
-            self.grants.revoke(request.id)
+            self.grants.revoke(request.id, by_sweep=why)
         else:
             self.grants.end_now(request.id, why)
         report.expired.append(request.id)
-
-    def _record_overdue(self, request: AccessRequest, why: str) -> None:
-        self.store.audit.append(
-            Draft(
-                Event.SWEEP_REVOKED_OVERDUE,
-                SYSTEM_ACTOR,
-                request.id,
-                {
-                    "cluster": request.cluster,
-                    "why": why,
-                    "expires_at": format_instant(request.expires_at) if request.expires_at else None,
-                },
-            )
-        )
 
     def _delete(
         self,
@@ -346,7 +345,7 @@ class Reconciler:
                 continue
             try:
                 removed = self.clusters.remove_service_account(cluster, request_id)
-            except TemporaryError as exc:
+            except (ClusterUnavailable, CredentialsRejected) as exc:
                 log.warning("sweep could not delete serviceaccount %s in %s: %s", account.name, cluster, exc)
                 report.unreachable.append(cluster)
                 return [*left, account]
@@ -379,31 +378,44 @@ class Reconciler:
 
     def _check_redis(self, report: SweepReport, bound: set[str]) -> None:
         now = self.now()
+        # One request that cannot be settled (the audit log refusing writes, a queue error) must not
+        # stop the others, least of all the active grants below, whose expiries are the point.
         for request in self.store.pending():
-            if self.access.time_out(request.id) is not None:
-                report.timed_out.append(request.id)
+            try:
+                if self.access.time_out(request.id) is not None:
+                    report.timed_out.append(request.id)
+            except (AuditLogBroken, BreakglassError) as exc:
+                log.warning("sweep could not time out %s: %s", request.id, exc)
         for request in self.store.approved():
             if request.id in bound:
                 continue  # its binding exists: adopted above, or being made, never granted afresh
-            if now - request.updated_at > self.grant_grace and self.jobs.grant(request.id):
-                report.regranted.append(request.id)
-                self.store.audit.append(
-                    Draft(
-                        Event.SWEEP_GRANT_REQUEUED,
-                        SYSTEM_ACTOR,
-                        request.id,
-                        {"approved_seconds_ago": round((now - request.updated_at).total_seconds(), 3)},
+            try:
+                if now - request.updated_at > self.grant_grace and self.jobs.grant(request.id):
+                    report.regranted.append(request.id)
+                    self.store.audit.append(
+                        Draft(
+                            Event.SWEEP_GRANT_REQUEUED,
+                            SYSTEM_ACTOR,
+                            request.id,
+                            {"approved_seconds_ago": round((now - request.updated_at).total_seconds(), 3)},
+                        )
                     )
-                )
+            except (AuditLogBroken, BreakglassError) as exc:
+                log.warning("sweep could not queue the grant of %s again: %s", request.id, exc)
         for request in self.store.active():
+            if request.extends:
+                grant = self.store.get(request.extends)
+                if grant is not None and grant.state is State.ACTIVE:
+                    # An extension's record keeps the expiry it set; a later extension has moved the
+                    # grant's on since. It ends with its grant, never on its own.
+                    continue
             try:
                 if request.expires_at is not None and request.expires_at <= now:
                     if request.cluster in report.unreachable:
                         # Its cluster failed this sweep: a call now would wait for the same timeout, once
                         # per grant. Recorded as ended; its binding carries its expiry, so the first
                         # sweep that reaches the cluster again deletes it.
-                        self._record_overdue(request, OVERDUE)
-                        self.grants.expire(request.id)
+                        self.grants.expire(request.id, by_sweep=OVERDUE)
                         report.expired.append(request.id)
                     else:
                         self._end_overdue(request, OVERDUE, report)

@@ -114,6 +114,14 @@ class AuditLog:
         """What a transaction appending to the log must WATCH before ``read_head``."""
         return self.head_key, self.stream_key
 
+    def check_writable(self) -> None:
+        """Raise AuditLogBroken now if an append would be refused. For work that acts outside Redis
+        before it records what it did (a grant creates its binding first): better not to act at all
+        than to hand out access the log cannot show."""
+        with self.redis.pipeline() as pipe:
+            pipe.watch(*self.watch_keys)  # immediate mode, as read_head expects
+            self.read_head(pipe)
+
     def read_head(self, pipe: Pipeline) -> tuple[int, str]:
         """Call while ``watch_keys`` are WATCHed and before ``pipe.multi()``. Raises AuditLogBroken
         (writing nothing) when the stream holds entries the head does not account for.

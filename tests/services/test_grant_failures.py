@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import fakeredis
 import pytest
 
 from bot.domain.audit import Event
-from bot.domain.grants import IssuedCredentials
+from bot.domain.grants import BindingSpec, IssuedCredentials
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.ports import PermanentError
@@ -17,7 +18,7 @@ from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
 from bot.services.reconcile import Reconciler
-from bot.store import RequestStore
+from bot.store import AuditLogBroken, RequestStore
 from tests.conftest import FakeClock
 from tests.fakes import ALICE, BOB, FakeCluster, RecordingJobs, RecordingNotifier, roster_with
 from tests.services.conftest import Flows
@@ -188,3 +189,38 @@ def test_the_last_approval_starts_the_clock_not_the_first(
     active = grants.grant(request.id)
     assert active is not None
     assert active.state is State.ACTIVE
+
+
+def test_a_grant_creates_nothing_while_the_audit_log_refuses_writes(
+    grants: GrantService, cluster: FakeCluster, store: RequestStore, flows: Flows, redis_client: fakeredis.FakeRedis
+) -> None:
+    request = flows.approved()
+    redis_client.delete(store.audit.head_key)
+    with pytest.raises(AuditLogBroken):
+        grants.grant(request.id)
+    assert cluster.bindings == {}
+    still = store.get(request.id)
+    assert still is not None
+    assert still.state is State.APPROVED  # the retry, or the sweep, grants it once the log is repaired
+
+
+def test_a_grant_the_log_breaks_under_is_taken_away_again(
+    grants: GrantService,
+    cluster: FakeCluster,
+    store: RequestStore,
+    flows: Flows,
+    redis_client: fakeredis.FakeRedis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request = flows.approved()
+    real_apply = cluster.apply_grant
+
+    def apply_then_break(spec: BindingSpec) -> object:
+        made = real_apply(spec)
+        redis_client.delete(store.audit.head_key)  # between the binding and the record of it
+        return made
+
+    monkeypatch.setattr(cluster, "apply_grant", apply_then_break)
+    with pytest.raises(AuditLogBroken):
+        grants.grant(request.id)
+    assert cluster.bindings == {}

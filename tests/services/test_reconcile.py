@@ -7,16 +7,15 @@ from datetime import timedelta
 import fakeredis
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
-from bot.domain.grants import binding_name
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import State
 from bot.ports import ClusterUnavailable
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
-from bot.services.reconcile import Reconciler
+from bot.services.reconcile import Reconciler, SweepReport
 from bot.store import RequestStore
 from tests.conftest import FakeClock
-from tests.fakes import ALICE, FakeCluster, RecordingJobs
+from tests.fakes import ALICE, BOB, FakeCluster, RecordingJobs
 from tests.services.conftest import Flows
 
 
@@ -186,9 +185,8 @@ def test_grant_past_its_expiry_ends_even_while_the_audit_log_refuses_writes(
     grant = flows.granted()
     redis_client.delete(store.audit.head_key)  # the log now refuses every append until repaired
     clock.advance(hours=1, minutes=5)
-    report = reconciler.sweep()
+    reconciler.sweep()
     assert cluster.bindings == {}  # access ends: the one thing that must not wait for a repair
-    assert report.deleted == [binding_name(grant.id)]
     still = store.get(grant.id)
     assert still is not None
     assert still.state is State.ACTIVE  # nothing was recorded as done without its audit entry
@@ -216,3 +214,59 @@ def test_a_running_grant_is_left_alone_while_the_audit_log_refuses_writes(
     redis_client.delete(store.audit.head_key)
     reconciler.sweep()
     assert cluster.binding("prod", grant.id) is not None
+
+
+def test_an_extension_whose_grant_was_extended_again_is_not_ended_by_the_sweep(
+    reconciler: Reconciler,
+    access: AccessService,
+    grants: GrantService,
+    store: RequestStore,
+    clock: FakeClock,
+    flows: Flows,
+) -> None:
+    grant = flows.granted()  # view: 1h of a 4h maximum
+    first = access.extend(grant.id, SlackUserId(ALICE), timedelta(minutes=30), "INC-4411 still rolling back")
+    access.approve(first.id, SlackUserId(BOB))
+    grants.grant(first.id)
+    clock.advance(minutes=80)
+    second = access.extend(grant.id, SlackUserId(ALICE), timedelta(minutes=30), "INC-4411 still rolling back")
+    access.approve(second.id, SlackUserId(BOB))
+    grants.grant(second.id)
+    clock.advance(minutes=15)  # past the expiry the first extension set, before the one the second set
+    reconciler.sweep()
+    running = store.get(grant.id)
+    assert running is not None
+    assert running.state is State.ACTIVE
+    kept = store.get(first.id)
+    assert kept is not None
+    assert kept.state is State.ACTIVE  # it ends with its grant, not on its own
+    assert Event.SWEEP_REVOKED_OVERDUE not in events(store, first.id)
+    assert Event.SWEEP_REVOKED_OVERDUE not in events(store, grant.id)
+
+
+def test_the_sweep_records_no_overdue_revoke_when_the_revoke_job_ended_the_grant_first(
+    reconciler: Reconciler, grants: GrantService, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    clock.advance(hours=1)
+    stale = store.get(grant.id)  # what the sweep read as still active
+    assert stale is not None
+    grants.revoke(grant.id)  # the on-time revoke gets there a moment before the sweep acts
+    reconciler._end_overdue(stale, "its expiry has passed and its revoke had not run", SweepReport())
+    assert Event.SWEEP_REVOKED_OVERDUE not in events(store, grant.id)
+
+
+def test_a_pending_request_the_sweep_cannot_time_out_does_not_stop_it(
+    reconciler: Reconciler,
+    cluster: FakeCluster,
+    store: RequestStore,
+    clock: FakeClock,
+    flows: Flows,
+    redis_client: fakeredis.FakeRedis,
+) -> None:
+    flows.submit(role="admin")  # pending: two approvals owed
+    flows.granted()
+    clock.advance(hours=1, minutes=5)  # past both the request timeout and the grant's expiry
+    redis_client.delete(store.audit.head_key)
+    reconciler.sweep()  # raises nothing: the pending request is left for the next sweep
+    assert cluster.bindings == {}
