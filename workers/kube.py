@@ -120,8 +120,8 @@ def _retry_after(exc: ApiException, details: Mapping[str, Any]) -> float:
             if raw is not None and float(raw) >= 0:
                 return float(raw)
         except (TypeError, ValueError):
-            continue  # an HTTP-date or garbage: fall back to the default
-    return 1.0
+            continue  # an HTTP-date or garbage: no least wait, the retry keeps its backoff
+    return 0.0
 
 
 def _error_kind(exc: ApiException) -> str:
@@ -460,12 +460,14 @@ class KubeClusters:
             refused = isinstance(exc, urllib3.exceptions.NewConnectionError)
             timed_out = not refused and isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError)
             count_error("kubernetes", "timeout" if timed_out else "unreachable")
-            raise ClusterUnavailable(f"cluster {c.name}: {action}: {type(exc).__name__}: {exc}") from exc
+            raise ClusterUnavailable(f"cluster {c.name}: {action}: {type(exc).__name__}: {exc}", delay=0) from exc
         except ConfigException as exc:
             count_error("kubernetes", "credentials")
             # The client refreshes expiring credentials (exec plugins, in-cluster token files) inside the
             # call; a failed refresh may pass, and its text names the plugin, not the credential.
-            raise ClusterUnavailable(f"cluster {c.name}: {action}: credentials could not be refreshed: {exc}") from exc
+            raise ClusterUnavailable(
+                f"cluster {c.name}: {action}: credentials could not be refreshed: {exc}", delay=0
+            ) from exc
         except ValueError as exc:
             count_error("kubernetes", "unreadable")
             # An answer the client could not read (pydantic's ValidationError is a ValueError). Its text

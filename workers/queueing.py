@@ -34,6 +34,8 @@ JOB_TIMEOUT = 120
 CLUSTER_RETRY = Retry(max=12, interval=[1, 2, 4, 8, 15, 30, 60, 60, 60, 120, 120, 120])
 SLACK_RETRY = Retry(max=10, interval=[1, 2, 4, 8, 15, 30, 60, 60, 120, 120])
 
+MAX_RETRY_WAIT = 300  # seconds
+
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 ON_FAILURE = Callback("workers.jobs.on_failure")
 
@@ -126,11 +128,14 @@ def wait_at_least(job: Job, seconds: float) -> int:
     if not job.retries_left or not job.retry_intervals:
         return 0
     intervals = list(job.retry_intervals)
-    index = max(len(intervals) - job.retries_left, 0)
-    if math.ceil(seconds) > intervals[index]:
-        # rq scores a scheduled job by the whole second it falls in (rounded down), so it may run up
-        # to a second early: one second more keeps it no earlier than asked.
-        intervals[index] = math.ceil(seconds) + 1
+    index = min(max(len(intervals) - job.retries_left, 0), len(intervals) - 1)
+    # A Retry-After past this (a proxy's 3600) would park a grant or a revoke's report for an hour;
+    # asking again after five minutes costs at most one more refusal.
+    wanted = min(seconds, MAX_RETRY_WAIT)
+    # rq scores a scheduled job by the whole second it falls in (rounded down), so an interval of n
+    # may run after only n - 1 seconds: the interval must exceed the wait by a second.
+    if wanted > intervals[index] - 1:
+        intervals[index] = math.ceil(wanted) + 1
     job.retry_intervals = intervals
     return intervals[index]
 

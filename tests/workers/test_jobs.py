@@ -166,15 +166,42 @@ def test_a_long_retry_after_schedules_the_retry_no_earlier_than_asked(
     assert slack.attempts == 1  # not called again after 1 s, 2 s, 4 s
 
 
-def test_a_retry_after_shorter_than_the_backoff_keeps_the_backoff(context: WorkerContext, slack: SlackAnswers) -> None:
+def test_a_failure_without_retry_after_keeps_the_backoff(context: WorkerContext, slack: SlackAnswers) -> None:
     request = approved(context)
     context.core.jobs.cluster.empty()
-    slack.answers = [TemporaryError("Slack answered 503", delay=0.5)]
+    slack.answers = [TemporaryError("Slack answered 503", delay=0)]
     before = time.time()
     work(context)
     at = scheduled_at(context, f"publish-{request.id}")
     assert at is not None
     assert int(before) + queueing.SLACK_RETRY.intervals[0] <= at <= time.time() + queueing.SLACK_RETRY.intervals[0]
+
+
+def test_a_retry_after_within_a_second_of_the_backoff_still_waits_at_least_that_long(
+    context: WorkerContext, slack: SlackAnswers
+) -> None:
+    # rq runs a job scheduled n seconds out after as little as n - 1 (it scores by whole seconds).
+    request = approved(context)
+    context.core.jobs.cluster.empty()
+    slack.answers = [TemporaryError("Slack rate-limited chat.postMessage; retry in 1s", delay=1)]
+    before = time.time()
+    work(context)
+    at = scheduled_at(context, f"publish-{request.id}")
+    assert at is not None
+    assert at >= before + 1
+
+
+def test_an_absurd_retry_after_is_waited_out_for_five_minutes_at_most(
+    context: WorkerContext, slack: SlackAnswers
+) -> None:
+    request = approved(context)
+    context.core.jobs.cluster.empty()
+    slack.answers = [TemporaryError("a proxy said: retry in 3600s", delay=3600)]
+    before = time.time()
+    work(context)
+    at = scheduled_at(context, f"publish-{request.id}")
+    assert at is not None
+    assert before + queueing.MAX_RETRY_WAIT <= at <= time.time() + queueing.MAX_RETRY_WAIT + 2
 
 
 def test_asking_again_while_a_retry_waits_out_retry_after_runs_once(
