@@ -128,26 +128,34 @@ def run_all_in_one(settings: Settings) -> int:
         _web_child(settings, parent)  # never returns
     stopping = threading.Event()
     web_died = threading.Event()
+    worker: list[Any] = []  # RQ's worker, once it exists: whether it was asked to stop already
+
+    def asked_to_stop() -> bool:
+        # rq records the first stop signal's time; a second SIGTERM would be a cold stop, killing the
+        # job at hand, so the worker is only told once.
+        return bool(worker) and getattr(worker[0], "_shutdown_requested_date", None) is not None
 
     def watch_web() -> None:
         _, status = os.waitpid(child, 0)
         code = os.waitstatus_to_exitcode(status)
         if stopping.is_set():
             return
-        if code != 0:
-            # The worker alone would take requests nobody can approve: stop (warm, via RQ's SIGTERM
-            # handling), so the platform restarts serve whole.
-            log.error("the web server exited with status %s; stopping the worker", code)
-            web_died.set()
+        if code == 0 and asked_to_stop():
+            log.info("the web server stopped")  # the signal that stopped it reached us too (a group)
+            return
+        # The worker alone would take requests nobody can approve: stop it (warm, through RQ's SIGTERM
+        # handling), so the platform restarts serve whole. Also when the web server was stopped on
+        # its own (a SIGTERM sent to it alone): serve never runs half.
+        log.error("the web server exited with status %s; stopping the worker", code)
+        web_died.set()
+        if not asked_to_stop():
             os.kill(parent, signal.SIGTERM)
-        else:  # a graceful stop: the signal that caused it reached this process too (a process group)
-            log.info("the web server stopped")
 
     watcher = threading.Thread(target=watch_web, name="breakglass-web-watch", daemon=True)
     watcher.start()
     log.info("serving", extra={"port": settings.port, "socket_mode": settings.socket_mode})
     try:
-        run_worker(settings, build_worker_context(settings, core=build_core(settings)))
+        run_worker(settings, build_worker_context(settings, core=build_core(settings)), on_start=worker.append)
     finally:
         stopping.set()
         if watcher.is_alive():
@@ -164,6 +172,7 @@ def run_all_in_one(settings: Settings) -> int:
 def _web_child(settings: Settings, parent: int) -> None:
     """The forked child of ``serve``: gunicorn, as ``web`` runs it, until it stops or serve is gone."""
     code = 1
+    arbiter = os.getpid()  # gunicorn forks its workers from inside run_web: they unwind through here too
     try:
 
         def follow_parent() -> None:
@@ -176,9 +185,15 @@ def _web_child(settings: Settings, parent: int) -> None:
         run_web(settings, workers=1, threads=SERVE_WEB_THREADS)
         code = 0
     except SystemExit as exc:  # gunicorn's arbiter, and each worker it forks, end with sys.exit
+        if os.getpid() != arbiter:
+            # A gunicorn worker ends as it does under `web`: a normal interpreter exit, which waits
+            # for Bolt's listeners still working after their ack. No frame above this one runs
+            # anything on the way out (the fork in run_all_in_one is outside its try).
+            raise
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
+        if os.getpid() != arbiter:
+            raise
         log.exception("the web server failed")
-    finally:
-        logging.shutdown()
-        os._exit(code)  # never back into the parent's stack (the worker's code) in this process
+    logging.shutdown()
+    os._exit(code)  # never back into the parent's stack (the worker's code) in this process

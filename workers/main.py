@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from rq import SimpleWorker
 
@@ -13,13 +14,20 @@ from workers.sweeper import SweepClock
 log = logging.getLogger(__name__)
 
 
-def run_worker(settings: Settings, context: WorkerContext | None = None, burst: bool = False) -> None:
+def run_worker(
+    settings: Settings,
+    context: WorkerContext | None = None,
+    burst: bool = False,
+    on_start: Callable[[SimpleWorker], None] | None = None,
+) -> None:
     context = context or build_worker_context(settings)
     install(context)
     jobs = context.core.jobs
     # SimpleWorker runs jobs in this process: the clients built once here are reused by every job
     # (a forking worker would rebuild them per job, or worse, share sockets across the fork).
     worker = SimpleWorker(jobs.queues, connection=jobs.connection)
+    if on_start is not None:
+        on_start(worker)
     clock = SweepClock(context)
     clock.start()
     try:

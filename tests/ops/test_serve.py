@@ -119,3 +119,18 @@ def test_serve_stops_with_an_error_when_its_web_server_dies(stack: LocalStack) -
     assert code == 1, serve.output
     assert any("the web server exited" in str(line.get("message")) for line in json_lines(serve.output))
     wait_until(lambda: _gone(serve.popen.pid), 10, "every process of serve's group to end")
+
+
+def test_serve_never_runs_half_when_its_web_server_alone_is_stopped(stack: LocalStack) -> None:
+    port = free_port()
+    serve = Spawned(["serve"], stack.env() | {"PORT": str(port)})
+    try:
+        _started(serve, port)
+        (web,) = [pid for pid in _children(serve.popen.pid) if _children(pid)]
+        os.kill(web, signal.SIGTERM)  # a graceful stop of the web server alone: it exits 0
+        code = serve.wait(timeout=40)
+    finally:
+        serve.kill_group()
+
+    assert code == 1, serve.output
+    wait_until(lambda: _gone(serve.popen.pid), 10, "every process of serve's group to end")
