@@ -149,7 +149,10 @@ class Reconciler:
                 # Its kubeconfig context is gone too: nothing can reach it any more, from here or
                 # from the revoke jobs. Said once, loudly, since bindings may remain there.
                 log.error("sweep: cluster %s left the roster and cannot be loaded any more: %s", cluster, exc)
-                self._clear(cluster)
+                # Not forgotten in Redis, only by this process: a kubeconfig unreadable for a moment
+                # (a secret being rotated) must not end the sweeping of bindings that may remain.
+                # The next worker to start tries it again.
+                self._cleared.add(cluster)
                 return done
             log.warning("sweep could not list bindings in %s: %s", cluster, exc)
             report.unreachable.append(cluster)
@@ -330,6 +333,10 @@ class Reconciler:
             # namespace; nothing of ours can be there then. Worth a warning only where tokens are made.
             level = logging.DEBUG if self._credentials(cluster) == "user" else logging.WARNING
             log.log(level, "sweep could not list serviceaccounts in %s: %s", cluster, exc)
+            if not in_roster:
+                # What was never seen cannot be known to be gone: a cluster out of the roster is
+                # only forgotten once a sweep has seen every kind of thing we leave there.
+                report.unreachable.append(cluster)
             return ()
         except BreakglassError as exc:
             log.warning("sweep could not list serviceaccounts in %s: %s", cluster, exc)

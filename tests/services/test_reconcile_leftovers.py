@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.lifecycle import State
-from bot.ports import UnknownCluster
+from bot.ports import ClusterRefused, UnknownCluster
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
@@ -105,7 +105,7 @@ def test_bindings_of_a_cluster_no_longer_in_the_roster_are_deleted_and_the_grant
     assert [c for _, c in cluster.calls[calls:]].count("legacy") == 0
 
 
-def test_a_removed_cluster_whose_context_is_gone_is_no_longer_swept(
+def test_a_removed_cluster_whose_context_is_gone_is_left_by_this_process_but_stays_remembered(
     store: RequestStore,
     roster: FixedRoster,
     jobs: RecordingJobs,
@@ -119,7 +119,25 @@ def test_a_removed_cluster_whose_context_is_gone_is_no_longer_swept(
     cleared: list[str] = []
     reconciler = Reconciler(store, roster, cluster, jobs, grants, access, clock, on_cleared=cleared.append)
     assert reconciler.sweep().unreachable == []
-    assert cleared == ["legacy"]
+    assert cleared == []  # a kubeconfig unreadable for a moment must not make it forgotten for good
     calls = len(cluster.calls)
     reconciler.sweep()
     assert [c for _, c in cluster.calls[calls:]].count("legacy") == 0
+
+
+def test_a_removed_cluster_whose_serviceaccounts_cannot_be_listed_is_not_forgotten(
+    store: RequestStore,
+    roster: FixedRoster,
+    jobs: RecordingJobs,
+    grants: GrantService,
+    access: AccessService,
+    clock: FakeClock,
+) -> None:
+    cluster = FakeCluster(("prod", "staging", "legacy"), clock=clock)
+    cluster.fail_next(1, ClusterRefused, cluster="legacy", operations=["list_managed_service_accounts"])
+    cleared: list[str] = []
+    reconciler = Reconciler(store, roster, cluster, jobs, grants, access, clock, on_cleared=cleared.append)
+    reconciler.sweep()
+    assert cleared == []  # no binding was seen, but its ServiceAccounts were not: nothing is known gone
+    reconciler.sweep()
+    assert cleared == ["legacy"]
