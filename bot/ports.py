@@ -115,8 +115,8 @@ class ClusterGateway(Protocol):
         ...
 
     def clusters(self) -> Sequence[str]:
-        """Every cluster this gateway can reach: the roster's, and any that left it since start-up
-        (the sweep still clears what a removed cluster holds)."""
+        """Every cluster this gateway can reach: the roster's, and any that left it and may still hold
+        grants (remembered in Redis across restarts), so the sweep still clears what they hold."""
         ...
 
 

@@ -253,17 +253,8 @@ class KubeClusters:
             except ApiException as exc:
                 if not _is(exc, 404):
                     raise
-        if delete_sa:
-            # Only ever the grant's own name in the token namespace, whatever an annotation says.
-            with self._calls(c, f"delete serviceaccount {own_sa}"):
-                try:
-                    c.core.delete_namespaced_service_account(
-                        name, self._token_namespace, _request_timeout=self._timeout
-                    )
-                    removed = True
-                except ApiException as exc:
-                    if not _is(exc, 404):
-                        raise
+        if delete_sa and self.remove_service_account(cluster, request_id):
+            removed = True
         log.info(
             "cluster %s: removed grant %s (%s)",
             cluster,

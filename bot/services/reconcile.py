@@ -5,13 +5,16 @@ the workflow. Run periodically by one process at a time. Whatever else has faile
 killed mid-job, Redis flushed, a cluster API down for a while — every binding past its expiry, or
 whose request is ended or unknown, or whose cluster has left the roster, is deleted by the next
 sweep that reaches its cluster; so is a grant's ServiceAccount left behind without its binding.
-Every change the sweep makes is written to the audit log.
+Every change the sweep makes is written to the audit log, with one exception: while the log refuses
+writes (its head deleted or set back), what is past its expiry is still deleted, and said in the
+structured log instead (GrantService.cut_unrecorded explains the trade-off).
 
 Each cluster is swept on its own thread, within a time budget, and a cluster whose API fails is left
 after its first failure until the next sweep: one hung API server costs the sweep one timeout, not
-one per binding, and never delays the other clusters. What must not happen here: acting on a cluster
-without the audit entry that says why, or granting anything (the sweep only ends, records and
-re-queues).
+one per binding, and never delays the other clusters. What must not happen here: granting anything
+new. The sweep ends, records and re-queues; the one grant it completes is a binding already in the
+cluster whose grant job was lost, recorded with the expiry that binding carries (in token mode its
+holder is sent the credentials the lost job never delivered).
 """
 
 from __future__ import annotations
