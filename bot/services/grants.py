@@ -341,10 +341,14 @@ class GrantService:
                 [Draft(Event.REVOKED, SYSTEM_ACTOR, current.id, {"why": why})],
             )
 
-        if self.store.apply(grant.id, end_grant).entries:
+        applied = self.store.apply(grant.id, end_grant)
+        if applied.entries:
             self.jobs.revoke(grant.id)
             self.jobs.publish(grant.id)
-        return self._fail(extension, f"{grant.id} has already ended: {why}")
+            return self._fail(extension, f"{grant.id} has already ended: {why}")
+        # It ended through breakglass meanwhile (its expiry, a revoke): say that, not "outside".
+        ended = applied.request.state.label if applied.request is not None else "gone"
+        return self._fail(extension, f"{grant.id} has already ended (it is {ended})")
 
     def _schedule_end(self, grant: AccessRequest, roster: Roster) -> None:
         assert grant.expires_at is not None

@@ -13,7 +13,7 @@ from bot.domain.audit import Event
 from bot.domain.grants import BindingSpec, IssuedCredentials
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest, State
-from bot.ports import PermanentError
+from bot.ports import BindingNotFound, PermanentError
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
@@ -224,3 +224,29 @@ def test_a_grant_the_log_breaks_under_is_taken_away_again(
     with pytest.raises(AuditLogBroken):
         grants.grant(request.id)
     assert cluster.bindings == {}
+
+
+def test_an_extension_racing_the_grants_own_expiry_says_it_expired_not_that_it_was_removed_outside(
+    grants: GrantService,
+    access: AccessService,
+    store: RequestStore,
+    cluster: FakeCluster,
+    clock: FakeClock,
+    flows: Flows,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    grant = flows.granted()
+    clock.advance(minutes=50)
+    extension = access.extend(grant.id, SlackUserId(ALICE), timedelta(minutes=30), "INC-4411 still rolling back")
+    access.approve(extension.id, SlackUserId(BOB))
+    clock.advance(minutes=10)  # the grant's expiry: its revoke is due
+
+    def expired_meanwhile(spec: BindingSpec) -> None:
+        grants.revoke(grant.id)  # the scheduled revoke runs between the read and the new expiry
+        raise BindingNotFound(f"binding {spec.name} is gone")
+
+    monkeypatch.setattr(cluster, "set_expiry", expired_meanwhile)
+    failed = grants.grant(extension.id)
+    assert failed is not None
+    assert failed.state is State.FAILED
+    assert failed.note == f"{grant.id} has already ended (it is expired)"
