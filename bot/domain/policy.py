@@ -203,10 +203,12 @@ def may_decide(roster: Roster, request: AccessRequest, person: SlackUserId, now:
 
 def may_revoke(roster: Roster, request: AccessRequest, person: SlackUserId) -> Decision:
     """The holder, the role's approvers and roster admins may end a grant early."""
-    if request.extends:
-        return deny(f"{request.id} is an extension of {request.extends}; revoke {request.extends} to end the grant.")
+    # Who is asking comes first: anything said about the request itself (even that it extends
+    # another) would tell a stranger the ids exist.
     if person != request.requester and person not in approvers_for(roster, request) and not roster.is_admin(person):
         return deny(f"Only the holder, an approver of '{request.role}' or an admin may revoke {request.id}.")
+    if request.extends:
+        return deny(f"{request.id} is an extension of {request.extends}; revoke {request.extends} to end the grant.")
     if request.state not in (State.ACTIVE, State.APPROVED):
         return deny(f"{request.id} is {request.state.label}, not an active grant; there is nothing to revoke.")
     return ALLOW

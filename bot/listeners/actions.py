@@ -4,8 +4,8 @@ Write review (reminder and ended DMs, the approvers' review-owed DM, Home tab), 
 A button's ``value`` is only a request id: everything else is looked up and every check is made
 against stored state by the service (``AccessService.approve`` refuses the requester, non-approvers,
 double approvals, decided and lapsed requests). Every refusal is written to the audit log as a
-refused attempt in one place, ``click``; an identity refusal is audited by the gate. The answer is
-ephemeral where the click happened.
+refused attempt by ``Deps.refused``, the one rule commands follow too; an identity refusal by the
+gate. The answer is ephemeral where the click happened.
 """
 
 from __future__ import annotations
@@ -60,11 +60,13 @@ def click(deps: Deps, body: Mapping[str, Any], respond: Respond | None, action: 
         answer(deps, body, respond, None, wording.refusal(refused.reason))
         return
     except Refused as refused:
-        # Every refused click is an attempt worth keeping: someone pressed a button that did
-        # nothing (the identity gate audits its own refusals above, so none is written twice).
-        if person is not None:
-            deps.access.refuse(request_id, person.user_id, action, refused.reason)
-        answer(deps, body, respond, person, wording.refusal(refused.reason))
+        # The identity gate audits its own refusals above, so none is written twice.
+        text = (
+            wording.refusal(refused.reason)
+            if person is None
+            else deps.refused(request_id, person, action, refused.reason)
+        )
+        answer(deps, body, respond, person, text)
         return
     if text is not None:
         answer(deps, body, respond, person, text)

@@ -36,9 +36,6 @@ from bot.slack.text import unescape
 
 log = logging.getLogger(__name__)
 
-# Refusals of these are attempts worth keeping in the audit log (reading one's own list is not).
-_AUDITED = {"request", "cancel", "revoke", "extend"}
-
 
 def register(app: App, deps: Deps) -> None:
     @app.command(wording.COMMAND)
@@ -63,9 +60,7 @@ def handle(deps: Deps, body: Mapping[str, Any], respond: Respond) -> None:
     try:
         run(deps, command, person, body, respond)
     except Refused as refused:
-        if command.action in _AUDITED:
-            deps.access.refuse(request_id, person.user_id, command.action, refused.reason)
-        send(respond, wording.refusal(refused.reason))
+        send(respond, deps.refused(request_id, person, command.action, refused.reason))
 
 
 def run(deps: Deps, command: Command, person: Profile, body: Mapping[str, Any], respond: Respond) -> None:

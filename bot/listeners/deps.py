@@ -2,7 +2,7 @@
 
 Listeners follow four steps (STYLE): ``ack()``, parse the payload into a typed value, call the service
 (identity gate first), render the result. The gate and the answers live here so that every listener
-checks identity the same way and audits an identity refusal the same way (``AccessService.refuse``).
+checks identity the same way and audits every refusal the same way (``Deps.refused``).
 
 Answers are ephemeral: through the interaction's ``response_url`` (``respond``) when there is one, or,
 on the Home tab, as a notice at the top of the refreshed Home view.
@@ -22,7 +22,7 @@ from bot.domain.ids import RequestId, SlackUserId
 from bot.domain.roster import Roster
 from bot.ports import BreakglassError
 from bot.services.access import AccessService
-from bot.slack import blocks
+from bot.slack import blocks, wording
 from bot.slack.blocks import Block
 from bot.slack.client import SlackApi, translated
 from bot.slack.identity import Actor, IdentityGate, IdentityRefused, Profile
@@ -45,6 +45,14 @@ class Deps:
         except IdentityRefused as refused:
             self.access.refuse(request_id, SlackUserId(actor.user_id or "unknown"), action, refused.reason)
             raise
+
+    def refused(self, request_id: RequestId | None, person: Profile, action: str, reason: str) -> str:
+        """The one rule for audited refusals, for clicks and commands alike: every refused action that
+        concerns a request or asks for access is a refused attempt in the audit log (so a probe for
+        someone else's id is on record too). Returns the answer to show. Identity refusals are written
+        by ``identify``; a command that does not parse concerns nothing and is not written."""
+        self.access.refuse(request_id, person.user_id, action, reason)
+        return wording.refusal(reason)
 
 
 def actor_from(body: Mapping[str, Any]) -> Actor:

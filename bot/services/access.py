@@ -92,7 +92,7 @@ class AccessService:
         self, grant_id: RequestId, person: SlackUserId, by: timedelta, reason: str, *, submission: str | None = None
     ) -> AccessRequest:
         roster = self.roster()
-        grant = self._get(grant_id)
+        grant = self.get_visible(grant_id, person)  # do not confirm that someone else's id exists
         earlier = self._earlier_extension(grant_id, person, by, reason, submission)
         if earlier is not None:
             return earlier
@@ -253,9 +253,11 @@ class AccessService:
     # --- ending -------------------------------------------------------------------------------
 
     def cancel(self, request_id: RequestId, person: SlackUserId) -> AccessRequest:
+        roster = self.roster()
+
         def decide(current: AccessRequest | None) -> Change[Refused]:
-            if current is None:
-                return Change(None, result=no_such_request(request_id))
+            if current is None or not _may_see(roster, current, person):
+                return Change(None, result=no_such_request(request_id))  # do not confirm someone else's id
             decision = policy.may_cancel(current, person)
             if not decision:
                 return Change(None, result=Refused(decision.reason))
@@ -272,8 +274,8 @@ class AccessService:
         roster = self.roster()
 
         def decide(current: AccessRequest | None) -> Change[Refused]:
-            if current is None:
-                return Change(None, result=no_such_request(request_id))
+            if current is None or not _may_see(roster, current, person):
+                return Change(None, result=no_such_request(request_id))  # do not confirm someone else's id
             decision = policy.may_revoke(roster, current, person)
             if not decision:
                 return Change(None, result=Refused(decision.reason))

@@ -43,8 +43,10 @@ class OpenForm:
 
 @dataclass(frozen=True)
 class Help:
-    unknown: str | None = None  # the text that was not understood
-    unknown_word: str | None = None  # its first word, when that is neither a subcommand nor a cluster
+    # Either the text that was not understood, or (instead: the help then names only the word) its
+    # first word, when that is neither a subcommand nor a cluster.
+    unknown: str | None = None
+    unknown_word: str | None = None
     action = "help"
 
 
@@ -118,7 +120,7 @@ def parse_command(text: str, clusters: Collection[str] | None = None) -> Command
     verb = words[0].lower()
     cluster_word = words[0].partition("/")[0]
     if clusters is not None and verb not in SUBCOMMANDS and cluster_word and cluster_word not in clusters:
-        return Help(unknown=text.strip()[:100], unknown_word=cluster_word[:100])
+        return Help(unknown_word=cluster_word[:100])
     if verb == "help":
         return Help()
     if verb == "list":

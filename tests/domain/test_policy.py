@@ -412,6 +412,19 @@ CANCEL = [
         ALICE,
         "BG-7K2QXM is approved, not pending; use revoke for an active grant.",
     ),
+    (
+        # Who asks is checked first: a stranger must not learn which grant an extension belongs to.
+        "stranger-revoking-an-extension",
+        access_request(id="BG-22222X", extends="BG-7K2QXM"),
+        MALLORY,
+        "Only the holder, an approver of 'view' or an admin may revoke BG-22222X.",
+    ),
+    (
+        "holder-revoking-an-extension",
+        access_request(id="BG-22222X", extends="BG-7K2QXM"),
+        ALICE,
+        "BG-22222X is an extension of BG-7K2QXM; revoke BG-7K2QXM to end the grant.",
+    ),
 ]
 
 

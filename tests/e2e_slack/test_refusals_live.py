@@ -281,9 +281,9 @@ def test_a_nonexistent_request_id_is_refused(live: Live, verb: str) -> None:
     assert live.world() == before
 
 
-def test_someone_elses_request_is_not_shown_to_a_non_approver(live: Live) -> None:
+def test_someone_elses_request_is_not_shown_to_a_non_approver_and_the_probe_is_audited(live: Live) -> None:
     request_id, _ = live.ask(ALICE, ASK_ADMIN)
-    before = live.world()
+    before, head = live.world(), live.head()
 
     answer = live.command(DAVE, f"status {request_id}")
 
@@ -291,6 +291,10 @@ def test_someone_elses_request_is_not_shown_to_a_non_approver(live: Live) -> Non
     assert refusal_sentence(answer) == f"There is no request {request_id}; /breakglass list shows yours."
     assert REASON not in answer.text
     assert live.world() == before
+    new = live.entries_after(head)
+    assert [(e.event, e.actor, e.request_id, e.details.get("action")) for e in new] == [
+        (Event.REFUSED, DAVE, request_id, "status")
+    ]
 
 
 def test_someone_elses_request_cannot_be_cancelled_and_the_attempt_is_audited(live: Live) -> None:
@@ -299,7 +303,8 @@ def test_someone_elses_request_cannot_be_cancelled_and_the_attempt_is_audited(li
 
     answer = live.command(DAVE, f"cancel {request_id}")
 
-    assert refusal_sentence(answer) == f"Only the requester may cancel {request_id}."
+    # Dave may not see it, so he is answered as for an id that does not exist.
+    assert refusal_sentence(answer) == f"There is no request {request_id}; /breakglass list shows yours."
     assert live.world() == before
     assert live.request(request_id).state is State.PENDING
     new = live.entries_after(head)

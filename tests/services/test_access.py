@@ -358,7 +358,7 @@ def test_revoke_changes_the_state_before_the_revoke_job_is_queued(
     assert events(store, request.id)[-1] == (Event.REVOKED, BOB)
 
 
-def test_revoke_by_someone_without_the_right_is_refused(
+def test_revoke_by_someone_without_the_right_is_refused_as_if_there_were_no_such_request(
     access: AccessService, store: RequestStore, jobs: RecordingJobs, flows: Flows
 ) -> None:
     request = flows.approved()
@@ -366,6 +366,39 @@ def test_revoke_by_someone_without_the_right_is_refused(
         access.revoke(request.id, MALLORY)
     assert store.get(request.id) == request
     assert jobs.of("revoke") == []
+
+
+def test_cancel_revoke_and_extend_answer_a_stranger_as_for_an_id_that_does_not_exist(
+    access: AccessService, store: RequestStore, flows: Flows
+) -> None:
+    pending = flows.submit()
+    grant = flows.granted()
+    extension = access.extend(grant.id, SlackUserId(ALICE), timedelta(minutes=30), REASON)
+    missing = RequestId("BG-222222")
+    attempts = {
+        "cancel": lambda rid: access.cancel(rid, MALLORY),
+        "revoke": lambda rid: access.revoke(rid, MALLORY),
+        "extend": lambda rid: access.extend(rid, MALLORY, timedelta(minutes=15), REASON),
+        "status": lambda rid: access.get_visible(rid, MALLORY),
+    }
+    before = {r.id: r for r in store.recent()}
+    for action, attempt in attempts.items():
+        for request_id in (pending.id, grant.id, extension.id, missing):
+            with pytest.raises(Refused) as raised:
+                attempt(request_id)
+            # Word for word the answer for an id nobody holds: neither the owner, the state nor
+            # the grant an extension belongs to may show through.
+            assert raised.value.reason == f"There is no request {request_id}; /breakglass list shows yours.", action
+    assert {r.id: r for r in store.recent()} == before
+
+
+def test_an_approver_who_may_see_a_request_is_told_why_they_cannot_cancel_it(
+    access: AccessService, flows: Flows
+) -> None:
+    request = flows.submit()
+    with pytest.raises(Refused) as raised:
+        access.cancel(request.id, SlackUserId(BOB))
+    assert raised.value.reason == f"Only the requester may cancel {request.id}."
 
 
 def test_pending_request_times_out_after_request_timeout(

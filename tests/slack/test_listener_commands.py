@@ -110,15 +110,24 @@ def test_a_reason_with_pings_and_links_is_stored_as_typed_and_posted_inert(
     assert reason in slack.render_text(root)
 
 
-def test_someone_elses_request_is_as_good_as_unknown(harness: SlackAppHarness) -> None:
+def test_someone_elses_request_is_as_good_as_unknown_and_every_probe_is_audited(harness: SlackAppHarness) -> None:
     harness.command(CAROL, "prod/kube-system view 30m INC-9 looking at dns failures")
     (request,) = harness.requests()
-    harness.command(ALICE, f"status {request.id.lower()}")
-    assert f"There is no request {request.id}" in harness.last_said_to(ALICE)
-    harness.command(ALICE, f"cancel {request.id}")
-    assert f"Only the requester may cancel {request.id}." in harness.last_said_to(ALICE)
+    probes = ("status {}", "cancel {}", "revoke {}", "extend {} 30m INC-9 still looking at dns")
+    for probe in probes:
+        # Alice is in the roster but neither asked for it nor may approve it: she learns nothing,
+        # word for word what an id nobody holds gets.
+        for request_id in (request.id, "BG-222222"):
+            harness.command(ALICE, probe.format(request_id.lower()))
+            assert harness.last_said_to(ALICE).endswith(
+                f"There is no request {request_id}; /breakglass list shows yours."
+            ), probe
     assert harness.core.store.get(request.id).state is State.PENDING  # type: ignore[union-attr]
-    assert [e.details["action"] for e in harness.refusals()] == ["cancel"]
+    assert [(e.actor, e.details["action"], e.request_id) for e in harness.refusals()] == [
+        (ALICE, action, request_id)
+        for action in ("status", "cancel", "revoke", "extend")
+        for request_id in (request.id, "BG-222222")
+    ]
 
 
 def test_status_list_cancel_and_help(harness: SlackAppHarness) -> None:
