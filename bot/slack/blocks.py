@@ -181,8 +181,9 @@ def reminder_dm(request: AccessRequest, text: str, can_extend: bool) -> Message:
 
 
 def ended_dm(request: AccessRequest, text: str) -> Message:
-    """To the holder when a grant ends. Self-service: an approver reviews it, the holder adds an account."""
-    if request.review is not None or request.holder_account is not None:
+    """To the holder when a grant ends. Self-service: an approver reviews it, the holder adds an account.
+    A request revoked before it was granted has nothing to review, so it gets no button."""
+    if request.granted_at is None or request.review is not None or request.holder_account is not None:
         return dm(text)
     label = "Add your account" if request.self_service else "Write review"
     return dm(text, button(label, REVIEW_ACTION, request.id))

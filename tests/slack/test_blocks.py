@@ -283,3 +283,13 @@ def test_dm_times_are_exact_in_the_readers_timezone(clock: FakeClock) -> None:
     assert wording.in_zone(at, "America/New_York") == "05:00 EST on Fri 27 Nov (10:00 UTC)"
     assert wording.in_zone(at, None) == "10:00 UTC on Fri 27 Nov"
     assert wording.in_zone(at, "Not/AZone") == "10:00 UTC on Fri 27 Nov"
+
+
+def test_the_ended_dm_offers_a_review_only_of_a_grant_that_was_made(clock: FakeClock) -> None:
+    # Revoked while still approved: never granted, so a review would be refused as "never granted".
+    never_granted = make_request(clock, State.REVOKED, granted_at=None, expires_at=None)
+    granted = make_request(clock, State.REVOKED)
+    _, never_blocks = blocks.ended_dm(never_granted, "revoked")
+    _, granted_blocks = blocks.ended_dm(granted, "revoked")
+    assert find_button(never_blocks, blocks.REVIEW_ACTION, never_granted.id) is None
+    assert find_button(granted_blocks, blocks.REVIEW_ACTION, granted.id) is not None
