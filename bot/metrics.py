@@ -152,7 +152,8 @@ def count_error(system: str, kind: str) -> None:
 
     The adapters' translators call this for every error they turn into ours. An answer the adapter
     expects and absorbs before translating is not an error and is not counted: a 404 when deleting or
-    reading a binding that is already gone (the revoke succeeds), an AlreadyExists that is adopted.
+    reading a binding that is already gone (the revoke succeeds), an AlreadyExists that is adopted,
+    the ``hash_conflict`` a guarded ``views.update`` asks to hear (``translated(expected=…)``).
     Only what reaches a caller as a failure counts, so the counter tracks trouble, not routine. The
     kind is Slack's error code (``ratelimited``, ``channel_not_found``) or the Kubernetes Status reason
     (``NotFound``, ``Conflict``, ``ServiceUnavailable``), else its class (``5xx``), ``timeout`` or

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -185,13 +185,17 @@ def translate(exc: BaseException) -> BreakglassError:
 
 
 @contextmanager
-def translated() -> Iterator[None]:
-    """Turn slack_sdk and connection exceptions raised inside into ours (``raise ... from``)."""
+def translated(expected: Collection[str] = ()) -> Iterator[None]:
+    """Turn slack_sdk and connection exceptions raised inside into ours (``raise ... from``), and
+    count them as API errors, except the error codes in ``expected``: answers the caller asked for
+    and absorbs (a guarded ``views.update``'s ``hash_conflict``), which are routine, not trouble."""
     try:
         yield
     except (SlackClientError, OSError) as exc:
         error = translate(exc)
-        count_error("slack", getattr(error, "error", type(error).__name__))
+        kind = getattr(error, "error", type(error).__name__)
+        if kind not in expected:
+            count_error("slack", kind)
         raise error from exc
 
 
@@ -252,7 +256,8 @@ class SlackApi:
     def update_view(self, view_id: str, view: Mapping[str, Any], view_hash: str | None = None) -> str:
         """Replace the open view ``view_id``; with ``view_hash``, only if it is still that version
         (Slack answers ``hash_conflict`` otherwise). Returns the new version's hash."""
-        with translated():
+        # A guard is asked for in order to hear hash_conflict: every caller with a hash absorbs it.
+        with translated(expected=("hash_conflict",) if view_hash else ()):
             response = self.web.views_update(view_id=view_id, view=dict(view), hash=view_hash)
         return str(response["view"].get("hash") or "")
 

@@ -113,3 +113,19 @@ def test_slack_errors_and_rate_limits_are_counted_by_slack_error_name(
         '{system="slack",kind="channel_not_found"}': 1,
         '{system="slack",kind="ratelimited"}': 1,
     }
+
+
+def test_the_hash_conflict_a_guarded_view_update_expects_is_not_counted(
+    metrics: Metrics, slack: tuple[SlackApiDouble, SlackApi]
+) -> None:
+    double, api = slack
+    # The forms guard views.update by hash in order to hear hash_conflict (Slack applied the ack
+    # first) and absorb it: routine on most submissions, not trouble.
+    double.fail("views.update", "hash_conflict")
+    with pytest.raises(SlackError):
+        api.update_view("V0000000001", {"type": "modal"}, view_hash="1.abc")
+    double.fail("views.update", "view_not_found")
+    with pytest.raises(SlackError):
+        api.update_view("V0000000001", {"type": "modal"}, view_hash="1.abc")  # a guard expects only the conflict
+
+    assert _errors(metrics) == {'{system="slack",kind="view_not_found"}': 1}
