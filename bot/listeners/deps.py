@@ -11,6 +11,7 @@ on the Home tab, as a notice at the top of the refreshed Home view.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +54,19 @@ class Deps:
         by ``identify``; a command that does not parse concerns nothing and is not written."""
         self.access.refuse(request_id, person.user_id, action, reason)
         return wording.refusal(reason)
+
+
+def log_unexpected(error: BaseException, body: Mapping[str, Any]) -> str:
+    """Log an unexpected failure with a new reference, and return the reference to tell the person.
+    Type and message only, never the payload, which may hold a reason or a response URL. The app's
+    error handler and the forms (which answer on the form itself) both log through here."""
+    reference = uuid.uuid4().hex[:10]
+    log.error(
+        "a Slack listener failed",
+        extra={"reference": reference, "error_type": type(error).__name__, "payload_type": body.get("type")},
+        exc_info=error,
+    )
+    return reference
 
 
 def actor_from(body: Mapping[str, Any]) -> Actor:
@@ -99,8 +113,10 @@ def on_home_tab(body: Mapping[str, Any]) -> bool:
 
 
 def send(respond: Respond | None, text: str, body: list[Block] | None = None) -> None:
-    """An ephemeral answer through the response URL (never replacing the message clicked on)."""
-    if respond is None:
+    """An ephemeral answer through the response URL (never replacing the message clicked on). A view
+    submission has no response URL (Bolt still passes a ``respond``, which would raise): its form
+    shows the answer instead."""
+    if respond is None or respond.response_url is None:
         return
     with translated():
         answer = respond(

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from slack_bolt import Ack, App
 
 from bot.domain.ids import SlackUserId, parse_request_id
-from bot.listeners.deps import Deps, actor_from
+from bot.domain.roster import Roster
+from bot.listeners.deps import Deps, actor_from, log_unexpected
 from bot.ports import BreakglassError
 from bot.services.errors import Refused
 from bot.slack import blocks, wording
@@ -34,6 +36,7 @@ from bot.slack.forms import (
     CLUSTER_INPUT,
     ROLE_INPUT,
     ExtensionForm,
+    FieldErrors,
     RequestForm,
     ReviewForm,
     extension_field_problems,
@@ -44,7 +47,7 @@ from bot.slack.forms import (
     read_review_form,
     state_values,
 )
-from bot.slack.identity import IdentityRefused
+from bot.slack.identity import Actor, IdentityRefused
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,21 @@ def _submitting(ack: Ack) -> None:
     ack(response_action="update", view=blocks.notice_modal("Submitting…", wording.SUBMITTING))
 
 
+@contextmanager
+def _unexpected_shown(outcome: FormOutcome, body: Mapping[str, Any]) -> Iterator[None]:
+    """After the ack the form says "Submitting…", and the app's error handler cannot answer a view
+    submission (there is no response URL): without this, an unexpected failure (Redis down) would
+    leave the form on "Submitting…" for good, perhaps with the request made. The failure is logged
+    as the error handler logs it (once, with the reference the form shows) and not raised on: Bolt,
+    handed an exception after the ack, forgets the ack it has not yet sent (``ack.response = None``)
+    and Slack would hear nothing at all."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001  (logged in log_unexpected, as the error handler logs)
+        reference = log_unexpected(exc, body)
+        outcome.show(blocks.notice_modal("Something went wrong", wording.something_went_wrong(reference)))
+
+
 def submit_request(
     deps: Deps, ack: Ack, body: Mapping[str, Any], view: Mapping[str, Any], pause: Callable[[float], None]
 ) -> None:
@@ -137,6 +155,18 @@ def submit_request(
         return
     _submitting(ack)
     outcome = FormOutcome(deps, view, pause)
+    with _unexpected_shown(outcome, body):
+        _decide_request(deps, view, roster, form, actor, outcome)
+
+
+def _decide_request(
+    deps: Deps,
+    view: Mapping[str, Any],
+    roster: Roster,
+    form: RequestForm | FieldErrors,
+    actor: Actor,
+    outcome: FormOutcome,
+) -> None:
     try:
         person = deps.identify(actor, "request")
     except IdentityRefused as refused:
@@ -191,23 +221,29 @@ def check_channel(deps: Deps, channel: str) -> str | None:
 
 def follow_choice(deps: Deps, body: Mapping[str, Any]) -> None:
     """Render the request form again after a cluster or role was chosen, offering what follows from
-    it. Nothing is decided here (the submission is checked in full), so no identity check: the form
-    only ever shows the roster's own offer for the id Slack signed the payload with."""
+    it. Nothing is decided here (the submission is checked in full), but every action passes the
+    identity gate: the form shows what the roster offers someone only to that someone, from this
+    workspace, not to a guest or a deactivated account holding an old form open."""
     view = body.get("view")
     if not isinstance(view, Mapping) or view.get("callback_id") != blocks.REQUEST_CALLBACK:
         return
+    try:
+        person = deps.identify(actor_from(body), "request")
+    except IdentityRefused as refused:
+        _render_choice(deps, view, blocks.notice_modal("Nothing was done", wording.refusal(refused.reason)))
+        return
     roster = deps.roster()
     state = form_state(state_values(view))
-    options = options_for(roster, SlackUserId(actor_from(body).user_id), state.cluster, state.role)
+    options = options_for(roster, person.user_id, state.cluster, state.role)
     if not options.entitled:
         return
+    _render_choice(deps, view, blocks.request_modal(options, roster, state))
+
+
+def _render_choice(deps: Deps, view: Mapping[str, Any], rendered: Mapping[str, Any]) -> None:
     try:
         # Guarded by the version the choice was made on: a later choice renders its own version.
-        deps.slack.update_view(
-            str(view.get("id") or ""),
-            blocks.request_modal(options, roster, state),
-            view_hash=str(view.get("hash") or "") or None,
-        )
+        deps.slack.update_view(str(view.get("id") or ""), rendered, view_hash=str(view.get("hash") or "") or None)
     except SlackError as exc:
         if exc.error != "hash_conflict":
             raise
@@ -223,14 +259,22 @@ def submit_extension(
         return
     _submitting(ack)
     outcome = FormOutcome(deps, view, pause)
+    with _unexpected_shown(outcome, body):
+        _decide_extension(deps, body, view, metadata, outcome)
+
+
+def _decide_extension(
+    deps: Deps, body: Mapping[str, Any], view: Mapping[str, Any], metadata: str, outcome: FormOutcome
+) -> None:
     grant_id = parse_request_id(metadata)
+    assert grant_id is not None  # extension_field_problems answered a form naming no id in the ack
     try:
         person = deps.identify(actor_from(body), "extend", grant_id)
     except IdentityRefused as refused:
         outcome.refused(refused.reason)
         return
     try:
-        grant = deps.access.get_visible(grant_id, person.user_id) if grant_id else None
+        grant = deps.access.get_visible(grant_id, person.user_id)
     except Refused as refused:
         deps.access.refuse(grant_id, person.user_id, "extend", refused.reason)
         outcome.refused(refused.reason)
@@ -262,13 +306,20 @@ def submit_review(
         return
     _submitting(ack)
     outcome = FormOutcome(deps, view, pause)
+    with _unexpected_shown(outcome, body):
+        _decide_review(deps, body, form, outcome)
+
+
+def _decide_review(deps: Deps, body: Mapping[str, Any], form: ReviewForm, outcome: FormOutcome) -> None:
     try:
         person = deps.identify(actor_from(body), "review", form.request_id)
     except IdentityRefused as refused:
         outcome.refused(refused.reason)
         return
     try:
-        request = deps.access.write_review(form.request_id, person.user_id, form.text)
+        request = deps.access.write_review(
+            form.request_id, person.user_id, form.text, submission=outcome.view_id or None
+        )
     except Refused as refused:
         deps.access.refuse(form.request_id, person.user_id, "review", refused.reason)
         outcome.refused(refused.reason)

@@ -305,7 +305,11 @@ class AccessService:
 
     # --- after --------------------------------------------------------------------------------
 
-    def write_review(self, request_id: RequestId, person: SlackUserId, text: str) -> AccessRequest:
+    def write_review(
+        self, request_id: RequestId, person: SlackUserId, text: str, *, submission: str | None = None
+    ) -> AccessRequest:
+        """Write ``person``'s review (or, as holder of self-service, their account). With ``submission``
+        (the form's view id), the same form delivered again answers with the review it wrote."""
         roster = self.roster()
         body = text.strip()
         if not REVIEW_MIN <= len(body) <= REVIEW_MAX:
@@ -314,6 +318,11 @@ class AccessService:
         def decide(current: AccessRequest | None) -> Change[Refused]:
             if current is None or not _may_see(roster, current, person):
                 return Change(None, result=no_such_request(request_id))  # do not confirm someone else's id
+            if submission is not None and any(
+                w is not None and (w.by, w.text) == (person, body) for w in (current.review, current.holder_account)
+            ):
+                # Checked before the policy, to which the first delivery's review is "already has a review".
+                return Change(None)
             decision = policy.may_review(roster, current, person)
             if not decision:
                 return Change(None, result=Refused(decision.reason))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from slack_bolt import App, Respond
 
 from bot.domain.roster import Roster
 from bot.listeners import Deps, register_listeners
-from bot.listeners.deps import send
+from bot.listeners.deps import log_unexpected, send
 from bot.ports import BreakglassError
 from bot.settings import Settings, SettingsError
 from bot.slack import wording
@@ -42,7 +41,8 @@ log = logging.getLogger(__name__)
 
 
 class SlackStartupError(SettingsError):
-    """Slack refused the bot token at start (one line naming the variable, never the token)."""
+    """Slack refused the bot token or the app-level token at start, or could not be reached to check
+    one (one line naming SLACK_BOT_TOKEN or SLACK_APP_TOKEN, never the token)."""
 
 
 def verify_token(slack: SlackApi, roster: Roster) -> dict[str, Any]:
@@ -109,12 +109,7 @@ def create_app(
 def on_error(error: Exception, body: dict[str, Any], respond: Respond | None) -> None:
     """The unexpected: logged with a reference (type and message only, never the payload, which may
     hold a reason or a response URL), and the person told that something went wrong."""
-    reference = uuid.uuid4().hex[:10]
-    log.error(
-        "a Slack listener failed",
-        extra={"reference": reference, "error_type": type(error).__name__, "payload_type": body.get("type")},
-        exc_info=error,
-    )
+    reference = log_unexpected(error, body)
     try:
         send(respond, wording.something_went_wrong(reference))
     except BreakglassError as exc:
