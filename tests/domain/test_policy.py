@@ -393,6 +393,19 @@ REVOKE = [
         ALICE,
         "BG-7K2QXM is expired, not an active grant; there is nothing to revoke.",
     ),
+    (
+        # Who asks is checked first: a stranger must not learn which grant an extension belongs to.
+        "stranger-revoking-an-extension",
+        access_request(id="BG-22222X", extends="BG-7K2QXM"),
+        MALLORY,
+        "Only the holder, an approver of 'view' or an admin may revoke BG-22222X.",
+    ),
+    (
+        "holder-revoking-an-extension",
+        access_request(id="BG-22222X", extends="BG-7K2QXM"),
+        ALICE,
+        "BG-22222X is an extension of BG-7K2QXM; revoke BG-7K2QXM to end the grant.",
+    ),
 ]
 
 
@@ -411,19 +424,6 @@ CANCEL = [
         access_request(state=State.APPROVED),
         ALICE,
         "BG-7K2QXM is approved, not pending; use revoke for an active grant.",
-    ),
-    (
-        # Who asks is checked first: a stranger must not learn which grant an extension belongs to.
-        "stranger-revoking-an-extension",
-        access_request(id="BG-22222X", extends="BG-7K2QXM"),
-        MALLORY,
-        "Only the holder, an approver of 'view' or an admin may revoke BG-22222X.",
-    ),
-    (
-        "holder-revoking-an-extension",
-        access_request(id="BG-22222X", extends="BG-7K2QXM"),
-        ALICE,
-        "BG-22222X is an extension of BG-7K2QXM; revoke BG-7K2QXM to end the grant.",
     ),
 ]
 
