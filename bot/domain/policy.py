@@ -77,22 +77,25 @@ def evaluate_request(roster: Roster, ask: Ask) -> Decision:
     length = check_duration(role, ask.duration)
     if not length:
         return length
-    return check_approvers_remain(roster, role, ask.requester)
+    return check_approvers_remain(roster, role, ask)
 
 
-def eligible_approvers(roster: Roster, role: Role, requester: SlackUserId) -> frozenset[SlackUserId]:
-    """Who could approve ``requester``'s ask for ``role``: roster people in its approver groups, not them."""
-    return frozenset(p for p in roster.members(role.approvers) if p != requester and p in roster.people)
-
-
-def check_approvers_remain(roster: Roster, role: Role, requester: SlackUserId) -> Decision:
-    """Refuse an ask that could only time out: fewer people may approve it than it needs approvals."""
+def check_approvers_remain(roster: Roster, role: Role, ask: Ask) -> Decision:
+    """Refuse an ask that could only time out: fewer people may approve it than it needs approvals,
+    or, for self-service, nobody but the requester could be told of it and review it."""
+    eligible = len(approvers_for(roster, ask))
+    groups = ", ".join(role.approvers) or "no group"
     if role.approvals == 0:
-        return ALLOW  # self-service: nobody has to approve
-    eligible = len(eligible_approvers(roster, role, requester))
+        if eligible:
+            return ALLOW
+        # Self-service needs nobody to approve, but someone other than the holder must be told and
+        # must close the review afterwards; with nobody, the grant would go unchecked for ever.
+        return deny(
+            f"'{role.name}' is self-service, but nobody in {groups} other than you could review it afterwards; "
+            f"ask your platform team to add approvers to {groups}."
+        )
     if eligible >= role.approvals:
         return ALLOW
-    groups = ", ".join(role.approvers)
     needs = f"{role.approvals} approval{'s' if role.approvals != 1 else ''}"
     return deny(
         f"'{role.name}' needs {needs} but only {eligible} member{'s' if eligible != 1 else ''} of {groups} "
@@ -141,12 +144,13 @@ def entitled_targets(roster: Roster, person: SlackUserId) -> list[tuple[str, str
     return targets
 
 
-def approvers_for(roster: Roster, request: AccessRequest) -> frozenset[SlackUserId]:
-    """Everyone who may approve ``request``: its role's approver groups, minus the requester."""
+def approvers_for(roster: Roster, request: AccessRequest | Ask) -> frozenset[SlackUserId]:
+    """Everyone who may approve ``request`` (or an ask not yet made): roster people in its role's
+    approver groups, minus the requester. For self-service, those who are told and close the review."""
     role = roster.roles.get(request.role)
     if role is None:
         return frozenset()
-    return frozenset(roster.members(role.approvers) - {request.requester})
+    return frozenset(p for p in roster.members(role.approvers) if p != request.requester and p in roster.people)
 
 
 def lapsed(roster: Roster, request: AccessRequest, now: datetime) -> bool:

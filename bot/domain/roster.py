@@ -463,6 +463,11 @@ def _roles(
                     f"{place}.approvals",
                     f"needs {approvals} approvals but its approver groups hold only {len(eligible)} people",
                 )
+            if approvals == 0 and approvers and not eligible:
+                check.problem(
+                    f"{place}.approvers",
+                    "a self-service role's approver groups hold no one: nobody would be told or close its review",
+                )
         if isinstance(approvals, int) and approvals == 0 and not approvers:
             check.problem(
                 f"{place}.approvers", "a self-service role still needs approvers: they are told and owe a review"

@@ -68,6 +68,10 @@ WIDER = _roster_with_dave_and_admins()
 LIMITED_CLUSTER_ADMIN = _roster_with_cluster_admin_for_payments()
 SELF_SERVICE_CLUSTER_ADMIN = roster_with(roles={"cluster-admin": {"approvals": 0}})
 LONE_SRE = roster_with(groups={"sre": [BOB]}, roles={"admin": {"approvals": 1}, "cluster-admin": {"approvals": 1}})
+LONE_SRE_SELF_SERVICE = roster_with(
+    groups={"sre": [BOB]},
+    roles={"view": {"approvals": 0}, "admin": {"approvals": 1}, "cluster-admin": {"approvals": 1}},
+)
 
 
 def ask(requester: str, target: str, role: str, duration: str | timedelta = "1h") -> policy.Ask:
@@ -228,6 +232,15 @@ REFUSED = [
         ask(BOB, "prod/kube-system", "view"),
         "'view' needs 1 approval but only 0 members of sre other than you may approve it, "
         "so it could only time out; ask your platform team to add approvers to sre.",
+    ),
+    (
+        # Self-service needs no approval, but only someone else's review closes it: with nobody
+        # else in sre, the review would stay owed for ever.
+        "self-service-with-nobody-else-to-review-it",
+        LONE_SRE_SELF_SERVICE,
+        ask(BOB, "prod/kube-system", "view"),
+        "'view' is self-service, but nobody in sre other than you could review it afterwards; "
+        "ask your platform team to add approvers to sre.",
     ),
     (
         "duration-under-role-min-above-global-min",
@@ -735,10 +748,10 @@ def entitled(roster: Roster, a: policy.Ask) -> bool:
 
 def enough_approvers(roster: Roster, a: policy.Ask) -> bool:
     """Enough roster people other than the requester in the role's approver groups to give its
-    approvals (none needed for self-service)."""
+    approvals, and for self-service at least one to be told and close the review."""
     role = roster.roles[a.role]
     others = {p for g in role.approvers for p in roster.groups.get(g, ()) if p != a.requester and p in roster.people}
-    return len(others) >= role.approvals
+    return len(others) >= max(role.approvals, 1)
 
 
 PROPERTY = settings(max_examples=200, deadline=None)

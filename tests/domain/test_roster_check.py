@@ -237,6 +237,19 @@ def test_self_service_role_without_approvers() -> None:
     ]
 
 
+def test_self_service_role_whose_approver_groups_hold_no_one() -> None:
+    # Nobody would be told of the grant, and nobody could close the review it owes.
+    assert problems(
+        edited({21: "    approvals: 0", 22: "    approvers: [payments-devs]", 38: "  payments-devs: []"})
+    ) == [
+        (
+            22,
+            "roles.view.approvers",
+            "a self-service role's approver groups hold no one: nobody would be told or close its review",
+        ),
+    ]
+
+
 def test_bad_slack_user_id_as_a_person() -> None:
     assert problems(edited({38: "  payments-devs: [alice]", 40: "  alice: {kube_user: alice@example.com}"})) == [
         (40, "people.alice", "'alice' is not a Slack user id (U… or W…)"),

@@ -281,6 +281,23 @@ def test_an_ask_too_few_approvers_could_approve_is_refused_at_once(
     assert jobs.calls == []
 
 
+def test_a_self_service_ask_nobody_else_could_review_is_refused_at_once(
+    access: AccessService, roster: FixedRoster, redis_client: fakeredis.FakeRedis, jobs: RecordingJobs
+) -> None:
+    # Bob is the only member of sre: self-service needs no approval, but only someone else's review
+    # would ever close it.
+    roster.roster = roster_with(groups={"sre": [BOB]}, roles={"view": {"approvals": 0}, "admin": {"approvals": 1},
+                                                               "cluster-admin": {"approvals": 1}})  # fmt: skip
+    with pytest.raises(Refused) as raised:
+        access.submit(SlackUserId(BOB), "prod", "kube-system", "view", timedelta(minutes=30), REASON)
+    assert raised.value.reason == (
+        "'view' is self-service, but nobody in sre other than you could review it afterwards; "
+        "ask your platform team to add approvers to sre."
+    )
+    assert redis_client.keys("*") == []
+    assert jobs.calls == []
+
+
 def test_an_extension_too_few_approvers_could_approve_is_refused(
     access: AccessService, store: RequestStore, roster: FixedRoster, flows: Flows
 ) -> None:
