@@ -194,8 +194,9 @@ def may_decide(roster: Roster, request: AccessRequest, person: SlackUserId, now:
     if request.state is not State.PENDING:
         return deny(f"{request.id} is already {request.state.label}; there is nothing left to decide.")
     if lapsed(roster, request, now):
-        # The sweep that times requests out runs every 30 s, and not at all while the workers are
-        # down: a click after the deadline must not grant access that was meant to lapse.
+        # The sweep that times requests out runs every BREAKGLASS_SWEEP_INTERVAL, and not at all
+        # while the workers are down: a click after the deadline must not grant access that was
+        # meant to lapse.
         return deny(
             f"{request.id} lapsed undecided after {format_duration(roster.request_timeout)}; "
             "it can no longer be approved, so the requester must ask again."

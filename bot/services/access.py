@@ -129,8 +129,9 @@ class AccessService:
     def _earlier_extension(
         self, grant_id: RequestId, person: SlackUserId, by: timedelta, reason: str, submission: str | None
     ) -> AccessRequest | None:
-        # Looked up before the policy check: the extension already asked for would itself make the
-        # second delivery look like "an extension is already pending".
+        # Looked up before the policy check, which judges the grant as it is now: the first delivery
+        # may have changed it since (a granted extension moves its expiry and uses up the room left;
+        # the grant may have ended), and the second delivery must answer with the extension it made.
         if submission is None:
             return None
         found = self.store.get(request_id_for(submission))
@@ -247,7 +248,8 @@ class AccessService:
         return outcome
 
     def refuse(self, request_id: RequestId | None, person: SlackUserId, action: str, reason: str) -> None:
-        """Record an attempt the caller refused before it reached a decision (identity checks)."""
+        """Record a refused attempt in the audit log. Listeners call this for every refusal they
+        answer, whether the identity gate, the policy or this service refused it."""
         self.store.audit.append(Draft(Event.REFUSED, person, request_id, {"action": action, "reason": reason}))
 
     # --- ending -------------------------------------------------------------------------------
