@@ -97,7 +97,7 @@ def open_form(deps: Deps, person: Profile, trigger_id: str, respond: Respond) ->
     roster = deps.roster()
     options = options_for(roster, person.user_id)
     if not options.entitled:
-        raise Refused("You are not entitled to any access yet; ask your platform team.")
+        raise Refused(wording.NOT_ENTITLED)
     try:
         deps.slack.open_view(trigger_id, blocks.request_modal(options, roster))
     except SlackError as exc:

@@ -604,7 +604,7 @@ def help_text(
                     f"{approvals}"
                 )
         else:
-            lines.append("You are not entitled to any access yet; ask your platform team.")
+            lines.append(NOT_ENTITLED)
     lines.append(mfa_statement(roster))
     return "\n".join(lines)
 
