@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.lifecycle import State
 from bot.ports import ClusterRefused, UnknownCluster
@@ -16,6 +18,39 @@ from bot.store import Change, RequestStore
 from tests.conftest import FakeClock
 from tests.fakes import FakeCluster, RecordingJobs
 from tests.services.conftest import Flows
+
+
+class WithLegacy:
+    """A gateway that still reaches "legacy", a cluster edited out of the roster since this worker
+    started, with a sweep that tells which clusters it has cleared."""
+
+    def __init__(
+        self,
+        store: RequestStore,
+        roster: FixedRoster,
+        jobs: RecordingJobs,
+        grants: GrantService,
+        access: AccessService,
+        clock: FakeClock,
+    ) -> None:
+        self.cluster = FakeCluster(("prod", "staging", "legacy"), clock=clock)
+        grants.clusters = self.cluster
+        self.cleared: list[str] = []
+        self.reconciler = Reconciler(
+            store, roster, self.cluster, jobs, grants, access, clock, on_cleared=self.cleared.append
+        )
+
+
+@pytest.fixture
+def legacy(
+    store: RequestStore,
+    roster: FixedRoster,
+    jobs: RecordingJobs,
+    grants: GrantService,
+    access: AccessService,
+    clock: FakeClock,
+) -> WithLegacy:
+    return WithLegacy(store, roster, jobs, grants, access, clock)
 
 
 def test_an_orphaned_service_account_of_an_unknown_request_is_deleted_and_audited(
@@ -60,19 +95,9 @@ def test_service_accounts_of_grants_being_made_or_running_are_left_alone(
 
 
 def test_bindings_of_a_cluster_no_longer_in_the_roster_are_deleted_and_the_grants_ended(
-    store: RequestStore,
-    roster: FixedRoster,
-    jobs: RecordingJobs,
-    grants: GrantService,
-    access: AccessService,
-    clock: FakeClock,
-    flows: Flows,
+    legacy: WithLegacy, store: RequestStore, clock: FakeClock, flows: Flows
 ) -> None:
-    # "legacy" was in the roster when this worker started and has been edited out since.
-    cluster = FakeCluster(("prod", "staging", "legacy"), clock=clock)
-    grants.clusters = cluster
-    cleared: list[str] = []
-    reconciler = Reconciler(store, roster, cluster, jobs, grants, access, clock, on_cleared=cleared.append)
+    cluster, reconciler, cleared = legacy.cluster, legacy.reconciler, legacy.cleared
     grant = flows.granted()
     # Recorded as made there (the flows grant on prod; the cluster name is all that differs).
     store.apply(grant.id, lambda current: Change(current.changed(clock(), cluster="legacy") if current else None))
@@ -106,18 +131,11 @@ def test_bindings_of_a_cluster_no_longer_in_the_roster_are_deleted_and_the_grant
 
 
 def test_a_removed_cluster_whose_context_is_gone_is_left_by_this_process_but_stays_remembered(
-    store: RequestStore,
-    roster: FixedRoster,
-    jobs: RecordingJobs,
-    grants: GrantService,
-    access: AccessService,
-    clock: FakeClock,
+    legacy: WithLegacy, clock: FakeClock
 ) -> None:
-    cluster = FakeCluster(("prod", "staging", "legacy"), clock=clock)
+    cluster, reconciler, cleared = legacy.cluster, legacy.reconciler, legacy.cleared
     cluster.plant("legacy", "BG-222222", None, clock() + timedelta(minutes=50))
     cluster.fail_next(1, UnknownCluster, cluster="legacy")  # its kubeconfig context was removed too
-    cleared: list[str] = []
-    reconciler = Reconciler(store, roster, cluster, jobs, grants, access, clock, on_cleared=cleared.append)
     assert reconciler.sweep().unreachable == []
     assert cleared == []  # a kubeconfig unreadable for a moment must not make it forgotten for good
     calls = len(cluster.calls)
@@ -126,17 +144,10 @@ def test_a_removed_cluster_whose_context_is_gone_is_left_by_this_process_but_sta
 
 
 def test_a_removed_cluster_whose_serviceaccounts_cannot_be_listed_is_not_forgotten(
-    store: RequestStore,
-    roster: FixedRoster,
-    jobs: RecordingJobs,
-    grants: GrantService,
-    access: AccessService,
-    clock: FakeClock,
+    legacy: WithLegacy, clock: FakeClock
 ) -> None:
-    cluster = FakeCluster(("prod", "staging", "legacy"), clock=clock)
+    cluster, reconciler, cleared = legacy.cluster, legacy.reconciler, legacy.cleared
     cluster.fail_next(1, ClusterRefused, cluster="legacy", operations=["list_managed_service_accounts"])
-    cleared: list[str] = []
-    reconciler = Reconciler(store, roster, cluster, jobs, grants, access, clock, on_cleared=cleared.append)
     reconciler.sweep()
     assert cleared == []  # no binding was seen, but its ServiceAccounts were not: nothing is known gone
     reconciler.sweep()

@@ -393,7 +393,8 @@ class TestExtendAndReview:
         extension = next(r for r in harness.requests() if r.extends == request.id)
         assert extension.duration == timedelta(minutes=30)
 
-    def open_extension_form(self, harness: SlackAppHarness, slack: SlackApiDouble) -> AccessRequest:
+    def reminded(self, harness: SlackAppHarness, slack: SlackApiDouble) -> tuple[AccessRequest, str]:
+        """ALICE's granted request and the ts of the reminder DM with its Extend button."""
         harness.command(ALICE, "prod/payments view 1h INC-4411 reading logs of payments")
         (request,) = harness.requests()
         harness.core.access.approve(request.id, BOB)  # type: ignore[arg-type]
@@ -401,8 +402,11 @@ class TestExtendAndReview:
         harness.clock.advance(minutes=51)
         service.remind(request.id)
         harness.publish(request.id)
-        reminder = slack.dm(ALICE)[-1]
-        harness.click(ALICE, blocks.EXTEND_ACTION, request.id, reminder.ts, slack.dm_channel_id(ALICE))
+        return request, slack.dm(ALICE)[-1].ts
+
+    def open_extension_form(self, harness: SlackAppHarness, slack: SlackApiDouble) -> AccessRequest:
+        request, reminder = self.reminded(harness, slack)
+        harness.click(ALICE, blocks.EXTEND_ACTION, request.id, reminder, slack.dm_channel_id(ALICE))
         return request
 
     def test_the_extension_form_acks_before_asking_slack_who_submitted_it(
@@ -456,16 +460,9 @@ class TestExtendAndReview:
         assert stored.review.text == "read payments logs, found the bad deploy <!here>"
 
     def test_a_refused_extend_button_is_audited(self, harness: SlackAppHarness, slack: SlackApiDouble) -> None:
-        harness.command(ALICE, "prod/payments view 1h INC-4411 reading logs of payments")
-        (request,) = harness.requests()
-        harness.core.access.approve(request.id, BOB)  # type: ignore[arg-type]
-        service = grant(harness, request.id)
-        harness.clock.advance(minutes=51)
-        service.remind(request.id)
-        harness.publish(request.id)
-        reminder = slack.dm(ALICE)[-1]
+        request, reminder = self.reminded(harness, slack)
         harness.core.access.revoke(request.id, BOB)  # type: ignore[arg-type]
-        harness.click(ALICE, blocks.EXTEND_ACTION, request.id, reminder.ts, slack.dm_channel_id(ALICE))
+        harness.click(ALICE, blocks.EXTEND_ACTION, request.id, reminder, slack.dm_channel_id(ALICE))
         assert f"{request.id} is revoked, not an active grant" in harness.last_said_to(ALICE)
         assert slack.views_opened(user_id=ALICE) == []
         assert [(e.actor, e.request_id, e.details["action"]) for e in harness.refusals()] == [
