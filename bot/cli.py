@@ -33,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="breakglass", description="Emergency access to Kubernetes, from Slack.")
+    parser.add_argument("--version", action="version", version=f"breakglass {_version()}")
     commands = parser.add_subparsers(metavar="COMMAND")
 
     web = commands.add_parser("web", help="the Slack-facing HTTP app under gunicorn (Procfile web:)")
@@ -63,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
 
     register_extra_commands(commands)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("breakglass")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def settings_or_exit() -> Settings:

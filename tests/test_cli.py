@@ -257,3 +257,12 @@ def test_a_roster_failing_the_check_stops_start_up(
     err = capsys.readouterr().err
     assert err.splitlines()[0] == f"BREAKGLASS_ROSTER: {roster} fails the check (3 problems)"
     assert "unknown group 'sre2'" in err
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"breakglass {version('breakglass')}"
