@@ -35,8 +35,18 @@ def register_extra_commands(commands: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
-
+    # The stand-ins are not part of the product, and the production image leaves them out.
+    try:
+        from bot.standins.demo import run_demo
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("bot.standins"):
+            raise
+        print(
+            "breakglass demo: not included in this installation (the production image leaves out the stand-ins it "
+            "runs on); run it from a source checkout or `pip install breakglass`",
+            file=sys.stderr,
+        )
+        return 1
     return run_demo(sys.stdout, redis_url=args.redis_url)
 
 
