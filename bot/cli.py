@@ -13,7 +13,7 @@ import redis
 
 from bot.domain.roster import RosterError, load_roster_file
 from bot.settings import Settings, SettingsError, load_audit_settings, load_settings
-from bot.store import AuditLog, UnreadableEntry
+from bot.store import AuditLog, ChainKeyMissing, UnreadableEntry
 
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -179,7 +179,7 @@ def _audit_log() -> AuditLog:
         print(exc, file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    return AuditLog(client, lambda: datetime.now(UTC), prefix=settings.key_prefix)
+    return AuditLog(client, lambda: datetime.now(UTC), prefix=settings.key_prefix, key=settings.chain_key())
 
 
 _AGO = re.compile(r"(?:(?P<d>\d{1,5})d)?(?:(?P<h>\d{1,6})h)?(?:(?P<m>\d{1,8})m)?(?:(?P<s>\d{1,9})s)?")
@@ -247,8 +247,15 @@ def _audit_export(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    log = _audit_log()
     try:
-        verdict = _audit_log().verify()
+        verdict = log.verify()
+    except ChainKeyMissing:
+        print(
+            "BREAKGLASS_SIGNING_KEY: is required to verify the audit log (the chain is keyed with it)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except redis.RedisError as exc:
         print(f"BREAKGLASS_REDIS_URL: cannot read the audit log ({type(exc).__name__})", file=sys.stderr)
         return EXIT_PROBLEM

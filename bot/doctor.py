@@ -44,6 +44,7 @@ SECRET_VARIABLES = (
     "SLACK_APP_TOKEN",
     "SLACK_ADMIN_TOKEN",
     "BREAKGLASS_AUDIT_WEBHOOK_TOKEN",
+    "BREAKGLASS_SIGNING_KEY",
 )
 SLACK_APP_FIX = (
     "add them on the app's OAuth & Permissions page (or update the app from deploy/slack/manifest.yaml), "
@@ -53,6 +54,8 @@ _SETTINGS_FIXES = {
     "SLACK_BOT_TOKEN": "set it to the app's Bot User OAuth Token (xoxb-…), on its OAuth & Permissions page",
     "SLACK_SIGNING_SECRET": "set it to the app's Signing Secret (Basic Information page), or set "
     "SLACK_APP_TOKEN to use Socket Mode instead",
+    "BREAKGLASS_SIGNING_KEY": "set it to a random secret of at least 32 characters (openssl rand -hex 32), "
+    "kept outside Redis; the same one in every web and worker process",
     "SLACK_APP_TOKEN": "set it to an app-level token (xapp-…) with connections:write, or unset it for HTTP mode",
 }
 _MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "–"}

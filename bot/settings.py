@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from redis.connection import parse_url
 
 from bot.domain.durations import DurationError, parse_duration
+from bot.domain.keys import MIN_SIGNING_KEY, Purpose, SigningKey
 
 # The audit webhook token is the only thing between the internet-facing web process and records of
 # what a grant was used for; a short one can be guessed, so it must have some length.
@@ -56,14 +57,34 @@ class _FromEnviron(BaseSettings):
         return (init_settings,)
 
 
+def _signing_key_shape(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        if not value.get_secret_value().strip():
+            raise ValueError("is set but empty")
+        if len(value.get_secret_value()) < MIN_SIGNING_KEY:
+            raise ValueError(
+                f"must be at least {MIN_SIGNING_KEY} characters: it keys the audit chain and signs every "
+                "binding's warrant, and a short one can be guessed"
+            )
+    return value
+
+
 class AuditSettings(_FromEnviron):
-    """What ``breakglass audit export|verify`` need: only Redis. An auditor collecting evidence must
-    not need the bot's Slack tokens."""
+    """What ``breakglass audit export|verify`` need: Redis, and for verify the signing key. An auditor
+    collecting evidence must not need the bot's Slack tokens."""
 
     redis_url: str = Field(default="redis://localhost:6379/0", validation_alias="BREAKGLASS_REDIS_URL", repr=False)
     key_prefix: str = Field(default="breakglass", validation_alias="BREAKGLASS_KEY_PREFIX")
+    signing_key: SecretStr | None = Field(default=None, validation_alias="BREAKGLASS_SIGNING_KEY")
 
     _redis_url = field_validator("redis_url")(_redis_url_shape)
+    _signing_key = field_validator("signing_key")(_signing_key_shape)
+
+    def chain_key(self) -> bytes | None:
+        """The audit chain's key, or None when BREAKGLASS_SIGNING_KEY is unset (export still works)."""
+        if self.signing_key is None:
+            return None
+        return SigningKey(self.signing_key.get_secret_value()).derive(Purpose.AUDIT_CHAIN)
 
 
 class Settings(_FromEnviron):
@@ -86,6 +107,10 @@ class Settings(_FromEnviron):
     # comes soon, long enough for a slow list of many bindings.
     kube_timeout: timedelta = Field(default=timedelta(seconds=10), validation_alias="BREAKGLASS_KUBE_TIMEOUT")
     key_prefix: str = Field(default="breakglass", validation_alias="BREAKGLASS_KEY_PREFIX")
+    # Keys the audit chain and signs warrants; never written to Redis (bot.domain.keys).
+    signing_key: SecretStr = Field(validation_alias="BREAKGLASS_SIGNING_KEY")
+
+    _signing_key = field_validator("signing_key")(_signing_key_shape)
 
     @field_validator(
         "slack_bot_token",
@@ -155,6 +180,9 @@ class Settings(_FromEnviron):
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
+
+    def keys(self) -> SigningKey:
+        return SigningKey(self.signing_key.get_secret_value())
 
 
 _ALIASES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}

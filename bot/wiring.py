@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from redis import Redis
 
+from bot.domain.keys import Purpose
 from bot.domain.roster import Roster
 from bot.metrics import Metrics
 from bot.metrics import install as install_metrics
@@ -44,7 +45,7 @@ def build_core(
     client = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
     rq_redis = rq_connection(settings.redis_url)
     roster_source = roster or RosterFile(settings.roster_path)
-    audit = AuditLog(client, now, prefix=settings.key_prefix)
+    audit = AuditLog(client, now, prefix=settings.key_prefix, key=settings.keys().derive(Purpose.AUDIT_CHAIN))
     store = RequestStore(client, audit, prefix=settings.key_prefix)
     jobs = RqJobQueue(rq_redis, prefix=settings.key_prefix)
     access = AccessService(store, roster_source, jobs, now)

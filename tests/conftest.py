@@ -19,9 +19,14 @@ import fakeredis
 import pytest
 import redis
 
+from bot.domain.keys import Purpose, SigningKey
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ROSTER = ROOT / "deploy" / "roster.example.yaml"
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+# The tests' BREAKGLASS_SIGNING_KEY, and the audit chain key derived from it.
+TEST_SIGNING_KEY = "test-signing-key-not-secret-0123456789"
+CHAIN_KEY = SigningKey(TEST_SIGNING_KEY).derive(Purpose.AUDIT_CHAIN)
 
 
 class FakeClock:

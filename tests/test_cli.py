@@ -3,6 +3,7 @@ refusals. Run in-process through ``bot.cli.main`` (what the console script calls
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,8 +13,10 @@ import redis
 from rq import Queue
 
 from bot.cli import main
+from bot.domain.audit import GENESIS_HASH
 from bot.store import AuditLog, Draft
-from tests.conftest import EXAMPLE_ROSTER
+from bot.store.audit_log import parse_stream_entry
+from tests.conftest import CHAIN_KEY, EXAMPLE_ROSTER, TEST_SIGNING_KEY
 
 BAD_ROSTER = """\
 workspace: {team_id: T0000000001}
@@ -49,6 +52,7 @@ def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, real_redis: redis.Redis
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "fake-signing-secret")
     monkeypatch.setenv("BREAKGLASS_REDIS_URL", redis_url)
     monkeypatch.setenv("BREAKGLASS_KEY_PREFIX", "bg-cli-test")
+    monkeypatch.setenv("BREAKGLASS_SIGNING_KEY", TEST_SIGNING_KEY)
     monkeypatch.setenv("BREAKGLASS_ROSTER", str(EXAMPLE_ROSTER))
     return redis_url
 
@@ -71,7 +75,9 @@ def test_roster_check_names_every_problem_with_its_place_and_fails(
 
 
 def test_audit_export_prints_json_lines_filtered_by_request(env: str, capsys: pytest.CaptureFixture[str]) -> None:
-    log = AuditLog(redis.Redis.from_url(env, decode_responses=True), lambda: datetime.now(UTC), prefix="bg-cli-test")
+    log = AuditLog(
+        redis.Redis.from_url(env, decode_responses=True), lambda: datetime.now(UTC), prefix="bg-cli-test", key=CHAIN_KEY
+    )
     log.append(Draft("requested", "U000000ALICE", "BG-7K2QXM"), Draft("requested", "U0000000BOB", "BG-9PQRST"))
     capsys.readouterr()
     assert main(["audit", "export", "--request", "bg-7k2qxm"]) == 0
@@ -84,7 +90,7 @@ def test_audit_verify_exits_zero_when_intact_and_names_the_first_bad_entry_when_
     env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client = redis.Redis.from_url(env, decode_responses=True)
-    log = AuditLog(client, lambda: datetime.now(UTC), prefix="bg-cli-test")
+    log = AuditLog(client, lambda: datetime.now(UTC), prefix="bg-cli-test", key=CHAIN_KEY)
     log.append(*(Draft("requested", "U000000ALICE", f"BG-{c * 6}") for c in "ABCD"))
     assert main(["audit", "verify"]) == 0
     assert "4 entries verified" in capsys.readouterr().out
@@ -95,7 +101,7 @@ def test_audit_verify_exits_zero_when_intact_and_names_the_first_bad_entry_when_
 
 def cli_log(env: str, now: datetime | None = None) -> AuditLog:
     clock = (lambda: now) if now is not None else (lambda: datetime.now(UTC))
-    return AuditLog(redis.Redis.from_url(env, decode_responses=True), clock, prefix="bg-cli-test")
+    return AuditLog(redis.Redis.from_url(env, decode_responses=True), clock, prefix="bg-cli-test", key=CHAIN_KEY)
 
 
 def exported(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[tuple[int, str | None]], str]:
@@ -210,6 +216,41 @@ def test_audit_commands_need_no_slack_tokens(
     cli_log(env).append(Draft("requested", "U000000ALICE", "BG-7K2QXM"))
     assert exported(capsys)[:2] == (0, [(1, "BG-7K2QXM")])
     assert main(["audit", "verify"]) == 0
+
+
+def test_audit_verify_needs_the_signing_key_and_says_so_in_one_line(
+    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli_log(env).append(Draft("requested", "U000000ALICE", "BG-7K2QXM"))
+    monkeypatch.delenv("BREAKGLASS_SIGNING_KEY")
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 2
+    assert capsys.readouterr().err == (
+        "BREAKGLASS_SIGNING_KEY: is required to verify the audit log (the chain is keyed with it)\n"
+    )
+    assert exported(capsys)[:2] == (0, [(1, "BG-7K2QXM")]), "export reads without the key"
+
+
+def test_audit_verify_finds_a_history_rewritten_by_someone_without_the_key(
+    env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The review's recipe against Redis itself: drop the last entry, change an approver, recompute.
+    log = cli_log(env)
+    log.append(*(Draft("approved", "U0000000BOB", "BG-7K2QXM") for _ in range(4)))
+    client = redis.Redis.from_url(env, decode_responses=True)
+    entries = [parse_stream_entry(i, f) for i, f in client.xrange(log.stream_key)][:-1]
+    client.delete(log.stream_key)
+    prev = GENESIS_HASH
+    for entry in entries:
+        body = {**entry.to_dict(), "prev_hash": prev, "actor": "U00000CAROL"}
+        del body["hash"]
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        body["hash"] = prev = hashlib.sha256(canonical.encode()).hexdigest()
+        client.xadd(log.stream_key, {"entry": json.dumps(body)}, id=f"{entry.seq}-0")
+    client.hset(log.head_key, mapping={"seq": len(entries), "hash": prev})
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 1
+    assert capsys.readouterr().out.startswith("audit log broken at entry 1: ")
 
 
 @pytest.mark.parametrize("command", ["export", "verify"])

@@ -1,20 +1,23 @@
 """The audit trail's entries and its hash chain: building, hashing and verifying, with no storage.
 
-Each entry's ``hash`` is SHA-256 over the canonical JSON of every other field, ``prev_hash``
-included, so changing, removing or reordering any entry breaks every hash after it. The chain is
-tamper-*evident*, not tamper-proof: someone with write access to Redis can rewrite the whole tail,
-which is why every entry is also written to standard output for the log pipeline to keep.
+Each entry's ``hash`` is an HMAC-SHA256, under a key derived from ``BREAKGLASS_SIGNING_KEY``, of
+the canonical JSON of every other field, ``prev_hash`` included, so changing, removing or reordering
+any entry breaks every hash after it. The key never enters Redis: whoever can write Redis can still
+delete or garble entries (verify then names the first bad one), but cannot write a history that
+verifies. Every entry is also written to standard output for the log pipeline to keep.
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from bot.domain.keys import sign
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "system"
@@ -91,8 +94,16 @@ class AuditEntry:
 
 
 def entry_hash(
-    seq: int, at: str, request_id: str | None, event: str, actor: str, details: Mapping[str, Any], prev_hash: str
+    key: bytes,
+    seq: int,
+    at: str,
+    request_id: str | None,
+    event: str,
+    actor: str,
+    details: Mapping[str, Any],
+    prev_hash: str,
 ) -> str:
+    """The entry's HMAC under the chain key (``SigningKey.derive(Purpose.AUDIT_CHAIN)``)."""
     body = {
         "seq": seq,
         "at": at,
@@ -103,11 +114,12 @@ def entry_hash(
         "prev_hash": prev_hash,
     }
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return sign(key, canonical.encode("utf-8"))
 
 
 def next_entry(
     *,
+    key: bytes,
     seq: int,
     prev_hash: str,
     at: datetime,
@@ -126,7 +138,7 @@ def next_entry(
         actor=actor,
         details=body,
         prev_hash=prev_hash,
-        hash=entry_hash(seq, stamp, request_id, str(event), actor, body, prev_hash),
+        hash=entry_hash(key, seq, stamp, request_id, str(event), actor, body, prev_hash),
     )
 
 
@@ -138,8 +150,8 @@ class Verdict:
     problem: str = ""
 
 
-def verify_chain(entries: Iterable[AuditEntry], head: tuple[int, str] | None = None) -> Verdict:
-    """Walk the chain from the start. ``head`` is the (seq, hash) the store says is last, if any,
+def verify_chain(entries: Iterable[AuditEntry], key: bytes, head: tuple[int, str] | None = None) -> Verdict:
+    """Walk the chain from the start, checking each hash under ``key``. ``head`` is the (seq, hash) the store says is last, if any,
     so that deleting the newest entries is caught too."""
     prev_hash = GENESIS_HASH
     expected_seq = 1
@@ -150,10 +162,15 @@ def verify_chain(entries: Iterable[AuditEntry], head: tuple[int, str] | None = N
         if entry.prev_hash != prev_hash:
             return Verdict(False, checked, entry.seq, f"entry {entry.seq} does not follow entry {entry.seq - 1}")
         recomputed = entry_hash(
-            entry.seq, entry.at, entry.request_id, entry.event, entry.actor, entry.details, entry.prev_hash
+            key, entry.seq, entry.at, entry.request_id, entry.event, entry.actor, entry.details, entry.prev_hash
         )
-        if recomputed != entry.hash:
-            return Verdict(False, checked, entry.seq, f"entry {entry.seq} was altered (its hash does not match)")
+        if not hmac.compare_digest(recomputed, entry.hash):
+            return Verdict(
+                False,
+                checked,
+                entry.seq,
+                f"entry {entry.seq} was altered or written without this signing key (its hash does not match)",
+            )
         prev_hash = entry.hash
         expected_seq += 1
         checked += 1

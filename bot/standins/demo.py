@@ -150,7 +150,7 @@ class Walk:
         client = self.stack.redis_client()
         prefix = self.stack.key_prefix
         self.redis = client
-        self.audit = AuditLog(client, lambda: datetime.now(UTC), prefix=prefix)
+        self.audit = AuditLog(client, lambda: datetime.now(UTC), prefix=prefix, key=self.stack.chain_key())
         self.store = RequestStore(client, self.audit, prefix=prefix)
         targets = {
             name: ClusterTarget(c["context"], c["credentials"]) for name, c in self.stack.roster["clusters"].items()
@@ -490,7 +490,7 @@ def _forget_keys(stack: LocalStack, prefix: str) -> None:
     its RQ queues, jobs (their ids carry the request ids) and worker records; nothing else."""
     with contextlib.suppress(redis.RedisError):
         client = stack.redis_client()
-        audit = AuditLog(client, lambda: datetime.now(UTC), prefix=prefix)
+        audit = AuditLog(client, lambda: datetime.now(UTC), prefix=prefix, key=stack.chain_key())
         request_ids = RequestStore(client, audit, prefix=prefix).ids()
         for pattern in (f"{prefix}:*", f"rq:*{prefix}-*", *(f"rq:*{rid}*" for rid in request_ids)):
             for key in client.scan_iter(match=pattern, count=500):

@@ -32,6 +32,7 @@ from typing import IO, Any
 import redis
 import yaml
 
+from bot.domain.keys import Purpose, SigningKey
 from bot.slack.client import ADMIN_SCOPES, REQUIRED_SCOPES
 from bot.standins.kube import ContextEntry, KubeApiServer, write_kubeconfig
 from bot.standins.slack_api import DEFAULT_APP_TOKEN, DEFAULT_BOT_TOKEN, SlackApiDouble
@@ -40,6 +41,7 @@ from bot.standins.slack_socket import SocketModeSender, SocketModeServer
 
 SIGNING_SECRET = "local-stand-in-signing-secret"  # noqa: S105 - a fake secret for a fake Slack
 AUDIT_WEBHOOK_TOKEN = "local-stand-in-audit-token"  # noqa: S105
+SIGNING_KEY = "local-stand-in-signing-key-for-chain-and-warrants"  # a fake key for a fake cluster
 ADMIN_TOKEN = "xoxp-fake-local-admin"  # noqa: S105
 
 # The Slack app manifest, present in a source checkout (tests, ``breakglass demo`` from source).
@@ -270,6 +272,10 @@ class LocalStack:
     def roster_path(self) -> Path:
         return self.workdir / "roster.yaml"
 
+    def chain_key(self) -> bytes:
+        """The audit chain key the stack's processes derive from SIGNING_KEY."""
+        return SigningKey(SIGNING_KEY).derive(Purpose.AUDIT_CHAIN)
+
     def env(self) -> dict[str, str]:
         assert self.redis_url is not None
         env = {
@@ -286,6 +292,7 @@ class LocalStack:
                 "BREAKGLASS_REDIS_URL": self.redis_url,
                 "BREAKGLASS_ROSTER": str(self.roster_path),
                 "BREAKGLASS_AUDIT_WEBHOOK_TOKEN": AUDIT_WEBHOOK_TOKEN,
+                "BREAKGLASS_SIGNING_KEY": SIGNING_KEY,
                 "BREAKGLASS_SWEEP_INTERVAL": self.sweep_interval,
                 "BREAKGLASS_KEY_PREFIX": self.key_prefix,
                 "KUBECONFIG": str(self.kubeconfig_path),

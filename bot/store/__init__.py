@@ -7,7 +7,7 @@ transition, and no change lands without its audit entry. Keys share one prefix s
 deployments can share a Redis; every process of one deployment uses the same prefix.
 """
 
-from bot.store.audit_log import AuditLog, AuditLogBroken, Draft, UnreadableEntry
+from bot.store.audit_log import AuditLog, AuditLogBroken, ChainKeyMissing, Draft, UnreadableEntry
 from bot.store.requests import Change, RequestStore
 
-__all__ = ["AuditLog", "AuditLogBroken", "Change", "Draft", "RequestStore", "UnreadableEntry"]
+__all__ = ["AuditLog", "AuditLogBroken", "ChainKeyMissing", "Change", "Draft", "RequestStore", "UnreadableEntry"]

@@ -1,4 +1,8 @@
-"""The audit log as a Redis stream plus a head record, appended inside the caller's transaction."""
+"""The audit log as a Redis stream plus a head record, appended inside the caller's transaction.
+
+Entries are chained by HMAC under the chain key (``SigningKey.derive(Purpose.AUDIT_CHAIN)``), which
+is held by the processes and never written to Redis. A log opened without the key (``key=None``)
+can be read and exported, but neither appended to nor verified."""
 
 from __future__ import annotations
 
@@ -33,6 +37,10 @@ class AuditLogBroken(RuntimeError):
     above the stream's last) would let the request change beside it land with no audit entry. So
     the disagreement is caught before MULTI and nothing at all is written; a person must look
     (``breakglass audit verify`` names the problem)."""
+
+
+class ChainKeyMissing(RuntimeError):
+    """The log was opened without the chain key, so it can be read but not appended to or verified."""
 
 
 class UnreadableEntry(ValueError):
@@ -95,8 +103,11 @@ class AuditLog:
         now: Callable[[], datetime],
         prefix: str = "breakglass",
         out: TextIO | None = None,
+        *,
+        key: bytes | None,
     ) -> None:
         self.redis = client
+        self._key = key
         self.now = now
         self.stream_key = f"{prefix}:audit"
         self.head_key = f"{prefix}:audit:head"
@@ -148,12 +159,14 @@ class AuditLog:
 
     def queue_appends(self, pipe: Pipeline, head: tuple[int, str], drafts: list[Draft]) -> list[AuditEntry]:
         """Queue XADDs for ``drafts`` after ``pipe.multi()``; the caller executes."""
+        key = self._chain_key()
         seq, prev_hash = head
         entries = []
         at = self.now()
         for draft in drafts:
             seq += 1
             entry = next_entry(
+                key=key,
                 seq=seq,
                 prev_hash=prev_hash,
                 at=at,
@@ -170,6 +183,11 @@ class AuditLog:
         if entries:
             pipe.hset(self.head_key, mapping={"seq": seq, "hash": prev_hash})
         return entries
+
+    def _chain_key(self) -> bytes:
+        if self._key is None:
+            raise ChainKeyMissing("the audit log was opened without BREAKGLASS_SIGNING_KEY: it can only be read")
+        return self._key
 
     def published(self, entries: list[AuditEntry]) -> None:
         """After EXEC: the structured-log copy that outlives Redis."""
@@ -236,6 +254,7 @@ class AuditLog:
         stream is being read is not part of this check, and must not look like a lost tail. Entries
         past that head are either such appends (every append moves the head in the same EXEC, so a
         second read of the head covers them) or the sign of a head deleted or set back."""
+        self._chain_key()
         raw = self.redis.hgetall(self.head_key)
         head = _parse_head(raw)
         if raw and head is None:
@@ -270,7 +289,7 @@ class AuditLog:
                 yield entry
 
         try:
-            return verify_chain(counted(), head=head)
+            return verify_chain(counted(), self._chain_key(), head=head)
         except UnreadableEntry as exc:
             # verify_chain pulls an entry only after every earlier one passed, so ``read`` were good.
             return Verdict(False, read, exc.seq, str(exc))

@@ -147,10 +147,14 @@ def test_no_secret_values_are_rendered(rendered: Render) -> None:
 def test_secrets_are_referenced_by_name_only(rendered: Render) -> None:
     for name in ("breakglass-web", "breakglass-worker"):
         (container,) = _pod_spec(rendered.get("Deployment", name))["containers"]
-        for variable in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "BREAKGLASS_REDIS_URL"):
+        for variable in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "BREAKGLASS_REDIS_URL", "BREAKGLASS_SIGNING_KEY"):
             entry = _env(container, variable)
             assert "value" not in entry, f"{name} {variable} must come from a Secret"
-            assert entry["valueFrom"]["secretKeyRef"]["name"] in ("breakglass-slack", "breakglass-redis")
+            assert entry["valueFrom"]["secretKeyRef"]["name"] in (
+                "breakglass-slack",
+                "breakglass-redis",
+                "breakglass-signing-key",
+            )
 
 
 def test_service_account_token_is_mounted_only_in_the_worker(rendered: Render) -> None:

@@ -1,6 +1,8 @@
 """The audit hash chain on its own: intact chains verify; any change, removal, reordering or lost
-tail is found, and the verdict names the first bad entry."""
+tail is found, and the verdict names the first bad entry; without the key nobody can write a chain
+that verifies."""
 
+import hashlib
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -10,16 +12,18 @@ from typing import Any
 import pytest
 
 from bot.domain.audit import GENESIS_HASH, AuditEntry, entry_hash, format_at, next_entry, verify_chain
+from tests.conftest import CHAIN_KEY
 from tests.fakes import T0
 
 LENGTH = 6
 
 
-def chain(length: int = LENGTH) -> list[AuditEntry]:
+def chain(length: int = LENGTH, key: bytes = CHAIN_KEY) -> list[AuditEntry]:
     entries: list[AuditEntry] = []
     prev = GENESIS_HASH
     for seq in range(1, length + 1):
         entry = next_entry(
+            key=key,
             seq=seq,
             prev_hash=prev,
             at=T0 + timedelta(seconds=seq),
@@ -39,15 +43,15 @@ def head_of(entries: list[AuditEntry]) -> tuple[int, str]:
 
 def test_intact_chain_verifies() -> None:
     entries = chain()
-    verdict = verify_chain(entries, head=head_of(entries))
+    verdict = verify_chain(entries, CHAIN_KEY, head=head_of(entries))
     assert verdict.ok
     assert verdict.checked == LENGTH
     assert verdict.bad_seq is None
 
 
 def test_empty_chain_verifies_against_an_empty_head() -> None:
-    assert verify_chain([], head=(0, GENESIS_HASH)).ok
-    assert verify_chain([]).ok
+    assert verify_chain([], CHAIN_KEY, head=(0, GENESIS_HASH)).ok
+    assert verify_chain([], CHAIN_KEY).ok
 
 
 def test_each_entry_hashes_its_fields_and_the_one_before() -> None:
@@ -57,7 +61,7 @@ def test_each_entry_hashes_its_fields_and_the_one_before() -> None:
         assert after.prev_hash == before.hash
     first = entries[0]
     assert first.hash == entry_hash(
-        first.seq, first.at, first.request_id, first.event, first.actor, first.details, first.prev_hash
+        CHAIN_KEY, first.seq, first.at, first.request_id, first.event, first.actor, first.details, first.prev_hash
     )
     assert first.at == format_at(T0 + timedelta(seconds=1)) == "2026-11-27T09:00:01.000000Z"
 
@@ -79,7 +83,7 @@ ALTERATIONS: list[tuple[str, dict[str, Any]]] = [
 def test_altering_any_field_of_any_entry_is_found_at_that_entry(position: int, change: dict[str, Any]) -> None:
     entries = chain()
     entries[position] = replace(entries[position], **change)
-    verdict = verify_chain(entries, head=head_of(chain()))
+    verdict = verify_chain(entries, CHAIN_KEY, head=head_of(chain()))
     assert not verdict.ok
     assert verdict.bad_seq == position + 1
     assert verdict.checked == position
@@ -88,8 +92,10 @@ def test_altering_any_field_of_any_entry_is_found_at_that_entry(position: int, c
 def test_rehashing_an_altered_entry_is_still_found_at_the_next() -> None:
     entries = chain()
     e = replace(entries[2], actor="U00000CAROL")
-    entries[2] = replace(e, hash=entry_hash(e.seq, e.at, e.request_id, e.event, e.actor, e.details, e.prev_hash))
-    verdict = verify_chain(entries, head=head_of(chain()))
+    entries[2] = replace(
+        e, hash=entry_hash(CHAIN_KEY, e.seq, e.at, e.request_id, e.event, e.actor, e.details, e.prev_hash)
+    )
+    verdict = verify_chain(entries, CHAIN_KEY, head=head_of(chain()))
     assert (verdict.ok, verdict.bad_seq) == (False, 4)
     assert verdict.problem == "entry 4 does not follow entry 3"
 
@@ -98,7 +104,7 @@ def test_rehashing_an_altered_entry_is_still_found_at_the_next() -> None:
 def test_removing_an_entry_is_found_at_its_seq(position: int) -> None:
     entries = chain()
     del entries[position]
-    verdict = verify_chain(entries, head=head_of(chain()))
+    verdict = verify_chain(entries, CHAIN_KEY, head=head_of(chain()))
     assert (verdict.ok, verdict.bad_seq) == (False, position + 1)
     assert verdict.problem == f"entry {position + 1} is missing (found {position + 2} next)"
 
@@ -107,14 +113,14 @@ def test_removing_an_entry_is_found_at_its_seq(position: int) -> None:
 def test_swapping_two_neighbours_is_found_at_the_first(position: int) -> None:
     entries = chain()
     entries[position], entries[position + 1] = entries[position + 1], entries[position]
-    verdict = verify_chain(entries, head=head_of(chain()))
+    verdict = verify_chain(entries, CHAIN_KEY, head=head_of(chain()))
     assert (verdict.ok, verdict.bad_seq) == (False, position + 1)
 
 
 @pytest.mark.parametrize("dropped", [1, 2, LENGTH], ids=["last", "last-two", "all"])
 def test_truncating_the_tail_is_found_through_the_head(dropped: int) -> None:
     full = chain()
-    verdict = verify_chain(full[: LENGTH - dropped], head=head_of(full))
+    verdict = verify_chain(full[: LENGTH - dropped], CHAIN_KEY, head=head_of(full))
     assert not verdict.ok
     assert verdict.bad_seq == LENGTH - dropped + 1
     assert verdict.problem == f"entries after {LENGTH - dropped} are missing (the head is at {LENGTH})"
@@ -122,12 +128,12 @@ def test_truncating_the_tail_is_found_through_the_head(dropped: int) -> None:
 
 def test_truncating_the_tail_without_a_head_goes_unnoticed() -> None:
     # Why the store keeps a head: the chain alone cannot know it lost its newest entries.
-    assert verify_chain(chain()[:-1]).ok
+    assert verify_chain(chain()[:-1], CHAIN_KEY).ok
 
 
 def test_a_head_that_does_not_match_the_last_hash_fails() -> None:
     entries = chain()
-    verdict = verify_chain(entries, head=(LENGTH, "e" * 64))
+    verdict = verify_chain(entries, CHAIN_KEY, head=(LENGTH, "e" * 64))
     assert not verdict.ok
     assert verdict.bad_seq == LENGTH + 1
 
@@ -135,3 +141,45 @@ def test_a_head_that_does_not_match_the_last_hash_fails() -> None:
 def test_entries_round_trip_through_their_json() -> None:
     for entry in chain():
         assert AuditEntry.from_dict(json.loads(entry.to_json())) == entry
+
+
+def unkeyed_hash(entry: AuditEntry) -> str:
+    """What the chain's hash was before it was keyed: anyone could compute it."""
+    body = {k: v for k, v in entry.to_dict().items() if k != "hash"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def rewritten(entries: list[AuditEntry], rehash: Any) -> list[AuditEntry]:
+    """The history an attacker writes: every entry rehashed in turn, the chain consistent."""
+    out: list[AuditEntry] = []
+    prev = GENESIS_HASH
+    for entry in entries:
+        moved = replace(entry, prev_hash=prev, hash="")
+        moved = replace(moved, hash=rehash(moved))
+        out.append(moved)
+        prev = moved.hash
+    return out
+
+
+@pytest.mark.parametrize(
+    "rehash",
+    [
+        unkeyed_hash,
+        lambda e: entry_hash(b"guessed-key", e.seq, e.at, e.request_id, e.event, e.actor, e.details, e.prev_hash),
+    ],
+    ids=["plain-sha256", "another-key"],
+)
+def test_a_history_rewritten_without_the_key_does_not_verify(rehash: Any) -> None:
+    # The review's recipe: drop the last entry, change an approver, recompute every hash.
+    entries = chain()[:-1]
+    entries[2] = replace(entries[2], actor="U00000CAROL")
+    forged = rewritten(entries, rehash)
+    verdict = verify_chain(forged, CHAIN_KEY, head=head_of(forged))
+    assert (verdict.ok, verdict.bad_seq) == (False, 1)
+
+
+def test_a_chain_written_under_one_key_does_not_verify_under_another() -> None:
+    entries = chain(key=b"k" * 32)
+    assert verify_chain(entries, b"k" * 32, head=head_of(entries)).ok
+    assert not verify_chain(entries, CHAIN_KEY, head=head_of(entries)).ok

@@ -5,6 +5,7 @@ import traceback
 
 import pytest
 
+from bot.domain.keys import Purpose
 from bot.settings import Settings, SettingsError, load_audit_settings, load_settings
 
 BOT_TOKEN = "xoxb-1111-2222-SECRETBOTTOKEN"
@@ -12,9 +13,18 @@ SIGNING_SECRET = "SECRETSIGNING0123456789"
 APP_TOKEN = "xapp-1-SECRETAPPTOKEN"
 ADMIN_TOKEN = "xoxp-SECRETADMINTOKEN"
 WEBHOOK_TOKEN = "SECRETWEBHOOKTOKEN"
-SECRETS = ("SECRETBOTTOKEN", "SECRETSIGNING", "SECRETAPPTOKEN", "SECRETADMINTOKEN", "SECRETWEBHOOKTOKEN")
+SIGNING_KEY = "SECRETCHAINKEY-0123456789abcdefghij"
+SECRETS = (
+    "SECRETBOTTOKEN",
+    "SECRETSIGNING",
+    "SECRETAPPTOKEN",
+    "SECRETADMINTOKEN",
+    "SECRETWEBHOOKTOKEN",
+    "SECRETCHAINKEY",
+)
 
-MINIMAL = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+KEYED = {"BREAKGLASS_SIGNING_KEY": SIGNING_KEY}
+MINIMAL = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, **KEYED}
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +61,7 @@ def test_minimal_environment_gives_the_contract_defaults() -> None:
 
 
 def test_app_token_selects_socket_mode_without_a_signing_secret() -> None:
-    settings = load_settings({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN})
+    settings = load_settings({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, **KEYED})
     assert settings.socket_mode
     assert settings.slack_signing_secret is None
 
@@ -64,6 +74,7 @@ def test_api_url_gets_its_trailing_slash() -> None:
 def test_without_an_environ_the_process_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("BREAKGLASS_SIGNING_KEY", SIGNING_KEY)
     monkeypatch.setenv("PORT", "8080")
     settings = load_settings()
     assert settings.slack_bot_token.get_secret_value() == BOT_TOKEN
@@ -73,13 +84,13 @@ def test_without_an_environ_the_process_environment_is_read(monkeypatch: pytest.
 @pytest.mark.parametrize(
     ("environ", "line"),
     [
-        ({"SLACK_SIGNING_SECRET": SIGNING_SECRET}, "SLACK_BOT_TOKEN: is required"),
+        ({"SLACK_SIGNING_SECRET": SIGNING_SECRET, **KEYED}, "SLACK_BOT_TOKEN: is required"),
         (
-            {"SLACK_BOT_TOKEN": "xoxp-SECRETBOTTOKEN", "SLACK_SIGNING_SECRET": SIGNING_SECRET},
+            {"SLACK_BOT_TOKEN": "xoxp-SECRETBOTTOKEN", "SLACK_SIGNING_SECRET": SIGNING_SECRET, **KEYED},
             "SLACK_BOT_TOKEN: must be a bot token starting with xoxb-",
         ),
         (
-            {"SLACK_BOT_TOKEN": BOT_TOKEN},
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, **KEYED},
             "SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode",
         ),
         (
@@ -105,8 +116,8 @@ def test_without_an_environ_the_process_environment_is_read(monkeypatch: pytest.
             {**MINIMAL, "BREAKGLASS_REDIS_URL": "redis://:SECRETBOTTOKEN/x@localhost:63x9/0"},
             "BREAKGLASS_REDIS_URL: is not a valid Redis URL (check its host, port and options)",
         ),
-        ({"SLACK_BOT_TOKEN": "", "SLACK_SIGNING_SECRET": SIGNING_SECRET}, "SLACK_BOT_TOKEN: is set but empty"),
-        ({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET: is set but empty"),
+        ({**MINIMAL, "SLACK_BOT_TOKEN": ""}, "SLACK_BOT_TOKEN: is set but empty"),
+        ({**MINIMAL, "SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET: is set but empty"),
         ({**MINIMAL, "SLACK_SIGNING_SECRET": "  "}, "SLACK_SIGNING_SECRET: is set but empty"),
         ({**MINIMAL, "SLACK_APP_TOKEN": ""}, "SLACK_APP_TOKEN: is set but empty"),
         ({**MINIMAL, "SLACK_ADMIN_TOKEN": ""}, "SLACK_ADMIN_TOKEN: is set but empty"),
@@ -115,6 +126,13 @@ def test_without_an_environ_the_process_environment_is_read(monkeypatch: pytest.
             {**MINIMAL, "BREAKGLASS_AUDIT_WEBHOOK_TOKEN": "SECRETWEBHOOK15"},
             "BREAKGLASS_AUDIT_WEBHOOK_TOKEN: must be at least 16 characters: it alone guards the audit webhook, "
             "and a short token can be guessed",
+        ),
+        ({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}, "BREAKGLASS_SIGNING_KEY: is required"),
+        ({**MINIMAL, "BREAKGLASS_SIGNING_KEY": ""}, "BREAKGLASS_SIGNING_KEY: is set but empty"),
+        (
+            {**MINIMAL, "BREAKGLASS_SIGNING_KEY": "SECRETCHAINKEY-0123456789abcdef"},
+            "BREAKGLASS_SIGNING_KEY: must be at least 32 characters: it keys the audit chain and signs every "
+            "binding's warrant, and a short one can be guessed",
         ),
     ],
     ids=[
@@ -136,6 +154,9 @@ def test_without_an_environ_the_process_environment_is_read(monkeypatch: pytest.
         "admin-token-empty",
         "webhook-token-empty",
         "webhook-token-too-short",
+        "signing-key-missing",
+        "signing-key-empty",
+        "signing-key-too-short",
     ],
 )
 def test_bad_setting_gives_one_line_naming_the_variable(environ: dict[str, str], line: str) -> None:
@@ -150,9 +171,11 @@ def test_secrets_never_appear_in_repr_or_str() -> None:
             "SLACK_APP_TOKEN": APP_TOKEN,
             "SLACK_ADMIN_TOKEN": ADMIN_TOKEN,
             "BREAKGLASS_AUDIT_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+            **KEYED,
         }
     )
-    for text in (repr(settings), str(settings), repr(settings.slack_bot_token), f"{settings.slack_app_token}"):
+    shown = (repr(settings), str(settings), repr(settings.slack_bot_token), f"{settings.slack_app_token}")
+    for text in (*shown, repr(settings.keys())):
         for secret in SECRETS:
             assert secret not in text
     assert settings.slack_admin_token is not None
@@ -181,3 +204,11 @@ def test_audit_settings_refuse_a_bad_redis_url_in_one_line() -> None:
     with pytest.raises(SettingsError) as raised:
         load_audit_settings({"BREAKGLASS_REDIS_URL": "redis://localhost:port/0"})
     assert str(raised.value) == "BREAKGLASS_REDIS_URL: is not a valid Redis URL (check its host, port and options)"
+
+
+def test_audit_settings_carry_the_chain_key_only_when_the_signing_key_is_set() -> None:
+    assert load_audit_settings({}).chain_key() is None
+    keyed = load_audit_settings(KEYED).chain_key()
+    assert keyed is not None
+    assert keyed == load_settings(MINIMAL).keys().derive(Purpose.AUDIT_CHAIN)
+    assert SIGNING_KEY.encode() not in keyed

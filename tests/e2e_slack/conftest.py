@@ -219,7 +219,7 @@ def running_live(
         web = stack.start_web()
         stack.start_worker()
         stack.wait_for_workers(1)
-        audit = AuditLog(client, lambda: datetime.now(UTC), prefix=KEY_PREFIX)
+        audit = AuditLog(client, lambda: datetime.now(UTC), prefix=KEY_PREFIX, key=stack.chain_key())
         yield Live(
             stack=stack,
             web=web,

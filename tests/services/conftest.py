@@ -17,7 +17,7 @@ from bot.services.grants import GrantService
 from bot.services.publishing import Publisher
 from bot.services.reconcile import Reconciler
 from bot.store import AuditLog, RequestStore
-from tests.conftest import FakeClock
+from tests.conftest import CHAIN_KEY, FakeClock
 from tests.fakes import ALICE, BOB, CAROL, FakeCluster, RecordingJobs, RecordingNotifier, example_roster
 
 REASON = "INC-4411 checkout pods crash-looping"
@@ -30,7 +30,7 @@ def redis_client(fake_redis: fakeredis.FakeRedis) -> fakeredis.FakeRedis:
 
 @pytest.fixture
 def store(redis_client: fakeredis.FakeRedis, clock: FakeClock) -> RequestStore:
-    return RequestStore(redis_client, AuditLog(redis_client, clock, out=io.StringIO()))
+    return RequestStore(redis_client, AuditLog(redis_client, clock, out=io.StringIO(), key=CHAIN_KEY))
 
 
 @pytest.fixture

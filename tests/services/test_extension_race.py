@@ -20,7 +20,7 @@ from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
 from bot.store import AuditLog, RequestStore
-from tests.conftest import FakeClock
+from tests.conftest import CHAIN_KEY, FakeClock
 from tests.fakes import ALICE, BOB, FakeCluster, RecordingJobs, RecordingNotifier, example_roster
 from tests.services.conftest import Flows
 
@@ -44,7 +44,7 @@ class MeetingCluster(FakeCluster):
 
 @pytest.fixture
 def store(real_redis: redis.Redis, clock: FakeClock) -> RequestStore:
-    return RequestStore(real_redis, AuditLog(real_redis, clock, out=io.StringIO()))
+    return RequestStore(real_redis, AuditLog(real_redis, clock, out=io.StringIO(), key=CHAIN_KEY))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from bot.slack.client import REQUIRED_SCOPES, SlackApi
 from bot.standins.slack_api import SlackApiDouble
 from bot.store import AuditLog, RequestStore
 from bot.wiring import Core
-from tests.conftest import FakeClock
+from tests.conftest import CHAIN_KEY, TEST_SIGNING_KEY, FakeClock
 from tests.fakes import ALICE, BOB, CAROL, RecordingJobs, example_roster
 
 INCIDENTS = "C0000INCIDENT"
@@ -115,13 +115,14 @@ def settings(slack: SlackApiDouble) -> Settings:
             "SLACK_ADMIN_TOKEN": ADMIN_TOKEN,
             "BREAKGLASS_SLACK_API_URL": slack.api_url,
             "BREAKGLASS_KEY_PREFIX": PREFIX,
+            "BREAKGLASS_SIGNING_KEY": TEST_SIGNING_KEY,
         }
     )
 
 
 def make_core(settings: Settings, roster: Roster, clock: FakeClock, client: redis.Redis) -> Core:
     source = FixedRoster(roster)
-    audit = AuditLog(client, clock, prefix=PREFIX, out=io.StringIO())
+    audit = AuditLog(client, clock, prefix=PREFIX, out=io.StringIO(), key=CHAIN_KEY)
     store = RequestStore(client, audit, prefix=PREFIX)
     jobs = RecordingJobs()
     access = AccessService(store, source, jobs, clock)

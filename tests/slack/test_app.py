@@ -14,7 +14,7 @@ from bot.slack.app import SlackStartupError, create_app
 from bot.slack.client import REQUIRED_SCOPES
 from bot.standins.slack_api import SlackApiDouble
 from bot.wiring import Core
-from tests.conftest import ROOT, FakeClock
+from tests.conftest import ROOT, TEST_SIGNING_KEY, FakeClock
 from tests.fakes import ALICE, roster_with
 from tests.slack.conftest import ADMIN_TOKEN, INCIDENTS, SIGNING_SECRET, make_core
 from tests.slack.harness import SlackAppHarness
@@ -47,6 +47,7 @@ def settings_for(slack: SlackApiDouble, **overrides: str) -> Settings:
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_ADMIN_TOKEN": ADMIN_TOKEN,
         "BREAKGLASS_SLACK_API_URL": slack.api_url,
+        "BREAKGLASS_SIGNING_KEY": TEST_SIGNING_KEY,
     }
     values.update(overrides)
     return Settings.model_validate({k: v for k, v in values.items() if v})

@@ -15,7 +15,7 @@ from bot.domain.roster import Roster
 from bot.slack import blocks, wording
 from bot.slack.forms import extension_choices, options_for
 from bot.standins.slack_api import block_problems, find_button, render_blocks, view_problems
-from tests.conftest import FakeClock
+from tests.conftest import CHAIN_KEY, FakeClock
 from tests.fakes import ALICE, BOB, CAROL, roster_with
 from tests.slack.conftest import make_request, reviewed
 
@@ -97,6 +97,7 @@ def test_self_service_message_warns_loudly_and_names_the_approvers(clock: FakeCl
 
 def entry(event: Event, actor: str = "system", **details: Any) -> Any:
     return next_entry(
+        key=CHAIN_KEY,
         seq=7,
         prev_hash="0" * 64,
         at=FakeClock()(),

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from bot.store import AuditLog, RequestStore
-from tests.conftest import FakeClock
+from tests.conftest import CHAIN_KEY, FakeClock
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def audit_out() -> io.StringIO:
 
 @pytest.fixture
 def audit(real_redis: redis.Redis, clock: FakeClock, audit_out: io.StringIO) -> AuditLog:
-    return AuditLog(real_redis, clock, out=audit_out)
+    return AuditLog(real_redis, clock, out=audit_out, key=CHAIN_KEY)
 
 
 @pytest.fixture

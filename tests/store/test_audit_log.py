@@ -14,7 +14,7 @@ import redis
 
 from bot.domain.audit import AuditEntry, Event
 from bot.store import AuditLog, AuditLogBroken, Draft, RequestStore, UnreadableEntry
-from tests.conftest import FakeClock
+from tests.conftest import CHAIN_KEY, FakeClock
 from tests.fakes import access_request
 
 ENTRIES = 8
@@ -72,7 +72,7 @@ def test_editing_one_entry_in_redis_is_found_at_its_seq(
     verdict = audit.verify()
     assert not verdict.ok
     assert verdict.bad_seq == 5
-    assert verdict.problem == "entry 5 was altered (its hash does not match)"
+    assert verdict.problem == "entry 5 was altered or written without this signing key (its hash does not match)"
 
 
 def test_rewriting_the_stream_unchanged_still_verifies(audit: AuditLog, real_redis: redis.Redis) -> None:
@@ -138,7 +138,7 @@ def test_an_altered_entry_is_named_before_a_missing_head(audit: AuditLog, real_r
     real_redis.delete(audit.head_key)
     verdict = audit.verify()
     assert (verdict.ok, verdict.bad_seq) == (False, 3)
-    assert verdict.problem == "entry 3 was altered (its hash does not match)"
+    assert verdict.problem == "entry 3 was altered or written without this signing key (its hash does not match)"
 
 
 def test_append_without_a_head_over_a_non_empty_stream_is_refused_and_writes_nothing(
@@ -265,8 +265,8 @@ def test_concurrent_appends_leave_no_gaps_or_duplicates(audit: AuditLog, real_re
 def test_verify_while_another_process_appends_is_not_a_false_alarm(real_redis: redis.Redis, clock: FakeClock) -> None:
     """``audit verify`` runs beside a working bot: entries appended while it reads must not look
     like entries missing after the head it read."""
-    fill(AuditLog(real_redis, clock, out=io.StringIO()))
-    other = AuditLog(real_redis, clock, out=io.StringIO())
+    fill(AuditLog(real_redis, clock, out=io.StringIO(), key=CHAIN_KEY))
+    other = AuditLog(real_redis, clock, out=io.StringIO(), key=CHAIN_KEY)
 
     class AppendsDuringRead(redis.Redis):
         appended = False
@@ -278,10 +278,10 @@ def test_verify_while_another_process_appends_is_not_a_false_alarm(real_redis: r
             return super().xrange(*args, **kwargs)
 
     pool = real_redis.connection_pool
-    verifier = AuditLog(AppendsDuringRead(connection_pool=pool), clock, out=io.StringIO())
+    verifier = AuditLog(AppendsDuringRead(connection_pool=pool), clock, out=io.StringIO(), key=CHAIN_KEY)
     verdict = verifier.verify()
     assert verdict.ok, verdict.problem
-    assert AuditLog(real_redis, clock, out=io.StringIO()).verify().checked == ENTRIES + 1
+    assert AuditLog(real_redis, clock, out=io.StringIO(), key=CHAIN_KEY).verify().checked == ENTRIES + 1
 
 
 def test_for_request_returns_that_requests_entries_in_order(audit: AuditLog, clock: FakeClock) -> None:
@@ -315,7 +315,7 @@ def test_every_entry_is_written_to_stdout_as_one_json_line(audit: AuditLog, audi
 def test_stdout_is_the_default_copy(
     real_redis: redis.Redis, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    entry = AuditLog(real_redis, clock).append(Draft(Event.REFUSED, "U0000MALLORY", None))[0]
+    entry = AuditLog(real_redis, clock, key=CHAIN_KEY).append(Draft(Event.REFUSED, "U0000MALLORY", None))[0]
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1
     assert json.loads(out[0])["hash"] == entry.hash

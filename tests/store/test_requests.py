@@ -22,7 +22,7 @@ from bot.services.access import AccessService
 from bot.services.errors import Refused
 from bot.store import AuditLog, Change, Draft, RequestStore
 from bot.store.requests import Applied, RequestExists
-from tests.conftest import EXAMPLE_ROSTER, FakeClock
+from tests.conftest import CHAIN_KEY, EXAMPLE_ROSTER, FakeClock
 from tests.fakes import ALICE, BOB, CAROL, T0, RecordingJobs, access_request, example_roster
 
 T = TypeVar("T")
@@ -283,7 +283,7 @@ def test_fixed_roster_serves_the_same_roster(store: RequestStore, jobs: Recordin
 
 def test_fakeredis_supports_the_same_transactions(clock: FakeClock) -> None:
     client = fakeredis.FakeRedis(decode_responses=True)
-    store = RequestStore(client, AuditLog(client, clock, out=io.StringIO()))
+    store = RequestStore(client, AuditLog(client, clock, out=io.StringIO(), key=CHAIN_KEY))
     access = AccessService(store, FixedRoster(example_roster()), RecordingJobs(), clock)
     request = submit(access, "admin")
     access.approve(request.id, SlackUserId(BOB))

@@ -28,7 +28,7 @@ from bot.ports import ClusterRefused, ClusterUnavailable, PermanentError, Tempor
 from bot.roster_source import FixedRoster
 from bot.settings import load_settings
 from bot.wiring import build_core
-from tests.conftest import FakeClock
+from tests.conftest import TEST_SIGNING_KEY, FakeClock
 from tests.fakes import ALICE, BOB, FakeCluster, RecordingNotifier, example_roster
 from workers.context import WorkerContext, build_worker_context, install
 
@@ -69,6 +69,7 @@ def context(
             "SLACK_SIGNING_SECRET": "not-a-real-signing-secret",
             "BREAKGLASS_REDIS_URL": redis_url,
             "BREAKGLASS_KEY_PREFIX": "bg-jobs",
+            "BREAKGLASS_SIGNING_KEY": TEST_SIGNING_KEY,
         }
     )
     core = build_core(settings, roster=FixedRoster(example_roster()), now=clock)
