@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=_audit_verify)
 
     from bot.commands import register_extra_commands
+    from bot.reports import add_report_command
+
+    add_report_command(commands)
 
     register_extra_commands(commands)
     return parser
