@@ -12,11 +12,15 @@ from datetime import UTC, date, datetime, timedelta
 import redis
 
 from bot.domain.roster import RosterError, load_roster_file
-from bot.settings import Settings, SettingsError, load_audit_settings, load_settings
+from bot.settings import Settings, SettingsError, load_audit_settings, load_settings, url_without_password
 from bot.store import AuditLog, ChainKeyMissing, UnreadableEntry
 
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
+# `audit verify`: 0 intact, EXIT_PROBLEM broken, EXIT_UNREADABLE when there was nothing it could check
+# (a setting unusable, Redis unreachable, no audit log under that URL and prefix). A monitor must
+# tell "someone altered the evidence" from "the check did not run".
+EXIT_UNREADABLE = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,7 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--request", help="only this request's entries (BG-…)")
     export.set_defaults(run=_audit_export)
-    verify = audit.add_parser("verify", help="exit 0 when the hash chain is intact")
+    verify = audit.add_parser(
+        "verify",
+        help="check the audit log's hash chain: exit 0 intact, 1 broken, 3 cannot read",
+        description="Check every entry of the audit log against the one before it and the head record. "
+        "Exit status: 0 the chain is intact; 1 it is broken (the first bad entry is named); "
+        "3 it could not be read (a setting unusable, Redis unreachable, or no audit log at that URL and prefix).",
+    )
     verify.set_defaults(run=_audit_verify)
 
     from bot.commands import register_extra_commands
@@ -250,23 +260,34 @@ def _audit_export(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    log = _audit_log()
     try:
-        verdict = log.verify()
+        settings = load_audit_settings()
+    except SettingsError as exc:
+        print(f"audit verify: cannot read the audit log: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    where = f"{url_without_password(settings.redis_url)} (key prefix '{settings.key_prefix}')"
+    try:
+        verdict = _audit_log().verify()
     except ChainKeyMissing:
         print(
             "BREAKGLASS_SIGNING_KEY: is required to verify the audit log (the chain is keyed with it)",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return EXIT_UNREADABLE
     except redis.RedisError as exc:
-        print(f"BREAKGLASS_REDIS_URL: cannot read the audit log ({type(exc).__name__})", file=sys.stderr)
-        return EXIT_PROBLEM
+        print(f"audit verify: cannot read the audit log at {where}: {type(exc).__name__}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if verdict.ok and verdict.checked == 0:
+        print(
+            f"audit verify: no audit log at {where}; check BREAKGLASS_REDIS_URL and BREAKGLASS_KEY_PREFIX",
+            file=sys.stderr,
+        )
+        return EXIT_UNREADABLE
     if verdict.ok:
         print(f"audit log intact: {verdict.checked} entries verified")
         return 0
-    where = f" at entry {verdict.bad_seq}" if verdict.bad_seq is not None else ""
-    print(f"audit log broken{where}: {verdict.problem}")
+    at = f" at entry {verdict.bad_seq}" if verdict.bad_seq is not None else ""
+    print(f"audit log broken{at}: {verdict.problem}")
     return EXIT_PROBLEM
 
 

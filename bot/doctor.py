@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 import yaml
@@ -32,7 +32,7 @@ from bot.domain.roster import Roster, RosterError, load_roster_file
 from bot.logs import scrub
 from bot.ports import BreakglassError, ClusterUnavailable, UnknownCluster
 from bot.rbac import RBAC_API_GROUP, Permission, required_permissions
-from bot.settings import Settings, load_settings, settings_problems
+from bot.settings import Settings, load_settings, settings_problems, url_without_password
 from bot.slack.client import ADMIN_SCOPES, REQUIRED_SCOPES, SlackError, SlackUnavailable, make_web_client, translated
 from workers.kube import ClusterTarget, KubeClusters
 
@@ -181,7 +181,7 @@ def _check_settings(checks: Checklist, env: Mapping[str, str]) -> Settings | Non
         return None
     settings = load_settings(env)
     mode = "Socket Mode (SLACK_APP_TOKEN)" if settings.socket_mode else "HTTP mode (Slack posts to /slack/events)"
-    checks.ok(f"settings load: {mode}, Redis {_safe_url(settings.redis_url)}")
+    checks.ok(f"settings load: {mode}, Redis {url_without_password(settings.redis_url)}")
     if settings.audit_webhook_token is None:
         checks.warn(
             "the Kubernetes audit webhook is off: what people do with a grant is not recorded",
@@ -213,7 +213,7 @@ def _check_redis(checks: Checklist, url: str) -> None:
         url, socket_connect_timeout=TIMEOUT_SECONDS, socket_timeout=TIMEOUT_SECONDS, decode_responses=True
     )
     try:
-        _check_redis_server(checks, client, _safe_url(url))
+        _check_redis_server(checks, client, url_without_password(url))
     finally:
         client.close()
 
@@ -519,13 +519,3 @@ def _kubeconfig_tokens(paths: str) -> list[str]:
             if isinstance(token, str) and len(token) >= 4:
                 tokens.append(token)
     return tokens
-
-
-def _safe_url(url: str) -> str:
-    """``url`` without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Self
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
@@ -196,6 +197,16 @@ def settings_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     except ValidationError as exc:
         return [_one_line(error) for error in exc.errors()]
     return []
+
+
+def url_without_password(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: fit for an error line or a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

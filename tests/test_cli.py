@@ -12,7 +12,7 @@ import pytest
 import redis
 from rq import Queue
 
-from bot.cli import main
+from bot.cli import EXIT_PROBLEM, EXIT_UNREADABLE, main
 from bot.domain.audit import GENESIS_HASH
 from bot.store import AuditLog, Draft
 from bot.store.audit_log import parse_stream_entry
@@ -224,7 +224,7 @@ def test_audit_verify_needs_the_signing_key_and_says_so_in_one_line(
     cli_log(env).append(Draft("requested", "U000000ALICE", "BG-7K2QXM"))
     monkeypatch.delenv("BREAKGLASS_SIGNING_KEY")
     capsys.readouterr()
-    assert main(["audit", "verify"]) == 2
+    assert main(["audit", "verify"]) == EXIT_UNREADABLE
     assert capsys.readouterr().err == (
         "BREAKGLASS_SIGNING_KEY: is required to verify the audit log (the chain is keyed with it)\n"
     )
@@ -253,17 +253,47 @@ def test_audit_verify_finds_a_history_rewritten_by_someone_without_the_key(
     assert capsys.readouterr().out.startswith("audit log broken at entry 1: ")
 
 
-@pytest.mark.parametrize("command", ["export", "verify"])
-def test_audit_commands_refuse_a_malformed_redis_url_in_one_line(
-    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+def test_audit_export_refuses_a_malformed_redis_url_in_one_line(
+    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("BREAKGLASS_REDIS_URL", "redis://localhost:port/0")
     with pytest.raises(SystemExit) as stopped:
-        main(["audit", command])
+        main(["audit", "export"])
     assert stopped.value.code == 2
     assert capsys.readouterr().err.strip() == (
         "BREAKGLASS_REDIS_URL: is not a valid Redis URL (check its host, port and options)"
     )
+
+
+def test_audit_verify_cannot_read_a_malformed_redis_url_and_says_so_apart_from_broken(
+    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BREAKGLASS_REDIS_URL", "redis://localhost:port/0")
+    assert main(["audit", "verify"]) == EXIT_UNREADABLE != EXIT_PROBLEM
+    assert capsys.readouterr().err.strip() == (
+        "audit verify: cannot read the audit log: "
+        "BREAKGLASS_REDIS_URL: is not a valid Redis URL (check its host, port and options)"
+    )
+
+
+def test_audit_verify_with_redis_unreachable_names_the_url_without_its_password(
+    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BREAKGLASS_REDIS_URL", "redis://:hunter2-secret@127.0.0.1:1/0")
+    assert main(["audit", "verify"]) == EXIT_UNREADABLE
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "audit verify: cannot read the audit log at redis://:***@127.0.0.1:1/0 (key prefix 'bg-cli-test'): "
+        "ConnectionError"
+    )
+
+
+def test_audit_verify_with_no_audit_log_under_the_prefix_cannot_read(
+    env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BREAKGLASS_KEY_PREFIX", "bg-cli-test-nothing-here")
+    assert main(["audit", "verify"]) == EXIT_UNREADABLE
+    assert "audit verify: no audit log at " in capsys.readouterr().err
 
 
 def test_sweep_queues_one_reconcile_job_however_often_asked(env: str, capsys: pytest.CaptureFixture[str]) -> None:
