@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import redis
 
+from bot.commands import add_roster_argument, count, read_roster
 from bot.domain.roster import RosterError, load_roster_file
 from bot.settings import Settings, SettingsError, load_audit_settings, load_settings, url_without_password
 from bot.store import AuditLog, ChainKeyMissing, UnreadableEntry
@@ -33,40 +36,90 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`breakglass doctor | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PROBLEM
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="breakglass", description="Emergency access to Kubernetes, from Slack.")
+    parser = argparse.ArgumentParser(
+        prog="breakglass",
+        description="Emergency, time-boxed, approved and audited access to Kubernetes, from Slack.",
+        epilog="Run `breakglass COMMAND --help` for what a command does and its options.",
+    )
     parser.add_argument("--version", action="version", version=f"breakglass {_version()}")
-    commands = parser.add_subparsers(metavar="COMMAND")
+    commands = parser.add_subparsers(metavar="COMMAND", title="commands")
 
-    web = commands.add_parser("web", help="the Slack-facing HTTP app under gunicorn (Procfile web:)")
-    web.set_defaults(run=_web)
-    worker = commands.add_parser("worker", help="an RQ worker with its scheduler and the sweep (Procfile worker:)")
-    worker.set_defaults(run=_worker)
-    serve = commands.add_parser("serve", help="web, worker, scheduler and sweep in one process")
-    serve.set_defaults(run=_serve)
-    sweep = commands.add_parser("sweep", help="ask a worker to run the reconcile sweep now")
-    sweep.set_defaults(run=_sweep)
+    def command(parent: Any, name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+        """A sub-command whose ``--help`` says what it does, not just its usage."""
+        description = f"{summary[0].upper()}{summary[1:]}." + (f" {details}" if details else "")
+        sub: argparse.ArgumentParser = parent.add_parser(name, help=summary, description=description)
+        return sub
 
-    roster = commands.add_parser("roster", help="work with roster files").add_subparsers(metavar="ACTION")
-    check = roster.add_parser("check", help="validate a roster and print every problem with its place")
-    check.add_argument("file")
+    def group(name: str, summary: str) -> Any:
+        """A command with actions under it; alone, it prints its own help."""
+        sub = command(commands, name, summary)
+        sub.set_defaults(run=lambda _args: _usage(sub))
+        return sub.add_subparsers(metavar="ACTION", title="actions")
+
+    command(
+        commands,
+        "web",
+        "the Slack-facing HTTP app under gunicorn on 0.0.0.0:$PORT (Procfile web:)",
+        "With SLACK_APP_TOKEN set it runs in Socket Mode instead. Settings come from the environment "
+        "(see the README); a missing or malformed one stops it with one line naming the variable.",
+    ).set_defaults(run=_web)
+    command(
+        commands,
+        "worker",
+        "an RQ worker with its scheduler and the reconcile sweep (Procfile worker:)",
+        "It runs the grant, revoke, remind and publish jobs. Any number of workers may run against one Redis.",
+    ).set_defaults(run=_worker)
+    command(
+        commands,
+        "serve",
+        "web and worker from one command, for small installations and development",
+        "Three processes in one group: this one runs the worker, its scheduler and the sweep, and a child "
+        "runs the same gunicorn as `web` (one gthread worker). If the web server dies, serve stops with "
+        "status 1 so the platform restarts it whole.",
+    ).set_defaults(run=_serve)
+    command(
+        commands,
+        "sweep",
+        "ask a worker to run the reconcile sweep now",
+        "Use it after an outage is fixed, rather than wait for the next BREAKGLASS_SWEEP_INTERVAL.",
+    ).set_defaults(run=_sweep)
+
+    roster = group("roster", "work with roster files")
+    check = command(
+        roster,
+        "check",
+        "validate a roster and print every problem with its line and place",
+        "Exit status: 0 the roster passes, 1 it has problems.",
+    )
+    add_roster_argument(check)
     check.set_defaults(run=_roster_check)
 
-    audit = commands.add_parser("audit", help="the audit log").add_subparsers(metavar="ACTION")
-    export = audit.add_parser("export", help="print audit entries as JSON lines")
+    audit = group("audit", "read and check the audit log")
+    export = command(
+        audit,
+        "export",
+        "print audit entries as JSON lines, oldest first",
+        "Needs only BREAKGLASS_REDIS_URL (and BREAKGLASS_KEY_PREFIX), no Slack tokens.",
+    )
     export.add_argument(
         "--since", help="RFC 3339 instant (2026-10-01T00:00:00Z), a date (2026-10-01, UTC), or a time ago (90d, 24h)"
     )
-    export.add_argument("--request", help="only this request's entries (BG-…)")
+    export.add_argument("--request", metavar="ID", help="only this request's entries (BG-…)")
     export.set_defaults(run=_audit_export)
-    verify = audit.add_parser(
+    verify = command(
+        audit,
         "verify",
-        help="check the audit log's hash chain: exit 0 intact, 1 broken, 3 cannot read",
-        description="Check every entry of the audit log against the one before it and the head record. "
-        "Exit status: 0 the chain is intact; 1 it is broken (the first bad entry is named); "
-        "3 it could not be read (a setting unusable, Redis unreachable, or no audit log at that URL and prefix).",
+        "check the audit log's hash chain: exit 0 intact, 1 broken, 3 cannot read",
+        "Checks every entry against the one before it and the head record. Exit status: 0 the chain is "
+        "intact; 1 it is broken (the first bad entry is named); 3 it could not be read (a setting "
+        "unusable, Redis unreachable, or no audit log at that URL and key prefix).",
     )
     verify.set_defaults(run=_audit_verify)
 
@@ -75,8 +128,13 @@ def _parser() -> argparse.ArgumentParser:
 
     add_report_command(commands)
 
-    register_extra_commands(commands)
+    register_extra_commands(commands, command, group)
     return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_USAGE
 
 
 def _version() -> str:
@@ -98,7 +156,8 @@ def settings_or_exit() -> Settings:
         load_roster_file(settings.roster_path)
     except RosterError as exc:
         print(
-            f"BREAKGLASS_ROSTER: {settings.roster_path} fails the check ({len(exc.problems)} problems)", file=sys.stderr
+            f"BREAKGLASS_ROSTER: {settings.roster_path} fails the check ({count(exc.problems, 'problem')})",
+            file=sys.stderr,
         )
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
@@ -172,14 +231,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _roster_check(args: argparse.Namespace) -> int:
-    try:
-        roster = load_roster_file(args.file)
-    except RosterError as exc:
-        for problem in exc.problems:
-            print(f"{args.file}: {problem}")
-        print(f"{args.file}: {len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}", file=sys.stderr)
+    name, roster = read_roster(args)
+    if roster is None:
         return EXIT_PROBLEM
-    print(f"{args.file}: ok: {roster.summary()}")
+    print(f"{name}: ok: {roster.summary()}")
     return 0
 
 

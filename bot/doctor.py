@@ -199,7 +199,12 @@ def _check_roster(checks: Checklist, path: str) -> Roster | None:
             checks.fail(str(problem))
         if len(exc.problems) > len(shown):
             checks.fail(f"… and {len(exc.problems) - len(shown)} more problems")
-        checks.fix(f"correct {path}; `breakglass roster check {path}` prints each problem with its place")
+        if not Path(path).exists():
+            checks.fix(
+                f"create {path} (start from deploy/roster.example.yaml), or set BREAKGLASS_ROSTER to the roster's path"
+            )
+        else:
+            checks.fix(f"correct {path}; `breakglass roster check {path}` prints each problem with its place")
         return None
     checks.ok(f"the roster passes its check: {roster.summary()}")
     return roster

@@ -192,11 +192,23 @@ _ALIASES = {name: str(field.validation_alias) for name, field in Settings.model_
 def settings_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     """Every problem with the settings in ``environ`` (default: the process environment), one line
     each naming the variable; empty when they load. ``breakglass doctor`` lists them all."""
+    env = dict(os.environ if environ is None else environ)
     try:
-        _validate(environ)
+        _validate(env)
     except ValidationError as exc:
-        return [_one_line(error) for error in exc.errors()]
-    return []
+        problems = [_one_line(error) for error in exc.errors()]
+    else:
+        return []
+    # The whole-model check runs only once every field is valid; say its problem in the same run.
+    signing = "SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode"
+    if not env.get("SLACK_APP_TOKEN") and not env.get("SLACK_SIGNING_SECRET") and signing not in problems:
+        problems.append(signing)
+    order = list(_ALIASES.values())
+    return sorted(problems, key=lambda line: _rank(order, line.partition(":")[0]))
+
+
+def _rank(order: list[str], variable: str) -> int:
+    return order.index(variable) if variable in order else len(order)
 
 
 def url_without_password(url: str) -> str:
@@ -236,8 +248,19 @@ def _one_line(error: ErrorDetails) -> str:
     loc = error["loc"][0] if error["loc"] else ""
     variable = str(loc) if str(loc) in _ALIASES.values() else _ALIASES.get(str(loc), "")
     message = error["msg"].removeprefix("Value error, ")
+    limits = error.get("ctx") or {}
+    # pydantic's own wording ("Input should be a valid integer, unable to parse string as an
+    # integer") is for programmers; the operator reads what the variable must be.
     if error["type"] == "missing":
         message = "is required"
+    elif error["type"] in ("int_parsing", "int_type", "int_from_float"):
+        message = "must be a whole number"
+    elif error["type"] == "greater_than_equal":
+        message = f"must be {limits.get('ge')} or more"
+    elif error["type"] == "less_than_equal":
+        message = f"must be {limits.get('le')} or less"
+    elif message.startswith("Input should be "):
+        message = "must be " + message.removeprefix("Input should be ").split(",")[0]
     if not variable and ":" in message:
         variable, _, message = message.partition(": ")
     return f"{variable or 'settings'}: {message}"

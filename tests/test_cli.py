@@ -337,3 +337,56 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"breakglass {version('breakglass')}"
+
+
+def test_roster_check_reads_standard_input_for_a_dash(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(EXAMPLE_ROSTER.read_bytes())))
+    assert main(["roster", "check", "-"]) == 0
+    assert capsys.readouterr().out.startswith("(stdin): ok: ")
+
+
+@pytest.mark.parametrize("command", [["roster", "check"], ["deploy", "rbac"]])
+def test_roster_commands_fall_back_to_breakglass_roster_and_refuse_bad_bytes_in_one_line(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BREAKGLASS_ROSTER", str(EXAMPLE_ROSTER))
+    assert main(command) == 0
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"mfa: caf\xe9\n")
+    assert main([*command, str(latin)]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).splitlines()[-2:] == [
+        f"{latin}: line 1: (file): byte 0xe9 at column 9 is not UTF-8; save the file as UTF-8",
+        f"{latin}: 1 problem",
+    ]
+
+
+def test_every_sub_command_says_what_it_does_in_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from bot.cli import _parser
+
+    def leaves(parser: argparse.ArgumentParser, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found += leaves(sub, [*path, name])
+        return found
+
+    for path in leaves(_parser(), [])[1:]:
+        with pytest.raises(SystemExit):
+            main([*path, "--help"])
+        description = capsys.readouterr().out.split("\n\n")[1]
+        assert not description.startswith(("options:", "positional")), f"breakglass {' '.join(path)} --help is empty"
+
+
+@pytest.mark.parametrize("group", ["roster", "audit", "deploy"])
+def test_a_command_group_alone_prints_its_own_help(group: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([group]) == 2
+    assert capsys.readouterr().out.startswith(f"usage: breakglass {group} ")

@@ -11,6 +11,7 @@ and it never talks to Slack or Kubernetes.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
@@ -206,10 +207,19 @@ class _Checker:
             return {}
         # A key of the file itself is placed by its own name, as its line was recorded.
         base = "" if place == "(file)" else place
+        present = {str(k) for k in value}
+        meant: set[str] = set()
         for key in value:
             if str(key) not in allowed:
-                self.problem(_join(base, str(key)), f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
-        for key in sorted(required - {str(k) for k in value}):
+                # A one-letter slip (`aprovals:`) is one problem with its fix, not an unknown key
+                # plus a missing one.
+                close = difflib.get_close_matches(str(key), sorted(allowed - present - meant), n=1, cutoff=0.8)
+                if close:
+                    meant.add(close[0])
+                    self.problem(_join(base, str(key)), f"unknown key '{key}'; did you mean '{close[0]}'?")
+                else:
+                    self.problem(_join(base, str(key)), f"unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
+        for key in sorted(required - present - meant):
             self.problem(_join(base, key), "is required")
         return {str(k): v for k, v in value.items()}
 
@@ -266,9 +276,9 @@ def parse_roster(text: str) -> Roster:
     try:
         raw = _compose(text, located)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise RosterError([Problem("(file)", f"not valid YAML: {getattr(exc, 'problem', exc)}", line)]) from exc
+        raise RosterError([_yaml_problem(exc, text)]) from None
+    if raw is None:
+        raise RosterError([Problem("(file)", "is empty; start from deploy/roster.example.yaml", 1)])
     check = _Checker(located)
     top = check.mapping(
         raw, "(file)", _TOP_KEYS,
@@ -335,10 +345,66 @@ def parse_roster(text: str) -> Roster:
 
 def load_roster_file(path: str | Path) -> Roster:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
-        raise RosterError([Problem("(file)", f"cannot read {path}: {exc.strerror}")]) from exc
+        raise RosterError([Problem("(file)", f"cannot read {path}: {exc.strerror}")]) from None
+    return parse_roster_bytes(data)
+
+
+def parse_roster_bytes(data: bytes) -> Roster:
+    """A roster from a file's bytes: one problem, with its line, for bytes that are not UTF-8 text."""
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise RosterError([Problem("(file)", "is a binary file, not a YAML roster", line)])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - line_start + 1
+        raise RosterError(
+            [
+                Problem(
+                    "(file)",
+                    f"byte 0x{data[exc.start]:02x} at column {column} is not UTF-8; save the file as UTF-8",
+                    line,
+                )
+            ]
+        ) from None
     return parse_roster(text)
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> Problem:
+    """PyYAML's error in plain words, on the line a person must look at.
+
+    PyYAML reports where it gave up, which is often after the mistake: an unclosed quote or bracket
+    is blamed on the end of the file, a key missing its ':' on the line below. The opening mark
+    (``context_mark``) is where the fix goes, so such errors point there."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text[: exc.position].count("\n") + 1
+        return Problem("(file)", f"holds a control character (#x{exc.character:04x}); a roster is plain text", line)
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return Problem("(file)", f"is not valid YAML ({exc})")
+    problem = exc.problem or ""
+    context = exc.context or ""
+    at = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+    opened = exc.context_mark.line + 1 if exc.context_mark is not None else at
+    if "'\\t'" in problem or "\\t" in problem:
+        return Problem("(file)", "a tab in the indentation; YAML indents with spaces", at)
+    if "quoted scalar" in context:
+        return Problem("(file)", "a quote opened on this line is never closed", opened)
+    if problem.startswith("expected ',' or '}'"):
+        return Problem("(file)", "a '{' opened on this line is not closed by '}' (or a ',' is missing)", opened)
+    if problem.startswith("expected ',' or ']'"):
+        return Problem("(file)", "a '[' opened on this line is not closed by ']' (or a ',' is missing)", opened)
+    if problem.startswith("could not find expected ':'"):
+        return Problem("(file)", "a key without its ':' (or a line that does not belong here)", opened)
+    if problem == "mapping values are not allowed here":
+        before = f", or a ':' missing at the end of line {at - 1}" if at is not None and at > 1 else ""
+        return Problem("(file)", f"a ':' where none may be: quote a value holding ': '{before}", at)
+    if problem.startswith("expected <block end>") or "block mapping" in context:
+        return Problem("(file)", "the indentation does not line up with the lines above", at)
+    return Problem("(file)", f"is not valid YAML: {problem or context or exc}", at)
 
 
 def _optional_duration(check: _Checker, top: dict[str, Any], key: str, default: timedelta) -> timedelta | None:

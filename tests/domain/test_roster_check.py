@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain.roster import Problem, RosterError, load_roster_file, parse_roster
+from bot.domain.roster import Problem, RosterError, load_roster_file, parse_roster, parse_roster_bytes
 from tests.conftest import EXAMPLE_ROSTER
 
 EXAMPLE = EXAMPLE_ROSTER.read_text(encoding="utf-8")
@@ -138,23 +138,26 @@ def test_duplicate_top_level_section() -> None:
 
 def test_unknown_key_in_a_role_is_a_problem_not_ignored() -> None:
     # A misspelt 'approvals' silently ignored would change who gets production access.
+    # A one-letter slip is one problem naming the key meant, not an unknown key plus a missing one.
     assert problems(edited({21: "    aprovals: 1"})) == [
+        (21, "roles.view.aprovals", "unknown key 'aprovals'; did you mean 'approvals'?"),
+    ]
+    assert problems(edited({21: "    sign_off: 1"})) == [
         (17, "roles.view.approvals", "is required"),
-        (21, "roles.view.aprovals", "unknown key 'aprovals' (allowed: approvals, approvers, cluster_role, "
+        (21, "roles.view.sign_off", "unknown key 'sign_off' (allowed: approvals, approvers, cluster_role, "
          "max_duration, min_duration, scope)"),
     ]  # fmt: skip
 
 
 def test_unknown_key_in_workspace() -> None:
     assert problems(edited({3: "  enterprize_id: E00000001"})) == [
-        (3, "workspace.enterprize_id", "unknown key 'enterprize_id' (allowed: enterprise_id, team_id)"),
+        (3, "workspace.enterprize_id", "unknown key 'enterprize_id'; did you mean 'enterprise_id'?"),
     ]
 
 
 def test_unknown_top_level_key_names_its_place_and_line() -> None:
     assert problems(edited({6: "request_timout: 30m"})) == [
-        (6, "request_timout", "unknown key 'request_timout' (allowed: admins, clusters, entitlements, groups, "
-         "incident_channel, mfa, min_duration, people, reminder_before, request_timeout, roles, workspace)"),
+        (6, "request_timout", "unknown key 'request_timout'; did you mean 'request_timeout'?"),
     ]  # fmt: skip
 
 
@@ -274,9 +277,51 @@ def test_workspace_without_any_id() -> None:
     ]
 
 
-def test_invalid_yaml() -> None:
+def test_an_unclosed_bracket_is_blamed_on_the_line_that_opened_it() -> None:
     assert problems(edited({45: "    roles: [view, admin"})) == [
-        (46, "(file)", "not valid YAML: expected ',' or ']', but got ':'"),
+        (45, "(file)", "a '[' opened on this line is not closed by ']' (or a ',' is missing)"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ('incident_channel: "C1\nmfa: has_2fa\n', 1, "a quote opened on this line is never closed"),
+        (
+            "workspace: {team_id: T1\nmfa: has_2fa\n",
+            1,
+            "a '{' opened on this line is not closed by '}' (or a ',' is missing)",
+        ),
+        ("workspace:\n\tteam_id: T1\n", 2, "a tab in the indentation; YAML indents with spaces"),
+        ("workspace:\n  team_id: T1\n mfa: x\n", 3, "the indentation does not line up with the lines above"),
+        (
+            "roles:\n  admin\n    scope: namespace\n",
+            3,
+            "a ':' where none may be: quote a value holding ': ', or a ':' missing at the end of line 2",
+        ),
+        ("mfa: has_2fa\nreason: \x07\n", 2, "holds a control character (#x0007); a roster is plain text"),
+    ],
+)
+def test_yaml_errors_are_said_in_plain_words_on_the_line_to_fix(text: str, line: int, message: str) -> None:
+    assert problems(text) == [(line, "(file)", message)]
+
+
+def test_an_empty_roster_is_one_problem() -> None:
+    assert problems("") == [(1, "(file)", "is empty; start from deploy/roster.example.yaml")]
+    assert problems("# nothing yet\n") == [(1, "(file)", "is empty; start from deploy/roster.example.yaml")]
+
+
+def test_a_binary_file_is_one_problem() -> None:
+    with pytest.raises(RosterError) as raised:
+        parse_roster_bytes(b"\x7fELF\x02\x01\x01\x00\x00")
+    assert [str(p) for p in raised.value.problems] == ["line 1: (file): is a binary file, not a YAML roster"]
+
+
+def test_a_latin_1_byte_is_one_problem_at_its_line_and_column() -> None:
+    with pytest.raises(RosterError) as raised:
+        parse_roster_bytes(b"mfa: has_2fa\nincident_channel: caf\xe9\n")
+    assert [str(p) for p in raised.value.problems] == [
+        "line 2: (file): byte 0xe9 at column 22 is not UTF-8; save the file as UTF-8"
     ]
 
 

@@ -105,9 +105,9 @@ def test_without_an_environ_the_process_environment_is_read(monkeypatch: pytest.
             {**MINIMAL, "BREAKGLASS_REDIS_URL": "localhost:6379"},
             "BREAKGLASS_REDIS_URL: must be a redis://, rediss:// or unix:// URL",
         ),
-        ({**MINIMAL, "PORT": "http"}, "PORT: Input should be a valid integer, unable to parse string as an integer"),
-        ({**MINIMAL, "PORT": "0"}, "PORT: Input should be greater than or equal to 1"),
-        ({**MINIMAL, "PORT": "65536"}, "PORT: Input should be less than or equal to 65535"),
+        ({**MINIMAL, "PORT": "http"}, "PORT: must be a whole number"),
+        ({**MINIMAL, "PORT": "0"}, "PORT: must be 1 or more"),
+        ({**MINIMAL, "PORT": "65536"}, "PORT: must be 65535 or less"),
         (
             {**MINIMAL, "BREAKGLASS_SWEEP_INTERVAL": "often"},
             "BREAKGLASS_SWEEP_INTERVAL: 'often' is not a duration; write it like 90s, 15m, 2h or 1h30m",

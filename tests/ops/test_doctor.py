@@ -7,7 +7,9 @@ from __future__ import annotations
 import copy
 import io
 import re
+from pathlib import Path
 
+import pytest
 import yaml
 
 from bot.doctor import run_doctor
@@ -194,7 +196,26 @@ def test_doctor_lists_every_settings_problem_on_its_own_line(stack: LocalStack) 
     assert failures == [
         "  ✗ SLACK_BOT_TOKEN: is required",
         "  ✗ BREAKGLASS_REDIS_URL: must be a redis://, rediss:// or unix:// URL",
-        "  ✗ PORT: Input should be greater than or equal to 1",
+        "  ✗ PORT: must be 1 or more",
     ]
     assert sections["Redis"] == ["  – not checked: the settings do not load"]
     assert any(line.startswith("  ✓ the roster passes its check") for line in sections["Roster"])
+
+
+def test_doctor_with_nothing_set_reports_every_missing_variable_and_how_to_make_a_roster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    code, output = _doctor({"PORT": "http"})
+
+    sections = _sections(output)
+    assert code != 0
+    assert [line for line in sections["Settings"] if line.startswith("  ✗")] == [
+        "  ✗ SLACK_BOT_TOKEN: is required",
+        "  ✗ SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode",
+        "  ✗ PORT: must be a whole number",
+    ]
+    assert sections["Roster"][-1] == (
+        "      fix: create roster.yaml (start from deploy/roster.example.yaml), or set BREAKGLASS_ROSTER to the roster's path"
+    )
