@@ -215,6 +215,7 @@ def test_doctor_with_nothing_set_reports_every_missing_variable_and_how_to_make_
         "  ✗ SLACK_BOT_TOKEN: is required",
         "  ✗ SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode",
         "  ✗ PORT: must be a whole number",
+        "  ✗ BREAKGLASS_SIGNING_KEY: is required",
     ]
     assert sections["Roster"][-1] == (
         "      fix: create roster.yaml (start from deploy/roster.example.yaml), or set BREAKGLASS_ROSTER to the roster's path"
