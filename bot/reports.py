@@ -17,6 +17,7 @@ from bot.domain.audit import Verdict
 from bot.domain.ids import parse_request_id
 from bot.reporting import history_of, period_html, period_markdown, request_html, request_markdown, summarise
 from bot.store import AuditLog
+from bot.store.audit_log import ChainKeyMissing
 
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -60,6 +61,13 @@ def run_report(args: argparse.Namespace) -> int:
     audit = _audit_log()
     try:
         verdict: Verdict | None = audit.verify()
+    except ChainKeyMissing:
+        verdict = None
+        print("breakglass report: BREAKGLASS_SIGNING_KEY is unset, so the audit chain is not verified", file=sys.stderr)
+    except redis.RedisError as exc:
+        print(f"BREAKGLASS_REDIS_URL: cannot read the audit log ({type(exc).__name__})", file=sys.stderr)
+        return EXIT_PROBLEM
+    try:
         if request_id is not None:
             text = _request_report(audit, request_id, verdict, now, html=args.html is not None)
             if text is None:

@@ -12,7 +12,10 @@ from bot.reporting.period import percentile
 def integrity(verdict: Verdict | None) -> tuple[bool, str]:
     """(verified, the sentence saying so)."""
     if verdict is None:
-        return False, "The audit chain could not be read, so this report is not verified."
+        return (
+            False,
+            "The audit chain was not verified (that needs BREAKGLASS_SIGNING_KEY), so this report is unproven.",
+        )
     if verdict.ok:
         return True, f"The audit chain verifies: {verdict.checked} entries intact, each keyed to the one before it."
     where = f" at entry {verdict.bad_seq}" if verdict.bad_seq is not None else ""

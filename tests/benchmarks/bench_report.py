@@ -24,6 +24,7 @@ from pathlib import Path
 import redis
 
 from bot.domain.ids import new_request_id
+from bot.domain.keys import Purpose, SigningKey
 from bot.store import AuditLog, Draft
 
 PREFIX = "bg-bench-report"
@@ -80,9 +81,9 @@ def _one_request(rid: str, i: int) -> list[Draft]:
     ]
 
 
-def fill(client: redis.Redis, entries: int) -> str:
+def fill(client: redis.Redis, entries: int, chain_key: bytes) -> str:
     at = [datetime.now(UTC) - timedelta(days=20)]
-    log = AuditLog(client, lambda: at[0], prefix=PREFIX, out=open(os.devnull, "w"))  # noqa: SIM115
+    log = AuditLog(client, lambda: at[0], prefix=PREFIX, out=open(os.devnull, "w"), key=chain_key)  # noqa: SIM115
     written, i, last = 0, 0, ""
     while written < entries:
         last = new_request_id()
@@ -106,10 +107,15 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=10_000)
     args = parser.parse_args()
     client = redis.Redis.from_url(args.redis_url, decode_responses=True)
-    env = {**os.environ, "BREAKGLASS_REDIS_URL": args.redis_url, "BREAKGLASS_KEY_PREFIX": PREFIX}
+    env = {
+        **os.environ,
+        "BREAKGLASS_REDIS_URL": args.redis_url,
+        "BREAKGLASS_KEY_PREFIX": PREFIX,
+        "BREAKGLASS_SIGNING_KEY": "bench-report-signing-key-not-a-secret",
+    }
     try:
         start = time.perf_counter()
-        last = fill(client, args.entries)
+        last = fill(client, args.entries, SigningKey(env["BREAKGLASS_SIGNING_KEY"]).derive(Purpose.AUDIT_CHAIN))
         filled = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as scratch:
             page = str(Path(scratch) / "report.html")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.domain.audit import GENESIS_HASH, AuditEntry, next_entry
+from tests.conftest import CHAIN_KEY
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -24,6 +25,7 @@ class Trail:
         prev = self.entries[-1].hash if self.entries else GENESIS_HASH
         self.entries.append(
             next_entry(
+                key=CHAIN_KEY,
                 seq=len(self.entries) + 1,
                 prev_hash=prev,
                 at=self.at,

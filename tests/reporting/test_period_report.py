@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from bot.domain.audit import verify_chain
 from bot.reporting import period_html, period_markdown, summarise
+from tests.conftest import CHAIN_KEY
 from tests.reporting.stories import START, Trail, action
 
 
@@ -60,7 +61,7 @@ def test_the_summary_counts_grants_approvals_refusals_and_reviews() -> None:
 
 def test_the_markdown_summary_names_every_section_and_its_controls() -> None:
     trail = _period()
-    text = period_markdown(summarise(trail.entries, START, trail.at), verify_chain(trail.entries))
+    text = period_markdown(summarise(trail.entries, START, trail.at), verify_chain(trail.entries, CHAIN_KEY))
 
     assert text.startswith("# Access report: 2026-11-02T09:00:00Z to ")
     assert "Self-service break-glass: 1 (BG-BBBBBB)." in text

@@ -15,7 +15,7 @@ import redis
 
 from bot.cli import main
 from bot.store import AuditLog, Draft
-from tests.conftest import EXAMPLE_ROSTER
+from tests.conftest import CHAIN_KEY, EXAMPLE_ROSTER, TEST_SIGNING_KEY
 from tests.reporting.stories import Trail, full_story
 from tests.reporting.test_period_report import _period
 
@@ -27,13 +27,14 @@ def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, real_redis: redis.Redis
     monkeypatch.setenv("BREAKGLASS_REDIS_URL", redis_url)
     monkeypatch.setenv("BREAKGLASS_KEY_PREFIX", PREFIX)
     monkeypatch.setenv("BREAKGLASS_ROSTER", str(EXAMPLE_ROSTER))
+    monkeypatch.setenv("BREAKGLASS_SIGNING_KEY", TEST_SIGNING_KEY)
     return real_redis
 
 
 def _store(client: redis.Redis, *trails: Trail) -> AuditLog:
     """Append each trail's entries through the log itself, at the instants the trail gives them."""
     at = [datetime.now(UTC)]
-    log = AuditLog(client, lambda: at[0], prefix=PREFIX, out=open(os.devnull, "w"))  # noqa: SIM115
+    log = AuditLog(client, lambda: at[0], prefix=PREFIX, out=open(os.devnull, "w"), key=CHAIN_KEY)  # noqa: SIM115
     for trail in trails:
         for entry in trail.entries:
             at[0] = datetime.fromisoformat(entry.at.replace("Z", "+00:00"))

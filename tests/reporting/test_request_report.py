@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from bot.domain.audit import Verdict, verify_chain
 from bot.reporting import history_of, request_html, request_markdown
+from tests.conftest import CHAIN_KEY
 from tests.reporting.stories import START, Trail, full_story
 
 NOW = START + timedelta(days=1)
@@ -14,7 +15,7 @@ NOW = START + timedelta(days=1)
 def test_the_report_tells_the_whole_story_in_order() -> None:
     trail = full_story()
     history = history_of("BG-7K2QXM", trail.entries)
-    text = request_markdown(history, verify_chain(trail.entries), NOW)
+    text = request_markdown(history, verify_chain(trail.entries, CHAIN_KEY), NOW)
 
     assert text.startswith("# Post-incident report: BG-7K2QXM\n")
     events = [line.split(" | ")[1] for line in text.splitlines() if line.startswith("| 2026-")]
@@ -85,12 +86,12 @@ def test_the_chain_verdict_is_part_of_the_report() -> None:
     trail = full_story()
     history = history_of("BG-7K2QXM", trail.entries)
 
-    intact = request_markdown(history, verify_chain(trail.entries), NOW)
+    intact = request_markdown(history, verify_chain(trail.entries, CHAIN_KEY), NOW)
     assert "The audit chain verifies: 10 entries intact" in intact
     broken = request_markdown(history, Verdict(False, 3, 4, "entry 4 was altered (its hash does not match)"), NOW)
     assert "**The audit chain is broken at entry 4: entry 4 was altered (its hash does not match). " in broken
     unread = request_markdown(history, None, NOW)
-    assert "could not be read, so this report is not verified" in unread
+    assert "was not verified (that needs BREAKGLASS\\_SIGNING\\_KEY)" in unread
 
 
 def test_each_section_names_the_controls_it_evidences() -> None:
