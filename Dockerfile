@@ -11,9 +11,9 @@
 # new digest from `docker buildx imagetools inspect python:3.11.x-slim-bookworm` and change both
 # FROM lines.
 #
-# Dependencies: `pip wheel -c requirements.lock` builds exactly the versions the tests ran on
-# (tests/deploy/test_requirements_lock.py keeps the lock equal to the runtime closure and inside
-# pyproject's ranges). Not `--require-hashes`: the image is built for several architectures, so the
+# Dependencies: `pip wheel -c requirements.lock` builds exactly the versions the tests ran on (CI
+# installs with the same lock; its dev-tool pins are constraints only and never enter the image;
+# tests/deploy/test_requirements_lock.py keeps it covering the closure and inside pyproject's ranges). Not `--require-hashes`: the image is built for several architectures, so the
 # lock would need every platform's wheel hashes, which this checkout cannot produce from its one
 # installed venv. The build backend (setuptools, from the build-system table) is still resolved
 # from its range at build time; it builds the project's wheel and is not installed in the image.

@@ -1,12 +1,18 @@
-"""``requirements.lock``: the exact version of every runtime dependency the image installs.
+"""``requirements.lock``: the exact version of every package breakglass installs, runtime and dev tools.
 
-The Dockerfile builds its wheels with ``pip wheel -c requirements.lock``, so the image gets the
-versions the tests ran on, not whatever newest release pyproject's ranges allow on build day. This
-test holds the lock to the project: it names every package of the runtime closure (the project's
-``dependencies`` and theirs, markers evaluated for Linux and this Python, no dev extras), nothing
-else, and each pinned version satisfies every range that asks for it. Regenerate it from the
-installed, tested environment with ``.venv/bin/python -m tests.deploy.test_requirements_lock >
-requirements.lock``.
+Every install is constrained by it: ``.ci/run`` and the README's commands (``pip install -c
+requirements.lock -e '.[dev]'``) and the Dockerfile (``pip wheel -c requirements.lock``). So the tested
+environment is the locked one, and a release published on the index later changes nothing (not the
+tests, not ruff's rules, not mypy's verdicts) until someone refreshes the lock on purpose.
+
+What is tested holds whatever the index serves on the day: the lock names every package of the
+closure (the project's ``dependencies`` and its ``dev`` extra, and theirs, as installed; markers
+evaluated for Linux and this Python), and each pin satisfies every range that asks for it (pyproject's
+and the installed packages' own). No test compares the lock with the index or with what an
+unconstrained install would pick.
+
+Refreshing (the lock's header says the same): ``.venv/bin/python -m tests.deploy.test_requirements_lock
+> requirements.lock`` writes the installed closure.
 """
 
 from __future__ import annotations
@@ -22,18 +28,34 @@ from packaging.version import Version
 from tests.deploy.conftest import REPO
 
 LOCK = REPO / "requirements.lock"
-HEADER = """\
-# Exact versions of breakglass's runtime dependencies and theirs (no dev tools), as installed and
-# tested. The Dockerfile builds with `pip wheel -c requirements.lock`. Regenerate after changing
-# pyproject's dependencies or upgrading the venv:
-#   .venv/bin/python -m tests.deploy.test_requirements_lock > requirements.lock
-# tests/deploy/test_requirements_lock.py fails when this no longer matches pyproject.toml.
+INSTALL = "pip install -c requirements.lock -e '.[dev]'"
+HEADER = f"""\
+# Exact versions of everything breakglass installs: its runtime dependencies and theirs, then the
+# development tools (the `dev` extra) and theirs. Every install is constrained by this file, so what
+# is tested is what is locked and a new release on the index changes nothing until it is refreshed:
+#   .ci/run and the README:  {INSTALL}
+#   the Dockerfile:          pip wheel -c requirements.lock
+# Refresh, after adding or changing a dependency in pyproject.toml (every other pin stays as it is;
+# when a pin below conflicts with a range you changed, delete its line first):
+#   .venv/bin/{INSTALL} \\
+#     && .venv/bin/python -m tests.deploy.test_requirements_lock > requirements.lock
+# To move every package to the newest release pyproject allows, do the same in a new venv without
+# `-c requirements.lock`, then run the whole suite (bash .ci/run) before landing.
+# tests/deploy/test_requirements_lock.py fails when a needed package is missing or a pin is outside a range.
 """
+DEV_HEADER = "\n# development tools (the `dev` extra), beyond the runtime's\n"
 
 
-def _project_requirements() -> list[Requirement]:
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return [Requirement(text) for text in pyproject["project"]["dependencies"]]
+def _pyproject() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def runtime_requirements() -> list[Requirement]:
+    return [Requirement(text) for text in _pyproject()["project"]["dependencies"]]
+
+
+def dev_requirements() -> list[Requirement]:
+    return [Requirement(text) for text in _pyproject()["project"]["optional-dependencies"]["dev"]]
 
 
 def _applies(requirement: Requirement, extras: frozenset[str]) -> bool:
@@ -42,10 +64,11 @@ def _applies(requirement: Requirement, extras: frozenset[str]) -> bool:
     return any(requirement.marker.evaluate({"extra": extra}) for extra in (extras or {""}))
 
 
-def runtime_closure() -> dict[str, tuple[str, list[Requirement]]]:
-    """Installed version and the requirements naming it, for every package the runtime needs."""
+def closure(requirements: list[Requirement]) -> dict[str, tuple[str, list[Requirement]]]:
+    """Installed version and the requirements naming it, for every package ``requirements`` need."""
     found: dict[str, tuple[str, list[Requirement]]] = {}
-    pending = [(requirement, frozenset[str]()) for requirement in _project_requirements()]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    pending = [(requirement, frozenset[str]()) for requirement in requirements]
     while pending:
         requirement, parent_extras = pending.pop()
         if not _applies(requirement, parent_extras):
@@ -55,16 +78,20 @@ def runtime_closure() -> dict[str, tuple[str, list[Requirement]]]:
         _, asked = found.setdefault(name, (distribution.version, []))
         asked.append(requirement)
         wanted = frozenset(requirement.extras)
-        if len(asked) > 1 and not wanted:
+        if (name, wanted) in seen:
             continue  # its own requirements are already queued
+        seen.add((name, wanted))
         for text in distribution.requires or []:
             pending.append((Requirement(text), wanted))
     return found
 
 
 def render_lock() -> str:
-    lines = [f"{name}=={version}" for name, (version, _) in sorted(runtime_closure().items())]
-    return HEADER + "\n".join(lines) + "\n"
+    runtime = closure(runtime_requirements())
+    dev = {name: pin for name, pin in closure(dev_requirements()).items() if name not in runtime}
+    lines = [f"{name}=={version}" for name, (version, _) in sorted(runtime.items())]
+    dev_lines = [f"{name}=={version}" for name, (version, _) in sorted(dev.items())]
+    return HEADER + "\n".join(lines) + "\n" + DEV_HEADER + "\n".join(dev_lines) + "\n"
 
 
 def _locked() -> dict[str, str]:
@@ -78,34 +105,41 @@ def _locked() -> dict[str, str]:
     return pins
 
 
-def test_the_lock_pins_exactly_the_runtime_closure() -> None:
-    closure = runtime_closure()
+def test_the_lock_pins_every_package_of_the_runtime_and_dev_closure() -> None:
+    needed = closure(runtime_requirements()) | closure(dev_requirements())
     locked = _locked()
-    assert set(locked) == set(closure), (
-        f"missing {sorted(set(closure) - set(locked))}, not needed {sorted(set(locked) - set(closure))}; "
-        "regenerate requirements.lock (see its header)"
-    )
+    missing = sorted(set(needed) - set(locked))
+    assert not missing, f"requirements.lock does not pin {missing}; refresh it (see its header)"
     assert {"slack-bolt", "kubernetes", "redis", "rq", "pydantic-core", "urllib3"} <= set(locked)
-    assert not {"pytest", "ruff", "mypy", "fakeredis", "hypothesis"} & set(locked)
+    assert {"pytest", "ruff", "mypy", "fakeredis", "hypothesis", "import-linter"} <= set(locked)
 
 
 def test_every_pin_satisfies_every_range_that_asks_for_it() -> None:
-    closure = runtime_closure()
+    needed = closure(runtime_requirements()) | closure(dev_requirements())
+    asked_by = {name: asked for name, (_, asked) in needed.items()}
+    for requirement in runtime_requirements() + dev_requirements():
+        asked_by.setdefault(canonicalize_name(requirement.name), []).append(requirement)
     for name, version in _locked().items():
-        for requirement in closure.get(name, ("", []))[1]:
+        for requirement in asked_by.get(name, []):
             assert requirement.specifier.contains(Version(version), prereleases=True), (
                 f"requirements.lock pins {name}=={version}, outside {requirement}"
             )
 
 
-def test_the_lock_is_what_the_tested_environment_has_installed() -> None:
-    assert LOCK.read_text() == render_lock(), "regenerate requirements.lock (see its header)"
+def test_the_lock_says_how_to_refresh_it() -> None:
+    assert LOCK.read_text().startswith(HEADER), "requirements.lock's header is rendered by this module; refresh it"
 
 
-def test_the_dockerfile_builds_with_the_lock_and_the_context_lets_it_in() -> None:
+def test_every_install_is_constrained_by_the_lock() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "pip wheel -c requirements.lock" in dockerfile
     assert "!requirements.lock" in (REPO / ".dockerignore").read_text().splitlines()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "pip install --quiet -c requirements.lock -e '.[dev]'" in ci
+    readme_commands = (REPO / "README.md").read_text().split("```sh\n", 1)[1].split("```", 1)[0]
+    installs = re.findall(r"pip install [^&]*", readme_commands)
+    assert installs, "the README opens with its install commands"
+    assert all("-c requirements.lock" in install for install in installs), installs
 
 
 if __name__ == "__main__":
