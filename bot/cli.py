@@ -129,7 +129,22 @@ def _parser() -> argparse.ArgumentParser:
     add_report_command(commands)
 
     register_extra_commands(commands, command, group)
+    completion = command(
+        commands,
+        "completion",
+        "print the shell completion script for bash or zsh",
+        'Load it with eval "$(breakglass completion bash)" in ~/.bashrc, or the same with zsh in ~/.zshrc.',
+    )
+    completion.add_argument("shell", choices=["bash", "zsh"], help="the shell to complete in")
+    completion.set_defaults(run=lambda args: _completion(parser, args.shell))
     return parser
+
+
+def _completion(parser: argparse.ArgumentParser, shell: str) -> int:
+    from bot.completion import bash_script, zsh_script
+
+    sys.stdout.write(bash_script(parser) if shell == "bash" else zsh_script(parser))
+    return 0
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -39,6 +39,7 @@ from bot.domain.grants import EXPIRES_AT_ANNOTATION, binding_name, parse_instant
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.ports import AccessCheck, BreakglassError
+from bot.settings import url_without_password
 from bot.standins.slack_events import SlackSender
 from bot.standins.stack import ALICE, BOB, CAROL, INCIDENT_CHANNEL, LocalStack, wait_until
 from bot.store import AuditLog, RequestStore
@@ -436,6 +437,11 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
             "or pass --redis-url of a Redis it may use"
         )
         return EXIT_NO_REDIS
+    if redis_url is not None:
+        unreachable = _redis_unreachable(redis_url)
+        if unreachable:
+            show.line(f"breakglass demo: {unreachable}; start it, or leave out --redis-url to use a private one")
+            return EXIT_NO_REDIS
     started = time.monotonic()
     show.line("breakglass demo: the real web app, worker and jobs, against local stand-ins of Slack, Kubernetes")
     show.line("and Redis. No Slack workspace, no cluster; everything started here is removed at the end.")
@@ -475,6 +481,23 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
         show.line(f"✗ {failure}", 2)
     show.line(f"Stopped the web and worker processes and the stand-ins; removed {workdir}.", 2)
     return code
+
+
+def _redis_unreachable(url: str) -> str | None:
+    """Why the Redis at ``url`` cannot be used, in a few words, or None. Asked before anything starts,
+    so an unreachable one is named at once instead of by a web process that timed out waiting on it."""
+    shown = url_without_password(url)
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    except ValueError:
+        return f"--redis-url {shown} is not a Redis URL"
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return f"cannot reach Redis at {shown} ({type(exc).__name__})"
+    finally:
+        client.close()
+    return None
 
 
 def _show_logs(show: Printer, stack: LocalStack, lines: int = 30) -> None:

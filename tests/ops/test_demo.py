@@ -143,3 +143,16 @@ def test_demo_without_redis_server_says_in_one_line_what_to_install() -> None:
     assert demo.lines == [demo.lines[0]], demo.output
     assert "install" in demo.lines[0]
     assert "redis-server" in demo.lines[0]
+
+
+def test_demo_with_an_unreachable_redis_says_so_in_one_line_at_once() -> None:
+    demo = Spawned(["demo", "--redis-url", "redis://127.0.0.1:1/0"], _demo_env())
+    try:
+        code = demo.wait(timeout=30)
+    finally:
+        demo.kill_group()
+    assert code != 0
+    assert [line.strip() for line in demo.lines] == [
+        "breakglass demo: cannot reach Redis at redis://127.0.0.1:1/0 (ConnectionError); start it, "
+        "or leave out --redis-url to use a private one"
+    ], demo.output
