@@ -23,9 +23,7 @@ def run_worker(
     context = context or build_worker_context(settings)
     install(context)
     jobs = context.core.jobs
-    # SimpleWorker runs jobs in this process: the clients built once here are reused by every job
-    # (a forking worker would rebuild them per job, or worse, share sockets across the fork).
-    worker = SimpleWorker(jobs.queues, connection=jobs.connection)
+    worker = jobs.worker()
     if on_start is not None:
         on_start(worker)
     clock = SweepClock(context)

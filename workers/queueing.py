@@ -9,6 +9,12 @@ have read the request before the change that prompted this call, so a follow-up 
 Every job with a retry policy also has ``workers.jobs.on_failure`` as its failure callback: it makes
 the next attempt wait at least as long as a ``TemporaryError`` asked (a Slack ``Retry-After``), and
 reports the job when its last attempt fails.
+
+Whoever can write Redis can write a job. The worker holds cluster credentials that may bind
+``cluster-admin``, so a job must never be able to name the code it runs: payloads are JSON (RQ's
+``JSONSerializer``; rq's default unpickles, which runs code), and ``OwnJob`` runs only the project's
+own job functions, with at most one string argument (a request id), and only its own failure
+callback. Anything else fails as a job, running nothing.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from rq import Callback, Queue, Retry
+from rq import Callback, Queue, Retry, SimpleWorker
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 
 from bot.domain.ids import RequestId
 
@@ -39,17 +46,82 @@ MAX_RETRY_WAIT = 300  # seconds
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 ON_FAILURE = Callback("workers.jobs.on_failure")
 
+# The only functions a job may run, and the only failure callback: everything RQ would otherwise
+# import by the name stored in Redis.
+JOB_FUNCTIONS = frozenset(f"workers.jobs.{name}" for name in ("grant", "revoke", "remind", "publish", "reconcile"))
+FAILURE_CALLBACKS = frozenset({"workers.jobs.on_failure"})
+SERIALIZER = JSONSerializer
+
+
+class ForeignJob(RuntimeError):
+    """A job this project did not write (an unknown function, an instance, odd arguments): not run."""
+
+
+class OwnJob(Job):
+    """An RQ job that resolves only the project's own job functions and callbacks."""
+
+    @property
+    def func(self) -> Any:
+        name = self.func_name
+        if name not in JOB_FUNCTIONS or self.instance is not None:
+            raise ForeignJob(f"job {self.id} names {name!r}, which is not one of breakglass's jobs; not run")
+        args, kwargs = self.args, self.kwargs
+        if kwargs or len(args) > 1 or not all(isinstance(arg, str) for arg in args):
+            raise ForeignJob(f"job {self.id} has arguments breakglass's jobs never take; not run")
+        from workers import jobs  # here, not at import: workers.jobs imports this module
+
+        return getattr(jobs, name.rsplit(".", 1)[1])
+
+    @property
+    def failure_callback(self) -> Any:
+        name = self._failure_callback_name
+        if name and name not in FAILURE_CALLBACKS:
+            log.error("job %s names the failure callback %r, which is not breakglass's; not run", self.id, name)
+            return None
+        return super().failure_callback
+
+    @property
+    def success_callback(self) -> Any:
+        return self._refused_callback("success", self._success_callback_name)
+
+    @property
+    def stopped_callback(self) -> Any:
+        return self._refused_callback("stopped", self._stopped_callback_name)
+
+    def _refused_callback(self, kind: str, name: str | None) -> None:
+        # breakglass sets neither; one found in Redis was written by someone else.
+        if name:
+            log.error("job %s names a %s callback %r, which breakglass never sets; not run", self.id, kind, name)
+        return None
+
 
 class RqJobQueue:
     def __init__(self, connection: redis.Redis, prefix: str = "breakglass") -> None:
         self.connection = connection
-        self.cluster = Queue(f"{prefix}-cluster", connection=connection, default_timeout=JOB_TIMEOUT)
-        self.slack = Queue(f"{prefix}-slack", connection=connection, default_timeout=JOB_TIMEOUT)
+        options: dict[str, Any] = {
+            "connection": connection,
+            "default_timeout": JOB_TIMEOUT,
+            "job_class": OwnJob,
+            "serializer": SERIALIZER,
+        }
+        self.cluster = Queue(f"{prefix}-cluster", **options)
+        self.slack = Queue(f"{prefix}-slack", **options)
 
     @property
     def queues(self) -> list[Queue]:
         """In priority order: a backlog of Slack posts must never delay a revoke."""
         return [self.cluster, self.slack]
+
+    def worker(self) -> SimpleWorker:
+        """A worker on these queues that reads JSON and runs only ``OwnJob``s.
+
+        SimpleWorker runs jobs in this process: the clients built once are reused by every job (a
+        forking worker would rebuild them per job, or worse, share sockets across the fork)."""
+        return SimpleWorker(self.queues, connection=self.connection, job_class=OwnJob, serializer=SERIALIZER)
+
+    def fetch(self, job_id: str) -> Job:
+        """The job stored under ``job_id``, as an ``OwnJob`` (rq's NoSuchJobError when there is none)."""
+        return OwnJob.fetch(job_id, connection=self.connection, serializer=SERIALIZER)
 
     def grant(self, request_id: RequestId) -> bool:
         return self._enqueue(self.cluster, f"grant-{request_id}", "workers.jobs.grant", request_id, CLUSTER_RETRY)
@@ -147,16 +219,16 @@ _GONE = (NoSuchJobError, InvalidJobOperation)
 
 def _status(connection: redis.Redis, job_id: str) -> JobStatus | None:
     try:
-        return Job.fetch(job_id, connection=connection).get_status(refresh=True)
+        return OwnJob.fetch(job_id, connection=connection, serializer=SERIALIZER).get_status(refresh=True)
     except _GONE:
         return None
 
 
 def _delete(connection: redis.Redis, job_id: str) -> None:
     with contextlib.suppress(*_GONE):
-        Job.fetch(job_id, connection=connection).delete()
+        OwnJob.fetch(job_id, connection=connection, serializer=SERIALIZER).delete()
 
 
 def rq_connection(url: str) -> redis.Redis:
-    """RQ stores pickled payloads, so its connection must not decode responses."""
+    """RQ stores its payloads as bytes, so its connection must not decode responses."""
     return redis.Redis.from_url(url, decode_responses=False, health_check_interval=30)

@@ -12,11 +12,12 @@ import io
 import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import redis
-from rq import Retry, SimpleWorker
-from rq.job import Job
+from rq import Callback, Queue, Retry
+from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry
 
 import workers.context
@@ -85,7 +86,7 @@ def context(
 def work(context: WorkerContext) -> None:
     """Run every job that is due now, as a worker process would, then stop."""
     jobs = context.core.jobs
-    SimpleWorker(jobs.queues, connection=jobs.connection).work(burst=True, logging_level="ERROR")
+    jobs.worker().work(burst=True, logging_level="ERROR")
 
 
 def approved(context: WorkerContext) -> AccessRequest:
@@ -160,7 +161,7 @@ def test_a_long_retry_after_schedules_the_retry_no_earlier_than_asked(
     assert at is not None, "the publish is waiting for its retry"
     assert at >= before + 120
     assert at <= time.time() + 122
-    job = Job.fetch(job_id, connection=context.core.jobs.connection)
+    job = context.core.jobs.fetch(job_id)
     assert job.retries_left == queueing.SLACK_RETRY.max - 1  # one retry spent, as for any failure
     assert job.retry_intervals is not None
     assert job.retry_intervals[1:] == queueing.SLACK_RETRY.intervals[1:]  # later retries keep the backoff
@@ -297,3 +298,65 @@ def test_a_grant_that_finally_runs_after_the_request_timeout_is_refused_not_made
     assert cluster.binding("prod", request.id) is None
     assert cluster.calls.count(("apply_grant", "prod")) == 3  # not even asked again
     assert posted(slack, request.id)[-1] == Event.GRANT_FAILED
+
+
+# --- jobs written by someone else: whoever can write Redis can write a job -------------------------
+
+CALLED: list[str] = []
+
+
+def not_breakglass_callback(*args: object) -> None:
+    """A function any job could name: importable in this process, with a visible effect."""
+    CALLED.append("called")
+
+
+class TouchesOnUnpickling:
+    """A payload that runs code the moment it is unpickled (as rq's default serializer would)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (Path.touch, (self.marker,))
+
+
+def foreign_queue(context: WorkerContext, serializer: object = "the worker's") -> Queue:
+    # What someone with write access to Redis can do: use rq itself against the worker's queue, in
+    # the format the worker reads (or any other).
+    ours = context.core.jobs.cluster
+    chosen = ours.serializer if serializer == "the worker's" else serializer
+    return Queue(ours.name, connection=context.core.jobs.connection, serializer=chosen)
+
+
+def test_a_job_naming_any_other_function_is_not_run(context: WorkerContext, tmp_path: Path) -> None:
+    victim = tmp_path / "kept"
+    victim.write_text("x")
+    job = foreign_queue(context).enqueue("os.remove", str(victim), job_id="forged")
+    work(context)
+    assert victim.exists()
+    assert job.get_status(refresh=True) == JobStatus.FAILED
+    assert "not one of breakglass's jobs" in (job.latest_result().exc_string or "")  # type: ignore[union-attr]
+
+
+def test_a_pickled_job_is_never_unpickled(context: WorkerContext, tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled"
+    foreign_queue(context, serializer=None).enqueue("workers.jobs.publish", TouchesOnUnpickling(marker), job_id="pkl")
+    work(context)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("args", [(1,), ("BG-7K2QXM", "BG-9PQRST")], ids=["not-a-string", "two-arguments"])
+def test_one_of_our_functions_with_other_arguments_is_not_run(context: WorkerContext, args: tuple[object, ...]) -> None:
+    job = foreign_queue(context).enqueue("workers.jobs.revoke", *args, job_id="odd-args")
+    work(context)
+    assert job.get_status(refresh=True) == JobStatus.FAILED
+    assert "arguments breakglass's jobs never take" in (job.latest_result().exc_string or "")  # type: ignore[union-attr]
+
+
+def test_callbacks_other_than_ours_are_never_called(context: WorkerContext) -> None:
+    CALLED.clear()
+    callback = Callback(f"{__name__}.not_breakglass_callback")
+    foreign_queue(context).enqueue("os.getpid", job_id="cb-fail", on_failure=callback, on_stopped=callback)
+    foreign_queue(context).enqueue("workers.jobs.reconcile", job_id="cb-ok", on_success=callback)
+    work(context)
+    assert CALLED == []

@@ -67,17 +67,17 @@ def test_an_extension_schedules_a_second_revoke_at_the_new_expiry(jobs: RqJobQue
 
 def test_a_finished_job_with_the_same_id_is_replaced_by_a_new_one(jobs: RqJobQueue, connection: redis.Redis) -> None:
     jobs.grant(RID)
-    job = Job.fetch(f"grant-{RID}", connection=connection)
+    job = jobs.fetch(f"grant-{RID}")
     jobs.cluster.remove(job)
     job.set_status(JobStatus.FINISHED)
     assert jobs.grant(RID) is True  # the sweep re-asking after a lost worker must not be blocked
     assert queued_ids(jobs) == [f"grant-{RID}"]
-    assert Job.fetch(f"grant-{RID}", connection=connection).get_status() == JobStatus.QUEUED
+    assert jobs.fetch(f"grant-{RID}").get_status() == JobStatus.QUEUED
 
 
 def test_a_running_job_gets_a_follow_up_that_reads_the_newer_state(jobs: RqJobQueue, connection: redis.Redis) -> None:
     jobs.revoke(RID)
-    job = Job.fetch(f"revoke-{RID}", connection=connection)
+    job = jobs.fetch(f"revoke-{RID}")
     jobs.cluster.remove(job)
     job.set_status(JobStatus.STARTED)
     assert jobs.revoke(RID) is True
@@ -89,17 +89,17 @@ def test_a_job_deleted_by_another_process_mid_check_counts_as_gone(
     jobs: RqJobQueue, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     jobs.publish(RID)
-    job = Job.fetch(f"publish-{RID}", connection=connection)
+    job = jobs.fetch(f"publish-{RID}")
     jobs.slack.remove(job)
     job.set_status(JobStatus.FINISHED)
-    real_fetch = Job.fetch
+    real_fetch = queueing.OwnJob.fetch
 
-    def fetch_then_lose(job_id: str, connection: redis.Redis) -> Job:
-        fetched = real_fetch(job_id, connection=connection)
+    def fetch_then_lose(job_id: str, connection: redis.Redis, serializer: object) -> Job:
+        fetched = real_fetch(job_id, connection=connection, serializer=serializer)
         connection.delete(fetched.key)  # another web worker deletes it between our two reads
         return fetched
 
-    monkeypatch.setattr(queueing.Job, "fetch", staticmethod(fetch_then_lose))
+    monkeypatch.setattr(queueing.OwnJob, "fetch", staticmethod(fetch_then_lose))
     assert jobs.publish(RID) is True
     monkeypatch.undo()
     assert queued_ids(jobs) == [f"publish-{RID}"]
