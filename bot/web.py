@@ -34,7 +34,7 @@ class BreakglassWeb:
         self.core = core
         self.slack = slack
         self.metrics = core.metrics
-        self.actions = ActionRecorder(core.store, core.roster, core.now, settings.token_namespace)
+        self.actions = ActionRecorder(core.store, core.roster, core.now, settings.token_namespace, core.jobs)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -38,7 +38,9 @@ class Event(StrEnum):
     BINDING_DELETED = "binding_deleted"  # the moment access really ended in the cluster
     EXPIRED = "expired"
     REVIEW_WRITTEN = "review_written"
-    ACTIONS_RECORDED = "actions_recorded"
+    ACTIONS_RECORDED = "actions_recorded"  # stays in the log; the thread gets digests and a summary
+    ACTIONS_DIGEST = "actions_digest"  # the changes since the last digest, at most one every few minutes
+    ACTIONS_SUMMARY = "actions_summary"  # at the end of a grant: what was done, and sessions still open
     REFUSED = "refused"  # an attempt that changed nothing: wrong approver, own request, stranger…
     SWEEP_DELETED = "sweep_deleted"  # the reconcile sweep removed a binding Redis did not account for
     SWEEP_RESCHEDULED = "sweep_rescheduled"  # the sweep queued again a revoke job that was missing

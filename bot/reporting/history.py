@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.domain.actions import MUTATING_VERBS
 from bot.domain.audit import SYSTEM_ACTOR, AuditEntry, Event
 from bot.domain.durations import format_duration, parse_duration
 
-MUTATING_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 _ENDINGS = {Event.REVOKED.value: "revoked", Event.EXPIRED.value: "expired"}
 _CLOSED = {
     Event.DENIED.value: "denied",
@@ -97,6 +97,8 @@ class RequestHistory:
     holder_account: tuple[str, datetime, str] | None = None
     actions: list[Action] = field(default_factory=list)
     actions_count: int = 0  # as the cluster reported them: more than ``actions`` when some were cut
+    dropped: int = 0  # past the per-grant limit: counted, not kept
+    open_sessions: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[Step] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
 
@@ -226,6 +228,16 @@ class RequestHistory:
             count = details.get("count")
             self.actions_count += count if isinstance(count, int) else len(recorded)
             says = f"{count if isinstance(count, int) else len(recorded)} on {details.get('cluster', '?')}"
+        elif event == Event.ACTIONS_DIGEST.value:
+            says = f"{details.get('count', '?')} changes told in the thread"
+        elif event == Event.ACTIONS_SUMMARY.value:
+            dropped = details.get("dropped")
+            self.dropped = dropped if isinstance(dropped, int) else 0
+            sessions = details.get("open_sessions")
+            self.open_sessions = [s for s in sessions if isinstance(s, dict)] if isinstance(sessions, list) else []
+            says = f"{details.get('count', '?')} actions, {details.get('change_count', '?')} changes"
+            if self.open_sessions:
+                says += f"; {len(self.open_sessions)} sessions possibly still open"
         elif event == Event.REFUSED.value:
             self.refusals += 1
             says = f"{details.get('action', '?')}: {details.get('reason', '')}"

@@ -176,8 +176,11 @@ def request_html(history: RequestHistory, verdict: Verdict | None, now: datetime
             )
             if len(mutating) > FIRST_MUTATING:
                 body.append(_p(f"and {len(mutating) - FIRST_MUTATING} more"))
-        if h.actions_count > len(h.actions):
-            body.append(_p(f"{h.actions_count - len(h.actions)} further actions were counted but not kept in detail."))
+        if wording.dropped(h):
+            body.append(_p(wording.dropped(h) or ""))
+    if h.open_sessions:
+        items = "".join(f"<li>{escape(line)}</li>" for line in wording.open_sessions(h))
+        body.append(_p(wording.OPEN_SESSIONS, "bad") + f"<ul>{items}</ul>")
     body.append("</section>")
 
     body.append(_section("review", "Review", controls.REVIEW))

@@ -89,7 +89,7 @@ def request_markdown(history: RequestHistory, verdict: Verdict | None, now: date
 
 
 def actions_lines(h: RequestHistory) -> list[str]:
-    if not h.actions:
+    if not h.actions and not h.open_sessions:
         return [wording.no_actions(h)]
     mutating = h.mutating_actions()
     lines = [f"{h.actions_count} actions recorded, {len(mutating)} of them changing something.", ""]
@@ -101,8 +101,10 @@ def actions_lines(h: RequestHistory) -> list[str]:
             lines.append(f"- {md(action.at)} {md(action.verb)} {md(action.target)} → {action.code or '?'}")
         if len(mutating) > FIRST_MUTATING:
             lines.append(f"- and {len(mutating) - FIRST_MUTATING} more")
-    if h.actions_count > len(h.actions):
-        lines += ["", f"{h.actions_count - len(h.actions)} further actions were counted but not kept in detail."]
+    if wording.dropped(h):
+        lines += ["", md(wording.dropped(h))]
+    if h.open_sessions:
+        lines += ["", md(wording.OPEN_SESSIONS), "", *(f"- {md(line)}" for line in wording.open_sessions(h))]
     return lines
 
 

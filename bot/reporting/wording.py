@@ -77,3 +77,26 @@ def facts(h: RequestHistory, now: datetime) -> list[tuple[str, str]]:
     if h.extensions:
         rows.append(("Extended by", ", ".join(h.extensions)))
     return rows
+
+
+def dropped(history: RequestHistory) -> str | None:
+    if not history.dropped:
+        return None
+    return f"{history.dropped} further actions were counted but not kept (the per-grant limit)."
+
+
+def open_sessions(history: RequestHistory) -> list[str]:
+    """One line per session started and never completed; removing RBAC does not end them."""
+    lines = []
+    for session in history.open_sessions:
+        where = f"{session['namespace']}/" if session.get("namespace") else ""
+        lines.append(
+            f"{session.get('verb', '?')} {session.get('resource', '')} {where}{session.get('name') or ''}, started {session.get('at', '?')}"
+        )
+    return lines
+
+
+OPEN_SESSIONS = (
+    "Sessions started and never completed, possibly still open when access ended "
+    "(removing the binding does not end a running exec, attach, port-forward or watch):"
+)

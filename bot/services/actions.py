@@ -2,24 +2,33 @@
 
 The kube-apiserver's audit webhook posts ``audit.k8s.io/v1`` EventLists. An event belongs to a grant
 when its user is the grant's subject (the person's ``kube_user``, or the grant's own ServiceAccount)
-on that cluster, inside the grant's window and scope. Each batch becomes at most one
-``actions_recorded`` audit entry per grant, so a busy session does not drown the thread.
+on that cluster, inside the grant's window and scope. Every action is recorded once, whatever the
+API server retries (``auditID``); storage per grant is bounded (``bot.store.actions``).
+
+A grant's binding exists a moment before its grant is committed as active in Redis; events of that
+moment arrive while the request is still ``approved``. They are held briefly and matched by a later
+batch once the grant is active. Long-running requests (exec, attach, port-forward, watch) are tracked
+from ``ResponseStarted``: one that never completes is listed at the grant's end as possibly still open.
+The thread hears of changes as a digest, at most one reply every ``DIGEST_EVERY``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from bot.domain import actions as kinds
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.grants import binding_name, parse_instant
+from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.roster import Roster
+from bot.ports import JobQueue
 from bot.store import Draft, RequestStore
+from bot.store.actions import EARLY_SECONDS
 
-MAX_ACTIONS_PER_ENTRY = 100
-_RECORDED_STAGES = {"ResponseComplete", "Panic"}
+DIGEST_EVERY = timedelta(minutes=5)
 
 
 class InvalidEventList(ValueError):
@@ -33,46 +42,79 @@ class ActionRecorder:
         roster: Callable[[], Roster],
         now: Callable[[], datetime],
         token_namespace: str = "breakglass-system",  # noqa: S107  (a namespace, not a secret)
+        jobs: JobQueue | None = None,
     ) -> None:
         self.store = store
+        self.ledger = store.actions
         self.roster = roster
         self.now = now
         self.token_namespace = token_namespace
+        self.jobs = jobs
 
     def record(self, cluster: str, body: Mapping[str, Any]) -> int:
-        """Record the events of one webhook call; returns how many matched a grant."""
+        """Record the events of one webhook call (and those held from earlier calls that can now be
+        matched); returns how many new actions were recorded."""
         if body.get("kind") != "EventList" or not str(body.get("apiVersion", "")).startswith("audit.k8s.io/"):
             raise InvalidEventList("expected an audit.k8s.io/v1 EventList")
         items = body.get("items")
         if not isinstance(items, list):
             raise InvalidEventList("the EventList has no items list")
         roster = self.roster()
-        grants = [g for g in self.store.active() + self._recently_ended() if g.cluster == cluster]
-        subjects = {self._subject(roster, grant): grant for grant in grants}
+        now = self.now()
+        granted = [g for g in self.store.active() + self._recently_ended() if g.cluster == cluster]
+        waiting = [r for r in self.store.approved() if r.cluster == cluster and not r.extends]
+        by_subject: dict[str, list[AccessRequest]] = {}
+        for grant in granted:
+            subject = self._subject(roster, grant)
+            if subject is not None:
+                by_subject.setdefault(subject, []).append(grant)
+        early_subjects = {s for r in waiting if (s := self._subject(roster, r)) is not None}
+
+        events = self.ledger.take_held(cluster)
+        held_count = len(events)
+        events += [item for item in items if isinstance(item, dict)]
         matched: dict[str, list[dict[str, Any]]] = {}
-        for item in items:
-            if not isinstance(item, dict) or item.get("stage") not in _RECORDED_STAGES:
+        completed: dict[str, list[str]] = {}
+        hold: list[dict[str, Any]] = []
+        for index, event in enumerate(events):
+            stage = event.get("stage")
+            if stage != kinds.STARTED and stage not in kinds.COMPLETE:
                 continue
-            user = (item.get("user") or {}).get("username")
-            grant = subjects.get(user) if isinstance(user, str) else None
-            if grant is None or not _within(grant, item):
+            at = _at(event)
+            user = (event.get("user") or {}).get("username")
+            if at is None or not isinstance(user, str):
                 continue
-            matched.setdefault(grant.id, []).append(_action(item))
+            owner = _grant_for(by_subject.get(user, []), event, at, held=index < held_count)
+            if owner is None:
+                if user in early_subjects and now - at <= timedelta(seconds=EARLY_SECONDS):
+                    hold.append(event)
+                continue
+            audit_id = str(event.get("auditID") or "")
+            if stage == kinds.STARTED:
+                if not kinds.is_session(event):
+                    continue  # its ResponseComplete follows at once and is the one recorded
+                if audit_id:
+                    self.ledger.session_started(owner.id, audit_id, kinds.session_of(event))
+            elif kinds.is_session(event) and audit_id:
+                completed.setdefault(owner.id, []).append(audit_id)
+            matched.setdefault(owner.id, []).append(kinds.action_of(event))
+        self.ledger.hold(cluster, hold)
+        recorded = 0
         for request_id, actions in matched.items():
-            self.store.audit.append(
-                Draft(
-                    Event.ACTIONS_RECORDED,
-                    SYSTEM_ACTOR,
-                    request_id,
-                    {
-                        "cluster": cluster,
-                        "count": len(actions),
-                        "actions": actions[:MAX_ACTIONS_PER_ENTRY],
-                        "truncated": len(actions) > MAX_ACTIONS_PER_ENTRY,
-                    },
-                )
-            )
-        return sum(len(a) for a in matched.values())
+            recorded += self.ledger.record(request_id, cluster, actions).kept
+            self.ledger.sessions_completed(request_id, completed.get(request_id, []))
+            self._digest(request_id, cluster)
+        return recorded
+
+    def _digest(self, request_id: str, cluster: str) -> None:
+        taken = self.ledger.take_digest(request_id, int(DIGEST_EVERY.total_seconds()))
+        if taken is None:
+            return
+        count, first = taken
+        details = {"cluster": cluster, "count": count, "changes": first, "more": max(count - len(first), 0)}
+        self.store.audit.append(Draft(Event.ACTIONS_DIGEST, SYSTEM_ACTOR, request_id, details))
+        if self.jobs is not None:
+            self.jobs.publish(RequestId(request_id))
 
     def _recently_ended(self) -> list[AccessRequest]:
         # The apiserver batches and may deliver a little after a grant ended.
@@ -86,31 +128,46 @@ class ActionRecorder:
         return person.kube_user if person else None
 
 
-def _within(grant: AccessRequest, item: Mapping[str, Any]) -> bool:
-    stamp = item.get("requestReceivedTimestamp") or item.get("stageTimestamp")
+def _at(event: Mapping[str, Any]) -> datetime | None:
+    stamp = event.get("requestReceivedTimestamp") or event.get("stageTimestamp")
     try:
-        at = parse_instant(str(stamp))
+        return parse_instant(str(stamp))
     except ValueError:
-        return False
-    end = grant.ended_at or grant.expires_at
-    if grant.granted_at is None or at < grant.granted_at or (end is not None and at > end):
-        return False
-    namespace = (item.get("objectRef") or {}).get("namespace")
-    return grant.namespace is None or namespace in (None, grant.namespace)
+        return None
 
 
-def _action(item: Mapping[str, Any]) -> dict[str, Any]:
-    ref = item.get("objectRef") or {}
-    resource = ref.get("resource", "")
-    if ref.get("subresource"):
-        resource = f"{resource}/{ref['subresource']}"
-    return {
-        "at": item.get("requestReceivedTimestamp"),
-        "verb": item.get("verb"),
-        "resource": resource,
-        "api_group": ref.get("apiGroup", ""),
-        "namespace": ref.get("namespace"),
-        "name": ref.get("name"),
-        "code": (item.get("responseStatus") or {}).get("code"),
-        "audit_id": item.get("auditID"),
-    }
+def _grant_for(grants: list[AccessRequest], event: Mapping[str, Any], at: datetime, held: bool) -> AccessRequest | None:
+    """The grant whose window and scope hold the event. A held event came while its grant was
+    approved and its binding perhaps already in place, so its window opens at the last approval."""
+    namespace = (event.get("objectRef") or {}).get("namespace")
+    for grant in grants:
+        if grant.granted_at is None:
+            continue
+        start = _approved_at(grant) if held else grant.granted_at
+        end = grant.ended_at or grant.expires_at
+        if at < start or (end is not None and at > end):
+            continue
+        if grant.namespace is None or namespace in (None, grant.namespace):
+            return grant
+    return None
+
+
+def _approved_at(grant: AccessRequest) -> datetime:
+    return grant.approvals[-1].at if grant.approvals else grant.created_at
+
+
+def summary_draft(store: RequestStore, request_id: str) -> Draft | None:
+    """The ``actions_summary`` entry for a grant whose access has just been removed: what was done,
+    and the sessions started and not completed. None when the cluster told of nothing at all."""
+    recorded = [
+        action
+        for entry in store.audit.for_request(request_id)
+        if entry.event == Event.ACTIONS_RECORDED
+        for action in entry.details.get("actions") or []
+        if isinstance(action, dict)
+    ]
+    _, dropped = store.actions.counts(request_id)
+    sessions = store.actions.open_sessions(request_id)
+    if not recorded and not dropped and not sessions:
+        return None
+    return Draft(Event.ACTIONS_SUMMARY, SYSTEM_ACTOR, request_id, kinds.summary(recorded, dropped, sessions))

@@ -19,6 +19,7 @@ from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State, activate, expiry_for, extend_expiry, transition
 from bot.domain.roster import Roster
 from bot.ports import BindingNotFound, ClusterGateway, JobQueue, Notifier, PermanentError, TemporaryError
+from bot.services.actions import summary_draft
 from bot.store import AuditLogBroken, Change, Draft, RequestStore
 
 log = logging.getLogger(__name__)
@@ -478,7 +479,10 @@ class GrantService:
                 details["after_revoke_seconds"] = round(max((now - request.ended_at).total_seconds(), 0.0), 3)
             if why:
                 details["why"] = why
-            self.store.audit.append(Draft(Event.BINDING_DELETED, actor, request.id, details))
+            summary = summary_draft(self.store, request.id)
+            self.store.audit.append(
+                Draft(Event.BINDING_DELETED, actor, request.id, details), *([summary] if summary else [])
+            )
             # Its own publish: one queued for the transition before it (expired, revoked) may already
             # have run, and this entry would then wait in Redis for a thread reply that never comes.
             self.jobs.publish(request.id)

@@ -205,10 +205,9 @@ def _ends(details: Mapping[str, Any]) -> str:
     return when(at) if at else "(unknown)"
 
 
-def _actions(details: Mapping[str, Any], shown: int = 15) -> str:
-    items = details.get("actions")
+def _action_lines(items: object, shown: int) -> list[str]:
     if not isinstance(items, list):
-        return ""
+        return []
     lines = []
     for item in items[:shown]:
         if not isinstance(item, dict):
@@ -221,9 +220,53 @@ def _actions(details: Mapping[str, Any], shown: int = 15) -> str:
         place = f" in {where}" if where else ""
         status = item.get("code")
         lines.append(f"• {code(verb)} {code(what)}{escape(place)}" + (f" → {escape(str(status))}" if status else ""))
-    more = len(items) - len(lines)
-    if more > 0:
-        lines.append(f"… and {more} more (see `breakglass audit export --request …`)")
+    return lines
+
+
+def _digest(details: Mapping[str, Any]) -> str:
+    count = details.get("count", 0)
+    cluster = escape(str(details.get("cluster") or "?"))
+    lines = [f":mag: {escape(str(count))} change(s) on {cluster} since the last digest:"]
+    lines += _action_lines(details.get("changes"), 10)
+    more = details.get("more")
+    if isinstance(more, int) and more > 0:
+        lines.append(f"… and {more} more (the summary at the end lists them)")
+    return "\n".join(lines)
+
+
+def _summary(details: Mapping[str, Any]) -> str:
+    count, changes = details.get("count", 0), details.get("change_count", 0)
+    lines = [f":clipboard: What was done: {escape(str(count))} action(s), {escape(str(changes))} of them changes."]
+    kinds = details.get("by_verb_and_resource")
+    if isinstance(kinds, list) and kinds:
+        counted = ", ".join(
+            f"{code(str(k[0]))} {code(str(k[1]))} ×{escape(str(k[2]))}" for k in kinds[:12] if len(k) == 3
+        )
+        lines.append(counted + (f", and {len(kinds) - 12} more kinds" if len(kinds) > 12 else ""))
+    listed = _action_lines(details.get("changes"), 20)
+    if listed:
+        lines.append("The first changes:")
+        lines += listed
+    more = details.get("more_changes")
+    if isinstance(more, int) and more > 0:
+        lines.append(f"… and {more} more (`breakglass audit export --request …` has them all)")
+    dropped = details.get("dropped")
+    if isinstance(dropped, int) and dropped > 0:
+        lines.append(f":warning: {dropped} further action(s) were counted but not kept (the per-grant limit).")
+    sessions = details.get("open_sessions")
+    if isinstance(sessions, list) and sessions:
+        lines.append(
+            ":warning: Possibly still open: removing the binding does not end a running exec, attach, "
+            "port-forward or watch. Check these and end them (delete the pod, or end the process):"
+        )
+        for session in sessions[:20]:
+            if not isinstance(session, dict):
+                continue
+            ref = session.get("name") or session.get("resource") or "?"
+            where = f"{session['namespace']}/" if session.get("namespace") else ""
+            started = _at(session, "at")
+            since = f", started {when(started)}" if started else ""
+            lines.append(f"• {code(str(session.get('verb') or '?'))} {code(where + str(ref))}{since}")
     return "\n".join(lines)
 
 
@@ -293,10 +336,11 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
                 return f":memo: The holder's account, by {actor} (an approver's review is still owed):\n{text}"
             return f":memo: Review by {actor}:\n{text}"
         case Event.ACTIONS_RECORDED:
-            count = d.get("count", 0)
-            cluster = escape(str(d.get("cluster") or request.cluster))
-            listed = _actions(d)
-            return f":mag: {escape(str(count))} action(s) recorded on {cluster}:\n{listed}".rstrip()
+            return None  # the log keeps every action; the thread gets digests and the summary
+        case Event.ACTIONS_DIGEST:
+            return _digest(d)
+        case Event.ACTIONS_SUMMARY:
+            return _summary(d)
         case Event.SWEEP_DELETED:
             why = escape(str(d.get("why") or ""))
             return f":broom: The reconcile sweep removed {code(str(d.get('binding') or '?'))}: {why}."

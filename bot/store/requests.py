@@ -11,6 +11,7 @@ import redis
 from bot.domain.audit import AuditEntry
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
+from bot.store.actions import ActionLedger
 from bot.store.audit_log import AuditLog, Draft
 
 T = TypeVar("T")
@@ -41,6 +42,7 @@ class RequestStore:
     def __init__(self, client: redis.Redis, audit: AuditLog, prefix: str = "breakglass") -> None:
         self.redis = client
         self.audit = audit
+        self.actions = ActionLedger(client, audit, prefix)
         self.prefix = prefix
         self.all_key = f"{prefix}:requests"
         self.pending_key = f"{prefix}:pending"  # id -> created epoch

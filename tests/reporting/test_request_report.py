@@ -119,3 +119,24 @@ def test_the_html_page_escapes_typed_text_and_fetches_nothing() -> None:
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in page
     assert page.count("<svg") == 2  # duration asked and used; actions by verb
+
+
+def test_sessions_possibly_still_open_and_dropped_actions_are_reported() -> None:
+    trail = full_story()
+    trail.add(
+        "BG-7K2QXM",
+        "actions_summary",
+        "system",
+        count=27,
+        change_count=25,
+        dropped=40,
+        open_sessions=[
+            {"at": "2026-11-02T09:20:00Z", "verb": "exec", "resource": "pods", "namespace": "payments", "name": "web-7"}
+        ],
+    )
+    history = history_of("BG-7K2QXM", trail.entries)
+    text = request_markdown(history, None, NOW)
+    assert "40 further actions were counted but not kept (the per-grant limit)." in text
+    assert "removing the binding does not end a running exec" in text
+    assert "- exec pods payments/web-7, started 2026-11-02T09:20:00Z" in text
+    assert "exec pods payments/web-7, started 2026-11-02T09:20:00Z" in request_html(history, None, NOW)

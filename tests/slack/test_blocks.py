@@ -155,12 +155,13 @@ EVENTS: list[tuple[Any, str]] = [
     ),
     (
         entry(
-            Event.ACTIONS_RECORDED,
+            Event.ACTIONS_DIGEST,
             cluster="prod",
             count=1,
-            actions=[{"verb": "delete", "resource": "pods", "name": "web-1", "namespace": "payments", "code": 200}],
+            changes=[{"verb": "delete", "resource": "pods", "name": "web-1", "namespace": "payments", "code": 200}],
+            more=0,
         ),
-        "1 action(s) recorded on prod:\n• delete pods/web-1 in payments → 200",
+        "1 change(s) on prod since the last digest:\n• delete pods/web-1 in payments → 200",
     ),
     (
         entry(Event.SWEEP_DELETED, binding="breakglass-bg-7k2qxm", why="its request is expired"),

@@ -1,0 +1,241 @@
+"""Actions done under a grant, recorded reliably: once each whatever the API server retries, including
+events that come between the binding's creation and the grant's commit; long-running sessions tracked;
+the thread told in digests and a summary; storage per grant bounded."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot.domain.audit import Event
+from bot.domain.grants import format_instant
+from bot.domain.ids import SlackUserId
+from bot.roster_source import FixedRoster
+from bot.services.access import AccessService
+from bot.services.actions import ActionRecorder
+from bot.services.grants import GrantService
+from bot.slack.wording import event_text
+from bot.store import RequestStore
+from bot.store import actions as ledger
+from tests.conftest import FakeClock
+from tests.fakes import CAROL, RecordingJobs
+from tests.services.conftest import Flows
+
+
+def event(
+    audit_id: str,
+    at: datetime,
+    verb: str = "delete",
+    name: str = "web-1",
+    stage: str = "ResponseComplete",
+    subresource: str | None = None,
+    user: str = "alice@example.com",
+    namespace: str = "payments",
+) -> dict[str, Any]:
+    ref: dict[str, Any] = {"resource": "pods", "namespace": namespace, "name": name, "apiVersion": "v1"}
+    if subresource:
+        ref["subresource"] = subresource
+    return {
+        "auditID": audit_id,
+        "stage": stage,
+        "verb": verb,
+        "user": {"username": user},
+        "objectRef": ref,
+        "requestReceivedTimestamp": format_instant(at),
+        "stageTimestamp": format_instant(at),
+        "responseStatus": {"code": 200},
+    }
+
+
+def batch(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": list(items)}
+
+
+@pytest.fixture
+def recorder(store: RequestStore, roster: FixedRoster, clock: FakeClock, jobs: RecordingJobs) -> ActionRecorder:
+    return ActionRecorder(store, roster, clock, jobs=jobs)
+
+
+def recorded(store: RequestStore, request_id: str) -> list[str]:
+    """Every recorded action's auditID, as ``audit export --request`` would print them."""
+    return [
+        action["audit_id"]
+        for entry in store.audit.for_request(request_id)
+        if entry.event == Event.ACTIONS_RECORDED
+        for action in entry.details["actions"]
+    ]
+
+
+def entries_of(store: RequestStore, request_id: str, event: Event) -> list[dict[str, Any]]:
+    return [dict(e.details) for e in store.audit.for_request(request_id) if e.event == event]
+
+
+def test_a_retried_batch_changes_nothing(
+    recorder: ActionRecorder, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    sent = batch(event("a1", clock()), event("a2", clock(), verb="get"))
+
+    assert recorder.record("prod", sent) == 2
+    assert recorder.record("prod", sent) == 0
+    assert recorder.record("prod", batch(event("a2", clock(), verb="get"), event("a3", clock()))) == 1
+    assert recorded(store, grant.id) == ["a1", "a2", "a3"]
+
+
+def test_every_action_of_a_large_batch_is_exported_once(
+    recorder: ActionRecorder, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    assert recorder.record("prod", batch(*(event(f"a{i}", clock(), verb="get") for i in range(250)))) == 250
+
+    assert recorded(store, grant.id) == [f"a{i}" for i in range(250)]
+    assert [d["count"] for d in entries_of(store, grant.id, Event.ACTIONS_RECORDED)] == [100, 100, 50]
+
+
+def test_events_before_the_grant_is_committed_are_held_and_recorded_once_it_is(
+    recorder: ActionRecorder,
+    grants: GrantService,
+    store: RequestStore,
+    clock: FakeClock,
+    flows: Flows,
+) -> None:
+    request = flows.approved()
+    clock.advance(seconds=1)
+    # The binding is in place and the holder acts; the grant job has not committed yet.
+    early = event("early-1", clock())
+    assert recorder.record("prod", batch(early)) == 0
+    assert recorder.record("prod", batch(early)) == 0  # the API server's retry: held once
+
+    clock.advance(seconds=1)
+    assert grants.grant(request.id) is not None
+    assert recorder.record("prod", batch(event("later-1", clock()))) == 2
+    assert recorded(store, request.id) == ["early-1", "later-1"]
+    assert recorder.record("prod", batch()) == 0
+
+
+def test_held_events_of_a_grant_that_never_comes_are_forgotten(
+    recorder: ActionRecorder, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    flows.approved()
+    recorder.record("prod", batch(event("early-1", clock())))
+    clock.advance(seconds=ledger.EARLY_SECONDS + 1)
+    recorder.record("prod", batch())
+    assert store.redis.llen(store.actions.early_key("prod")) == 0
+
+
+def test_a_session_never_completed_is_listed_as_possibly_open_when_the_grant_ends(
+    recorder: ActionRecorder, grants: GrantService, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    started = clock()
+    recorder.record(
+        "prod",
+        batch(
+            event("exec-1", started, verb="create", name="checkout-7", stage="ResponseStarted", subresource="exec"),
+            event("watch-1", started, verb="watch", name="", stage="ResponseStarted"),
+            event("get-1", started, verb="get", stage="ResponseStarted"),  # not long-running: its completion counts
+        ),
+    )
+    clock.advance(minutes=2)
+    recorder.record(
+        "prod", batch(event("watch-1", started, verb="watch", name=""), event("get-1", started, verb="get"))
+    )
+    assert recorded(store, grant.id) == ["exec-1", "watch-1", "get-1"]
+
+    assert grant.expires_at is not None
+    clock.at = grant.expires_at
+    grants.revoke(grant.id)
+    [summary] = entries_of(store, grant.id, Event.ACTIONS_SUMMARY)
+    assert summary["open_sessions"] == [
+        {
+            "at": format_instant(started),
+            "verb": "exec",
+            "resource": "pods",
+            "namespace": "payments",
+            "name": "checkout-7",
+        }
+    ]
+    entry = store.audit.for_request(grant.id)[-1]
+    said = event_text(entry, grant)
+    assert said is not None
+    assert "removing the binding does not end a running exec" in said
+    assert "payments/checkout-7" in said
+
+
+def test_changes_reach_the_thread_as_one_digest_every_few_minutes(
+    recorder: ActionRecorder, store: RequestStore, clock: FakeClock, flows: Flows, jobs: RecordingJobs
+) -> None:
+    grant = flows.granted()
+    recorder.record("prod", batch(event("d1", clock()), event("d2", clock()), event("g1", clock(), verb="get")))
+    clock.advance(minutes=1)
+    recorder.record("prod", batch(*(event(f"p{i}", clock(), verb="patch") for i in range(12))))
+    digests = entries_of(store, grant.id, Event.ACTIONS_DIGEST)
+    assert [d["count"] for d in digests] == [2]
+
+    store.redis.delete(f"breakglass:actions:{grant.id}:digested")  # what five minutes do to its key
+    recorder.record("prod", batch(event("d3", clock())))
+    digests = entries_of(store, grant.id, Event.ACTIONS_DIGEST)
+    assert [(d["count"], len(d["changes"]), d["more"]) for d in digests] == [(2, 2, 0), (13, 10, 3)]
+    assert [c.request_id for c in jobs.calls if c.kind == "publish"][-1] == grant.id
+    [entry] = [e for e in store.audit.for_request(grant.id) if e.event == Event.ACTIONS_RECORDED][:1]
+    assert event_text(entry, grant) is None  # each batch stays in the log; the thread gets the digests
+
+
+def test_the_summary_counts_by_verb_and_resource_and_lists_the_first_twenty_changes(
+    recorder: ActionRecorder,
+    access: AccessService,
+    grants: GrantService,
+    store: RequestStore,
+    clock: FakeClock,
+    flows: Flows,
+) -> None:
+    grant = flows.granted()
+    recorder.record("prod", batch(*(event(f"d{i}", clock(), name=f"web-{i}") for i in range(25))))
+    recorder.record("prod", batch(event("g1", clock(), verb="get")))
+    access.revoke(grant.id, SlackUserId(CAROL))
+    grants.revoke(grant.id)
+
+    [summary] = entries_of(store, grant.id, Event.ACTIONS_SUMMARY)
+    assert summary["count"] == 26
+    assert summary["by_verb_and_resource"] == [["delete", "pods", 25], ["get", "pods", 1]]
+    assert [c["name"] for c in summary["changes"]] == [f"web-{i}" for i in range(20)]
+    assert summary["more_changes"] == 5
+    said = event_text(store.audit.for_request(grant.id)[-1], grant)
+    assert said is not None
+    assert "… and 5 more" in said
+
+
+def test_storage_per_grant_is_bounded_and_what_was_dropped_is_counted(
+    recorder: ActionRecorder,
+    grants: GrantService,
+    store: RequestStore,
+    clock: FakeClock,
+    flows: Flows,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ledger, "MAX_ACTIONS_PER_GRANT", 5)
+    grant = flows.granted()
+    assert recorder.record("prod", batch(*(event(f"a{i}", clock(), verb="get") for i in range(8)))) == 5
+    assert recorder.record("prod", batch(*(event(f"a{i}", clock(), verb="get") for i in range(8)))) == 0
+    assert store.actions.counts(grant.id) == (5, 3)
+
+    assert grant.expires_at is not None
+    clock.at = grant.expires_at
+    grants.revoke(grant.id)
+    [summary] = entries_of(store, grant.id, Event.ACTIONS_SUMMARY)
+    assert summary["dropped"] == 3
+    said = event_text(store.audit.for_request(grant.id)[-1], grant)
+    assert said is not None
+    assert "3 further action(s) were counted but not kept" in said
+
+
+def test_a_grant_with_nothing_recorded_ends_without_a_summary(
+    grants: GrantService, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    assert grant.expires_at is not None
+    clock.at = grant.expires_at + timedelta(seconds=1)
+    grants.revoke(grant.id)
+    assert entries_of(store, grant.id, Event.ACTIONS_SUMMARY) == []
