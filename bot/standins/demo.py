@@ -18,6 +18,8 @@ being removed waits until that is done, so nothing is orphaned half-started.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import secrets
 import shutil
 import signal
@@ -40,8 +42,10 @@ from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.ports import AccessCheck, BreakglassError
 from bot.settings import url_without_password
+from bot.slack.blocks import APPROVE_ACTION, DENY_ACTION, REVIEW_ACTION, REVIEW_CALLBACK
 from bot.standins.slack_events import SlackSender
 from bot.standins.stack import ALICE, BOB, CAROL, INCIDENT_CHANNEL, LocalStack, wait_until
+from bot.standins.terminal import WIDTH, to_terminal, wrapped
 from bot.store import AuditLog, RequestStore
 from workers.kube import ClusterTarget, KubeClusters
 
@@ -50,10 +54,16 @@ EXIT_NO_REDIS = 3
 
 CLUSTER = "prod"
 NAMESPACE = "payments"
-REQUEST = f"{CLUSTER}/{NAMESPACE} admin 1h INC-4411 checkout pods crash-looping"
-# The break-glass role's min_duration is 5s; 10s is long enough to see the binding and short enough
+REQUEST = f"{CLUSTER}/{NAMESPACE} admin 30m INC-4411 checkout pods crash-looping"
+EXTEND_BY = "30m INC-4411 the rollback needs longer"
+DENIED = f"{CLUSTER}/{NAMESPACE} view 2h INC-4411 read the consumer logs"
+# The self-service role's min_duration is 5s; 10s is long enough to see the binding and short enough
 # to watch it expire.
-BREAK_GLASS = f"{CLUSTER}/{NAMESPACE} breakglass 10s INC-4411 restart the stuck payment consumer"
+BREAK_GLASS = f"{CLUSTER}/{NAMESPACE} emergency 10s INC-4411 restart the stuck payment consumer"
+REVIEW = "Warranted by INC-4411: the consumer was stuck and a restart was the fix."
+# A reply's own footer (its date and audit sequence number): the demo shows each reply's time once, and
+# no sequence numbers (a refusal is in the audit log but not in the channel, so they would skip one).
+_REPLY_FOOTER = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC · audit #\d+$")
 DELETE_PODS = AccessCheck(user="alice@example.com", verb="delete", resource="pods", namespace=NAMESPACE)
 SWEEP_INTERVAL = "2s"  # the production default is 30s; short here so the sweep's work is seen promptly
 STEP_TIMEOUT = 20.0
@@ -116,20 +126,30 @@ class SignalGuard:
 
 
 class Printer:
-    """The demo's output: sections, indented lines, flushed as they come (someone is watching)."""
+    """The demo's output: sections, indented lines within 100 columns, Slack's mrkdwn rendered for a
+    terminal, flushed as they come (someone is watching)."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self.styled = bool(getattr(out, "isatty", lambda: False)())
 
     def section(self, title: str) -> None:
         self.line("")
-        self.line(f"━━ {title} " + "━" * max(3, 96 - len(title)))
+        self.line(f"━━ {title} " + "━" * max(3, WIDTH - 4 - len(title)))
 
     def line(self, text: str = "", indent: int = 0) -> None:
-        pad = " " * indent
-        for part in text.splitlines() or [""]:
-            self.out.write(f"{pad}{part}".rstrip() + "\n")
+        for part in wrapped(text, indent):
+            self.out.write(part + "\n")
         self.out.flush()
+
+    def one_line(self, text: str) -> None:
+        """A refusal to start: one line, however long, so it reads (and greps) as one."""
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def slack(self, mrkdwn: str, indent: int = 0) -> None:
+        """Text as Slack shows it: bold, emoji and code rendered, not their markers."""
+        self.line(to_terminal(mrkdwn, styled=self.styled), indent)
 
 
 @dataclass
@@ -146,6 +166,7 @@ class Walk:
     kube: KubeClusters = field(init=False)
     sender: SlackSender = field(init=False)
     _seen_ephemerals: dict[str, int] = field(default_factory=dict, init=False)
+    _cards: dict[str, list[str]] = field(default_factory=dict, init=False)  # each request message as first shown
 
     def __post_init__(self) -> None:
         client = self.stack.redis_client()
@@ -169,7 +190,7 @@ class Walk:
         self.access_review(expected=False)
 
         self.show.section("2. Alice tries to approve her own request")
-        slack.click(ALICE, "approve", rid, request.message_ts, INCIDENT_CHANNEL)
+        slack.click(ALICE, APPROVE_ACTION, rid, request.message_ts, INCIDENT_CHANNEL)
         self.expect(
             lambda: self.audit_event(rid, Event.REFUSED, ALICE), "Alice's self-approval refused in the audit log"
         )
@@ -182,21 +203,35 @@ class Walk:
         self.show.line("Refused: the request is still pending with 0 of 2 approvals.", 2)
 
         self.show.section("3. Bob approves")
-        slack.click(BOB, "approve", rid, request.message_ts, INCIDENT_CHANNEL)
+        slack.click(BOB, APPROVE_ACTION, rid, request.message_ts, INCIDENT_CHANNEL)
         self.expect(lambda: len(self.request(rid).approvals) == 1, "Bob's approval recorded (1 of 2)")
         self.ephemerals(BOB, answer_to="his approval")
         self.show.line("Pending: 1 of 2 approvals (Bob). Nothing is granted yet.", 2)
         self.cluster_state()
 
         self.show.section("4. Carol approves: the worker creates the binding")
-        slack.click(CAROL, "approve", rid, request.message_ts, INCIDENT_CHANNEL)
+        slack.click(CAROL, APPROVE_ACTION, rid, request.message_ts, INCIDENT_CHANNEL)
         self.expect(lambda: self.request(rid).state == State.ACTIVE, "the grant to become active")
         self.ephemerals(CAROL, answer_to="her approval")
-        self.expect_binding(rid, "admin")
+        first_expiry = self.expect_binding(rid, "admin")
         self.cluster_state()
         self.access_review(expected=True)
 
-        self.show.section("5. Alice is done early: /breakglass revoke " + rid)
+        self.show.section(f"5. Alice asks for 30 more minutes: /breakglass extend {rid} 30m …")
+        self.show.line(f"Alice types: /breakglass extend {rid} {EXTEND_BY}", 2)
+        before = set(self.store.ids())
+        slack.slash_command(ALICE, f"extend {rid} {EXTEND_BY}", channel_id=INCIDENT_CHANNEL)
+        xid: RequestId = self.expect(lambda: next(iter(set(self.store.ids()) - before), None), "the extension")
+        self.ephemerals(ALICE, answer_to="/breakglass extend")
+        extension = self.expect(lambda: self.posted(xid), "the extension's message in #incidents")
+        for approver in (BOB, CAROL):
+            slack.click(approver, APPROVE_ACTION, xid, extension.message_ts, INCIDENT_CHANNEL)
+            self.ephemerals(approver, answer_to="the extension")
+        self.expect(lambda: self.expect_binding(rid, "admin") > first_expiry, "the binding's expiry to move")
+        self.show.line(f"Bob and Carol approved {xid}; the same binding now ends 30 minutes later.", 2)
+        self.cluster_state()
+
+        self.show.section(f"6. Alice is done early: /breakglass revoke {rid}")
         self.show.line(f"Alice types: /breakglass revoke {rid}", 2)
         slack.slash_command(ALICE, f"revoke {rid}", channel_id=INCIDENT_CHANNEL)
         self.expect(lambda: self.request(rid).state == State.REVOKED, "the request to be revoked")
@@ -207,7 +242,13 @@ class Walk:
         self.access_review(expected=False)
         self.thread(rid)
 
-        rid2 = self.ask(BREAK_GLASS, "6. Self-service break-glass: granted at once, ends by itself")
+        did = self.ask(DENIED, "7. A denial: Alice asks for view, Bob denies it")
+        slack.click(BOB, DENY_ACTION, did, self.request(did).message_ts, INCIDENT_CHANNEL)
+        self.expect(lambda: self.request(did).state == State.DENIED, "the request to be denied")
+        self.ephemerals(BOB, answer_to="his denial")
+        self.thread(did)
+
+        rid2 = self.ask(BREAK_GLASS, "8. Self-service break-glass: granted at once, ends by itself, reviewed")
         self.expect(lambda: self.request(rid2).state == State.ACTIVE, "the self-service grant to become active")
         expires = self.expect_binding(rid2, "edit")
         self.cluster_state()
@@ -215,20 +256,35 @@ class Walk:
         self.watch_expiry(rid2, expires)
         self.cluster_state()
         self.access_review(expected=False)
+        self.write_review(BOB, rid2)
         self.thread(rid2)
 
-        self.show.section("7. What Alice got by direct message")
-        for message in self.stack.slack.dm(ALICE):
-            self.show.line(f"{_clock(message.ts)}  " + self.stack.slack.render_text(message), 2)
+        self.show.section("9. What each person got by direct message")
+        for person in (ALICE, BOB, CAROL):
+            self.show.line(f"{NAMES[person]}:", 2)
+            for message in self.stack.slack.dm(person):
+                self.message(f"{_clock(message.ts)}  ", self.stack.slack.render_text(message).splitlines(), 4)
 
-        self.show.section("8. The audit log")
+        self.show.section("10. Bob's Home tab in the breakglass app")
+        slack.open_home(BOB)
+        home = self.expect(lambda: self.stack.slack.home_view(BOB), "Bob's Home tab")
+        self.show.slack(self.stack.slack.render_text(home), 2)
+
+        self.show.section("11. The audit log")
         verdict = self.audit.verify()
         if not verdict.ok:
             raise DemoFailed(f"the audit log's hash chain is broken at entry {verdict.bad_seq}: {verdict.problem}")
-        for request_id in (rid, rid2):
+        for request_id in (rid, xid, did, rid2):
             events = ", ".join(str(e.event) for e in self.audit.for_request(request_id))
             self.show.line(f"{request_id}: {events}", 2)
-        self.show.line(f"{verdict.checked} entries, each carrying the hash of the one before: the chain is intact.", 2)
+        self.show.line(
+            f"{verdict.checked} entries, each carrying a keyed hash of the one before: the chain is intact. "
+            "Alice's refused self-approval is in the log, though never in the channel.",
+            2,
+        )
+        first = self.audit.for_request(rid)[0]
+        self.show.line(f"breakglass audit export --request {rid} prints a JSON line per entry; the first:", 2)
+        self.show.line(json.dumps(first.to_dict(), indent=2, ensure_ascii=False), 4)
 
     # --- steps -------------------------------------------------------------------------------
 
@@ -284,8 +340,10 @@ class Walk:
         request = self.expect(lambda: self.posted(rid), "the request's message in #incidents")
         root = self.stack.slack.message(INCIDENT_CHANNEL, request.message_ts or "")
         if root is not None:
+            card = self.stack.slack.render_text(root)
+            self._cards[rid] = card.splitlines()
             self.show.line("Posted in #incidents:", 2)
-            self.show.line(self.stack.slack.render_text(root), 4)
+            self.show.slack(card, 4)
         return rid
 
     def watch_expiry(self, rid: RequestId, expires: datetime) -> None:
@@ -370,14 +428,52 @@ class Walk:
         shown = self.stack.slack.ephemerals(user_id=user)
         for ephemeral in shown[seen:]:
             self.show.line(f"{NAMES.get(user, user)} sees (only visible to them):", 2)
-            self.show.line(self.stack.slack.render_text(ephemeral), 4)
+            self.show.slack(self.stack.slack.render_text(ephemeral), 4)
         self._seen_ephemerals[user] = len(shown)
 
     def thread(self, rid: RequestId) -> None:
+        """The thread as Slack shows it: what changed on the request message since it was shown, then
+        each reply with its time, once."""
         request = self.expect(lambda: self.published(rid), "the thread to show every step")
+        ts = request.message_ts or ""
         self.show.line("")
         self.show.line(f"The incident thread of {rid}, as Slack shows it:", 2)
-        self.show.line(self.stack.slack.render_thread(INCIDENT_CHANNEL, request.message_ts or ""), 4)
+        root = self.stack.slack.message(INCIDENT_CHANNEL, ts)
+        if root is not None:
+            changed = _changed_lines(self._cards.get(rid, []), self.stack.slack.render_text(root).splitlines())
+            if changed:
+                self.show.line("The request message, updated in place, now says:", 4)
+                self.show.slack("\n".join(changed), 6)
+        for reply in self.stack.slack.thread(INCIDENT_CHANNEL, ts):
+            body = [line for line in self.stack.slack.render_text(reply).splitlines() if not _REPLY_FOOTER.match(line)]
+            self.message(f"↳ {_clock(reply.ts)}  ", body, 4)
+
+    def message(self, prefix: str, lines: list[str], indent: int) -> None:
+        """One Slack message after ``prefix`` (its time), its further lines set under its first."""
+        self.show.slack(prefix + (lines[0] if lines else ""), indent)
+        if lines[1:]:
+            self.show.slack("\n".join(lines[1:]), indent + len(prefix))
+
+    def write_review(self, approver: str, rid: RequestId) -> None:
+        """``approver`` presses Write review in their DM and saves the form that opens."""
+        dm_channel = self.stack.slack.dm_channel_id(approver)
+
+        def review_dm() -> Any:
+            return next(
+                (m for m in reversed(self.stack.slack.dm(approver)) if _has_button(m.blocks, REVIEW_ACTION, rid)),
+                None,
+            )
+
+        message = self.expect(review_dm, f"{NAMES[approver]}'s DM asking for a review of {rid}")
+        opened = len(self.stack.slack.views_opened(user_id=approver))
+        self.sender.click(approver, REVIEW_ACTION, rid, message.ts, dm_channel)
+        self.expect(
+            lambda: len(self.stack.slack.views_opened(user_id=approver)) > opened or None,
+            f"{NAMES[approver]}'s review form",
+        )
+        self.show.line(f"{NAMES[approver]} presses Write review in his DM and saves: {REVIEW}", 2)
+        self.sender.submit_view(approver, REVIEW_CALLBACK, {"review": {"review": REVIEW}})
+        self.expect(lambda: not self.request(rid).review_owed, "the review to close the break-glass use")
 
     # --- reading state -----------------------------------------------------------------------
 
@@ -432,7 +528,7 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
     """Run the demo, printing to ``out``; 0 when every step happened as expected."""
     show = Printer(out)
     if redis_url is None and shutil.which("redis-server") is None:
-        show.line(
+        show.one_line(
             "breakglass demo needs redis-server: install it (apt-get install redis-server, brew install redis) "
             "or pass --redis-url of a Redis it may use"
         )
@@ -440,7 +536,7 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
     if redis_url is not None:
         unreachable = _redis_unreachable(redis_url)
         if unreachable:
-            show.line(f"breakglass demo: {unreachable}; start it, or leave out --redis-url to use a private one")
+            show.one_line(f"breakglass demo: {unreachable}; start it, or leave out --redis-url to use a private one")
             return EXIT_NO_REDIS
     started = time.monotonic()
     show.line("breakglass demo: the real web app, worker and jobs, against local stand-ins of Slack, Kubernetes")
@@ -524,6 +620,29 @@ def _forget_keys(stack: LocalStack, prefix: str) -> None:
                 client.srem("rq:workers", key)
         client.srem("rq:queues", *(f"rq:queue:{prefix}-{kind}" for kind in ("cluster", "slack")))
         client.close()
+
+
+_FIELD_LABEL = re.compile(r"^\*[^*]+\*$")
+
+
+def _changed_lines(before: list[str], now: list[str]) -> list[str]:
+    """The lines of ``now`` not in ``before``; a field's new value is named by its label."""
+    shown = set(before)
+    changed = []
+    for i, line in enumerate(now):
+        if line in shown:
+            continue
+        label = now[i - 1] if i and _FIELD_LABEL.match(now[i - 1]) else None
+        changed.append(f"{label}: {line}" if label else line)
+    return changed
+
+
+def _has_button(blocks: Any, action_id: str, value: str) -> bool:
+    for block in blocks or []:
+        for element in block.get("elements") or [block.get("accessory") or {}]:
+            if isinstance(element, dict) and element.get("action_id") == action_id and element.get("value") == value:
+                return True
+    return False
 
 
 def _clock(ts: str) -> str:

@@ -87,7 +87,7 @@ DEMO_ROSTER: dict[str, Any] = {
             "approvals": 2,
             "approvers": ["sre"],
         },
-        "breakglass": {
+        "emergency": {
             "cluster_role": "edit",
             "scope": "namespace",
             "max_duration": "30m",
@@ -107,11 +107,11 @@ DEMO_ROSTER: dict[str, Any] = {
     "entitlements": [
         {
             "group": "payments-devs",
-            "roles": ["view", "admin", "breakglass"],
+            "roles": ["view", "admin", "emergency"],
             "clusters": ["prod", "staging"],
             "namespaces": ["payments", "payments-*"],
         },
-        {"group": "sre", "roles": ["view", "admin", "cluster-admin", "breakglass"], "clusters": ["prod", "staging"]},
+        {"group": "sre", "roles": ["view", "admin", "cluster-admin", "emergency"], "clusters": ["prod", "staging"]},
     ],
 }
 

@@ -15,7 +15,7 @@ from tests.e2e_slack.conftest import DEADLINE, Live
 
 pytestmark = pytest.mark.slow
 
-ASK_BREAK_GLASS = "prod/payments breakglass 5s INC-5300 checkout down, restarting the pods"
+ASK_BREAK_GLASS = "prod/payments emergency 5s INC-5300 checkout down, restarting the pods"
 ACCOUNT = "Restarted the checkout pods; the bad config was rolled back."
 REVIEW = "Warranted by INC-5300; the recorded actions are only the pod restarts."
 

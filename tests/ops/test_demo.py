@@ -51,7 +51,7 @@ def _section(output: str, number: str) -> str:
     return output[start : end if end != -1 else None]
 
 
-def test_demo_walks_a_request_to_revoke_and_a_break_glass_grant_to_expiry_then_leaves_nothing() -> None:
+def test_demo_walks_requests_through_extension_revoke_denial_expiry_and_review_then_leaves_nothing() -> None:
     started = time.monotonic()
     demo = Spawned(["demo"], _demo_env())
     try:
@@ -68,38 +68,54 @@ def test_demo_walks_a_request_to_revoke_and_a_break_glass_grant_to_expiry_then_l
     _, _, _, redis_port = _what_it_started(output)
     assert redis_port != 6379
 
-    # What people saw, step by step.
+    # What people saw, step by step, rendered for a terminal within 100 columns.
+    assert max(len(line) for line in output.splitlines()) <= 100
+    assert ":inbox_tray:" not in output
+    assert "*admin*" not in output
+    assert "audit #" not in output  # one time per reply, and no sequence numbers with a gap
+    assert "prod/payments breakglass " not in output  # the role is not named after the product
     assert "Alice sees" in _section(output, "2.")  # her own approval, refused
     assert "Bob sees" in _section(output, "3.")
     assert "Carol sees" in _section(output, "4.")
-    assert "Alice sees" in _section(output, "5.")  # the answer to her revoke
+    assert "Alice sees" in _section(output, "6.")  # the answer to her revoke
 
     # The cluster at each step, and what the API server says Alice may do.
     assert _section(output, "1.").count("In cluster prod: no breakglass bindings.") == 1
     granted = _section(output, "4.")
     assert re.search(r"RoleBinding payments/breakglass-bg-[a-z0-9]{6}\n", granted), granted
     assert "role: ClusterRole admin   subject: User alice@example.com" in granted
-    assert re.search(r"expires: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in 59m5\ds\)", granted), granted
-    break_glass = _section(output, "6.")
+    assert re.search(r"expires: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in 29m5\ds\)", granted), granted
+    extended = _section(output, "5.")
+    assert re.search(r"expires: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in 59m5\ds\)", extended), extended
+    break_glass = _section(output, "8.")
     assert "role: ClusterRole edit   subject: User alice@example.com" in break_glass
-    assert "In cluster prod: no breakglass bindings." in _section(output, "5.")
+    assert "In cluster prod: no breakglass bindings." in _section(output, "6.")
     assert break_glass.rstrip().count("In cluster prod: no breakglass bindings.") == 1  # after the expiry
     answers = re.findall(r"may alice@example\.com delete pods in payments\? (yes|no)", output)
     assert answers == ["no", "yes", "no", "yes", "no"]
     assert re.search(r"The binding was gone at [\d:.]+ UTC, \d+\.\ds after its expiry\.", break_glass), break_glass
 
-    # Each incident thread as Slack shows it: the root message and one reply per step.
-    first_thread = _section(output, "5.").split("The incident thread of", 1)[1]
-    assert first_thread.count("↳") >= 6, first_thread
+    # Each incident thread: what changed on the request message, then one reply per step.
+    first_thread = _section(output, "6.").split("The incident thread of", 1)[1]
+    assert first_thread.count("↳") >= 7, first_thread
     assert "@bob" in first_thread
     assert "@carol" in first_thread
-    second_thread = break_glass.split("The incident thread of", 1)[1]
-    assert second_thread.count("↳") >= 4, second_thread
+    assert "Requester" not in first_thread  # the request message is shown whole once, when posted
     assert "[Approve]" not in first_thread  # decided: the buttons are gone from the root
+    assert "Denied by @bob" in _section(output, "7.")
+    second_thread = break_glass.split("The incident thread of", 1)[1]
+    assert second_thread.count("↳") >= 6, second_thread
+    assert "Review by @bob" in second_thread
 
-    # Alice's DMs and the audit log.
-    assert _section(output, "7.").count("BG-") >= 4
-    assert "the chain is intact" in _section(output, "8.")
+    # Everyone's DMs, Bob's Home tab, and the audit log with one exported entry.
+    dms = _section(output, "9.")
+    assert dms.count("BG-") >= 4
+    assert "Bob:" in dms
+    assert "Carol:" in dms
+    assert "Waiting for your approval" in _section(output, "10.")
+    log = _section(output, "11.")
+    assert "the chain is intact" in log
+    assert '"event": "requested"' in log
 
     _assert_nothing_left(output)
 

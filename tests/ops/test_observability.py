@@ -51,7 +51,7 @@ def test_metrics_readiness_and_logs_after_a_break_glass_grant_runs_out() -> None
             stack.slack.fail("chat.postMessage", "internal_error")
 
             reply = stack.sender(web).slash_command(
-                ALICE, "prod/payments breakglass 5s INC-4411 restart the consumer", channel_id=INCIDENT_CHANNEL
+                ALICE, "prod/payments emergency 5s INC-4411 restart the consumer", channel_id=INCIDENT_CHANNEL
             )
             assert reply.status == 200
             binding = wait_until(lambda: stack.bindings("prod"), 20, "the binding")[0]

@@ -26,7 +26,7 @@ def test_serve_grants_a_self_service_request_and_stops_cleanly_on_sigterm(stack:
         wait_until(ready, 30, "serve to be ready")
 
         slack = SlackSender(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, stack.slack)
-        reply = slack.slash_command(ALICE, "prod/payments breakglass 5m INC-4411 restart the consumer", channel_id=INCIDENT_CHANNEL)  # fmt: skip
+        reply = slack.slash_command(ALICE, "prod/payments emergency 5m INC-4411 restart the consumer", channel_id=INCIDENT_CHANNEL)  # fmt: skip
         assert reply.status == 200
 
         bindings = wait_until(lambda: stack.bindings("prod"), 20, "the binding in prod")
