@@ -23,7 +23,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.domain.durations import DurationError, parse_duration
+from bot.domain.durations import DurationError, parse_duration, split_duration
 from bot.domain.ids import RequestId, parse_request_id
 from bot.slack import wording
 
@@ -132,22 +132,37 @@ def parse_command(text: str, clusters: Collection[str] | None = None) -> Command
             raise CommandError(f"`{verb}` takes one request id. {wording.usage(verb)}")
         return _BY_ID[verb](_request_id(words[1]))
     if verb == "extend":
-        parts = text.split(None, 3)
-        if len(parts) < 4:
+        parts = text.split(None, 2)
+        taken = split_duration(parts[2]) if len(parts) == 3 else None
+        if taken is None or not taken[1]:
+            if len(parts) == 3 and taken is None:
+                _duration(parts[2].split()[0], wording.usage("extend"))
             raise CommandError(f"`extend` needs an id, a duration and a reason. {wording.usage('extend')}")
-        return Extend(_request_id(parts[1]), _duration(parts[2], wording.usage("extend")), parts[3].strip())
-    if len(words) < 4:
+        return Extend(_request_id(parts[1]), _duration(taken[0], wording.usage("extend")), taken[1])
+    if len(words) < 3:
         return Help(unknown=text.strip()[:100])
-    target, role, duration, reason = text.split(None, 3)
+    target, role, rest = text.split(None, 2)
     cluster, slash, namespace = target.partition("/")
     if not cluster:
         raise CommandError(f"'{target}' names no cluster. {wording.missing_parts()}")
     if slash and not namespace:
         raise CommandError(f"'{target}' names no namespace after the '/'. {wording.missing_parts()}")
+    taken = split_duration(rest)
+    if taken is None and not slash and len(words) >= 4 and split_duration(rest.split(None, 1)[1]) is not None:
+        # `prod payments admin 1h …`: the namespace was typed as a word of its own.
+        raise CommandError(wording.target_without_slash(target, role))
+    if taken is None:
+        if len(words) < 4:
+            return Help(unknown=text.strip()[:100])
+        _duration(rest.split()[0], f"Example: `{wording.EXAMPLE}`.")  # raises: says what a duration is
+    assert taken is not None
+    duration, reason = taken
+    if not reason:
+        raise CommandError(wording.missing_reason())
     return Ask(
         cluster=cluster,
         namespace=namespace or None,
         role=role,
         duration=_duration(duration, f"Example: `{wording.EXAMPLE}`."),
-        reason=reason.strip(),
+        reason=reason,
     )

@@ -700,6 +700,14 @@ def missing_parts() -> str:
     return f"A request needs a cluster, a role, a duration and a reason, e.g. `{EXAMPLE}`."
 
 
+def missing_reason() -> str:
+    return f"Add a reason after the duration, e.g. `{EXAMPLE}`."
+
+
+def target_without_slash(cluster: str, namespace: str) -> str:
+    return f"Write the target as cluster/namespace: `{cluster[:40]}/{namespace[:63]}`, e.g. `{EXAMPLE}`."
+
+
 def form_expired() -> str:
     return f"The form could not open in time; type `{COMMAND}` again."
 

@@ -169,7 +169,11 @@ def test_missing_required_top_level_key() -> None:
 
 def test_bad_duration() -> None:
     assert problems(edited({20: "    max_duration: forever"})) == [
-        (20, "roles.view.max_duration", "'forever' is not a duration; write it like 90s, 15m, 2h or 1h30m"),
+        (
+            20,
+            "roles.view.max_duration",
+            "'forever' is not a duration; write it like 90s, 15m, 2h, 1h30m, 60min or 1 hour",
+        ),
     ]
 
 

@@ -110,7 +110,7 @@ def test_without_an_environ_the_process_environment_is_read(monkeypatch: pytest.
         ({**MINIMAL, "PORT": "65536"}, "PORT: must be 65535 or less"),
         (
             {**MINIMAL, "BREAKGLASS_SWEEP_INTERVAL": "often"},
-            "BREAKGLASS_SWEEP_INTERVAL: 'often' is not a duration; write it like 90s, 15m, 2h or 1h30m",
+            "BREAKGLASS_SWEEP_INTERVAL: 'often' is not a duration; write it like 90s, 15m, 2h, 1h30m, 60min or 1 hour",
         ),
         (
             {**MINIMAL, "BREAKGLASS_REDIS_URL": "redis://:SECRETBOTTOKEN/x@localhost:63x9/0"},

@@ -151,3 +151,37 @@ def test_an_unknown_subcommand_of_four_words_is_answered_with_the_help_not_a_mis
     assert "There is no cluster" not in said
     assert "/breakglass status <id>" in said
     assert harness.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("duration", "expected"),
+    [
+        ("60min", timedelta(hours=1)),
+        ("1 hour", timedelta(hours=1)),
+        ("2d", timedelta(days=2)),  # the role's max_duration decides whether it is granted
+        ("90 minutes", timedelta(minutes=90)),
+    ],
+)
+def test_durations_as_people_write_them_leave_the_reason_whole(duration: str, expected: timedelta) -> None:
+    command = parse_command(f"prod/payments admin {duration} INC-4411 2 pods down")
+    assert command == Ask("prod", "payments", "admin", expected, "INC-4411 2 pods down")
+
+
+def test_a_missing_reason_gets_a_one_line_hint_not_the_help() -> None:
+    with pytest.raises(CommandError) as refused:
+        parse_command("prod/payments admin 1h")
+    assert refused.value.reason == (
+        "Add a reason after the duration, e.g. `/breakglass prod/payments admin 1h INC-4411 checkout pods crash-looping`."
+    )
+
+
+def test_a_namespace_typed_as_its_own_word_is_told_to_join_the_cluster_with_a_slash() -> None:
+    with pytest.raises(CommandError) as refused:
+        parse_command("prod payments admin 1h fix", CLUSTERS)
+    assert refused.value.reason.startswith("Write the target as cluster/namespace: `prod/payments`")
+
+
+def test_an_extension_takes_a_duration_in_words() -> None:
+    assert parse_command("extend BG-7K2QXM 1 hour rollback is slow") == Extend(
+        "BG-7K2QXM", timedelta(hours=1), "rollback is slow"
+    )
