@@ -155,6 +155,8 @@ def _run(out: TextIO, env: dict[str, str]) -> int:
         checks.skip("not checked: " + ("the roster fails its check" if roster is None else "the settings do not load"))
     else:
         _check_clusters(checks, settings, roster, roster_path)
+        checks.section("Audit events")
+        _check_audit_events(checks, settings, roster)
 
     failed, warned = checks.counts["fail"], checks.counts["warn"]
     passed = checks.counts["ok"]
@@ -211,6 +213,46 @@ def _check_roster(checks: Checklist, path: str) -> Roster | None:
 
 
 # --- Redis -------------------------------------------------------------------------------------
+
+
+def _check_audit_events(
+    checks: Checklist, settings: Settings, roster: Roster, client: redis.Redis | None = None
+) -> None:
+    """Which clusters send their API server's audit events: only there are actions recorded and a
+    role's idle_timeout enforced."""
+    from datetime import UTC, datetime
+
+    from bot.store.actions import HEARD_GAP, ActionLedger
+    from bot.store.audit_log import AuditLog
+
+    now = datetime.now(UTC)
+    client = client or redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=TIMEOUT_SECONDS,
+        socket_timeout=TIMEOUT_SECONDS,
+        decode_responses=True,
+    )
+    ledger = ActionLedger(
+        client, AuditLog(client, lambda: now, prefix=settings.key_prefix, key=None), settings.key_prefix
+    )
+    idle_roles = sorted(name for name, role in roster.roles.items() if role.idle_timeout is not None)
+    idle = f"; idle_timeout ({', '.join(idle_roles)}) is enforced there" if idle_roles else ""
+    for cluster in roster.clusters:
+        try:
+            hearing = ledger.hearing(cluster)
+        except redis.RedisError as exc:
+            checks.skip(f"{cluster}: not checked: Redis {type(exc).__name__}")
+            continue
+        if hearing is not None and now - hearing[1] <= HEARD_GAP:
+            ago = int((now - hearing[1]).total_seconds())
+            checks.ok(f"{cluster}: sends audit events (the last batch {ago}s ago): actions are recorded{idle}")
+            continue
+        when = f"none since {hearing[1]:%Y-%m-%d %H:%M} UTC" if hearing else "none received"
+        checks.warn(
+            f"{cluster}: sends no audit events ({when}): actions are not recorded"
+            + (" and idle_timeout is not enforced there" if idle_roles else ""),
+            f"point {cluster}'s API server audit webhook at /k8s/audit/{cluster} (deploy/audit/ has its policy)",
+        )
 
 
 def _check_redis(checks: Checklist, url: str) -> None:

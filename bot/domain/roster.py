@@ -84,6 +84,9 @@ class Role:
     min_duration: timedelta
     approvals: int
     approvers: tuple[str, ...]
+    # A grant with no action recorded for this long is ended early; enforced only where the cluster
+    # sends audit events (its webhook batches are what show the holder idle rather than unheard).
+    idle_timeout: timedelta | None = None
 
     @property
     def self_service(self) -> bool:
@@ -482,7 +485,7 @@ def _groups(check: _Checker, value: Any, people: Mapping[SlackUserId, Person]) -
     return result
 
 
-_ROLE_KEYS = {"cluster_role", "scope", "max_duration", "min_duration", "approvals", "approvers"}
+_ROLE_KEYS = {"cluster_role", "scope", "max_duration", "min_duration", "approvals", "approvers", "idle_timeout"}
 
 
 def _roles(
@@ -508,6 +511,13 @@ def _roles(
             check.problem(
                 f"{place}.min_duration" if "min_duration" in spec else f"{place}.max_duration",
                 f"min_duration {format_duration(min_duration)} is above max_duration {format_duration(max_duration)}",
+            )
+        idle_timeout = check.duration(spec["idle_timeout"], f"{place}.idle_timeout") if "idle_timeout" in spec else None
+        if idle_timeout is not None and max_duration is not None and idle_timeout >= max_duration:
+            check.problem(
+                f"{place}.idle_timeout",
+                f"idle_timeout {format_duration(idle_timeout)} is not shorter than max_duration "
+                f"{format_duration(max_duration)}, so it could never end a grant early",
             )
         approvals = spec.get("approvals")
         if "approvals" in spec and (not isinstance(approvals, int) or isinstance(approvals, bool) or approvals < 0):
@@ -555,6 +565,7 @@ def _roles(
                 min_duration=min_duration,
                 approvals=approvals,
                 approvers=tuple(approvers),
+                idle_timeout=idle_timeout,
             )
     return result
 

@@ -20,12 +20,13 @@ from typing import Any
 
 from bot.domain import actions as kinds
 from bot.domain.audit import SYSTEM_ACTOR, Event
-from bot.domain.grants import binding_name, parse_instant
+from bot.domain.durations import format_duration
+from bot.domain.grants import binding_name, format_instant, parse_instant
 from bot.domain.ids import RequestId
-from bot.domain.lifecycle import AccessRequest, State
+from bot.domain.lifecycle import AccessRequest, State, transition
 from bot.domain.roster import Roster
 from bot.ports import JobQueue
-from bot.store import Draft, RequestStore
+from bot.store import Change, Draft, RequestStore
 from bot.store.actions import EARLY_SECONDS
 
 DIGEST_EVERY = timedelta(minutes=5)
@@ -104,7 +105,27 @@ class ActionRecorder:
             recorded += self.ledger.record(request_id, cluster, actions).kept
             self.ledger.sessions_completed(request_id, completed.get(request_id, []))
             self._digest(request_id, cluster)
+        self.ledger.heard(cluster, now)
+        self._end_idle(roster, cluster, now)
         return recorded
+
+    def _end_idle(self, roster: Roster, cluster: str, now: datetime) -> None:
+        """End the cluster's grants whose holder has done nothing for their role's ``idle_timeout``.
+
+        Only here, on a batch from the cluster: a cluster that sends audit events is one where silence
+        means the holder is idle. Idleness counts from the latest of the grant, its last recorded
+        action, and the moment the cluster began sending without a gap, so a webhook that was down
+        (or newly configured) never makes a busy holder look idle."""
+        hearing = self.ledger.hearing(cluster)
+        if hearing is None:
+            return
+        for grant in self.store.active():
+            role = roster.roles.get(grant.role)
+            if grant.cluster != cluster or role is None or role.idle_timeout is None or grant.granted_at is None:
+                continue
+            last = max(d for d in (grant.granted_at, self.ledger.last_action_at(grant.id), hearing[0]) if d)
+            if now - last >= role.idle_timeout:
+                end_idle(self.store, self.jobs, grant, role.idle_timeout, last, now)
 
     def _digest(self, request_id: str, cluster: str) -> None:
         taken = self.ledger.take_digest(request_id, int(DIGEST_EVERY.total_seconds()))
@@ -154,6 +175,27 @@ def _grant_for(grants: list[AccessRequest], event: Mapping[str, Any], at: dateti
 
 def _approved_at(grant: AccessRequest) -> datetime:
     return grant.approvals[-1].at if grant.approvals else grant.created_at
+
+
+def end_idle(
+    store: RequestStore, jobs: JobQueue | None, grant: AccessRequest, timeout: timedelta, last: datetime, now: datetime
+) -> bool:
+    """Revoke ``grant`` for idleness (the thread says why); False when it had ended meanwhile."""
+    why = f"idle for {format_duration(timeout)}: no action recorded on {grant.cluster} since {format_instant(last)}"
+
+    def decide(current: AccessRequest | None) -> Change[None]:
+        if current is None or current.state is not State.ACTIVE:
+            return Change(None)
+        return Change(
+            transition(current, State.REVOKED, now, note=why),
+            [Draft(Event.REVOKED, SYSTEM_ACTOR, current.id, {"why": why, "idle_timeout": format_duration(timeout)})],
+        )
+
+    applied = store.apply(grant.id, decide)
+    if applied.entries and jobs is not None:
+        jobs.revoke(grant.id)
+        jobs.publish(grant.id)
+    return bool(applied.entries)
 
 
 def summary_draft(store: RequestStore, request_id: str) -> Draft | None:

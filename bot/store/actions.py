@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -32,6 +33,9 @@ MAX_EARLY = 2000
 KEEP_SECONDS = 7 * 24 * 3600
 # How many undigested changes are kept in detail for the next digest (the count is always exact).
 DIGEST_DETAIL = 10
+# A cluster silent for longer than this has stopped sending (or never sent) audit events: when it is
+# heard again, idleness counts from then, not from before the gap.
+HEARD_GAP = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,9 @@ class ActionLedger:
                         if audit_id:
                             batch_ids.add(str(audit_id))
                         fresh.append(dict(action))
-                    kept_before = int(pipe.hget(stats_key, "kept") or 0)
+                    raw_kept, last_before = pipe.hmget(stats_key, "kept", "last_at")
+                    kept_before = int(raw_kept or 0)
+                    last_at = max([str(a.get("at") or "") for a in fresh] + [str(last_before or "")])
                     room = max(MAX_ACTIONS_PER_GRANT - kept_before, 0)
                     kept, dropped = fresh[:room], len(fresh) - min(room, len(fresh))
                     drafts = [
@@ -99,6 +105,8 @@ class ActionLedger:
                         pipe.hincrby(stats_key, "kept", len(kept))
                     if dropped:
                         pipe.hincrby(stats_key, "dropped", dropped)
+                    if last_at:
+                        pipe.hset(stats_key, "last_at", last_at)
                     pipe.expire(stats_key, KEEP_SECONDS)
                     changes = [a for a in kept if a.get("mutating")]
                     if changes:
@@ -119,6 +127,32 @@ class ActionLedger:
         """(kept, dropped) so far for the grant."""
         raw = self.redis.hmget(self._key(request_id, "stats"), "kept", "dropped")
         return int(raw[0] or 0), int(raw[1] or 0)
+
+    def last_action_at(self, request_id: str) -> datetime | None:
+        """When the newest recorded (or dropped) action of the grant happened."""
+        return _instant(self.redis.hget(self._key(request_id, "stats"), "last_at"))
+
+    # --- which clusters send audit events ---------------------------------------------------------
+
+    def cluster_key(self, cluster: str) -> str:
+        return f"{self.prefix}:actions:cluster:{cluster}"
+
+    def heard(self, cluster: str, now: datetime) -> None:
+        """The cluster delivered a batch now."""
+        key = self.cluster_key(cluster)
+        last = _instant(self.redis.hget(key, "last"))
+        with self.redis.pipeline() as pipe:
+            if last is None or now - last > HEARD_GAP:
+                pipe.hset(key, "since", now.isoformat())
+            pipe.hset(key, "last", now.isoformat())
+            pipe.expire(key, KEEP_SECONDS)
+            pipe.execute()
+
+    def hearing(self, cluster: str) -> tuple[datetime, datetime] | None:
+        """(since, last): the cluster has sent audit events without a gap since ``since``, the last at ``last``."""
+        since, last = self.redis.hmget(self.cluster_key(cluster), "since", "last")
+        start, end = _instant(since), _instant(last)
+        return (start, end) if start is not None and end is not None else None
 
     # --- the digest -----------------------------------------------------------------------------
 
@@ -176,6 +210,15 @@ class ActionLedger:
             pipe.delete(key)
             raw, _ = pipe.execute()
         return [json.loads(item) for item in raw]
+
+
+def _instant(raw: object) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
 
 
 def _chunks(items: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:

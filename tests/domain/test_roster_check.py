@@ -144,7 +144,7 @@ def test_unknown_key_in_a_role_is_a_problem_not_ignored() -> None:
     ]
     assert problems(edited({21: "    sign_off: 1"})) == [
         (17, "roles.view.approvals", "is required"),
-        (21, "roles.view.sign_off", "unknown key 'sign_off' (allowed: approvals, approvers, cluster_role, "
+        (21, "roles.view.sign_off", "unknown key 'sign_off' (allowed: approvals, approvers, cluster_role, idle_timeout, "
          "max_duration, min_duration, scope)"),
     ]  # fmt: skip
 
@@ -422,3 +422,16 @@ def test_load_roster_file_that_cannot_be_read(tmp_path: Path) -> None:
     assert [(p.place, p.message) for p in raised.value.problems] == [
         ("(file)", f"cannot read {missing}: No such file or directory"),
     ]
+
+
+def test_an_idle_timeout_not_shorter_than_max_duration_is_refused() -> None:
+    assert problems(edited({22: "    approvers: [sre]\n    idle_timeout: 4h"})) == [
+        (
+            23,
+            "roles.view.idle_timeout",
+            "idle_timeout 4h is not shorter than max_duration 4h, so it could never end a grant early",
+        ),
+    ]
+    roster = parse_roster(edited({22: "    approvers: [sre]\n    idle_timeout: 30m"}))
+    assert roster.roles["view"].idle_timeout == timedelta(minutes=30)
+    assert roster.roles["admin"].idle_timeout is None

@@ -4,6 +4,7 @@ the thread told in digests and a summary; storage per grant bounded."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from bot.domain.audit import Event
 from bot.domain.grants import format_instant
 from bot.domain.ids import SlackUserId
+from bot.domain.lifecycle import State
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
 from bot.services.actions import ActionRecorder
@@ -239,3 +241,56 @@ def test_a_grant_with_nothing_recorded_ends_without_a_summary(
     clock.at = grant.expires_at + timedelta(seconds=1)
     grants.revoke(grant.id)
     assert entries_of(store, grant.id, Event.ACTIONS_SUMMARY) == []
+
+
+@pytest.fixture
+def idle_after_10m(roster: FixedRoster) -> FixedRoster:
+    view = dataclasses.replace(roster.roster.roles["view"], idle_timeout=timedelta(minutes=10))
+    roster.roster = dataclasses.replace(roster.roster, roles={**roster.roster.roles, "view": view})
+    return roster
+
+
+@pytest.mark.usefixtures("idle_after_10m")
+def test_a_grant_idle_for_its_roles_idle_timeout_is_ended_and_the_thread_says_why(
+    recorder: ActionRecorder, store: RequestStore, clock: FakeClock, flows: Flows, jobs: RecordingJobs
+) -> None:
+    grant = flows.granted()
+
+    def quiet(minutes: int) -> None:
+        """The cluster goes on sending batches every minute (other users' events); the holder does nothing."""
+        for _ in range(minutes):
+            clock.advance(minutes=1)
+            recorder.record("prod", batch())
+
+    recorder.record("prod", batch(event("a1", clock(), verb="get")))
+    quiet(6)
+    busy_at = clock()
+    recorder.record("prod", batch(event("a2", busy_at, verb="get")))  # busy: the idle clock starts again
+    quiet(9)
+    assert store.get(grant.id).state is State.ACTIVE  # type: ignore[union-attr]
+
+    quiet(1)  # the cluster still sends: the holder is idle, not unheard
+    ended = store.get(grant.id)
+    assert ended is not None
+    assert ended.state is State.REVOKED
+    revoked = store.audit.for_request(grant.id)[-1]
+    assert revoked.details["why"] == f"idle for 10m: no action recorded on prod since {format_instant(busy_at)}"
+    assert "idle for 10m" in (event_text(revoked, ended) or "")
+    assert ("revoke", grant.id) in [(c.kind, c.request_id) for c in jobs.calls]
+
+
+@pytest.mark.usefixtures("idle_after_10m")
+def test_no_idle_timeout_where_the_cluster_sends_no_audit_events(
+    recorder: ActionRecorder, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    clock.advance(minutes=30)
+    assert store.get(grant.id).state is State.ACTIVE  # type: ignore[union-attr]
+    # The cluster's first batch after a silence: idleness counts from now, not from the grant.
+    recorder.record("prod", batch())
+    assert store.get(grant.id).state is State.ACTIVE  # type: ignore[union-attr]
+    clock.advance(minutes=4)
+    recorder.record("staging", batch())  # another cluster's batch says nothing of prod
+    clock.advance(minutes=7)
+    recorder.record("staging", batch())
+    assert store.get(grant.id).state is State.ACTIVE  # type: ignore[union-attr]
