@@ -184,7 +184,7 @@ def _slack_refuses(settings: Settings) -> bool:
     """Check the bot token (and, in Socket Mode, the app-level token) once before serving, as ``web``
     and ``serve`` both must: a bad one stops the process with one line (on stderr) instead of every
     request, or every gunicorn worker, failing."""
-    from bot.slack.app import SlackStartupError, verify_app_token, verify_token
+    from bot.app import SlackStartupError, verify_app_token, verify_token
     from bot.slack.client import SlackApi
 
     try:

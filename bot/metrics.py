@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import redis
 
 from bot.domain.audit import AuditEntry, Event
+from bot.store.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,8 @@ def _sweep_correction(entry: AuditEntry) -> str | None:
 class Metrics:
     def __init__(self, client: redis.Redis, prefix: str = "breakglass") -> None:
         self.redis = client
-        self.key = f"{prefix}:metrics"
-        self.active_key = f"{prefix}:active"
+        self.key = Keys(prefix).metrics
+        self.active_key = Keys(prefix).active  # the store's grant schedule, read for the gauge
 
     def inc(self, name: str, labels: str = "", by: float = 1) -> None:
         try:

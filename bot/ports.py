@@ -18,6 +18,16 @@ from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest
 
 
+class Refused(Exception):
+    """The action was not taken; ``reason`` is one sentence that says why and what to do instead.
+
+    Raised by services and by the Slack identity gate alike, so it lives below both."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class BreakglassError(Exception):
     """Base of every error this project raises across a port."""
 

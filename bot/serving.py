@@ -92,7 +92,7 @@ def _let_go_of_socket(server: Any, worker: Any) -> None:
 def start_socket_mode(settings: Settings) -> Any:
     """Connect to Slack over Socket Mode in the background; returns the handler (``close()`` ends it).
     A token Slack refuses raises ``SlackStartupError`` naming SLACK_APP_TOKEN."""
-    from bot.slack.app import connect_socket_mode, create_app
+    from bot.app import connect_socket_mode, create_app
     from bot.wiring import build_core
 
     if settings.slack_app_token is None:

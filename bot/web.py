@@ -129,7 +129,7 @@ def create_wsgi_app(settings: Settings | None = None, core: Core | None = None) 
     if not settings.socket_mode:
         from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-        from bot.slack.app import create_app
+        from bot.app import create_app
 
         slack = SlackRequestHandler(create_app(settings, core))
     return BreakglassWeb(settings, core, slack)

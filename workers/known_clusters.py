@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 import redis
 
 from bot.domain.roster import Roster
+from bot.store.keys import Keys
 from workers.kube import ClusterTarget
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 class KnownClusters:
     def __init__(self, client: redis.Redis, prefix: str = "breakglass") -> None:
         self.redis = client
-        self.key = f"{prefix}:clusters:known"
+        self.key = Keys(prefix).known_clusters
 
     def recall(self) -> dict[str, ClusterTarget]:
         try:

@@ -7,15 +7,14 @@ SIGKILLed holder by a minute, and the sweep is what must still run when things d
 
 The lock's TTL is short (seconds) and a heartbeat thread renews it while the sweep runs, so a long
 sweep keeps it and a killed holder loses it within the TTL. Renewing and releasing compare the
-holder's token in one Lua script: a holder that stalled past its TTL can never extend or delete the
-lock someone else has taken since.
+holder's token in one Lua script (``bot.store.locks``, the one lock primitive): a holder that stalled
+past its TTL can never extend or delete the lock someone else has taken since.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -23,6 +22,8 @@ from datetime import timedelta
 import redis
 
 from bot.services.reconcile import SweepReport
+from bot.store.keys import Keys
+from bot.store.locks import RedisLock
 from workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -31,22 +32,10 @@ log = logging.getLogger(__name__)
 # before a live holder could lose it. A holder killed with SIGKILL blocks sweeps for at most the TTL.
 LOCK_RENEW_EVERY = timedelta(seconds=1)
 LOCK_TTL = timedelta(seconds=5)
-
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
+OVERDUE_EVERY = 1.0  # seconds between looks for revokes RQ's scheduler has not run
 
 
-class SweepLock:
+class SweepLock(RedisLock):
     """At most one holder cluster-wide, for as long as it keeps renewing (see the module docstring)."""
 
     def __init__(
@@ -58,23 +47,9 @@ class SweepLock:
     ) -> None:
         if renew_every >= ttl:
             raise ValueError("the lock must be renewed more often than it lapses")
-        self.redis = client
-        self.key = f"{prefix}:sweep:running"
-        self.ttl_ms = max(int(ttl.total_seconds() * 1000), 100)
+        super().__init__(client, Keys(prefix).sweep_running, ttl)
         self.renew_every = renew_every.total_seconds()
-        self.token = uuid.uuid4().hex
         self.lost = threading.Event()  # set when a renewal found the lock no longer ours
-
-    def acquire(self) -> bool:
-        return bool(self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
-
-    def renew(self) -> bool:
-        """Extend the lock if it is still ours. False: it lapsed (and may be someone else's now)."""
-        return bool(self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
-
-    def release(self) -> bool:
-        """Delete the lock if it is still ours; never anyone else's."""
-        return bool(self.redis.eval(_RELEASE, 1, self.key, self.token))
 
     @contextmanager
     def held(self) -> Iterator[bool]:
@@ -142,7 +117,7 @@ class SweepClock(threading.Thread):
 
     def claim_interval(self) -> bool:
         core = self.context.core
-        key = f"{core.settings.key_prefix}:sweep:due"
+        key = Keys(core.settings.key_prefix).sweep_due
         # Slightly shorter than the interval so the next tick after it lapses can claim it.
         ttl_ms = max(int(self.interval.total_seconds() * 1000) - 100, 500)
         return bool(core.redis.set(key, "1", nx=True, px=ttl_ms))
@@ -154,10 +129,12 @@ class SweepClock(threading.Thread):
 
     def run(self) -> None:
         # Tick faster than the interval so the sweep runs close to every interval whichever
-        # worker claims it; the claim keeps it to about one sweep per interval in all.
-        period = max(self.interval.total_seconds() / 4, 0.25)
+        # worker claims it; the claim keeps it to about one sweep per interval in all. Every tick,
+        # at least once a second, overdue revokes are queued again (see Reconciler.revoke_overdue).
+        period = min(max(self.interval.total_seconds() / 4, 0.25), OVERDUE_EVERY)
         while not self.stopped.wait(period):
             try:
+                self.context.reconciler.revoke_overdue()
                 self.tick()
             except Exception:  # the clock must outlive any one bad sweep
                 log.exception("sweep failed; trying again next interval")

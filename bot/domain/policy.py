@@ -17,6 +17,8 @@ from bot.domain.roster import Role, Roster, is_dns_label
 
 REASON_MIN = 10
 REASON_MAX = 500
+REVIEW_MIN = 20  # characters of a post-incident review
+REVIEW_MAX = 3000
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from slack_bolt import Ack, App, Respond
 from bot.domain import policy
 from bot.domain.ids import RequestId, parse_request_id
 from bot.listeners.deps import Deps, action_value, actor_from, answer
-from bot.services.access import REVIEW_MAX, REVIEW_MIN
 from bot.services.errors import Refused
 from bot.slack import blocks, wording
 from bot.slack.client import SlackError
@@ -107,7 +106,7 @@ def open_review(deps: Deps, request_id: RequestId, person: Profile, body: Mappin
     if not decision:
         raise Refused(decision.reason)
     closes = policy.review_closes(request, person.user_id)
-    return _open(deps, body, blocks.review_modal(request, REVIEW_MIN, REVIEW_MAX, closes=closes))
+    return _open(deps, body, blocks.review_modal(request, policy.REVIEW_MIN, policy.REVIEW_MAX, closes=closes))
 
 
 def _open(deps: Deps, body: Mapping[str, Any], view: dict[str, Any]) -> str | None:

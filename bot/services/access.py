@@ -22,8 +22,8 @@ from bot.services.errors import Refused, no_such_request
 from bot.store import Change, Draft, RequestStore
 from bot.store.requests import RequestExists
 
-REVIEW_MIN = 20
-REVIEW_MAX = 3000
+REVIEW_MIN = policy.REVIEW_MIN  # kept importable from here
+REVIEW_MAX = policy.REVIEW_MAX
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,9 @@ or here, never in listeners, so the same refusal reads the same in Slack, the CL
 
 from __future__ import annotations
 
+from bot.ports import Refused
 
-class Refused(Exception):
-    """The action was not taken; ``reason`` is one sentence that says why and what to do instead."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+__all__ = ["Refused", "no_such_request"]
 
 
 def no_such_request(text: str) -> Refused:

@@ -1,67 +1,48 @@
 """Keeping Slack in step with the audit log: each request's thread shows its entries, in order, once.
 
-A cursor per request records the last entry posted. Only one publisher works on a request at a time
-(a short Redis lock), so replies never interleave out of order even with several workers; a
-publisher that dies mid-way leaves the cursor behind, and the next run posts from there (at worst one
-reply twice, never one lost).
+What has been posted is one record per request (``bot.store.progress``): the notifier writes it as it
+posts, and its ``done`` seq is where the next publish starts. Only one publisher works on a request at
+a time (a short lock), so replies never interleave out of order even with several workers; a publisher
+that dies mid-way leaves the record behind, and the next run posts from there (at worst one reply
+twice, never one lost).
 """
 
 from __future__ import annotations
 
-import uuid
-
-import redis
+from datetime import timedelta
 
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest
 from bot.ports import Notifier, TemporaryError
 from bot.store import Change, RequestStore
 
-LOCK_SECONDS = 30
+LOCK_TTL = timedelta(seconds=30)
 
 
 class Publisher:
     def __init__(self, store: RequestStore, notifier: Notifier) -> None:
         self.store = store
         self.notifier = notifier
-        self.redis: redis.Redis = store.redis
-
-    def cursor_key(self, request_id: str) -> str:
-        return f"{self.store.prefix}:published:{request_id}"
 
     def publish(self, request_id: RequestId) -> int:
         """Post what is new for ``request_id``; returns how many entries were posted."""
-        lock_key = f"{self.store.prefix}:publishing:{request_id}"
-        token = uuid.uuid4().hex
-        if not self.redis.set(lock_key, token, nx=True, ex=LOCK_SECONDS):
-            raise TemporaryError(f"{request_id} is being published by another worker", delay=1.0)
-        try:
+        with self.store.lock(self.store.keys.publishing(request_id), LOCK_TTL) as taken:
+            if not taken:
+                raise TemporaryError(f"{request_id} is being published by another worker", delay=1.0)
             return self._publish(request_id)
-        finally:
-            # Release only our own lock (it may have expired and been taken by another worker).
-            with self.redis.pipeline() as pipe:
-                try:
-                    pipe.watch(lock_key)
-                    if pipe.get(lock_key) == token:
-                        pipe.multi()
-                        pipe.delete(lock_key)
-                        pipe.execute()
-                except redis.WatchError:
-                    pass
 
     def _publish(self, request_id: RequestId) -> int:
         request = self.store.get(request_id)
         if request is None:
             return 0
-        cursor = int(self.redis.get(self.cursor_key(request_id)) or 0)
-        entries = self.store.audit.for_request(request_id, after_seq=cursor)
+        entries = self.store.audit.for_request(request_id, after_seq=self.store.progress.done(request_id))
         if not entries and request.message_ts is not None:
             return 0
         ts = self.notifier.publish(request, entries)
         if ts and request.message_ts != ts:
             self._remember_message(request_id, ts)
         if entries:
-            self.redis.set(self.cursor_key(request_id), entries[-1].seq)
+            self.store.progress.mark_done(request_id, entries[-1].seq)
         return len(entries)
 
     def _remember_message(self, request_id: RequestId, ts: str) -> None:

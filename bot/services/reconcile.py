@@ -88,6 +88,10 @@ class _ClusterPass:
     bound: set[str] = field(default_factory=set)
 
 
+# A revoke later than this is no longer waiting for RQ's scheduler (which moves due jobs every second).
+OVERDUE_AFTER = timedelta(seconds=2)
+
+
 class Reconciler:
     """``cluster_budget`` bounds the time one sweep spends on one cluster (``monotonic`` measures it);
     what is left over waits for the next sweep."""
@@ -138,6 +142,19 @@ class Reconciler:
         if keep_going():
             self._check_redis(report, bound)
         return report
+
+    def revoke_overdue(self, late_by: timedelta = OVERDUE_AFTER) -> int:
+        """Queue the revoke, to run now, of every grant more than ``late_by`` past its expiry.
+
+        The revoke at expiry is an RQ scheduled job, and RQ's scheduler is one worker's: when that
+        worker dies its lock outlives it by about a minute, and nothing moves due jobs meanwhile. Every
+        worker calls this every second, so a revoke is at most a couple of seconds late whichever worker
+        dies. The job id is the one of a revoke asked for now, so asking twice queues it once; when
+        the scheduled one also runs, it finds the grant already ended."""
+        overdue = self.store.overdue(self.now() - late_by)
+        for request_id in overdue:
+            self.jobs.revoke(request_id)
+        return len(overdue)
 
     # --- one cluster ----------------------------------------------------------------------------
 

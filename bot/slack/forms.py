@@ -23,7 +23,6 @@ from bot.domain.durations import DurationError, format_duration, parse_duration
 from bot.domain.ids import RequestId, SlackUserId, parse_request_id
 from bot.domain.lifecycle import AccessRequest
 from bot.domain.roster import Roster, is_dns_label
-from bot.services.access import REVIEW_MAX, REVIEW_MIN
 
 # Block ids (== action ids) of the forms' inputs; blocks.py renders them, this module reads them.
 CLUSTER_INPUT = "cluster"
@@ -339,8 +338,10 @@ def read_review_form(values: Mapping[str, Any], private_metadata: str) -> Review
     if request_id is None:
         return {REVIEW_INPUT: "This form names no request; close it and start again."}
     text = typed(values, REVIEW_INPUT).strip()
-    if not REVIEW_MIN <= len(text) <= REVIEW_MAX:
-        return {REVIEW_INPUT: f"A review is {REVIEW_MIN} to {REVIEW_MAX} characters: what was done, and why."}
+    if not policy.REVIEW_MIN <= len(text) <= policy.REVIEW_MAX:
+        return {
+            REVIEW_INPUT: f"A review is {policy.REVIEW_MIN} to {policy.REVIEW_MAX} characters: what was done, and why."
+        }
     return ReviewForm(request_id, text)
 
 

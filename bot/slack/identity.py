@@ -31,8 +31,7 @@ from typing import Any
 
 from bot.domain.ids import SlackUserId
 from bot.domain.roster import Roster
-from bot.ports import BreakglassError
-from bot.services.errors import Refused
+from bot.ports import BreakglassError, Refused
 from bot.slack import wording
 from bot.slack.client import SlackApi, SlackError
 

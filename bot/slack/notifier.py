@@ -14,7 +14,7 @@
   break-glass was used, and, when that grant ends, a **Write review** button: its review is theirs.
 
 Idempotence. Slack has no "post if absent", so what has been done is written down as it happens
-(``PublishProgress``, in Redis): the root's ``ts`` right after it is posted — before any reply, so a
+(``bot.store.progress``, in Redis): the root's ``ts`` right after it is posted — before any reply, so a
 retry after a failed reply updates that root instead of posting a second one — and, per entry, that
 its reply and then its DMs went out. A retry (RQ retries on ``TemporaryError``) resumes where the
 last attempt stopped; at worst one reply or DM goes out twice, none is skipped. A permanent refusal
@@ -27,10 +27,8 @@ to DM one person (deactivated, DMs closed) is logged and skipped: the thread hol
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import redis
 
@@ -45,99 +43,12 @@ from bot.settings import Settings
 from bot.slack import blocks, wording
 from bot.slack.blocks import Message
 from bot.slack.client import SlackApi, SlackError
+from bot.store.progress import MemoryProgress, PublishProgress, RedisProgress
 
 log = logging.getLogger(__name__)
 
 # A channel we may no longer post in: fall back to the roster's incident channel for the root.
 _CHANNEL_GONE = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
-PROGRESS_DAYS = 90
-
-
-class PublishProgress(Protocol):
-    """What has already been sent to Slack for each request (see the module docstring)."""
-
-    def root(self, request_id: str) -> tuple[str, str] | None:
-        """(channel, ts) of the request's root message, if one was posted."""
-        ...
-
-    def remember_root(self, request_id: str, channel: str, ts: str) -> None: ...
-
-    def replied(self, request_id: str) -> int:
-        """The highest audit seq whose thread reply was posted (0: none)."""
-        ...
-
-    def mark_replied(self, request_id: str, seq: int) -> None: ...
-
-    def done(self, request_id: str) -> int:
-        """The highest audit seq whose reply and DMs were all sent (0: none)."""
-        ...
-
-    def mark_done(self, request_id: str, seq: int) -> None: ...
-
-
-class RedisProgress:
-    def __init__(self, client: redis.Redis, prefix: str = "breakglass") -> None:
-        self.redis = client
-        self.prefix = prefix
-        self.ttl = timedelta(days=PROGRESS_DAYS)
-
-    def _key(self, request_id: str) -> str:
-        return f"{self.prefix}:slack:{request_id}"
-
-    def root(self, request_id: str) -> tuple[str, str] | None:
-        channel, ts = self.redis.hmget(self._key(request_id), ["channel", "ts"])
-        return (str(channel), str(ts)) if channel and ts else None
-
-    def remember_root(self, request_id: str, channel: str, ts: str) -> None:
-        key = self._key(request_id)
-        self.redis.hset(key, mapping={"channel": channel, "ts": ts})
-        self.redis.expire(key, self.ttl)
-
-    def replied(self, request_id: str) -> int:
-        return int(self.redis.hget(self._key(request_id), "replied") or 0)
-
-    def mark_replied(self, request_id: str, seq: int) -> None:
-        self.redis.hset(self._key(request_id), "replied", seq)
-
-    def done(self, request_id: str) -> int:
-        return int(self.redis.hget(self._key(request_id), "done") or 0)
-
-    def mark_done(self, request_id: str, seq: int) -> None:
-        self.redis.hset(self._key(request_id), "done", seq)
-
-
-class MemoryProgress:
-    """``PublishProgress`` in memory: tests, and single-process demos."""
-
-    def __init__(self) -> None:
-        self._roots: dict[str, tuple[str, str]] = {}
-        self._replied: dict[str, int] = {}
-        self._done: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def root(self, request_id: str) -> tuple[str, str] | None:
-        with self._lock:
-            return self._roots.get(request_id)
-
-    def remember_root(self, request_id: str, channel: str, ts: str) -> None:
-        with self._lock:
-            self._roots[request_id] = (channel, ts)
-
-    def replied(self, request_id: str) -> int:
-        with self._lock:
-            return self._replied.get(request_id, 0)
-
-    def mark_replied(self, request_id: str, seq: int) -> None:
-        with self._lock:
-            self._replied[request_id] = seq
-
-    def done(self, request_id: str) -> int:
-        with self._lock:
-            return self._done.get(request_id, 0)
-
-    def mark_done(self, request_id: str, seq: int) -> None:
-        with self._lock:
-            self._done[request_id] = seq
 
 
 class SlackNotifier:

@@ -47,6 +47,7 @@ from bot.standins.slack_events import SlackSender
 from bot.standins.stack import ALICE, BOB, CAROL, INCIDENT_CHANNEL, LocalStack, wait_until
 from bot.standins.terminal import WIDTH, to_terminal, wrapped
 from bot.store import AuditLog, RequestStore
+from bot.store.progress import RedisProgress
 from workers.kube import ClusterTarget, KubeClusters
 
 EXIT_FAILED = 1
@@ -490,7 +491,7 @@ class Walk:
     def published(self, rid: RequestId) -> AccessRequest | None:
         """The request, once every audit entry of it is in Slack (the publisher's cursor has reached it)."""
         entries = self.audit.for_request(rid)
-        cursor = int(self.redis.get(f"{self.stack.key_prefix}:published:{rid}") or 0)  # Publisher.cursor_key
+        cursor = RedisProgress(self.redis, self.stack.key_prefix).done(rid)
         return self.posted(rid) if entries and cursor >= entries[-1].seq else None
 
     def audit_event(self, rid: RequestId, event: Event, actor: str) -> AuditEntry | None:

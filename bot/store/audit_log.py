@@ -18,6 +18,7 @@ import redis
 from redis.client import Pipeline
 
 from bot.domain.audit import GENESIS_HASH, AuditEntry, Verdict, next_entry, verify_chain
+from bot.store.keys import Keys
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,8 @@ class AuditLog:
         self.redis = client
         self._key = key
         self.now = now
-        self.stream_key = f"{prefix}:audit"
-        self.head_key = f"{prefix}:audit:head"
+        self.stream_key = Keys(prefix).audit
+        self.head_key = Keys(prefix).audit_head
         self._out = out
         # Called with every batch of entries once it is committed (metrics are derived here).
         self.observers: list[Callable[[list[AuditEntry]], None]] = []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import redis
@@ -13,6 +15,9 @@ from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.store.actions import ActionLedger
 from bot.store.audit_log import AuditLog, Draft
+from bot.store.keys import Keys
+from bot.store.locks import RedisLock
+from bot.store.progress import RedisProgress
 
 T = TypeVar("T")
 
@@ -44,13 +49,19 @@ class RequestStore:
         self.audit = audit
         self.actions = ActionLedger(client, audit, prefix)
         self.prefix = prefix
-        self.all_key = f"{prefix}:requests"
-        self.pending_key = f"{prefix}:pending"  # id -> created epoch
-        self.approved_key = f"{prefix}:approved"  # id -> approved epoch: grants in flight
-        self.active_key = f"{prefix}:active"  # id -> expiry epoch: the grant schedule
+        self.keys = Keys(prefix)
+        self.all_key = self.keys.requests
+        self.pending_key = self.keys.pending
+        self.approved_key = self.keys.approved
+        self.active_key = self.keys.active
+        self.progress = RedisProgress(client, prefix)
 
     def key(self, request_id: str) -> str:
-        return f"{self.prefix}:request:{request_id}"
+        return self.keys.request(request_id)
+
+    def lock(self, key: str, ttl: timedelta) -> AbstractContextManager[bool]:
+        """The one lock primitive (``bot.store.locks``): yields whether it was taken."""
+        return RedisLock(self.redis, key, ttl).held()
 
     def get(self, request_id: str) -> AccessRequest | None:
         raw = self.redis.get(self.key(request_id))
@@ -118,6 +129,11 @@ class RequestStore:
 
     def active(self) -> list[AccessRequest]:
         return self.many(self.redis.zrange(self.active_key, 0, -1))
+
+    def overdue(self, before: datetime, limit: int = 500) -> list[RequestId]:
+        """Active grants whose expiry is before ``before``, soonest first (the grant schedule's head)."""
+        ids = self.redis.zrangebyscore(self.active_key, "-inf", before.timestamp(), start=0, num=limit)
+        return [RequestId(str(i)) for i in ids]
 
     def recent(self, limit: int = 500) -> list[AccessRequest]:
         return self.many(self.redis.zrevrange(self.all_key, 0, limit - 1))

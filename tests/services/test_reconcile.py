@@ -270,3 +270,19 @@ def test_a_pending_request_the_sweep_cannot_time_out_does_not_stop_it(
     redis_client.delete(store.audit.head_key)
     reconciler.sweep()  # raises nothing: the pending request is left for the next sweep
     assert cluster.bindings == {}
+
+
+def test_a_revoke_rq_has_not_run_two_seconds_after_expiry_is_queued_to_run_now(
+    reconciler: Reconciler, jobs: RecordingJobs, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    assert grant.expires_at is not None
+    clock.advance(seconds=(grant.expires_at - clock()).total_seconds() + 1)
+    assert reconciler.revoke_overdue() == 0  # RQ's scheduler still has time to run it
+
+    clock.advance(seconds=2)  # as when the worker holding RQ's scheduler has died
+    assert reconciler.revoke_overdue() == 1
+    assert reconciler.revoke_overdue() == 1  # asked again: the same job, queued once
+
+    now_revokes = [c for c in jobs.of("revoke", grant.id) if c.at is None]
+    assert [c.queued for c in now_revokes] == [True, False]

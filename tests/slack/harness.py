@@ -17,13 +17,13 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from pydantic import SecretStr
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.app import create_app
 from bot.domain.audit import AuditEntry
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest
 from bot.services.grants import GrantService
 from bot.services.publishing import Publisher
 from bot.settings import Settings
-from bot.slack.app import create_app
 from bot.slack.client import SlackApi
 from bot.slack.identity import IdentityGate
 from bot.slack.notifier import MemoryProgress, SlackNotifier

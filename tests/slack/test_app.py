@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.app import SlackStartupError, create_app
 from bot.settings import Settings
-from bot.slack.app import SlackStartupError, create_app
 from bot.slack.client import REQUIRED_SCOPES
 from bot.standins.slack_api import SlackApiDouble
 from bot.wiring import Core

@@ -1,0 +1,72 @@
+"""Every Redis key breakglass writes, named in one place (as rq's ``Job.key``/``Queue.key`` are).
+
+One ``Keys`` per deployment prefix; every other module asks it for a key instead of spelling one. RQ's
+own keys (``rq:…``, under queues named ``<prefix>-cluster``/``<prefix>-slack``) are RQ's to name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "breakglass"
+
+    # --- requests (bot.store.requests) ---
+    def request(self, request_id: str) -> str:
+        return f"{self.prefix}:request:{request_id}"
+
+    @property
+    def requests(self) -> str:
+        return f"{self.prefix}:requests"
+
+    @property
+    def pending(self) -> str:
+        """id -> created epoch."""
+        return f"{self.prefix}:pending"
+
+    @property
+    def approved(self) -> str:
+        """id -> approved epoch: grants in flight."""
+        return f"{self.prefix}:approved"
+
+    @property
+    def active(self) -> str:
+        """id -> expiry epoch: the grant schedule."""
+        return f"{self.prefix}:active"
+
+    # --- the audit log (bot.store.audit_log) ---
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:audit"
+
+    @property
+    def audit_head(self) -> str:
+        return f"{self.prefix}:audit:head"
+
+    # --- what Slack has been shown of a request (bot.store.progress) ---
+    def published(self, request_id: str) -> str:
+        return f"{self.prefix}:slack:{request_id}"
+
+    def publishing(self, request_id: str) -> str:
+        """The lock one publisher holds while it posts a request's entries."""
+        return f"{self.prefix}:publishing:{request_id}"
+
+    # --- the sweep (workers.sweeper) and the clusters it remembers (workers.known_clusters) ---
+    @property
+    def sweep_running(self) -> str:
+        return f"{self.prefix}:sweep:running"
+
+    @property
+    def sweep_due(self) -> str:
+        return f"{self.prefix}:sweep:due"
+
+    @property
+    def known_clusters(self) -> str:
+        return f"{self.prefix}:clusters:known"
+
+    # --- counters (bot.metrics) ---
+    @property
+    def metrics(self) -> str:
+        return f"{self.prefix}:metrics"
