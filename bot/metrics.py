@@ -1,5 +1,9 @@
 """Prometheus metrics kept in Redis, so any web replica's ``/metrics`` shows the whole installation.
 
+Exposed through ``prometheus_client``: a custom collector reads the counts from Redis at each
+scrape, and the library writes the text or OpenMetrics format (as the scraper's Accept asks) and
+adds the standard process metrics of the process that answers.
+
 Web and worker processes come and go (and gunicorn forks several of each); counting in Redis gives
 one set of numbers for all of them without a multiprocess directory. Workflow metrics are derived
 from audit entries as they are written (one source of truth); API errors are counted by the adapters
@@ -9,10 +13,16 @@ through ``count_error``. Counting never raises: a metrics hiccup must not fail a
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import redis
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from bot.domain.audit import AuditEntry, Event
 from bot.store.keys import Keys
@@ -104,31 +114,57 @@ class Metrics:
                 if isinstance(value, int | float):
                     self.observe(histogram, float(value))
 
-    def exposition(self) -> str:
-        lines: list[str] = []
+    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """(body, content type): Prometheus text or OpenMetrics, as the scraper's Accept asks.
+
+        The numbers are the installation's (read from Redis); the standard process and platform
+        metrics are this process's. A Redis error propagates: ``/metrics`` answers 503, not a part."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(RedisCollector(self))
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        encode, content_type = choose_encoder(accept or "")
+        return encode(registry), content_type
+
+
+class RedisCollector(Collector):
+    """The installation's numbers, read from Redis at each scrape (one set for every process)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        r = self.metrics.redis
         for name, help_text in COUNTERS.items():
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-            for raw_labels, value in sorted(self.redis.hgetall(f"{self.key}:{name}").items()):
-                labels = str(raw_labels)
-                lines.append(f"{name}{{{labels}}} {_number(value)}" if labels else f"{name} {_number(value)}")
+            names = _LABEL_NAMES[name]
+            counter = CounterMetricFamily(name, help_text, labels=names)
+            for raw_labels, value in sorted(r.hgetall(f"{self.metrics.key}:{name}").items()):
+                labels = _parse_labels(str(raw_labels))
+                counter.add_metric([labels.get(n, "") for n in names], float(value))
+            yield counter
         for name, help_text in HISTOGRAMS.items():
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-            data = self.redis.hgetall(f"{self.key}:{name}")
-            for bound in (*LATENCY_BUCKETS, "+Inf"):
-                lines.append(f'{name}_bucket{{le="{bound}"}} {_number(data.get(f"le={bound}", 0))}')
-            lines.append(f"{name}_sum {_number(data.get('sum', 0))}")
-            lines.append(f"{name}_count {_number(data.get('count', 0))}")
-        lines += [
-            "# HELP breakglass_active_grants Grants whose binding is in place now.",
-            "# TYPE breakglass_active_grants gauge",
-            f"breakglass_active_grants {self.redis.zcard(self.active_key)}",
-        ]
-        return "\n".join(lines) + "\n"
+            data = r.hgetall(f"{self.metrics.key}:{name}")
+            buckets = [(floatToGoString(b), float(data.get(f"le={b}", 0))) for b in LATENCY_BUCKETS]
+            buckets.append(("+Inf", float(data.get("le=+Inf", 0))))
+            yield HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=float(data.get("sum", 0)))
+        yield GaugeMetricFamily(
+            "breakglass_active_grants", "Grants whose binding is in place now.", value=r.zcard(self.metrics.active_key)
+        )
 
 
-def _number(value: object) -> str:
-    number = float(str(value))
-    return str(int(number)) if number.is_integer() else repr(number)
+_LABELS = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_LABEL_NAMES = {
+    "breakglass_requests_total": ["outcome"],
+    "breakglass_refusals_total": ["action"],
+    "breakglass_sweep_corrections_total": ["kind"],
+    "breakglass_api_errors_total": ["system", "kind"],
+}
+
+
+def _parse_labels(raw: str) -> dict[str, str]:
+    """``outcome="granted"`` as stored by ``inc`` back into names and (unescaped) values."""
+    return {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in _LABELS.findall(raw)}
 
 
 def _label(value: object) -> str:

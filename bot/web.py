@@ -46,14 +46,14 @@ class BreakglassWeb:
         if path == "/readyz" and method == "GET":
             return self._ready(start_response)
         if path == "/metrics" and method == "GET":
-            return self._metrics(start_response)
+            return self._metrics(environ, start_response)
         if path.startswith("/k8s/audit/") and method == "POST":
             return self._kube_audit(environ, start_response, path.removeprefix("/k8s/audit/"))
         return _reply(start_response, 404, {"error": "not found"})
 
-    def _metrics(self, start_response: StartResponse) -> Iterable[bytes]:
+    def _metrics(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            body = self.metrics.exposition().encode()
+            body, content_type = self.metrics.exposition(environ.get("HTTP_ACCEPT"))
         except redis.RedisError as exc:
             # Every metric lives in Redis (so all replicas show one set of numbers); this process keeps
             # none of its own to fall back on. A 503 with the reason lets Prometheus mark the scrape
@@ -66,7 +66,7 @@ class BreakglassWeb:
             return [reason]
         start_response(
             "200 OK",
-            [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))],
+            [("Content-Type", content_type), ("Content-Length", str(len(body)))],
         )
         return [body]
 

@@ -55,7 +55,7 @@ def slack(clock: FakeClock) -> Iterator[tuple[SlackApiDouble, SlackApi]]:
 def _errors(metrics: Metrics) -> dict[str, float]:
     """The ``breakglass_api_errors_total`` samples of the exposition ``/metrics`` serves."""
     samples = {}
-    for line in metrics.exposition().splitlines():
+    for line in metrics.exposition()[0].decode().splitlines():
         if line.startswith("breakglass_api_errors_total{"):
             name, _, value = line.rpartition(" ")
             samples[name.removeprefix("breakglass_api_errors_total")] = float(value)
@@ -71,7 +71,7 @@ def test_kubernetes_503_answers_are_counted_by_reason(
         with pytest.raises(ClusterUnavailable):
             gateway.list_managed("prod")
 
-    assert _errors(metrics) == {'{system="kubernetes",kind="ServiceUnavailable"}': 2}
+    assert _errors(metrics) == {'{kind="ServiceUnavailable",system="kubernetes"}': 2}
 
 
 def test_revoking_an_already_gone_binding_counts_no_error(
@@ -93,7 +93,7 @@ def test_unreachable_cluster_is_counted_as_unreachable(metrics: Metrics, clock: 
         gateway.list_managed("prod")
     gateway.close()
 
-    assert _errors(metrics) == {'{system="kubernetes",kind="unreachable"}': 1}
+    assert _errors(metrics) == {'{kind="unreachable",system="kubernetes"}': 1}
 
 
 def test_slack_errors_and_rate_limits_are_counted_by_slack_error_name(
@@ -110,8 +110,8 @@ def test_slack_errors_and_rate_limits_are_counted_by_slack_error_name(
     api.post_message(CHANNEL, "hello")  # a success counts nothing
 
     assert _errors(metrics) == {
-        '{system="slack",kind="channel_not_found"}': 1,
-        '{system="slack",kind="ratelimited"}': 1,
+        '{kind="channel_not_found",system="slack"}': 1,
+        '{kind="ratelimited",system="slack"}': 1,
     }
 
 
@@ -128,4 +128,4 @@ def test_the_hash_conflict_a_guarded_view_update_expects_is_not_counted(
     with pytest.raises(SlackError):
         api.update_view("V0000000001", {"type": "modal"}, view_hash="1.abc")  # a guard expects only the conflict
 
-    assert _errors(metrics) == {'{system="slack",kind="view_not_found"}': 1}
+    assert _errors(metrics) == {'{kind="view_not_found",system="slack"}': 1}
