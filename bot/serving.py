@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.settings import Settings, SettingsError
@@ -123,8 +124,26 @@ def run_all_in_one(settings: Settings) -> int:
     from workers.main import run_worker
 
     parent = os.getpid()
+    main_thread = threading.get_ident()  # serve runs in the main thread; signal handlers run there
+    stop_before_rq = threading.Event()  # a stop signal that came before RQ's worker could take it
+
+    def stop_asked_early(signum: int, frame: Any) -> None:
+        if os.getpid() != parent:
+            # A process forked before its own handlers exist (RQ's scheduler, which RQ stops with
+            # SIGTERM): the signal does what it would have done without this handler.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        stop_before_rq.set()
+
+    # Installed before the fork and before RQ installs its own: until then a SIGTERM (from the
+    # platform, or from the web watcher below) would kill this process outright, leaving RQ's
+    # scheduler running alone once it is forked; now it is remembered and RQ's worker stops at once.
+    previous = {signum: signal.signal(signum, stop_asked_early) for signum in (signal.SIGTERM, signal.SIGINT)}
     child = os.fork()  # before any client or thread exists here: nothing is shared across the fork
     if child == 0:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # gunicorn installs its own
         _web_child(settings, parent)  # never returns
     stopping = threading.Event()
     web_died = threading.Event()
@@ -133,7 +152,9 @@ def run_all_in_one(settings: Settings) -> int:
     def asked_to_stop() -> bool:
         # rq records the first stop signal's time; a second SIGTERM would be a cold stop, killing the
         # job at hand, so the worker is only told once.
-        return bool(worker) and getattr(worker[0], "_shutdown_requested_date", None) is not None
+        return stop_before_rq.is_set() or (
+            bool(worker) and getattr(worker[0], "_shutdown_requested_date", None) is not None
+        )
 
     def watch_web() -> None:
         _, status = os.waitpid(child, 0)
@@ -149,15 +170,35 @@ def run_all_in_one(settings: Settings) -> int:
         log.error("the web server exited with status %s; stopping the worker", code)
         web_died.set()
         if not asked_to_stop():
-            os.kill(parent, signal.SIGTERM)
+            # To the main thread itself: Python runs signal handlers only there, and a signal sent to
+            # the process may be delivered to another thread, leaving the main thread blocked in
+            # RQ's BLPOP (up to its dequeue timeout, minutes) before the handler runs.
+            signal.pthread_kill(main_thread, signal.SIGTERM)
+
+    def honour_an_early_stop(rq_worker: Any) -> None:
+        """RQ installs its handlers inside ``work()``, after forking its scheduler; a stop asked for
+        before then is handed to the worker as RQ's own handler would (a warm stop before any job),
+        so its loop ends at its first turn and its teardown stops the scheduler."""
+        worker.append(rq_worker)
+        install = rq_worker._install_signal_handlers
+
+        def install_then_take_earlier_stop() -> None:
+            install()
+            if stop_before_rq.is_set():
+                rq_worker._shutdown_requested_date = datetime.now(UTC)
+                rq_worker._stop_requested = True
+
+        rq_worker._install_signal_handlers = install_then_take_earlier_stop
 
     watcher = threading.Thread(target=watch_web, name="breakglass-web-watch", daemon=True)
     watcher.start()
     log.info("serving", extra={"port": settings.port, "socket_mode": settings.socket_mode})
     try:
-        run_worker(settings, build_worker_context(settings, core=build_core(settings)), on_start=worker.append)
+        run_worker(settings, build_worker_context(settings, core=build_core(settings)), on_start=honour_an_early_stop)
     finally:
         stopping.set()
+        for signum in previous:
+            signal.signal(signum, stop_asked_early)  # RQ's handlers would raise into this block
         if watcher.is_alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)

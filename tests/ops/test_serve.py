@@ -9,9 +9,13 @@ import signal
 import socket
 from pathlib import Path
 
+import pytest
+
 from bot.standins.slack_events import SlackSender
 from bot.standins.stack import ALICE, INCIDENT_CHANNEL, SIGNING_SECRET, LocalStack, free_port, wait_until
 from tests.ops.conftest import Spawned, get, json_lines, port_open
+
+pytestmark = pytest.mark.slow  # real serve processes (gunicorn, an RQ worker and its scheduler)
 
 
 def test_serve_grants_a_self_service_request_and_stops_cleanly_on_sigterm(stack: LocalStack) -> None:
@@ -23,7 +27,7 @@ def test_serve_grants_a_self_service_request_and_stops_cleanly_on_sigterm(stack:
             assert serve.popen.poll() is None, f"serve exited:\n{serve.output}"
             return port_open(port) and get(f"http://127.0.0.1:{port}/readyz")[0] == 200
 
-        wait_until(ready, 30, "serve to be ready")
+        wait_until(ready, 90, "serve to be ready")
 
         slack = SlackSender(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, stack.slack)
         reply = slack.slash_command(ALICE, "prod/payments emergency 5m INC-4411 restart the consumer", channel_id=INCIDENT_CHANNEL)  # fmt: skip
@@ -34,7 +38,7 @@ def test_serve_grants_a_self_service_request_and_stops_cleanly_on_sigterm(stack:
         wait_until(lambda: stack.slack.messages(INCIDENT_CHANNEL), 20, "the request posted in #incidents")
 
         serve.popen.send_signal(signal.SIGTERM)  # what a platform sends to the process it started
-        code = serve.wait(timeout=30)
+        code = serve.wait(timeout=120)
     finally:
         serve.kill_group()
 
@@ -67,14 +71,14 @@ def _started(serve: Spawned, port: int) -> None:
         assert serve.popen.poll() is None, f"serve exited:\n{serve.output}"
         return port_open(port) and get(f"http://127.0.0.1:{port}/readyz")[0] == 200
 
-    wait_until(ready, 30, "serve to be ready")
+    wait_until(ready, 90, "serve to be ready")
 
 
 def test_serve_refuses_a_bot_token_slack_rejects_in_one_line_before_serving(stack: LocalStack) -> None:
     port = free_port()
     serve = Spawned(["serve"], stack.env() | {"PORT": str(port), "SLACK_BOT_TOKEN": "xoxb-0000-not-a-real-token"})
     try:
-        code = serve.wait(timeout=30)
+        code = serve.wait(timeout=120)
     finally:
         serve.kill_group()
 
@@ -99,7 +103,7 @@ def test_serve_speaks_http_1_1_keep_alive_and_a_stalled_client_holds_nothing_up(
             assert reply.getheader("Server", "").startswith("gunicorn")
             connection.close()
         serve.popen.send_signal(signal.SIGTERM)
-        assert serve.wait(timeout=40) == 0, serve.output
+        assert serve.wait(timeout=120) == 0, serve.output
     finally:
         serve.kill_group()
 
@@ -112,13 +116,13 @@ def test_serve_stops_with_an_error_when_its_web_server_dies(stack: LocalStack) -
         # serve's children: gunicorn's arbiter (whose own child is its worker) and RQ's scheduler.
         (web,) = [pid for pid in _children(serve.popen.pid) if _children(pid)]
         os.kill(web, signal.SIGKILL)  # the arbiter; its worker notices its parent is gone and exits
-        code = serve.wait(timeout=40)
+        code = serve.wait(timeout=120)
     finally:
         serve.kill_group()
 
     assert code == 1, serve.output
     assert any("the web server exited" in str(line.get("message")) for line in json_lines(serve.output))
-    wait_until(lambda: _gone(serve.popen.pid), 10, "every process of serve's group to end")
+    wait_until(lambda: _gone(serve.popen.pid), 60, "every process of serve's group to end")
 
 
 def test_serve_never_runs_half_when_its_web_server_alone_is_stopped(stack: LocalStack) -> None:
@@ -128,9 +132,48 @@ def test_serve_never_runs_half_when_its_web_server_alone_is_stopped(stack: Local
         _started(serve, port)
         (web,) = [pid for pid in _children(serve.popen.pid) if _children(pid)]
         os.kill(web, signal.SIGTERM)  # a graceful stop of the web server alone: it exits 0
-        code = serve.wait(timeout=40)
+        code = serve.wait(timeout=120)
     finally:
         serve.kill_group()
 
     assert code == 1, serve.output
-    wait_until(lambda: _gone(serve.popen.pid), 10, "every process of serve's group to end")
+    wait_until(lambda: _gone(serve.popen.pid), 60, "every process of serve's group to end")
+
+
+def _web_child_started(serve: Spawned) -> int:
+    """The web server's pid as soon as serve has forked it (long before either half is ready)."""
+
+    def forked() -> list[int]:
+        assert serve.popen.poll() is None, f"serve exited:\n{serve.output}"
+        return _children(serve.popen.pid)
+
+    return min(wait_until(forked, 90, "serve to fork its web server"))
+
+
+def test_serve_stopped_while_it_starts_exits_zero_and_leaves_nothing_running(stack: LocalStack) -> None:
+    # Before RQ's worker installs its handlers, a SIGTERM used to kill serve outright (status -15),
+    # leaving RQ's scheduler behind once forked; now it is kept until the worker can take it.
+    port = free_port()
+    serve = Spawned(["serve"], stack.env() | {"PORT": str(port)})
+    try:
+        _web_child_started(serve)
+        serve.popen.send_signal(signal.SIGTERM)
+        code = serve.wait(timeout=120)
+    finally:
+        serve.kill_group()
+
+    assert code == 0, serve.output
+    wait_until(lambda: _gone(serve.popen.pid), 60, "every process of serve's group to end")
+
+
+def test_serve_whose_web_server_alone_is_stopped_while_starting_never_runs_half(stack: LocalStack) -> None:
+    port = free_port()
+    serve = Spawned(["serve"], stack.env() | {"PORT": str(port)})
+    try:
+        os.kill(_web_child_started(serve), signal.SIGTERM)
+        code = serve.wait(timeout=120)
+    finally:
+        serve.kill_group()
+
+    assert code == 1, serve.output
+    wait_until(lambda: _gone(serve.popen.pid), 60, "every process of serve's group to end")
