@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
@@ -38,6 +38,12 @@ if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 log = logging.getLogger(__name__)
+
+# Bolt runs every listener, ack included, on this pool, and answers Slack once the ack has run: with
+# Bolt's default of 5 threads, an ack waits behind the work earlier requests do after theirs (Slack
+# and Redis calls), and /breakglass acks slowed to 4x a bare app's at 16 in flight. More threads than
+# gunicorn's per process, so an ack never queues behind that work.
+LISTENER_THREADS = 32
 
 
 class SlackStartupError(SettingsError):
@@ -99,7 +105,7 @@ def create_app(
         # verify_token above has checked the token; Bolt calls auth.test again lazily on first use.
         token_verification_enabled=False,
         logger=logging.getLogger("bot.slack.bolt"),
-        listener_executor=listener_executor,
+        listener_executor=listener_executor or ThreadPoolExecutor(LISTENER_THREADS, "breakglass-listener"),
     )
     register_listeners(app, Deps(core.access, identity, slack, core.roster, core.now))
     app.error(on_error)
