@@ -48,6 +48,12 @@ class Ask:
     duration: timedelta
 
 
+def check_review(text: str) -> Decision:
+    if not REVIEW_MIN <= len(text.strip()) <= REVIEW_MAX:
+        return deny(f"A review is {REVIEW_MIN} to {REVIEW_MAX} characters: what was done, and why it was needed.")
+    return ALLOW
+
+
 def check_reason(reason: str) -> Decision:
     length = len(reason.strip())
     if length < REASON_MIN:

@@ -25,7 +25,7 @@ from bot.slack.client import SlackError
 from bot.slack.forms import extension_choices
 from bot.slack.identity import IdentityRefused, Profile
 
-BROKEN_BUTTON = "That button names no request; use /breakglass list to find yours."
+BROKEN_BUTTON = wording.BROKEN_BUTTON  # kept importable from here
 _FORM_GONE = ("expired_trigger_id", "exchanged_trigger_id", "invalid_trigger_id")
 
 Act = Callable[[Deps, RequestId, Profile, Mapping[str, Any]], str | None]
@@ -114,6 +114,6 @@ def _open(deps: Deps, body: Mapping[str, Any], view: dict[str, Any]) -> str | No
         deps.slack.open_view(str(body.get("trigger_id") or ""), view)
     except SlackError as exc:
         if exc.error in _FORM_GONE:
-            return wording.refusal("The form could not open in time; press the button again.")
+            return wording.refusal(wording.button_form_expired())
         raise
     return None

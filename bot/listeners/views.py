@@ -89,7 +89,7 @@ class FormOutcome:
         self.pause = pause
 
     def refused(self, reason: str) -> None:
-        self.show(blocks.notice_modal("Nothing was done", wording.refusal(reason)))
+        self.show(blocks.notice_modal(wording.NOTHING_DONE, wording.refusal(reason)))
 
     def done(self, title: str, text: str) -> None:
         self.show(blocks.notice_modal(title, text))
@@ -138,7 +138,7 @@ def _unexpected_shown(outcome: FormOutcome, body: Mapping[str, Any]) -> Iterator
         yield
     except Exception as exc:  # noqa: BLE001  (logged in log_unexpected, as the error handler logs)
         reference = log_unexpected(exc, body)
-        outcome.show(blocks.notice_modal("Something went wrong", wording.something_went_wrong(reference)))
+        outcome.show(blocks.notice_modal(wording.WENT_WRONG, wording.something_went_wrong(reference)))
 
 
 def submit_request(
@@ -197,7 +197,7 @@ def _decide_request(
         deps.access.refuse(None, person.user_id, "request", refused.reason)
         outcome.refused(refused.reason)
         return
-    outcome.done("Request sent", wording.submitted(request, roster))
+    outcome.done(wording.REQUEST_SENT, wording.submitted(request, roster))
 
 
 def check_channel(deps: Deps, channel: str) -> str | None:
@@ -207,15 +207,15 @@ def check_channel(deps: Deps, channel: str) -> str | None:
         info = deps.slack.conversation_info(channel)
     except SlackError as exc:
         if exc.error == "channel_not_found":
-            return "breakglass cannot see that channel; invite it (/invite @breakglass) or choose another."
+            return wording.CHANNEL_UNSEEN
         log.warning("conversations.info refused; not checking the channel", extra={"error": exc.error})
         return None
     except BreakglassError:
         return None
     if info.get("is_archived"):
-        return "That channel is archived; choose another."
+        return wording.CHANNEL_ARCHIVED
     if info.get("is_member") is False:
-        return "breakglass is not in that channel; invite it (/invite @breakglass) or choose another."
+        return wording.CHANNEL_NOT_JOINED
     return None
 
 
@@ -230,7 +230,7 @@ def follow_choice(deps: Deps, body: Mapping[str, Any]) -> None:
     try:
         person = deps.identify(actor_from(body), "request")
     except IdentityRefused as refused:
-        _render_choice(deps, view, blocks.notice_modal("Nothing was done", wording.refusal(refused.reason)))
+        _render_choice(deps, view, blocks.notice_modal(wording.NOTHING_DONE, wording.refusal(refused.reason)))
         return
     roster = deps.roster()
     state = form_state(state_values(view))
@@ -293,7 +293,7 @@ def _decide_extension(
         deps.access.refuse(form.grant_id, person.user_id, "extend", refused.reason)
         outcome.refused(refused.reason)
         return
-    outcome.done("Extension asked", wording.extension_reply(extension))
+    outcome.done(wording.EXTENSION_ASKED, wording.extension_reply(extension))
 
 
 def submit_review(
@@ -324,4 +324,4 @@ def _decide_review(deps: Deps, body: Mapping[str, Any], form: ReviewForm, outcom
         deps.access.refuse(form.request_id, person.user_id, "review", refused.reason)
         outcome.refused(refused.reason)
         return
-    outcome.done("Review saved", wording.reviewed_reply(request))
+    outcome.done(wording.REVIEW_SAVED, wording.reviewed_reply(request))

@@ -314,8 +314,7 @@ class AccessService:
         (the form's view id), the same form delivered again answers with the review it wrote."""
         roster = self.roster()
         body = text.strip()
-        if not REVIEW_MIN <= len(body) <= REVIEW_MAX:
-            raise Refused(f"A review is {REVIEW_MIN} to {REVIEW_MAX} characters: what was done, and why it was needed.")
+        _require(policy.check_review(body))
 
         def decide(current: AccessRequest | None) -> Change[Refused]:
             if current is None or not _may_see(roster, current, person):

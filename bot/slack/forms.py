@@ -338,10 +338,9 @@ def read_review_form(values: Mapping[str, Any], private_metadata: str) -> Review
     if request_id is None:
         return {REVIEW_INPUT: "This form names no request; close it and start again."}
     text = typed(values, REVIEW_INPUT).strip()
-    if not policy.REVIEW_MIN <= len(text) <= policy.REVIEW_MAX:
-        return {
-            REVIEW_INPUT: f"A review is {policy.REVIEW_MIN} to {policy.REVIEW_MAX} characters: what was done, and why."
-        }
+    review = policy.check_review(text)
+    if not review.allowed:
+        return {REVIEW_INPUT: review.reason}
     return ReviewForm(request_id, text)
 
 

@@ -712,7 +712,22 @@ def form_expired() -> str:
     return f"The form could not open in time; type `{COMMAND}` again."
 
 
+def button_form_expired() -> str:
+    return "The form could not open in time; press the button again."
+
+
 NOT_ENTITLED = "You are not entitled to any access yet; ask your platform team."
+BROKEN_BUTTON = "That button names no request; use /breakglass list to find yours."
+CHANNEL_ARCHIVED = "That channel is archived; choose another."
+CHANNEL_UNSEEN = "breakglass cannot see that channel; invite it (/invite @breakglass) or choose another."
+CHANNEL_NOT_JOINED = "breakglass is not in that channel; invite it (/invite @breakglass) or choose another."
+
+# Titles of the notice a form turns into once it has been handled.
+NOTHING_DONE = "Nothing was done"
+WENT_WRONG = "Something went wrong"
+REQUEST_SENT = "Request sent"
+EXTENSION_ASKED = "Extension asked"
+REVIEW_SAVED = "Review saved"
 SUBMITTING = "Checking who you are and sending it… this form shows the outcome in a moment."
 
 
