@@ -6,12 +6,15 @@ from __future__ import annotations
 import urllib.request
 from typing import Any
 
+import pytest
 import yaml
 
 from bot.slack import blocks
 from bot.standins.slack_api import DEFAULT_BOT_TOKEN
 from bot.standins.stack import ALICE, INCIDENT_CHANNEL, MANIFEST, wait_until
 from tests.e2e_slack.conftest import DEADLINE, REQUEST_ID, Live
+
+pytestmark = pytest.mark.slow  # real `breakglass web` and `breakglass worker` processes
 
 
 def open_form(live: Live) -> dict[str, Any] | None:

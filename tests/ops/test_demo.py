@@ -13,6 +13,8 @@ import pytest
 
 from tests.ops.conftest import Spawned, port_open, processes_mentioning
 
+pytestmark = pytest.mark.slow  # real `breakglass demo` processes (gunicorn, a worker, redis-server)
+
 # An operator's shell may point at their own Redis; the demo must start its own anyway.
 OPERATOR_REDIS = "redis://127.0.0.1:6379/0"
 

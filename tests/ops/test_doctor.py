@@ -24,6 +24,8 @@ from bot.standins.stack import (
 )
 from tests.ops.conftest import Spawned, give_bot_identity
 
+pytestmark = pytest.mark.slow  # a private redis-server and the doubles per test, and `breakglass doctor` as a process
+
 ALL_ROLES = sorted({role["cluster_role"] for role in DEMO_ROSTER["roles"].values()})
 
 

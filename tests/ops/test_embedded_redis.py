@@ -11,6 +11,8 @@ import redis
 import bot.standins.stack as stack_module
 from bot.standins.stack import EmbeddedRedis, free_port
 
+pytestmark = pytest.mark.slow  # real redis-server processes
+
 
 def test_a_redis_server_that_never_answers_is_stopped_and_its_directory_removed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path

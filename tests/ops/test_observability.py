@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from bot.domain.grants import REQUEST_ID_LABEL
 from bot.standins.slack_api import DEFAULT_BOT_TOKEN
 from bot.standins.stack import (
@@ -19,6 +21,8 @@ from bot.standins.stack import (
     wait_until,
 )
 from tests.ops.conftest import get, json_lines
+
+pytestmark = pytest.mark.slow  # a private redis-server and a real `breakglass web` (gunicorn)
 
 HISTOGRAMS = (
     "breakglass_approval_latency_seconds",
