@@ -15,7 +15,7 @@ import redis
 
 from bot.commands import add_roster_argument, count, read_roster
 from bot.domain.roster import RosterError, load_roster_file
-from bot.settings import Settings, SettingsError, load_audit_settings, load_settings, url_without_password
+from bot.settings import Process, Settings, SettingsError, load_audit_settings, load_settings, url_without_password
 from bot.store import AuditLog, ChainKeyMissing, UnreadableEntry
 
 EXIT_PROBLEM = 1
@@ -161,9 +161,9 @@ def _version() -> str:
         return "unknown"
 
 
-def settings_or_exit() -> Settings:
+def settings_or_exit(process: Process = "web") -> Settings:
     try:
-        settings = load_settings()
+        settings = load_settings(process=process)
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
@@ -214,7 +214,7 @@ def _worker(args: argparse.Namespace) -> int:
     from bot.logs import configure
     from workers.main import run_worker
 
-    settings = settings_or_exit()
+    settings = settings_or_exit("worker")
     configure()
     run_worker(settings)
     return 0

@@ -62,12 +62,19 @@ def register_extra_commands(commands: Any, command: Callable[..., Any], group: C
     )
     demo.set_defaults(run=_demo)
 
-    command(
+    doctor = command(
         commands,
         "doctor",
         "check settings, roster, Redis, Slack and every cluster, and name each fix",
         "Reads the same environment as the processes. Exit status 0 only when every check passes.",
-    ).set_defaults(run=_doctor)
+    )
+    doctor.add_argument(
+        "--worker",
+        action="store_true",
+        help="check the worker's environment, which needs no SLACK_SIGNING_SECRET "
+        "(kubectl exec deploy/breakglass-worker -- breakglass doctor --worker)",
+    )
+    doctor.set_defaults(run=_doctor)
 
     deploy = group("deploy", "deployment helpers")
     rbac = command(
@@ -110,7 +117,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from bot.doctor import run_doctor
 
-    return run_doctor(sys.stdout)
+    return run_doctor(sys.stdout, process="worker" if args.worker else "web")
 
 
 def _deploy_rbac(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from bot.domain.roster import Roster, RosterError, load_roster_file
 from bot.logs import scrub
 from bot.ports import BreakglassError, ClusterUnavailable, UnknownCluster
 from bot.rbac import RBAC_API_GROUP, Permission, required_permissions
-from bot.settings import Settings, load_settings, settings_problems, url_without_password
+from bot.settings import Process, Settings, load_settings, settings_problems, url_without_password
 from bot.slack.client import ADMIN_SCOPES, REQUIRED_SCOPES, SlackError, SlackUnavailable, make_web_client, translated
 from workers.kube import ClusterTarget, KubeClusters
 
@@ -104,11 +104,12 @@ class Checklist:
         self.out.flush()
 
 
-def run_doctor(out: TextIO, environ: Mapping[str, str] | None = None) -> int:
-    """Check everything; print the checklist to ``out``; 0 when nothing failed."""
+def run_doctor(out: TextIO, environ: Mapping[str, str] | None = None, process: Process = "web") -> int:
+    """Check everything; print the checklist to ``out``; 0 when nothing failed. ``process`` is whose
+    settings these are: the worker's need no SLACK_SIGNING_SECRET (deploy/ gives it none)."""
     env = dict(os.environ if environ is None else environ)
     with _libraries_silenced():
-        return _run(out, env)
+        return _run(out, env, process)
 
 
 @contextlib.contextmanager
@@ -125,12 +126,12 @@ def _libraries_silenced() -> Iterator[None]:
         root.removeHandler(silence)
 
 
-def _run(out: TextIO, env: dict[str, str]) -> int:
+def _run(out: TextIO, env: dict[str, str], process: Process) -> int:
     checks = Checklist(out, secrets=_secret_values(env))
     checks.out.write("breakglass doctor\n")
 
     checks.section("Settings")
-    settings = _check_settings(checks, env)
+    settings = _check_settings(checks, env, process)
     roster_path = settings.roster_path if settings else env.get("BREAKGLASS_ROSTER", "roster.yaml")
     if settings and settings.kubeconfig:
         checks.secrets += _kubeconfig_tokens(settings.kubeconfig)
@@ -174,14 +175,18 @@ def _run(out: TextIO, env: dict[str, str]) -> int:
 # --- settings and roster ---------------------------------------------------------------------
 
 
-def _check_settings(checks: Checklist, env: Mapping[str, str]) -> Settings | None:
-    problems = settings_problems(env)
+def _check_settings(checks: Checklist, env: Mapping[str, str], process: Process) -> Settings | None:
+    problems = settings_problems(env, process)
     for problem in problems:
         variable = problem.partition(":")[0]
         checks.fail(problem, _SETTINGS_FIXES.get(variable, f"set {variable} as the README's Configure table says"))
     if problems:
         return None
-    settings = load_settings(env)
+    settings = load_settings(env, process)
+    if process == "worker":
+        # The audit webhook token is the web process's; its absence here says nothing.
+        checks.ok(f"the worker's settings load, Redis {url_without_password(settings.redis_url)}")
+        return settings
     mode = "Socket Mode (SLACK_APP_TOKEN)" if settings.socket_mode else "HTTP mode (Slack posts to /slack/events)"
     checks.ok(f"settings load: {mode}, Redis {url_without_password(settings.redis_url)}")
     if settings.audit_webhook_token is None:

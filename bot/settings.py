@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Self
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from redis.connection import parse_url
@@ -23,6 +23,11 @@ from bot.domain.keys import MIN_SIGNING_KEY, Purpose, SigningKey
 # The audit webhook token is the only thing between the internet-facing web process and records of
 # what a grant was used for; a short one can be guessed, so it must have some length.
 MIN_WEBHOOK_TOKEN = 16
+
+# Which process the settings are for. The worker verifies no Slack request, so it starts without
+# SLACK_SIGNING_SECRET: the secret alone forges approvals, and a process that does not need it should
+# not hold it (deploy/ gives it to the web process only).
+Process = Literal["web", "worker"]
 
 
 class SettingsError(ValueError):
@@ -172,12 +177,6 @@ class Settings(_FromEnviron):
                 raise ValueError(str(exc)) from exc
         return value
 
-    @model_validator(mode="after")
-    def _signing_secret_unless_socket_mode(self) -> Self:
-        if self.slack_app_token is None and self.slack_signing_secret is None:
-            raise ValueError("SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode")
-        return self
-
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
@@ -186,23 +185,23 @@ class Settings(_FromEnviron):
         return SigningKey(self.signing_key.get_secret_value())
 
 
+_NO_SIGNING = "SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode"
 _ALIASES = {name: str(field.validation_alias) for name, field in Settings.model_fields.items()}
 
 
-def settings_problems(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Every problem with the settings in ``environ`` (default: the process environment), one line
-    each naming the variable; empty when they load. ``breakglass doctor`` lists them all."""
+def settings_problems(environ: Mapping[str, str] | None = None, process: Process = "web") -> list[str]:
+    """Every problem with the settings in ``environ`` (default: the process environment) for
+    ``process``, one line each naming the variable; empty when they load. ``breakglass doctor`` lists
+    them all."""
     env = dict(os.environ if environ is None else environ)
     try:
         _validate(env)
     except ValidationError as exc:
         problems = [_one_line(error) for error in exc.errors()]
     else:
-        return []
-    # The whole-model check runs only once every field is valid; say its problem in the same run.
-    signing = "SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode"
-    if not env.get("SLACK_APP_TOKEN") and not env.get("SLACK_SIGNING_SECRET") and signing not in problems:
-        problems.append(signing)
+        problems = []
+    if process == "web" and not env.get("SLACK_APP_TOKEN") and not env.get("SLACK_SIGNING_SECRET"):
+        problems.append(_NO_SIGNING)
     order = list(_ALIASES.values())
     return sorted(problems, key=lambda line: _rank(order, line.partition(":")[0]))
 
@@ -221,12 +220,16 @@ def url_without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from ``environ`` (default: the process environment), or one-line SettingsError."""
+def load_settings(environ: Mapping[str, str] | None = None, process: Process = "web") -> Settings:
+    """Settings of ``process`` from ``environ`` (default: the process environment), or one-line
+    SettingsError."""
     try:
-        return _validate(environ)
+        settings = _validate(environ)
     except ValidationError as exc:
         raise SettingsError(_one_line(exc.errors()[0])) from None
+    if process == "web" and settings.slack_app_token is None and settings.slack_signing_secret is None:
+        raise SettingsError(_NO_SIGNING)
+    return settings
 
 
 def load_audit_settings(environ: Mapping[str, str] | None = None) -> AuditSettings:

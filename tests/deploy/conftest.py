@@ -1,13 +1,14 @@
-"""Rendering the kustomize overlays once per test session, for the deploy tests.
+"""Rendering the kustomize overlays (and, in test_helm_chart, the Helm chart) once per test session.
 
-A renderer is required, not optional: ``kubectl kustomize`` when kubectl is on PATH, else a
-standalone ``kustomize build``. With neither the tests fail (CI installs kubectl through
-``.ci/deploy-checks.sh``); a silently skipped deploy test would let broken manifests land.
+The renderers are the pinned kubectl and helm that ``.ci/fetch-k8s-tools.sh`` puts in its cache
+(``.ci/run`` runs it before pytest). Without them the tests fail, with one line saying to run the
+script: a silently skipped deploy test would let broken manifests land.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
+import re
 import subprocess
 from dataclasses import dataclass
 from functools import cache
@@ -19,29 +20,41 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
+FETCH_SCRIPT = REPO / ".ci" / "fetch-k8s-tools.sh"
 # Every overlay in the tree, so a new one is rendered and schema-checked without editing this file.
 OVERLAYS = tuple(sorted(path.parent.name for path in (DEPLOY / "overlays").glob("*/kustomization.yaml")))
 
 
+def tools_dir() -> Path:
+    """Where the fetch script keeps helm and kubectl: $BREAKGLASS_K8S_TOOLS, or the cache directory
+    named after the pinned package version (read from the script, so the two cannot disagree)."""
+    if os.environ.get("BREAKGLASS_K8S_TOOLS"):
+        return Path(os.environ["BREAKGLASS_K8S_TOOLS"])
+    found = re.search(r'^VERSION="([^"]+)"$', FETCH_SCRIPT.read_text(), re.MULTILINE)
+    assert found, f"{FETCH_SCRIPT} no longer sets VERSION"
+    return Path(os.environ.get("HOME", "/root")) / ".cache" / "breakglass-ci" / "tools" / found.group(1)
+
+
 @cache
-def renderer() -> tuple[str, ...]:
-    kubectl = shutil.which("kubectl")
-    if kubectl:
-        return (kubectl, "kustomize")
-    kustomize = shutil.which("kustomize")
-    if kustomize:
-        return (kustomize, "build")
-    pytest.fail(
-        "no kustomize renderer: neither `kubectl` nor `kustomize` is on PATH. "
-        "Run `bash .ci/deploy-checks.sh` (installs Debian's kubernetes-client) or install kubectl.",
-        pytrace=False,
-    )
+def tool(name: str) -> str:
+    path = tools_dir() / name
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"no {name} at {path}: run `bash .ci/fetch-k8s-tools.sh` first", pytrace=False)
+    return str(path)
+
+
+def run_tool(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"{what} failed ({proc.returncode}):\n{proc.stderr}", pytrace=False)
+    return proc
 
 
 @dataclass(frozen=True)
 class Render:
     overlay: str
     objects: tuple[dict[str, Any], ...]
+    warnings: str = ""
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [obj for obj in self.objects if obj["kind"] == kind]
@@ -60,15 +73,16 @@ class Render:
         return [obj for obj in self.objects if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")]
 
 
+def parse(text: str) -> tuple[dict[str, Any], ...]:
+    return tuple(doc for doc in yaml.safe_load_all(text) if doc)
+
+
 @cache
-def render(path: Path) -> tuple[dict[str, Any], ...]:
-    proc = subprocess.run([*renderer(), str(path)], capture_output=True, text=True, timeout=120, check=False)
-    if proc.returncode != 0:
-        pytest.fail(f"{' '.join(renderer())} {path} failed ({proc.returncode}):\n{proc.stderr}", pytrace=False)
-    return tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
+def render(path: Path) -> Render:
+    proc = run_tool([tool("kubectl"), "kustomize", str(path)], f"kubectl kustomize {path}")
+    return Render(path.name, parse(proc.stdout), proc.stderr)
 
 
 @pytest.fixture(params=OVERLAYS)
 def rendered(request: pytest.FixtureRequest) -> Render:
-    name = request.param
-    return Render(name, render(DEPLOY / "overlays" / name))
+    return render(DEPLOY / "overlays" / request.param)

@@ -34,6 +34,11 @@ def _env(container: dict[str, Any], name: str) -> dict[str, Any]:
     return found[0]
 
 
+def test_overlays_render_without_a_warning(rendered: Render) -> None:
+    # Deprecated kustomize fields (`bases`, `patchesStrategicMerge`, …) warn on every render.
+    assert rendered.warnings == "", rendered.warnings
+
+
 def test_every_overlay_in_the_tree_is_checked() -> None:
     on_disk = {path.name for path in (DEPLOY / "overlays").iterdir() if path.is_dir()}
     assert set(OVERLAYS) == on_disk
@@ -144,17 +149,32 @@ def test_no_secret_values_are_rendered(rendered: Render) -> None:
     assert not [s for s in secrets if s.get("data") or s.get("stringData")], "Secrets with values in the render"
 
 
-def test_secrets_are_referenced_by_name_only(rendered: Render) -> None:
-    for name in ("breakglass-web", "breakglass-worker"):
+# What each process is given from Secrets, and nothing more: the worker verifies no Slack request and
+# reads no 2FA status, and the signing secret alone forges approvals (issue 10 finding 26).
+SECRETS_OF = {
+    "breakglass-web": {
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_ADMIN_TOKEN",
+        "BREAKGLASS_REDIS_URL",
+        "BREAKGLASS_SIGNING_KEY",
+        "BREAKGLASS_AUDIT_WEBHOOK_TOKEN",
+    },
+    "breakglass-worker": {"SLACK_BOT_TOKEN", "BREAKGLASS_REDIS_URL", "BREAKGLASS_SIGNING_KEY"},
+}
+REQUIRED_SECRETS = {"SLACK_BOT_TOKEN", "BREAKGLASS_REDIS_URL", "BREAKGLASS_SIGNING_KEY"}
+
+
+def test_each_process_gets_only_the_secrets_it_needs_by_reference(rendered: Render) -> None:
+    for name, expected in SECRETS_OF.items():
         (container,) = _pod_spec(rendered.get("Deployment", name))["containers"]
-        for variable in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "BREAKGLASS_REDIS_URL", "BREAKGLASS_SIGNING_KEY"):
-            entry = _env(container, variable)
-            assert "value" not in entry, f"{name} {variable} must come from a Secret"
-            assert entry["valueFrom"]["secretKeyRef"]["name"] in (
-                "breakglass-slack",
-                "breakglass-redis",
-                "breakglass-signing-key",
-            )
+        from_secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+        assert set(from_secrets) == expected, name
+        assert not [e["name"] for e in container["env"] if e["name"] in expected and "value" in e], name
+        for variable in REQUIRED_SECRETS:
+            assert not from_secrets[variable].get("optional"), f"{name} {variable} is required"
+    (worker,) = _pod_spec(rendered.get("Deployment", "breakglass-worker"))["containers"]
+    assert not {"SLACK_SIGNING_SECRET", "SLACK_ADMIN_TOKEN"} & {e["name"] for e in worker["env"]}
 
 
 def test_service_account_token_is_mounted_only_in_the_worker(rendered: Render) -> None:
@@ -217,3 +237,20 @@ def test_every_checkov_skip_names_a_check_and_a_reason(rendered: Render) -> None
         for key, value in obj["metadata"].get("annotations", {}).items():
             if key.startswith("checkov.io/skip"):
                 assert re.fullmatch(r"CKV2?_K8S_\d+=[^=]{20,}", value), f"{_name(obj)} {key}: {value}"
+
+
+def test_prod_ingress_serves_tls_and_limits_bodies_per_route_with_buffering(rendered: Render) -> None:
+    if rendered.overlay != "prod":
+        assert not rendered.of_kind("Ingress")
+        return
+    limits = {}
+    for ingress in rendered.of_kind("Ingress"):
+        annotations = ingress["metadata"]["annotations"]
+        assert annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "on", _name(ingress)
+        assert ingress["spec"]["tls"][0]["hosts"] == [rule["host"] for rule in ingress["spec"]["rules"]]
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["name"] == "breakglass-web"
+                limits[path["path"]] = annotations["nginx.ingress.kubernetes.io/proxy-body-size"]
+    # The web process's own limits: 1 MiB, and 16 MiB for the audit webhook. Nothing else is routed.
+    assert limits == {"/slack/events": "1m", "/oidc/": "1m", "/k8s/audit/": "16m"}

@@ -6,7 +6,7 @@ import traceback
 import pytest
 
 from bot.domain.keys import Purpose
-from bot.settings import Settings, SettingsError, load_audit_settings, load_settings
+from bot.settings import Settings, SettingsError, load_audit_settings, load_settings, settings_problems
 
 BOT_TOKEN = "xoxb-1111-2222-SECRETBOTTOKEN"
 SIGNING_SECRET = "SECRETSIGNING0123456789"
@@ -64,6 +64,20 @@ def test_app_token_selects_socket_mode_without_a_signing_secret() -> None:
     settings = load_settings({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, **KEYED})
     assert settings.socket_mode
     assert settings.slack_signing_secret is None
+
+
+def test_the_worker_starts_without_the_signing_secret_the_web_process_needs() -> None:
+    # The worker verifies no Slack request; the secret alone forges approvals (deploy/ keeps it out).
+    environ = {key: value for key, value in MINIMAL.items() if key != "SLACK_SIGNING_SECRET"}
+    worker = load_settings(environ, process="worker")
+    assert worker.slack_signing_secret is None
+    assert not worker.socket_mode
+    assert settings_problems(environ, process="worker") == []
+    assert settings_problems(environ) == [
+        "SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode"
+    ]
+    with pytest.raises(SettingsError, match=r"^SLACK_SIGNING_SECRET: is required unless"):
+        load_settings(environ)
 
 
 def test_api_url_gets_its_trailing_slash() -> None:

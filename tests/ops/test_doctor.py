@@ -222,3 +222,20 @@ def test_doctor_with_nothing_set_reports_every_missing_variable_and_how_to_make_
     assert sections["Roster"][-1] == (
         "      fix: create roster.yaml (start from deploy/roster.example.yaml), or set BREAKGLASS_ROSTER to the roster's path"
     )
+
+
+def test_doctor_for_the_worker_needs_no_signing_secret_and_checks_the_rest(stack: LocalStack) -> None:
+    # deploy/ gives the worker, where doctor runs with the cluster credentials, no SLACK_SIGNING_SECRET.
+    env = stack.env()
+    del env["SLACK_SIGNING_SECRET"]
+
+    _, as_web = _doctor(env)
+    out = io.StringIO()
+    run_doctor(out, env, process="worker")
+    as_worker = out.getvalue()
+
+    assert "  ✗ SLACK_SIGNING_SECRET: is required unless SLACK_APP_TOKEN selects Socket Mode" in as_web
+    settings = _sections(as_worker)["Settings"]
+    assert not [line for line in settings if line.startswith("  ✗")], settings
+    assert any(line.startswith("  ✓ the worker's settings load") for line in settings), settings
+    assert any(line.startswith("  ✓") for line in _sections(as_worker)["Redis"])
