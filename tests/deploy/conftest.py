@@ -15,9 +15,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
+# A current Kubernetes minor. Raise it with kubernetes-validate (pyproject's dev extra), which
+# ships the schemas; strict schemas reject unknown fields, so a misspelt key fails here.
+KUBERNETES_VERSION = "1.37.0"
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 FETCH_SCRIPT = REPO / ".ci" / "fetch-k8s-tools.sh"
@@ -86,3 +90,15 @@ def render(path: Path) -> Render:
 @pytest.fixture(params=OVERLAYS)
 def rendered(request: pytest.FixtureRequest) -> Render:
     return render(DEPLOY / "overlays" / request.param)
+
+
+def schema_problems(objects: tuple[dict[str, Any], ...]) -> list[str]:
+    """Each object that is not valid for KUBERNETES_VERSION (strictly: no unknown fields), one line each."""
+    problems = []
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(map(str, exc.path))
+            problems.append(f"{obj['kind']}/{obj['metadata']['name']}: {exc.message} at {where}")
+    return problems

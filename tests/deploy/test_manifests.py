@@ -8,11 +8,7 @@ from typing import Any
 import kubernetes_validate
 from kubernetes_validate.utils import all_versions
 
-from tests.deploy.conftest import DEPLOY, OVERLAYS, Render
-
-# A current Kubernetes minor. Raise it with kubernetes-validate (pyproject's dev extra), which
-# ships the schemas; strict schemas reject unknown fields, so a misspelt key fails here.
-KUBERNETES_VERSION = "1.37.0"
+from tests.deploy.conftest import DEPLOY, KUBERNETES_VERSION, OVERLAYS, Render, schema_problems
 
 
 def _name(obj: dict[str, Any]) -> str:
@@ -49,12 +45,7 @@ def test_every_object_is_valid_for_a_current_kubernetes_strictly(rendered: Rende
     assert KUBERNETES_VERSION in all_versions(), (
         f"kubernetes-validate {kubernetes_validate.__version__} has no {KUBERNETES_VERSION} schemas; upgrade it"
     )
-    problems = []
-    for obj in rendered.objects:
-        try:
-            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            problems.append(f"{_name(obj)}: {exc.message} at {'.'.join(map(str, exc.path))}")
+    problems = schema_problems(rendered.objects)
     assert not problems, "\n".join(problems)
 
 
@@ -202,7 +193,7 @@ def test_roster_config_map_is_mounted_where_breakglass_roster_points(rendered: R
 
 
 def test_namespace_denies_all_traffic_except_what_policies_allow(rendered: Render) -> None:
-    deny = rendered.get("NetworkPolicy", "default-deny")
+    deny = rendered.get("NetworkPolicy", "breakglass-default-deny")
     assert deny["spec"]["podSelector"] == {}
     assert set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     web = rendered.get("NetworkPolicy", "breakglass-web")
