@@ -208,7 +208,10 @@ def test_chart_rbac_is_what_bot_rbac_renders_for_its_roster(render_name: str) ->
         service_account_tokens=any(cluster.credentials == "token" for cluster in roster.clusters.values()),
     )
     actual = [_without_helm_labels(obj) for obj in chart(*args).objects if obj["kind"] in RBAC_KINDS]
-    assert sorted(actual, key=_name) == sorted(expected, key=_name)
+    assert sorted(actual, key=_name) == sorted(expected, key=_name), (
+        "deploy/helm/breakglass/templates/rbac.yaml no longer renders what bot/rbac.py does for the same "
+        "roster: whoever changes the bot's RBAC in bot/rbac.py changes the chart's template with it"
+    )
 
 
 def test_a_roster_offering_no_roles_lets_the_bot_bind_nothing(tmp_path: Path) -> None:
@@ -276,8 +279,9 @@ SAME_CONFIGURATION = {
 ONLY_IN_KUSTOMIZE = {("Namespace", NAMESPACE)}
 DRIFT = (
     "deploy/ and the Helm chart no longer install the same objects for the same configuration. "
-    "Whoever adds, renames or removes an object in deploy/base or an overlay does the same in "
-    "deploy/helm/breakglass/templates (and the other way round), in the same change."
+    "Whoever adds, renames or removes an object in deploy/base or an overlay (a ValidatingAdmissionPolicy, "
+    "narrower ClusterRoles, Redis ACL users, ...) adds, renames or removes it in "
+    "deploy/helm/breakglass/templates too, in the same change (and the other way round)."
 )
 
 
