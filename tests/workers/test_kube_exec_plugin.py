@@ -28,6 +28,9 @@ from bot.standins.kube import KubeApiServer
 from tests.conftest import FakeClock
 from workers.kube import ClusterTarget, KubeClusters
 
+# Each test runs the stand-in plugin as a real process, several times.
+pytestmark = pytest.mark.slow
+
 # Each provider's plugin as its docs configure it: the command, its arguments, and the cloud
 # identity its token stands for (what the provider maps it to in Kubernetes).
 PROVIDERS = {
