@@ -214,6 +214,13 @@ def test_chart_rbac_is_what_bot_rbac_renders_for_its_roster(render_name: str) ->
     )
 
 
+def test_the_charts_default_roster_is_the_example_roster() -> None:
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert defaults["roster"]["content"] == (DEPLOY / "roster.example.yaml").read_text(), (
+        "deploy/helm/breakglass/values.yaml's roster.content is a copy of deploy/roster.example.yaml: keep them equal"
+    )
+
+
 def test_a_roster_offering_no_roles_lets_the_bot_bind_nothing(tmp_path: Path) -> None:
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({"roster": {"content": yaml.safe_dump({"roles": {}, "clusters": {}})}}))
