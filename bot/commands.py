@@ -76,6 +76,38 @@ def register_extra_commands(commands: Any, command: Callable[..., Any], group: C
     )
     doctor.set_defaults(run=_doctor)
 
+    grant = command(
+        commands,
+        "grant",
+        "grant access from where the bot runs, for when Slack is down",
+        "Run it in the worker's container (kubectl exec: only platform admins can). It goes through the "
+        "same roster, policy and limits as /breakglass, is granted at once like self-service break-glass "
+        "(the approvers are told and one owes a review), is recorded in the audit log with the operator "
+        "named, and is posted to the incident channel when Slack answers again. A worker makes the binding.",
+    )
+    grant.add_argument("target", metavar="CLUSTER[/NAMESPACE]", help="where: prod/payments, or prod for a cluster role")
+    grant.add_argument("role", help="a role of the roster")
+    grant.add_argument("duration", help="how long: 90s, 15m, 2h, 1h30m, 60min, 1 hour")
+    grant.add_argument("--for", dest="person", required=True, metavar="SLACK_USER_ID", help="who gets it (U…)")
+    grant.add_argument("--reason", required=True, help="why, as a person would type it in /breakglass")
+    grant.add_argument("--operator", help="who runs this (default: $USER)")
+    grant.add_argument(
+        "--wait", type=float, default=30.0, metavar="SECONDS", help="how long to wait for the binding (default 30)"
+    )
+    grant.set_defaults(run=_grant)
+
+    revoke = command(
+        commands,
+        "revoke",
+        "end a grant now from where the bot runs, for when Slack is down",
+        "Recorded in the audit log with the operator named; the binding is removed by a worker and the "
+        "thread told when Slack answers again.",
+    )
+    revoke.add_argument("request_id", metavar="ID", help="the grant's request id (BG-…)")
+    revoke.add_argument("--reason", help="why, for the audit log and the thread")
+    revoke.add_argument("--operator", help="who runs this (default: $USER)")
+    revoke.set_defaults(run=_revoke)
+
     deploy = group("deploy", "deployment helpers")
     rbac = command(
         deploy,
@@ -137,4 +169,100 @@ def _deploy_rbac(args: argparse.Namespace) -> int:
         print(f"breakglass deploy rbac: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(rendered)
+    return 0
+
+
+def _operator(args: argparse.Namespace, command: str) -> str | None:
+    name = (args.operator or os.environ.get("USER") or os.environ.get("LOGNAME") or "").strip()
+    if not name:
+        print(f"breakglass {command}: name yourself with --operator (no $USER here)", file=sys.stderr)
+        return None
+    return name[:80]
+
+
+def _grant(args: argparse.Namespace) -> int:
+    """The operator path of the contract's "When Slack is down"."""
+    import time
+
+    import redis
+
+    from bot.cli import settings_or_exit
+    from bot.domain.durations import DurationError, parse_duration
+    from bot.domain.ids import SlackUserId, is_slack_user_id
+    from bot.domain.lifecycle import State
+    from bot.services.errors import Refused
+    from bot.wiring import build_core
+
+    operator = _operator(args, "grant")
+    if operator is None:
+        return 2
+    if not is_slack_user_id(args.person):
+        print(f"breakglass grant: --for '{args.person[:40]}' is not a Slack user id (U… or W…)", file=sys.stderr)
+        return 2
+    try:
+        duration = parse_duration(args.duration)
+    except DurationError as exc:
+        print(f"breakglass grant: {exc}", file=sys.stderr)
+        return 2
+    cluster, _, namespace = args.target.partition("/")
+    settings = settings_or_exit()
+    core = build_core(settings)
+    try:
+        request = core.access.grant_by_operator(
+            SlackUserId(args.person), cluster, namespace or None, args.role, duration, args.reason, operator
+        )
+        core.store.outbox.add(request.id)
+    except Refused as exc:
+        print(f"breakglass grant: refused: {exc.reason}", file=sys.stderr)
+        return 1
+    except redis.RedisError as exc:
+        print(f"BREAKGLASS_REDIS_URL: cannot record the grant ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    print(
+        f"{request.id}: {args.role} on {request.target} for {args.person}, recorded in the audit log as by {operator}"
+    )
+    deadline = time.monotonic() + max(args.wait, 0.0)
+    while True:
+        current = core.store.get(request.id) or request
+        if current.state is State.ACTIVE and current.expires_at is not None:
+            print(f"{request.id}: granted; the binding ends {current.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+            print(f"{request.id}: the incident channel is told when Slack answers")
+            return 0
+        if current.state is not State.APPROVED or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if current.state is State.APPROVED:
+        print(f"{request.id}: queued, but no worker made the binding within {args.wait:.0f}s: is a worker running?")
+    else:
+        print(f"{request.id}: {current.state.label}{f': {current.note}' if current.note else ''}")
+    return 1
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    import redis
+
+    from bot.cli import settings_or_exit
+    from bot.domain.ids import parse_request_id
+    from bot.services.errors import Refused
+    from bot.wiring import build_core
+
+    operator = _operator(args, "revoke")
+    if operator is None:
+        return 2
+    request_id = parse_request_id(args.request_id)
+    if request_id is None:
+        print(f"breakglass revoke: '{args.request_id[:40]}' is not a request id like BG-7K2QXM", file=sys.stderr)
+        return 2
+    settings = settings_or_exit()
+    core = build_core(settings)
+    try:
+        request = core.access.revoke_by_operator(request_id, operator, args.reason)
+        core.store.outbox.add(request.id)
+    except Refused as exc:
+        print(f"breakglass revoke: refused: {exc.reason}", file=sys.stderr)
+        return 1
+    except redis.RedisError as exc:
+        print(f"BREAKGLASS_REDIS_URL: cannot record the revoke ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    print(f"{request.id}: revoked by {operator}; a worker removes the binding now (the sweep does if none does)")
     return 0

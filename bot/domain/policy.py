@@ -220,6 +220,12 @@ def may_revoke(roster: Roster, request: AccessRequest, person: SlackUserId) -> D
     # another) would tell a stranger the ids exist.
     if person != request.requester and person not in approvers_for(roster, request) and not roster.is_admin(person):
         return deny(f"Only the holder, an approver of '{request.role}' or an admin may revoke {request.id}.")
+    return revocable(request)
+
+
+def revocable(request: AccessRequest) -> Decision:
+    """Whether ``request`` is a grant that revoking would end (whoever asks: ``breakglass revoke`` run
+    by an operator where the bot runs asks this alone)."""
     if request.extends:
         return deny(f"{request.id} is an extension of {request.extends}; revoke {request.extends} to end the grant.")
     if request.state not in (State.ACTIVE, State.APPROVED):

@@ -7,7 +7,7 @@ the *current* roster, never against anything the caller sent along (button value
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +37,11 @@ class ApprovalOutcome:
         return self.request.state is not State.PENDING
 
 
+# How the audit log says a grant or revoke came from ``breakglass grant|revoke`` run where the bot
+# runs, not from Slack.
+OPERATOR_COMMAND = "command line"
+
+
 class AccessService:
     def __init__(
         self,
@@ -63,9 +68,11 @@ class AccessService:
         channel: str | None = None,
         *,
         submission: str | None = None,
+        operator: str | None = None,
     ) -> AccessRequest:
         """A new pending request. ``submission`` names where it came from (a form, by its Slack view
-        id): the same submission delivered again returns the request it made instead of a second one."""
+        id): the same submission delivered again returns the request it made instead of a second one.
+        ``operator``: see ``grant_by_operator``."""
         roster = self.roster()
         _require(
             policy.evaluate_request(roster, policy.Ask(requester, cluster, namespace, role, duration)),
@@ -83,10 +90,11 @@ class AccessService:
             channel=channel or roster.incident_channel,
             created_at=now,
             updated_at=now,
-            approvals_required=roster.roles[role].approvals,
+            approvals_required=0 if operator else roster.roles[role].approvals,
         )
-        request, created = self._create(request, Event.REQUESTED, once=submission is not None)
-        return self._after_created(request) if created else request
+        operated = {"operator": operator, "via": OPERATOR_COMMAND} if operator else None
+        request, created = self._create(request, Event.REQUESTED, once=submission is not None, extra=operated)
+        return self._after_created(request, approved=operated) if created else request
 
     def extend(
         self, grant_id: RequestId, person: SlackUserId, by: timedelta, reason: str, *, submission: str | None = None
@@ -126,6 +134,44 @@ class AccessService:
         self.jobs.publish(grant.id)
         return self._after_created(extension)
 
+    def grant_by_operator(
+        self,
+        requester: SlackUserId,
+        cluster: str,
+        namespace: str | None,
+        role: str,
+        duration: timedelta,
+        reason: str,
+        operator: str,
+    ) -> AccessRequest:
+        """``breakglass grant``, run where the bot runs while Slack is down: the same roster, policy
+        and limits as a request, then granted at once as self-service break-glass is. Nobody could
+        approve it in Slack, so, as for self-service, the approvers are told and a review is owed; the
+        operator is named in the audit log from the first entry."""
+        return self.submit(requester, cluster, namespace, role, duration, reason, operator=operator)
+
+    def revoke_by_operator(self, request_id: RequestId, operator: str, reason: str | None) -> AccessRequest:
+        """``breakglass revoke``, run where the bot runs: ends a grant now, whoever holds it."""
+
+        def decide(current: AccessRequest | None) -> Change[Refused]:
+            if current is None:
+                return Change(None, result=no_such_request(request_id))
+            decision = policy.revocable(current)
+            if not decision:
+                return Change(None, result=Refused(decision.reason))
+            details: dict[str, object] = {"early": True, "operator": operator, "via": OPERATOR_COMMAND}
+            if reason:
+                details["why"] = reason.strip()
+            return Change(
+                transition(current, State.REVOKED, self.now()),
+                [Draft(Event.REVOKED, SYSTEM_ACTOR, current.id, details)],
+            )
+
+        request = self._apply_or_refuse(request_id, decide)
+        self.jobs.revoke(request_id)
+        self.jobs.publish(request_id)
+        return request
+
     def _earlier_extension(
         self, grant_id: RequestId, person: SlackUserId, by: timedelta, reason: str, submission: str | None
     ) -> AccessRequest | None:
@@ -144,12 +190,14 @@ class AccessService:
             return found
         return None
 
-    def _create(self, request: AccessRequest, event: Event, *, once: bool = False) -> tuple[AccessRequest, bool]:
+    def _create(
+        self, request: AccessRequest, event: Event, *, once: bool = False, extra: Mapping[str, object] | None = None
+    ) -> tuple[AccessRequest, bool]:
         """Store ``request`` (under a fresh id if its own is taken) and return it with True. With
         ``once``, its id names its submission: if that id holds the same ask, this submission was
         delivered before, and the earlier request comes back with False. The store's create is atomic,
         so of two deliveries at the same instant exactly one creates."""
-        details = {
+        details: dict[str, object] = {
             "cluster": request.cluster,
             "namespace": request.namespace,
             "role": request.role,
@@ -160,6 +208,7 @@ class AccessService:
         }
         if request.extends:
             details["extends"] = request.extends
+        details.update(extra or {})
         for _ in range(5):
             try:
                 self.store.create(request, [Draft(event, request.requester, request.id, details)])
@@ -174,7 +223,7 @@ class AccessService:
                 request = request.model_copy(update={"id": new_request_id()})
         raise RuntimeError("could not find a free request id")  # 30^6 ids: practically unreachable
 
-    def _after_created(self, request: AccessRequest) -> AccessRequest:
+    def _after_created(self, request: AccessRequest, approved: Mapping[str, object] | None = None) -> AccessRequest:
         if request.self_service:
             # Break-glass proper: no one to wait for. Granted at once, announced loudly (the publish
             # job names the approvers), and a review is owed afterwards.
@@ -184,7 +233,14 @@ class AccessService:
                     return Change(None)
                 return Change(
                     transition(current, State.APPROVED, self.now()),
-                    [Draft(Event.APPROVED, SYSTEM_ACTOR, current.id, {"self_service": True, "waited_seconds": 0.0})],
+                    [
+                        Draft(
+                            Event.APPROVED,
+                            SYSTEM_ACTOR,
+                            current.id,
+                            {"self_service": True, "waited_seconds": 0.0, **(approved or {})},
+                        )
+                    ],
                 )
 
             request = self.store.apply(request.id, approve_now).request or request

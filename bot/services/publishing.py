@@ -13,10 +13,19 @@ from datetime import timedelta
 
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest
-from bot.ports import Notifier, TemporaryError
+from bot.ports import JobQueue, Notifier, TemporaryError
 from bot.store import Change, RequestStore
 
 LOCK_TTL = timedelta(seconds=30)
+
+
+def drain_outbox(store: RequestStore, jobs: JobQueue) -> int:
+    """Queue a publish job for each request owed to Slack (``bot.store.outbox``); its job id is fixed,
+    so one already waiting to retry is not doubled. Returns how many are owed."""
+    owed = store.outbox.owed()
+    for request_id in owed:
+        jobs.publish(request_id)
+    return len(owed)
 
 
 class Publisher:
@@ -37,12 +46,14 @@ class Publisher:
             return 0
         entries = self.store.audit.for_request(request_id, after_seq=self.store.progress.done(request_id))
         if not entries and request.message_ts is not None:
+            self.store.outbox.done(request_id)
             return 0
         ts = self.notifier.publish(request, entries)
         if ts and request.message_ts != ts:
             self._remember_message(request_id, ts)
         if entries:
             self.store.progress.mark_done(request_id, entries[-1].seq)
+        self.store.outbox.done(request_id)  # caught up with every entry read above
         return len(entries)
 
     def _remember_message(self, request_id: RequestId, ts: str) -> None:

@@ -42,6 +42,7 @@ from bot.ports import (
 )
 from bot.services.access import AccessService
 from bot.services.grants import EXPIRY_TOLERANCE, GrantService
+from bot.services.publishing import drain_outbox
 from bot.store import AuditLogBroken, Draft, RequestStore
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,8 @@ class Reconciler:
             bound |= done.bound
         if keep_going():
             self._check_redis(report, bound)
+        # What an operator did while Slack was down is posted once Slack answers, however long that is.
+        drain_outbox(self.store, self.jobs)
         return report
 
     def revoke_overdue(self, late_by: timedelta = OVERDUE_AFTER) -> int:

@@ -270,15 +270,27 @@ def _summary(details: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def operator(details: Mapping[str, object]) -> str:
+    """Who ran ``breakglass grant|revoke`` where the bot runs (while Slack was down)."""
+    return f"operator *{escape(str(details.get('operator') or '?'))[:80]}* from the command line"
+
+
 def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
     """What the thread says for ``entry``; None for entries that stay in the audit log only."""
     d = entry.details
     actor = who(entry.actor)
     match entry.event:
         case Event.REQUESTED:
+            if d.get("operator"):
+                return f":inbox_tray: Requested for {actor} by {operator(d)}: {asked(request)}."
             extra = f" as an extension of *{escape(str(d['extends']))}*" if d.get("extends") else ""
             return f":inbox_tray: Requested by {actor}{extra}: {asked(request)}."
         case Event.APPROVED:
+            if d.get("operator"):
+                return (
+                    f":rotating_light: Granted at once by {operator(d)}, without an approver in Slack; "
+                    "an approver owes a review once it ends."
+                )
             if d.get("self_service"):
                 return ":rotating_light: Self-service break-glass: approved at once, without an approver."
             count, required = d.get("count"), d.get("required")
@@ -317,7 +329,7 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             return f":heavy_plus_sign: Extended by *{escape(str(d.get('extension') or '?'))}*: now ends {_ends(d)}."
         case Event.REVOKED:
             why = f": {escape(str(d['why']))}" if d.get("why") else ""
-            return f":no_entry: Revoked early by {actor}{why}."
+            return f":no_entry: Revoked early by {operator(d) if d.get('operator') else actor}{why}."
         case Event.EXPIRED:
             return f":lock: Expired {_ends(d)}."
         case Event.BINDING_DELETED:

@@ -53,6 +53,11 @@ class Keys:
         """The lock one publisher holds while it posts a request's entries."""
         return f"{self.prefix}:publishing:{request_id}"
 
+    @property
+    def outbox(self) -> str:
+        """Ids of requests whose thread Slack must get however long it is down (bot.store.outbox)."""
+        return f"{self.prefix}:outbox"
+
     # --- the sweep (workers.sweeper) and the clusters it remembers (workers.known_clusters) ---
     @property
     def sweep_running(self) -> str:

@@ -17,6 +17,7 @@ from bot.store.actions import ActionLedger
 from bot.store.audit_log import AuditLog, Draft
 from bot.store.keys import Keys
 from bot.store.locks import RedisLock
+from bot.store.outbox import Outbox
 from bot.store.progress import RedisProgress
 
 T = TypeVar("T")
@@ -55,6 +56,7 @@ class RequestStore:
         self.approved_key = self.keys.approved
         self.active_key = self.keys.active
         self.progress = RedisProgress(client, prefix)
+        self.outbox = Outbox(client, prefix)
 
     def key(self, request_id: str) -> str:
         return self.keys.request(request_id)

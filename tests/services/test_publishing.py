@@ -14,7 +14,7 @@ from bot.ports import TemporaryError
 from bot.services.access import AccessService
 from bot.services.publishing import Publisher
 from bot.store import RequestStore
-from tests.fakes import BOB, CAROL, RecordingNotifier
+from tests.fakes import ALICE, BOB, CAROL, RecordingJobs, RecordingNotifier
 from tests.services.conftest import Flows
 
 
@@ -134,3 +134,29 @@ def test_every_event_of_a_whole_life_reaches_the_thread_once(
         Event.REVOKED,
         Event.BINDING_DELETED,
     ]
+
+
+def test_an_operator_grant_stays_owed_to_slack_until_its_thread_has_caught_up(
+    access: AccessService, publisher: Publisher, notifier: RecordingNotifier, jobs: RecordingJobs
+) -> None:
+    from bot.services.publishing import drain_outbox
+
+    request = access.grant_by_operator(
+        SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), "INC-1 Slack is down", "ops"
+    )
+    outbox = publisher.store.outbox
+    outbox.add(request.id)
+    notifier.fail_next(20)  # the publish job retries and gives up: Slack is down for longer
+    for _ in range(3):
+        with pytest.raises(TemporaryError):
+            publisher.publish(request.id)
+    jobs.calls.clear()
+    jobs.waiting.clear()
+
+    assert drain_outbox(publisher.store, jobs) == 1  # each sweep hands it to a publish job again
+    assert [(c.kind, c.request_id) for c in jobs.calls] == [("publish", request.id)]
+
+    notifier.fail_next(0)  # Slack answers
+    publisher.publish(request.id)
+    assert [e.event for e in notifier.threads[request.id].entries][:2] == [Event.REQUESTED, Event.APPROVED]
+    assert outbox.owed() == []
