@@ -69,6 +69,7 @@ class Review(BaseModel):
     by: SlackUserId
     at: datetime
     text: str
+    follow_ups: str = ""  # what must still be done (tickets, fixes) after this use of access
 
 
 class AccessRequest(BaseModel):

@@ -19,6 +19,7 @@ REASON_MIN = 10
 REASON_MAX = 500
 REVIEW_MIN = 20  # characters of a post-incident review
 REVIEW_MAX = 3000
+FOLLOW_UPS_MAX = 2000  # characters of a review's follow-ups
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,10 @@ def open_review(deps: Deps, request_id: RequestId, person: Profile, body: Mappin
     if not decision:
         raise Refused(decision.reason)
     closes = policy.review_closes(request, person.user_id)
-    return _open(deps, body, blocks.review_modal(request, policy.REVIEW_MIN, policy.REVIEW_MAX, closes=closes))
+    actions = deps.access.actions_summary(request.id)
+    return _open(
+        deps, body, blocks.review_modal(request, policy.REVIEW_MIN, policy.REVIEW_MAX, closes=closes, actions=actions)
+    )
 
 
 def _open(deps: Deps, body: Mapping[str, Any], view: dict[str, Any]) -> str | None:

@@ -318,7 +318,7 @@ def _decide_review(deps: Deps, body: Mapping[str, Any], form: ReviewForm, outcom
         return
     try:
         request = deps.access.write_review(
-            form.request_id, person.user_id, form.text, submission=outcome.view_id or None
+            form.request_id, person.user_id, form.text, submission=outcome.view_id or None, follow_ups=form.follow_ups
         )
     except Refused as refused:
         deps.access.refuse(form.request_id, person.user_id, "review", refused.reason)

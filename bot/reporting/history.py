@@ -95,6 +95,7 @@ class RequestHistory:
     refusals: int = 0
     review: tuple[str, datetime, str] | None = None  # (by, at, text) of the review that closes it
     holder_account: tuple[str, datetime, str] | None = None
+    follow_ups: str = ""  # from the review that closes it
     actions: list[Action] = field(default_factory=list)
     actions_count: int = 0  # as the cluster reported them: more than ``actions`` when some were cut
     dropped: int = 0  # past the per-grant limit: counted, not kept
@@ -221,7 +222,8 @@ class RequestHistory:
                 says = "the holder's own account"
             else:
                 self.review = (entry.actor, at, text)
-                says = "review written"
+                self.follow_ups = str(details.get("follow_ups") or "")
+                says = "review written" + (", with follow-ups" if self.follow_ups else "")
         elif event == Event.ACTIONS_RECORDED.value:
             recorded = [_action(a) for a in details.get("actions") or [] if isinstance(a, Mapping)]
             self.actions.extend(recorded)

@@ -187,6 +187,8 @@ def request_html(history: RequestHistory, verdict: Verdict | None, now: datetime
     if h.review is not None:
         by, at, text = h.review
         body.append(_p(f"Written by {by} at {_when(at)}:") + _quote(text))
+        if h.follow_ups:
+            body.append(_p("Follow-ups:") + _quote(h.follow_ups))
     else:
         body.append(_p(wording.review_missing(h), "bad" if h.review_owed else ""))
     if h.holder_account is not None:

@@ -77,6 +77,8 @@ def request_markdown(history: RequestHistory, verdict: Verdict | None, now: date
     if h.review is not None:
         by, at, text = h.review
         lines += [f"Written by {md(by)} at {_when(at)}:", "", *_quote(text)]
+        if h.follow_ups:
+            lines += ["", "Follow-ups:", "", *_quote(h.follow_ups)]
     else:
         lines.append(f"**{wording.review_missing(h)}**" if h.review_owed else wording.review_missing(h))
     if h.holder_account is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.domain import policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
@@ -18,12 +19,14 @@ from bot.domain.ids import RequestId, SlackUserId, new_request_id, request_id_fo
 from bot.domain.lifecycle import AccessRequest, Approval, Review, State, transition
 from bot.domain.roster import Roster
 from bot.ports import JobQueue
+from bot.services.actions import summary_draft
 from bot.services.errors import Refused, no_such_request
 from bot.store import Change, Draft, RequestStore
 from bot.store.requests import RequestExists
 
 REVIEW_MIN = policy.REVIEW_MIN  # kept importable from here
 REVIEW_MAX = policy.REVIEW_MAX
+FOLLOW_UPS_MAX = policy.FOLLOW_UPS_MAX
 
 
 @dataclass(frozen=True)
@@ -364,13 +367,22 @@ class AccessService:
     # --- after --------------------------------------------------------------------------------
 
     def write_review(
-        self, request_id: RequestId, person: SlackUserId, text: str, *, submission: str | None = None
+        self,
+        request_id: RequestId,
+        person: SlackUserId,
+        text: str,
+        *,
+        submission: str | None = None,
+        follow_ups: str = "",
     ) -> AccessRequest:
         """Write ``person``'s review (or, as holder of self-service, their account). With ``submission``
         (the form's view id), the same form delivered again answers with the review it wrote."""
         roster = self.roster()
         body = text.strip()
         _require(policy.check_review(body))
+        follow_ups = follow_ups.strip()
+        if len(follow_ups) > FOLLOW_UPS_MAX:
+            raise Refused(f"Follow-ups are at most {FOLLOW_UPS_MAX} characters.")
 
         def decide(current: AccessRequest | None) -> Change[Refused]:
             if current is None or not _may_see(roster, current, person):
@@ -384,7 +396,7 @@ class AccessService:
             if not decision:
                 return Change(None, result=Refused(decision.reason))
             now = self.now()
-            written = Review(by=person, at=now, text=body)
+            written = Review(by=person, at=now, text=body, follow_ups=follow_ups)
             if policy.review_closes(current, person):
                 reviewed = current.changed(now, review=written)
                 details: dict[str, object] = {"review": body}
@@ -393,6 +405,8 @@ class AccessService:
                 # review stays owed until an approver writes it.
                 reviewed = current.changed(now, holder_account=written)
                 details = {"review": body, "holder_account": True}
+            if follow_ups:
+                details["follow_ups"] = follow_ups
             return Change(reviewed, [Draft(Event.REVIEW_WRITTEN, person, current.id, details)])
 
         request = self._apply_or_refuse(request_id, decide)
@@ -400,6 +414,15 @@ class AccessService:
         return request
 
     # --- reading ------------------------------------------------------------------------------
+
+    def actions_summary(self, request_id: RequestId) -> Mapping[str, Any] | None:
+        """What was done under the grant, as its end summed it up (or as recorded so far), for the
+        review form to start from; None when nothing was recorded."""
+        summaries = [e for e in self.store.audit.for_request(request_id) if e.event == Event.ACTIONS_SUMMARY]
+        if summaries:
+            return summaries[-1].details
+        draft = summary_draft(self.store, request_id)
+        return draft.details if draft is not None else None
 
     def get_visible(self, request_id: RequestId, person: SlackUserId) -> AccessRequest:
         """A request the person may see: their own, one they may approve, or any for an admin."""

@@ -11,7 +11,7 @@ does not auto-link URLs or channel names in them) *and* escaped by the wording f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from bot.slack.forms import (
     CHANNEL_INPUT,
     CLUSTER_INPUT,
     DURATION_INPUT,
+    FOLLOW_UPS_INPUT,
     NAMESPACE_INPUT,
     NAMESPACE_TEXT_INPUT,
     REASON_INPUT,
@@ -293,8 +294,11 @@ def _text_input(
     optional: bool = False,
     hint: str | None = None,
     placeholder: str | None = None,
+    initial_value: str | None = None,
 ) -> Block:
     element: dict[str, Any] = {"type": "plain_text_input", "action_id": block_id, "multiline": multiline}
+    if initial_value:
+        element["initial_value"] = initial_value[: max_length or 3000]
     if min_length is not None:
         element["min_length"] = min_length
     if max_length is not None:
@@ -439,12 +443,35 @@ def extension_modal(grant: AccessRequest, durations: Sequence[timedelta], now: d
     return _modal(EXTEND_CALLBACK, "Extend access", blocks, "Ask", private_metadata=grant.id)
 
 
-def review_modal(request: AccessRequest, minimum: int, maximum: int, *, closes: bool = True) -> dict[str, Any]:
-    """The review form; with ``closes=False`` the self-service holder's own account instead."""
+def review_modal(
+    request: AccessRequest,
+    minimum: int,
+    maximum: int,
+    *,
+    closes: bool = True,
+    actions: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The review form; with ``closes=False`` the self-service holder's own account instead. The text
+    starts from what the cluster recorded (``actions``, an ``actions_summary``'s details), to edit."""
     label, title = ("Review", "Write a review") if closes else ("Your account", "Add your account")
     blocks: list[Block] = [
         section(wording.review_form_intro(request, closes)),
-        _text_input(REVIEW_INPUT, label, multiline=True, min_length=minimum, max_length=maximum),
+        _text_input(
+            REVIEW_INPUT,
+            label,
+            multiline=True,
+            min_length=minimum,
+            max_length=maximum,
+            initial_value=wording.review_prefill(actions) if actions else None,
+        ),
+        _text_input(
+            FOLLOW_UPS_INPUT,
+            "Follow-ups",
+            multiline=True,
+            optional=True,
+            max_length=policy.FOLLOW_UPS_MAX,
+            placeholder="What must still be done: tickets, fixes, access to change",
+        ),
     ]
     return _modal(REVIEW_CALLBACK, title, blocks, "Save", private_metadata=request.id)
 

@@ -33,6 +33,7 @@ DURATION_INPUT = "duration"
 REASON_INPUT = "reason"
 CHANNEL_INPUT = "channel"
 REVIEW_INPUT = "review"
+FOLLOW_UPS_INPUT = "follow_ups"
 
 # The durations a form offers, filtered per person (and each role's maximum is always offered).
 DURATION_LADDER: tuple[timedelta, ...] = tuple(
@@ -331,6 +332,7 @@ def read_extension_form(
 class ReviewForm:
     request_id: RequestId
     text: str
+    follow_ups: str = ""
 
 
 def read_review_form(values: Mapping[str, Any], private_metadata: str) -> ReviewForm | FieldErrors:
@@ -341,7 +343,10 @@ def read_review_form(values: Mapping[str, Any], private_metadata: str) -> Review
     review = policy.check_review(text)
     if not review.allowed:
         return {REVIEW_INPUT: review.reason}
-    return ReviewForm(request_id, text)
+    follow_ups = typed(values, FOLLOW_UPS_INPUT).strip()
+    if len(follow_ups) > policy.FOLLOW_UPS_MAX:
+        return {FOLLOW_UPS_INPUT: f"Follow-ups are at most {policy.FOLLOW_UPS_MAX} characters."}
+    return ReviewForm(request_id, text, follow_ups)
 
 
 __all__ = [

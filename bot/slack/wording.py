@@ -344,6 +344,8 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             return f":broom: Binding {code(str(d.get('binding') or '?'))} removed{lateness}{why}."
         case Event.REVIEW_WRITTEN:
             text = reason_text(str(d.get("review") or ""), 2500)
+            if d.get("follow_ups"):
+                text += "\n*Follow-ups:*\n" + reason_text(str(d["follow_ups"]), 1500)
             if d.get("holder_account"):
                 return f":memo: The holder's account, by {actor} (an approver's review is still owed):\n{text}"
             return f":memo: Review by {actor}:\n{text}"
@@ -555,6 +557,28 @@ def reviewed_reply(request: AccessRequest) -> str:
             f"an approver of {code(request.role)} still owes the review."
         )
     return f":memo: Thank you: the review of *{request.id}* is recorded and posted in its thread."
+
+
+def review_prefill(actions: Mapping[str, Any]) -> str:
+    """Plain text (a form's starting value, not mrkdwn): what the cluster recorded, for the reviewer to edit."""
+    kinds = actions.get("by_verb_and_resource")
+    counted = ", ".join(f"{k[0]} {k[1]} ×{k[2]}" for k in kinds[:12] if len(k) == 3) if isinstance(kinds, list) else ""
+    lines = [
+        f"Recorded by breakglass: {actions.get('count', 0)} action(s), {actions.get('change_count', 0)} of them changes"
+        + (f" ({counted})." if counted else ".")
+    ]
+    changes = actions.get("changes")
+    for change in changes[:10] if isinstance(changes, list) else []:
+        if isinstance(change, dict):
+            where = f"{change['namespace']}/" if change.get("namespace") else ""
+            lines.append(
+                f"- {change.get('verb', '?')} {change.get('resource', '?')} {where}{change.get('name') or ''}".rstrip()
+            )
+    sessions = actions.get("open_sessions")
+    if isinstance(sessions, list) and sessions:
+        lines.append(f"{len(sessions)} session(s) possibly still open when access ended.")
+    lines += ["", "Was it warranted, and was what was done right? "]
+    return "\n".join(lines)
 
 
 def review_form_intro(request: AccessRequest, closes: bool) -> str:

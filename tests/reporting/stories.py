@@ -95,5 +95,12 @@ def full_story(rid: str = "BG-7K2QXM") -> Trail:
     trail.add(rid, "extended", "system", timedelta(minutes=1), extension="BG-9PQRST", expires_at="2026-11-02T10:35:00Z")
     trail.add(rid, "revoked", "U000000ALICE", timedelta(minutes=10), early=True)
     trail.add(rid, "binding_deleted", "system", timedelta(seconds=1), cluster="prod", namespace="payments", binding="b")
-    trail.add(rid, "review_written", "U0000000BOB", timedelta(hours=2), review="Restarted checkout.\n# not a heading")
+    trail.add(
+        rid,
+        "review_written",
+        "U0000000BOB",
+        timedelta(hours=2),
+        review="Restarted checkout.\n# not a heading",
+        follow_ups="INC-4412 memory limit",
+    )
     return trail

@@ -54,6 +54,7 @@ def test_typed_text_cannot_add_markdown_of_its_own() -> None:
 
     assert "| Justification | INC-4411 \\*checkout\\* \\<pods\\> \\| crash |" in text
     assert "> \\# not a heading" in text
+    assert "Follow-ups:\n\n> INC-4412 memory limit" in text
 
 
 def test_an_automatic_approval_names_its_rule_and_evidence() -> None:

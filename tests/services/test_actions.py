@@ -294,3 +294,29 @@ def test_no_idle_timeout_where_the_cluster_sends_no_audit_events(
     clock.advance(minutes=7)
     recorder.record("staging", batch())
     assert store.get(grant.id).state is State.ACTIVE  # type: ignore[union-attr]
+
+
+def test_the_review_starts_from_the_summary_and_keeps_its_follow_ups(
+    recorder: ActionRecorder,
+    access: AccessService,
+    grants: GrantService,
+    store: RequestStore,
+    clock: FakeClock,
+    flows: Flows,
+) -> None:
+    grant = flows.granted()
+    recorder.record("prod", batch(event("d1", clock(), name="web-1")))
+    access.revoke(grant.id, SlackUserId(CAROL))
+    grants.revoke(grant.id)
+
+    summary = access.actions_summary(grant.id)
+    assert summary is not None
+    assert summary["changes"][0]["name"] == "web-1"
+    reviewed = access.write_review(
+        grant.id, SlackUserId(CAROL), "Deleted web-1 to stop the crash loop.", follow_ups="INC-4412: memory limit"
+    )
+    assert reviewed.review is not None
+    assert reviewed.review.follow_ups == "INC-4412: memory limit"
+    entry = store.audit.for_request(grant.id)[-1]
+    assert entry.details["follow_ups"] == "INC-4412: memory limit"
+    assert "*Follow-ups:*\nINC-4412: memory limit" in (event_text(entry, reviewed) or "")

@@ -295,3 +295,23 @@ def test_the_ended_dm_offers_a_review_only_of_a_grant_that_was_made(clock: FakeC
     _, granted_blocks = blocks.ended_dm(granted, "revoked")
     assert find_button(never_blocks, blocks.REVIEW_ACTION, never_granted.id) is None
     assert find_button(granted_blocks, blocks.REVIEW_ACTION, granted.id) is not None
+
+
+def test_the_review_form_starts_from_what_was_recorded_and_asks_for_follow_ups(clock: FakeClock) -> None:
+    grant = make_request(clock, State.EXPIRED, role="view", duration=timedelta(hours=1))
+    summary = {
+        "count": 26,
+        "change_count": 25,
+        "by_verb_and_resource": [["delete", "pods", 25], ["get", "pods", 1]],
+        "changes": [{"verb": "delete", "resource": "pods", "namespace": "payments", "name": "web-1"}],
+        "open_sessions": [{"verb": "exec", "resource": "pods", "name": "web-2"}],
+    }
+    review = blocks.review_modal(grant, 20, 3000, actions=summary)
+    assert view_problems(review, expected_type="modal") == []
+    inputs = {b["block_id"]: b for b in review["blocks"] if b["type"] == "input"}
+    text = inputs["review"]["element"]["initial_value"]
+    assert text.startswith("Recorded by breakglass: 26 action(s), 25 of them changes (delete pods ×25, get pods ×1).")
+    assert "- delete pods payments/web-1" in text
+    assert "1 session(s) possibly still open when access ended." in text
+    assert inputs["follow_ups"]["optional"] is True
+    assert "initial_value" not in blocks.review_modal(grant, 20, 3000)["blocks"][1]["element"]

@@ -262,3 +262,16 @@ def test_an_extension_form_is_checked_for_what_needs_no_lookup() -> None:
     assert REASON_INPUT in extension_field_problems(good, "nonsense")
     bad = {**good, DURATION_INPUT: {DURATION_INPUT: {"type": "static_select", "selected_option": {"value": "1x"}}}}
     assert extension_field_problems(bad, "BG-7K2QXM") == {DURATION_INPUT: "Choose one of the lengths offered."}
+
+
+def test_a_review_carries_its_follow_ups_when_given() -> None:
+    values = {
+        "review": {"review": {"type": "plain_text_input", "value": "restarted the payments pods, crash loop stopped"}},
+        "follow_ups": {"follow_ups": {"type": "plain_text_input", "value": "  INC-4412: fix the memory limit  "}},
+    }
+    form = read_review_form(values, "BG-7K2QXM")
+    assert not isinstance(form, dict)
+    assert form.follow_ups == "INC-4412: fix the memory limit"
+    without = read_review_form({"review": values["review"]}, "BG-7K2QXM")
+    assert not isinstance(without, dict)
+    assert without.follow_ups == ""
