@@ -81,9 +81,9 @@ def watch(stack: LocalStack) -> Iterator[BindingWatch]:
 def grant_now(
     core: Core, seconds: float, cluster: str = "prod", requester: str = ALICE, namespace: str = "payments"
 ) -> AccessRequest:
-    """A self-service ``breakglass`` grant (approvals: 0), approved the moment it is asked for."""
+    """A self-service ``emergency`` grant (approvals: 0), approved the moment it is asked for."""
     return core.access.submit(
-        SlackUserId(requester), cluster, namespace, "breakglass", timedelta(seconds=seconds), REASON
+        SlackUserId(requester), cluster, namespace, "emergency", timedelta(seconds=seconds), REASON
     )
 
 
