@@ -40,6 +40,7 @@ class Event(StrEnum):
     REVIEW_WRITTEN = "review_written"
     ACTIONS_RECORDED = "actions_recorded"  # stays in the log; the thread gets digests and a summary
     ACTIONS_DIGEST = "actions_digest"  # the changes since the last digest, at most one every few minutes
+    REVIEW_REMINDED = "review_reminded"  # a review overdue: whoever owes it was reminded (once a day)
     ACTIONS_SUMMARY = "actions_summary"  # at the end of a grant: what was done, and sessions still open
     REFUSED = "refused"  # an attempt that changed nothing: wrong approver, own request, stranger…
     SWEEP_DELETED = "sweep_deleted"  # the reconcile sweep removed a binding Redis did not account for

@@ -20,6 +20,9 @@ REASON_MAX = 500
 REVIEW_MIN = 20  # characters of a post-incident review
 REVIEW_MAX = 3000
 FOLLOW_UPS_MAX = 2000  # characters of a review's follow-ups
+# A review not written this long after its grant ended is overdue; whoever owes it is then reminded
+# once a day until it is written.
+REVIEW_DUE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -329,3 +332,21 @@ def evaluate_extension(roster: Roster, grant: AccessRequest, person: SlackUserId
 
 def pending_deadline(roster: Roster, request: AccessRequest) -> datetime:
     return request.created_at + roster.request_timeout
+
+
+def review_overdue(request: AccessRequest, now: datetime) -> bool:
+    """An ended grant whose closing review is still not written ``REVIEW_DUE`` after its end."""
+    if request.extends or not request.review_owed or request.state not in (State.EXPIRED, State.REVOKED):
+        return False
+    return request.ended_at is not None and now - request.ended_at >= REVIEW_DUE
+
+
+def review_owers(roster: Roster, request: AccessRequest) -> list[SlackUserId]:
+    """Who is reminded of an overdue review: for self-service the approvers (whose review closes it) and
+    the holder until they add their account; otherwise the holder, who knows what was done."""
+    if not request.self_service:
+        return [request.requester]
+    owers = sorted(approvers_for(roster, request))
+    if request.holder_account is None:
+        owers.insert(0, request.requester)
+    return owers

@@ -12,7 +12,7 @@ from html import escape
 
 from bot.domain.audit import Verdict, format_at
 from bot.reporting import controls, wording
-from bot.reporting.history import RequestHistory
+from bot.reporting.history import RequestHistory, human_duration
 from bot.reporting.markdown import FIRST_MUTATING
 from bot.reporting.period import REVIEW_DUE_AFTER, PeriodSummary
 
@@ -240,7 +240,7 @@ def period_html(summary: PeriodSummary, verdict: Verdict | None) -> str:
     body.append(_p(f"Owed: {len(s.reviews_owed)} ({wording.ids(s.reviews_owed)})."))
     body.append(
         _p(
-            f"Overdue (ended more than {REVIEW_DUE_AFTER.days} days ago): {len(s.reviews_overdue)} "
+            f"Overdue (not written {human_duration(REVIEW_DUE_AFTER)} after the grant ended): {len(s.reviews_overdue)} "
             f"({wording.ids(s.reviews_overdue)}).",
             "bad" if s.reviews_overdue else "",
         )

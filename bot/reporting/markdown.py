@@ -11,7 +11,7 @@ from datetime import datetime
 
 from bot.domain.audit import Verdict, format_at
 from bot.reporting import controls, wording
-from bot.reporting.history import RequestHistory
+from bot.reporting.history import RequestHistory, human_duration
 from bot.reporting.period import REVIEW_DUE_AFTER, PeriodSummary
 
 FIRST_MUTATING = 20
@@ -147,7 +147,7 @@ def period_markdown(summary: PeriodSummary, verdict: Verdict | None) -> str:
     lines += _section("Reviews", controls.REVIEW)
     lines.append(f"Owed: {len(s.reviews_owed)} ({wording.ids(s.reviews_owed)}).")
     lines.append(
-        f"Overdue (ended more than {REVIEW_DUE_AFTER.days} days ago): {len(s.reviews_overdue)} "
+        f"Overdue (not written {human_duration(REVIEW_DUE_AFTER)} after the grant ended): {len(s.reviews_overdue)} "
         f"({wording.ids(s.reviews_overdue)})."
     )
 

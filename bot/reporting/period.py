@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.audit import AuditEntry, Event
+from bot.domain.policy import REVIEW_DUE
 from bot.reporting.history import RequestHistory, histories
 
-# A review not written this long after its grant ended is overdue. The roster sets no deadline, so
-# the report states the one it applies.
-REVIEW_DUE_AFTER = timedelta(days=7)
+# A review not written this long after its grant ended is overdue (and reminded daily from then on).
+REVIEW_DUE_AFTER = REVIEW_DUE
 TOP_ACTIONS = 10
 
 

@@ -413,6 +413,26 @@ class AccessService:
         self.jobs.publish(request_id)
         return request
 
+    def remind_overdue_reviews(self, limit: int = 500) -> list[RequestId]:
+        """Remind whoever owes each overdue review (the sweep calls this; each is reminded at most once
+        a day, whichever process gets there first). Returns the requests reminded."""
+        roster = self.roster()
+        now = self.now()
+        reminded = []
+        for request in self.store.recent(limit):
+            if not policy.review_overdue(request, now):
+                continue
+            if not self.store.claim_daily(f"review-reminded:{request.id}", int(timedelta(days=1).total_seconds())):
+                continue
+            owers = policy.review_owers(roster, request)
+            assert request.ended_at is not None
+            days = max(int((now - request.ended_at) / timedelta(days=1)), 1)
+            details = {"owed_by": list(owers), "ended_days_ago": days}
+            self.store.audit.append(Draft(Event.REVIEW_REMINDED, SYSTEM_ACTOR, request.id, details))
+            self.jobs.publish(request.id)
+            reminded.append(request.id)
+        return reminded
+
     # --- reading ------------------------------------------------------------------------------
 
     def actions_summary(self, request_id: RequestId) -> Mapping[str, Any] | None:

@@ -142,6 +142,10 @@ class Reconciler:
             bound |= done.bound
         if keep_going():
             self._check_redis(report, bound)
+            try:
+                self.access.remind_overdue_reviews()
+            except (AuditLogBroken, BreakglassError) as exc:
+                log.warning("sweep could not remind of overdue reviews: %s", exc)
         # What an operator did while Slack was down is posted once Slack answers, however long that is.
         drain_outbox(self.store, self.jobs)
         return report

@@ -197,6 +197,10 @@ class SlackNotifier:
                     owed = blocks.review_owed_dm(request, wording.dm_approvers_review_owed(request, how))
                     for approver in sorted(policy.approvers_for(roster, request)):
                         self._dm(approver, owed, request)
+            case Event.REVIEW_REMINDED:
+                owed = blocks.review_owed_dm(request, wording.dm_review_overdue(request, d.get("ended_days_ago")))
+                for person in d.get("owed_by") or []:
+                    self._dm(str(person), owed, request)
             case Event.GRANT_FAILED:
                 self._dm(
                     requester, blocks.dm(wording.dm_grant_failed(request, str(d.get("error") or "unknown"))), request

@@ -349,6 +349,10 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             if d.get("holder_account"):
                 return f":memo: The holder's account, by {actor} (an approver's review is still owed):\n{text}"
             return f":memo: Review by {actor}:\n{text}"
+        case Event.REVIEW_REMINDED:
+            owers = d.get("owed_by")
+            named = people(str(p) for p in owers) if isinstance(owers, list) and owers else "nobody"
+            return f":hourglass: The review is overdue; reminded {named}."
         case Event.ACTIONS_RECORDED:
             return None  # the log keeps every action; the thread gets digests and the summary
         case Event.ACTIONS_DIGEST:
@@ -605,6 +609,15 @@ def review_owed_line(request: AccessRequest, holder: bool) -> str:
         return "An approver owes the review; you may add your account of what was done."
     account = " The holder has added their account." if request.holder_account else ""
     return f"Self-service break-glass by {who(request.requester)}: your review is owed.{account}"
+
+
+def dm_review_overdue(request: AccessRequest, days: object) -> str:
+    ago = f"{days} day{'s' if days != 1 else ''} ago" if isinstance(days, int) else "a while ago"
+    return (
+        f":hourglass: *A review is overdue.* *{request.id}* ({escape(request.role)} on *{target(request)}*, held by "
+        f"{who(request.requester)}) ended {ago} and its review is not written yet. Check what was done (the "
+        "request's thread lists it) and press *Write review*. You are reminded daily until it is written."
+    )
 
 
 def dm_approvers_review_owed(request: AccessRequest, how: str) -> str:

@@ -137,6 +137,10 @@ class RequestStore:
         ids = self.redis.zrangebyscore(self.active_key, "-inf", before.timestamp(), start=0, num=limit)
         return [RequestId(str(i)) for i in ids]
 
+    def claim_daily(self, what: str, seconds: int) -> bool:
+        """True for the first caller in ``seconds`` to claim ``what`` (a once-a-day duty)."""
+        return bool(self.redis.set(f"{self.prefix}:claimed:{what}", "1", nx=True, ex=seconds))
+
     def recent(self, limit: int = 500) -> list[AccessRequest]:
         return self.many(self.redis.zrevrange(self.all_key, 0, limit - 1))
 

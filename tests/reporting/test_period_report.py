@@ -66,7 +66,7 @@ def test_the_markdown_summary_names_every_section_and_its_controls() -> None:
     assert text.startswith("# Access report: 2026-11-02T09:00:00Z to ")
     assert "Self-service break-glass: 1 (BG-BBBBBB)." in text
     assert "Approved automatically by a rule: 1 (BG-CCCCCC)." in text
-    assert "Overdue (ended more than 7 days ago): 1 (BG-BBBBBB)." in text
+    assert "Overdue (not written 24h after the grant ended): 1 (BG-BBBBBB)." in text
     assert "| delete | pods | 2 |" in text
     assert "The audit chain verifies: 20 entries intact" in text
     for section in text.split("\n## ")[1:]:

@@ -351,3 +351,20 @@ def test_from_settings_builds_a_notifier_against_the_configured_api(
 ) -> None:
     notifier = SlackNotifier.from_settings(settings, FixedRoster(roster), clock)  # type: ignore[arg-type]
     assert notifier.slack.web.base_url == settings.slack_api_url  # type: ignore[attr-defined]
+
+
+def test_an_overdue_review_is_a_dm_with_the_button_and_a_line_in_the_thread(world: World) -> None:
+    request_id = world.ask(role="view")
+    world.core.access.approve(request_id, SlackUserId(BOB))
+    world.grants.grant(request_id)
+    world.clock.advance(hours=1, seconds=1)
+    world.grants.revoke(request_id)
+    world.publish(request_id)
+    world.clock.advance(days=1)
+    assert world.core.access.remind_overdue_reviews() == [request_id]
+    world.publish(request_id)
+
+    overdue = world.slack.dm(ALICE)[-1]
+    assert "A review is overdue." in world.slack.render_text(overdue)
+    assert find_button(overdue.blocks, blocks.REVIEW_ACTION, request_id) is not None
+    assert "The review is overdue; reminded" in world.thread(request_id)[-1]
