@@ -122,6 +122,17 @@ def _parser() -> argparse.ArgumentParser:
         "unusable, Redis unreachable, or no audit log at that URL and key prefix).",
     )
     verify.set_defaults(run=_audit_verify)
+    webhook = command(
+        audit,
+        "webhook-config",
+        "print the API server's audit webhook kubeconfig for CLUSTER, holding that cluster's own token",
+        "Needs only BREAKGLASS_AUDIT_WEBHOOK_TOKEN: each cluster's token is derived from it, and one "
+        "cluster's token is refused at another's path. Give the output to kube-apiserver's "
+        "--audit-webhook-config-file, readable by the API server only.",
+    )
+    webhook.add_argument("cluster", metavar="CLUSTER", help="the cluster's name in the roster")
+    webhook.add_argument("--server", required=True, help="the web process's external base URL (https://…)")
+    webhook.set_defaults(run=_audit_webhook_config)
 
     from bot.commands import register_extra_commands
     from bot.reports import add_report_command
@@ -326,6 +337,30 @@ def _audit_export(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_PROBLEM
+    return 0
+
+
+def _audit_webhook_config(args: argparse.Namespace) -> int:
+    """Only BREAKGLASS_AUDIT_WEBHOOK_TOKEN is needed: the cluster's token is derived from it."""
+    import yaml
+
+    from bot.domain.webhook import webhook_kubeconfig
+    from bot.settings import load_webhook_secret
+
+    try:
+        secret = load_webhook_secret()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        config = webhook_kubeconfig(args.cluster, args.server, secret.get_secret_value())
+    except ValueError as exc:
+        print(f"audit webhook-config: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        "# kube-apiserver --audit-webhook-config-file; it holds this cluster's token: readable by the API server only"
+    )
+    print(yaml.safe_dump(config, sort_keys=False), end="")
     return 0
 
 

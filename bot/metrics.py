@@ -40,7 +40,9 @@ COUNTERS = {
     "breakglass_refusals_total": "Refused attempts (wrong approver, own request, identity).",
     "breakglass_sweep_corrections_total": "Changes the reconcile sweep made, by kind.",
     "breakglass_api_errors_total": "Slack and Kubernetes API errors callers saw, by system and kind.",
+    "breakglass_audit_webhook_refused_batches_total": "Audit webhook batches refused (their events are lost).",
 }
+REFUSED_BATCHES = "breakglass_audit_webhook_refused_batches_total"
 _OUTCOMES = {
     Event.REQUESTED: "requested",
     Event.DENIED: "denied",
@@ -101,7 +103,7 @@ class Metrics:
             if outcome and not (entry.event == Event.GRANTED and entry.details.get("extends")):
                 self.inc("breakglass_requests_total", f'outcome="{outcome}"')
             if entry.event == Event.REFUSED:
-                self.inc("breakglass_refusals_total", f'action="{_label(entry.details.get("action", "unknown"))}"')
+                self.inc("breakglass_refusals_total", f'action="{label_value(entry.details.get("action", "unknown"))}"')
             correction = _sweep_correction(entry)
             if correction:
                 self.inc("breakglass_sweep_corrections_total", f'kind="{correction}"')
@@ -159,6 +161,7 @@ _LABEL_NAMES = {
     "breakglass_refusals_total": ["action"],
     "breakglass_sweep_corrections_total": ["kind"],
     "breakglass_api_errors_total": ["system", "kind"],
+    REFUSED_BATCHES: ["cluster", "status"],
 }
 
 
@@ -167,7 +170,8 @@ def _parse_labels(raw: str) -> dict[str, str]:
     return {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in _LABELS.findall(raw)}
 
 
-def _label(value: object) -> str:
+def label_value(value: object) -> str:
+    """A Prometheus label value: escaped, one line, at most 64 characters."""
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")[:64]
 
 
@@ -198,4 +202,4 @@ def count_error(system: str, kind: str) -> None:
     """
     metrics = _installed
     if metrics is not None:
-        metrics.inc("breakglass_api_errors_total", f'system="{_label(system)}",kind="{_label(kind)}"')
+        metrics.inc("breakglass_api_errors_total", f'system="{label_value(system)}",kind="{label_value(kind)}"')

@@ -46,7 +46,9 @@ def run_web(settings: Settings, workers: int = 2, threads: int = 8) -> None:
             options = {
                 "bind": f"0.0.0.0:{settings.port}",
                 "workers": 1 if socket_mode else workers,
-                "worker_class": "gthread",
+                # gthread with a deadline for reading each request: a slow client is dropped instead
+                # of holding one of the few threads (bot/slow_clients.py).
+                "worker_class": "bot.slow_clients.DeadlineWorker",
                 "threads": threads,
                 "timeout": 30,
                 "graceful_timeout": 20,
@@ -115,8 +117,9 @@ def run_all_in_one(settings: Settings) -> int:
     workers and handles signals in its main thread), and so must RQ's worker (it stops on SIGTERM in
     its main thread); a stdlib server in a thread would mean HTTP/1.0, no request timeouts and a
     thread per connection. So the child runs exactly what ``web`` runs (one gthread worker with
-    SERVE_WEB_THREADS threads: bounded; a worker stuck 30 s is replaced; HTTP/1.1, idle keep-alive
-    connections closed after 2 s; a client that stalls mid-request holds no thread), and this process
+    SERVE_WEB_THREADS threads: bounded; HTTP/1.1, idle keep-alive connections closed after 2 s; a
+    client that sends nothing holds no thread, and one that stalls mid-request holds one for at most
+    ``bot.slow_clients.REQUEST_READ_SECONDS`` before its connection is dropped), and this process
     runs the worker. The cost: two processes (and gunicorn's worker a third) instead of one.
     """
     from bot.wiring import build_core

@@ -241,6 +241,20 @@ def load_audit_settings(environ: Mapping[str, str] | None = None) -> AuditSettin
         raise SettingsError(_one_line(exc.errors()[0])) from None
 
 
+def load_webhook_secret(environ: Mapping[str, str] | None = None) -> SecretStr:
+    """BREAKGLASS_AUDIT_WEBHOOK_TOKEN alone (``audit webhook-config`` needs nothing else), or one-line
+    SettingsError; unset is an error here, since there is no token to derive from."""
+    env = dict(os.environ if environ is None else environ)
+    alias = _ALIASES["audit_webhook_token"]
+    if alias not in env:
+        raise SettingsError(f"{alias}: is required to derive a cluster's webhook token")
+    try:
+        value = Settings._secret_not_empty(env[alias])
+        return Settings._webhook_token_length(SecretStr(str(value))) or SecretStr("")
+    except ValueError as exc:
+        raise SettingsError(f"{alias}: {exc}") from None
+
+
 def _validate(environ: Mapping[str, str] | None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     return Settings.model_validate({k: v for k, v in env.items() if k in _ALIASES.values()})

@@ -1,13 +1,19 @@
 """The web process's WSGI application: Slack events, the Kubernetes audit webhook, health, metrics.
 
-``/slack/events`` is Bolt's: it verifies every request's signature and timestamp (401 and nothing
-changes otherwise) before any listener runs. The other routes are small enough not to need a web
-framework. Nothing here talks to Slack or Kubernetes at import; ``create_wsgi_app`` builds it all.
+This is the internet-facing edge, so every request passes the same gate before any route parses it:
+a body larger than the route allows (1 MiB for Slack, 16 MiB for the audit webhook) is refused with
+413 before a byte of it is read (chunked bodies are read no further than the limit); the body is read
+within the slow-client deadline (``bot.slow_clients``); and a Slack request whose signature or
+timestamp does not verify gets 401 here, so neither Bolt nor a listener ever parses a body an
+outsider wrote. ``/slack/events`` is then Bolt's (it verifies again). The other routes are small
+enough not to need a web framework. Nothing here talks to Slack or Kubernetes at import;
+``create_wsgi_app`` builds it all.
 """
 
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -15,15 +21,22 @@ from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 import redis
+from slack_sdk.signature import SignatureVerifier
 
-from bot.domain.roster import Roster, RosterError
+from bot.domain.roster import RosterError
+from bot.domain.webhook import cluster_webhook_token
+from bot.kube_audit_events import read_event_list
+from bot.metrics import REFUSED_BATCHES, label_value
 from bot.services.actions import ActionRecorder, InvalidEventList
 from bot.settings import Settings, load_settings
+from bot.slow_clients import done_reading
 from bot.wiring import Core, build_core
 
 log = logging.getLogger(__name__)
 
+MAX_SLACK_BODY = 1024 * 1024  # Slack's largest payloads (a full view submission) are a few dozen KiB
 MAX_AUDIT_BODY = 16 * 1024 * 1024  # the apiserver's default batch stays far below this
+_READ_CHUNK = 64 * 1024
 
 WsgiApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
 
@@ -39,8 +52,10 @@ class BreakglassWeb:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
+        if method != "POST":
+            done_reading(environ)  # no body is read on these routes
         if path == "/slack/events" and self.slack is not None:
-            return self.slack(environ, start_response)
+            return self._slack(environ, start_response)
         if path == "/healthz" and method == "GET":
             return _reply(start_response, 200, {"status": "alive"})
         if path == "/readyz" and method == "GET":
@@ -71,48 +86,123 @@ class BreakglassWeb:
         return [body]
 
     def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
+        # Terse on purpose: the endpoint answers anyone who reaches the web process, so it says which
+        # dependency is not ready and nothing about why (no roster problems, no error text); the logs
+        # and `breakglass doctor` say why.
         problems = []
         try:
             self.core.redis.ping()
-        except redis.RedisError as exc:
-            problems.append(f"redis: {type(exc).__name__}")
+        except redis.RedisError:
+            problems.append("redis")
         try:
-            roster: Roster = self.core.roster()
-            if not roster.people:
-                problems.append("roster: empty")
-        except RosterError as exc:
-            problems.append(f"roster: {exc.problems[0]}")
+            if not self.core.roster().people:
+                problems.append("roster")
+        except RosterError:
+            log.warning("not ready: the roster does not load (run `breakglass roster check`)")
+            problems.append("roster")
         if problems:
             return _reply(start_response, 503, {"status": "not ready", "problems": problems})
         return _reply(start_response, 200, {"status": "ready"})
 
+    def _slack(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        assert self.slack is not None
+        body = _read_body(environ, MAX_SLACK_BODY)
+        if isinstance(body, int):
+            return _reply(start_response, body, {"error": _BODY_ERRORS[body]})
+        if not self._signed_by_slack(environ, body):
+            return _reply(start_response, 401, {"error": "invalid request signature"})
+        return self.slack(_with_body(environ, body), start_response)
+
+    def _signed_by_slack(self, environ: WSGIEnvironment, body: bytes) -> bool:
+        secret = self.settings.slack_signing_secret
+        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE")
+        if secret is None or not timestamp or not signature or not timestamp.isdigit():
+            return False
+        try:
+            return SignatureVerifier(secret.get_secret_value()).is_valid(body, timestamp, signature)
+        except ValueError:  # a body that is not UTF-8 cannot have been signed by Slack
+            return False
+
     def _kube_audit(self, environ: WSGIEnvironment, start_response: StartResponse, cluster: str) -> Iterable[bytes]:
-        expected = self.settings.audit_webhook_token
-        if expected is None:
+        secret = self.settings.audit_webhook_token
+        if secret is None:
+            done_reading(environ)
             return _reply(
                 start_response, 404, {"error": "the audit webhook is off (BREAKGLASS_AUDIT_WEBHOOK_TOKEN unset)"}
             )
         given = environ.get("HTTP_AUTHORIZATION", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {expected.get_secret_value()}".encode()):
-            return _reply(start_response, 401, {"error": "a valid bearer token is required"})
+        expected = f"Bearer {cluster_webhook_token(secret.get_secret_value(), cluster)}"
+        if not hmac.compare_digest(given.encode(errors="replace"), expected.encode(errors="replace")):
+            done_reading(environ)
+            return _reply(start_response, 401, {"error": "a valid bearer token for this cluster is required"})
         if cluster not in self.core.roster().clusters:
+            done_reading(environ)
             return _reply(start_response, 404, {"error": f"unknown cluster '{cluster[:64]}'"})
+        body = _read_body(environ, MAX_AUDIT_BODY)
+        if isinstance(body, int):
+            # The API server does not retry a refused batch: its events are lost. Counted, so an alert
+            # (deploy/README.md) can say so; see there for --audit-webhook-truncate-enabled.
+            self.metrics.inc(REFUSED_BATCHES, f'cluster="{label_value(cluster)}",status="{body}"')
+            return _reply(start_response, body, {"error": _BODY_ERRORS[body]})
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = -1
-        if not 0 < length <= MAX_AUDIT_BODY:
-            return _reply(start_response, 413 if length > MAX_AUDIT_BODY else 400, {"error": "bad body length"})
-        try:
-            body = json.loads(environ["wsgi.input"].read(length))
-            recorded = self.actions.record(cluster, body)
+            recorded = self.actions.record(cluster, read_event_list(body.decode()))
         except (ValueError, InvalidEventList) as exc:
+            self.metrics.inc(REFUSED_BATCHES, f'cluster="{label_value(cluster)}",status="400"')
             return _reply(start_response, 400, {"error": str(exc)[:200]})
         return _reply(start_response, 200, {"recorded": recorded})
 
 
+_BODY_ERRORS = {
+    400: "the request body is incomplete or its length is malformed",
+    413: "the request body is too large",
+}
+
+
+def _read_body(environ: WSGIEnvironment, limit: int) -> bytes | int:
+    """The request body, read no further than ``limit`` bytes; or the status to refuse it with.
+
+    A declared Content-Length over the limit is refused before anything is read; a chunked body
+    (no Content-Length) is read until the limit is passed and then refused, so no request makes
+    this process hold more than ``limit`` bytes of it."""
+    declared = environ.get("CONTENT_LENGTH") or ""
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if declared and not chunked:
+        if not declared.isdigit():
+            done_reading(environ)
+            return 400
+        if int(declared) > limit:
+            done_reading(environ)
+            return 413
+    wanted = int(declared) if declared and not chunked else limit + 1
+    stream = environ["wsgi.input"]
+    parts: list[bytes] = []
+    received = 0
+    while received < wanted:
+        part = stream.read(min(_READ_CHUNK, wanted - received))
+        if not part:
+            break
+        parts.append(part)
+        received += len(part)
+    done_reading(environ)
+    if received > limit:
+        return 413
+    if declared and not chunked and received < int(declared):
+        return 400  # the client went away, or was cut off by the read deadline
+    return b"".join(parts)
+
+
+def _with_body(environ: WSGIEnvironment, body: bytes) -> WSGIEnvironment:
+    """The same request, its body already read: Bolt reads it again from memory."""
+    replaced = dict(environ)
+    replaced["wsgi.input"] = io.BytesIO(body)
+    replaced["CONTENT_LENGTH"] = str(len(body))
+    replaced.pop("HTTP_TRANSFER_ENCODING", None)
+    return replaced
+
+
 def _reply(start_response: StartResponse, status: int, body: dict[str, Any]) -> Iterable[bytes]:
-    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large"}.get(
+    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Content Too Large"}.get(
         status, "Service Unavailable"
     )
     payload = json.dumps(body).encode()
