@@ -22,7 +22,7 @@ from bot.listeners.deps import Deps, action_value, actor_from, answer
 from bot.services.errors import Refused
 from bot.slack import blocks, wording
 from bot.slack.client import SlackError
-from bot.slack.forms import extension_choices
+from bot.slack.forms import extension_choices, options_for
 from bot.slack.identity import IdentityRefused, Profile
 
 BROKEN_BUTTON = wording.BROKEN_BUTTON  # kept importable from here
@@ -44,6 +44,32 @@ def register(app: App, deps: Deps) -> None:
     listen(blocks.CANCEL_ACTION, "cancel", cancel)
     listen(blocks.EXTEND_ACTION, "extend", open_extension)
     listen(blocks.REVIEW_ACTION, "review", open_review)
+
+    @app.action(blocks.REQUEST_ACCESS_ACTION)
+    def on_request_access(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        request_form(deps, body, respond)
+
+
+def request_form(deps: Deps, body: Mapping[str, Any], respond: Respond | None) -> None:
+    """The Home tab's Request access button: the form ``/breakglass`` alone opens."""
+    person: Profile | None = None
+    try:
+        person = deps.identify(actor_from(body), "request")
+        roster = deps.roster()
+        options = options_for(roster, person.user_id)
+        if not options.entitled:
+            raise Refused(wording.NOT_ENTITLED)
+        text = _open(deps, body, blocks.request_modal(options, roster))
+    except IdentityRefused as refused:
+        answer(deps, body, respond, None, wording.refusal(refused.reason))
+        return
+    except Refused as refused:
+        assert person is not None  # identify passed: only the roster refuses here
+        answer(deps, body, respond, person, deps.refused(None, person, "request", refused.reason))
+        return
+    if text is not None:
+        answer(deps, body, respond, person, text)
 
 
 def click(deps: Deps, body: Mapping[str, Any], respond: Respond | None, action: str, act: Act) -> None:

@@ -58,6 +58,7 @@ EXTEND_ACTION = "extend"  # opens the extension form (reminder DM, Home tab)
 REVOKE_ACTION = "revoke"  # Home tab
 CANCEL_ACTION = "cancel"  # Home tab
 REVIEW_ACTION = "review"  # opens the review form (ended DM, Home tab)
+REQUEST_ACCESS_ACTION = "request_access"  # Home tab: opens the request form, as /breakglass alone does
 DECISION_BLOCK = "decision"
 
 REQUEST_CALLBACK = "breakglass_request"
@@ -90,7 +91,10 @@ def header(text: str) -> Block:
     return {"type": "header", "text": plain(text, HEADER_LIMIT)}
 
 
-def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+def button(
+    text: str, action_id: str, value: str, style: str | None = None, confirm: tuple[str, str, str] | None = None
+) -> dict[str, Any]:
+    """``confirm``: (title, text, confirm label) of the dialog Slack shows before the click counts."""
     element: dict[str, Any] = {
         "type": "button",
         "text": plain(text, BUTTON_LIMIT),
@@ -99,6 +103,15 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> d
     }
     if style:
         element["style"] = style
+    if confirm:
+        title, body, yes = confirm
+        element["confirm"] = {
+            "title": plain(title, 100),
+            "text": plain(body, 300),
+            "confirm": plain(yes, 30),
+            "deny": plain("Cancel", 30),
+            "style": "danger",
+        }
     return element
 
 
@@ -116,17 +129,12 @@ def fallback(text: str) -> str:
 def request_message(request: AccessRequest, roster: Roster, now: datetime, *, buttons: bool = True) -> list[Block]:
     """The root message of a request, as it stands. Approve/Deny only while approvals are outstanding."""
     role = roster.roles.get(request.role)
-    role_text = wording.code(request.role) + (
-        f" (ClusterRole {wording.code(role.cluster_role)})" if role and role.cluster_role != request.role else ""
-    )
-    fields = [
-        f"*Requester*\n{wording.who(request.requester)}",
-        f"*Target*\n{wording.target(request)}",
-        f"*Role*\n{role_text}",
-        f"*For*\n{format_duration(request.duration)}",
-        f"*State*\n{wording.state_text(request)}",
-        f"*Approvals*\n{wording.approvals_text(request)}",
-    ]
+    # Who, what and for how long are in the summary line; the fields hold only what changes.
+    fields = [f"*State*\n{wording.state_text(request)}"]
+    if role and role.cluster_role != request.role:
+        fields.append(f"*ClusterRole*\n{wording.code(role.cluster_role)}")
+    if not request.self_service:
+        fields.append(f"*Approvals*\n{wording.approvals_text(request)}")
     blocks: list[Block] = [
         header(wording.request_title(request)),
         section(wording.request_summary(request)),
@@ -148,7 +156,7 @@ def request_message(request: AccessRequest, roster: Roster, now: datetime, *, bu
                 "block_id": DECISION_BLOCK,
                 "elements": [
                     button("Approve", APPROVE_ACTION, request.id, "primary"),
-                    button("Deny", DENY_ACTION, request.id, "danger"),
+                    button("Deny", DENY_ACTION, request.id, "danger", wording.DENY_CONFIRM),
                 ],
             }
         )
@@ -501,11 +509,18 @@ def home_view(
     blocks: list[Block] = [header("breakglass")]
     if notice:
         blocks.append(section(notice))
-    blocks.append(context(f"Type `{wording.COMMAND}` anywhere to ask for access. Updated {wording.when(now)}."))
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "home_request",
+            "elements": [button(wording.REQUEST_ACCESS, REQUEST_ACCESS_ACTION, "form", "primary")],
+        }
+    )
+    blocks.append(context(f"Or type `{wording.COMMAND}` anywhere. Updated {wording.when(now)}."))
 
     blocks.append(header("Your active grants"))
     for r in active[:15]:
-        elements = [button("Revoke", REVOKE_ACTION, r.id, "danger")]
+        elements = [button("Revoke", REVOKE_ACTION, r.id, "danger", wording.REVOKE_CONFIRM)]
         if policy.extension_room(roster, r) > timedelta(0):
             elements.insert(0, button("Extend", EXTEND_ACTION, r.id))
         blocks.append(section(wording.status_line(r, now)))
@@ -533,7 +548,7 @@ def home_view(
                 "block_id": f"decide:{r.id}",
                 "elements": [
                     button("Approve", APPROVE_ACTION, r.id, "primary"),
-                    button("Deny", DENY_ACTION, r.id, "danger"),
+                    button("Deny", DENY_ACTION, r.id, "danger", wording.DENY_CONFIRM),
                 ],
             }
         )
@@ -553,7 +568,6 @@ def home_view(
                     "elements": [button(label, REVIEW_ACTION, r.id)],
                 }
             )
-    blocks.append(context(wording.mfa_statement(roster)))
     return {"type": "home", "blocks": fit_blocks(blocks, VIEW_BLOCKS)}
 
 

@@ -156,8 +156,6 @@ class SlackNotifier:
     ) -> None:
         d = entry.details
         requester = request.requester
-        # "1h from now" is counted from the event, not from whenever this publish runs.
-        at = _instant(entry.at) or now
         match entry.event:
             case Event.REQUESTED if not request.self_service:
                 link = self._permalink(channel, ts)
@@ -176,7 +174,11 @@ class SlackNotifier:
             case Event.GRANTED:
                 expires_at = _instant(d.get("expires_at")) or request.expires_at
                 if expires_at is not None:
-                    text = wording.dm_granted(request, expires_at, self._tz(requester, tz_cache), at)
+                    cluster = roster.clusters.get(request.cluster)
+                    use = wording.how_to_use(
+                        request, cluster.context if cluster else None, bool(cluster and cluster.credentials == "token")
+                    )
+                    text = wording.dm_granted(request, expires_at, use, self._permalink(channel, ts))
                     self._dm(requester, blocks.dm(text), request)
                 if request.self_service:
                     notice = blocks.dm(wording.dm_approvers_self_service(request, expires_at))
@@ -186,7 +188,7 @@ class SlackNotifier:
                 expires_at = _instant(d.get("expires_at")) or request.expires_at
                 if expires_at is not None:
                     can_extend = policy.extension_room(roster, request) > timedelta(0)
-                    text = wording.dm_reminder(request, expires_at, self._tz(requester, tz_cache), at, can_extend)
+                    text = wording.dm_reminder(request, expires_at, can_extend)
                     self._dm(requester, blocks.reminder_dm(request, text, can_extend), request)
             case Event.EXPIRED | Event.REVOKED:
                 how = "revoked" if entry.event == Event.REVOKED else "expired"

@@ -103,10 +103,7 @@ def asked(request: AccessRequest) -> str:
 
 def state_text(request: AccessRequest) -> str:
     emoji = STATE_EMOJI.get(request.state, "")
-    label = request.state.label
-    if request.state is State.PENDING and request.approvals_required:
-        label += f" ({len(request.approvals)} of {request.approvals_required} approvals)"
-    return f"{emoji} {label}".strip()
+    return f"{emoji} {request.state.label}".strip()
 
 
 def approvals_text(request: AccessRequest) -> str:
@@ -137,6 +134,8 @@ def request_summary(request: AccessRequest) -> str:
             f"{who(request.requester)} asks to extend *{escape(request.extends)}* "
             f"({escape(request.role)} on *{target(request)}*) by *{format_duration(request.duration)}*."
         )
+    if request.self_service:
+        return f"{who(request.requester)} took {asked(request)} as self-service break-glass."
     return f"{who(request.requester)} asks for {asked(request)}."
 
 
@@ -150,10 +149,7 @@ def request_fallback(request: AccessRequest) -> str:
 
 def self_service_warning(request: AccessRequest, roster: Roster) -> str:
     approvers = people(sorted(policy.approvers_for(roster, request)))
-    return (
-        ":rotating_light: *Self-service break-glass: granted at once, without approval.* "
-        f"The approvers ({approvers}) are told, and once it ends one of them owes a written review."
-    )
+    return f":rotating_light: *Granted at once, without approval.* The approvers ({approvers}) are told."
 
 
 def lifecycle_text(request: AccessRequest, roster: Roster, now: datetime) -> str:
@@ -424,24 +420,35 @@ def dm_timed_out(request: AccessRequest) -> str:
     )
 
 
-def dm_granted(request: AccessRequest, expires_at: datetime, tz: str | None, now: datetime) -> str:
+def dm_granted(request: AccessRequest, expires_at: datetime, use: str, link: str | None) -> str:
+    """``use``: how to use the access (``how_to_use``); ``link``: the request's thread, if known."""
+    thread = f" <{link}|The thread>." if link else ""
     if request.extends:
         return (
-            f":unlock: Your extension *{request.id}* is applied: *{escape(request.extends)}* now ends at "
-            f"*{in_zone(expires_at, tz)}* ({left(expires_at - now)} from now)."
+            f":unlock: Your extension *{request.id}* is applied: *{escape(request.extends)}* now ends "
+            f"{when(expires_at)}.{thread}"
         )
     return (
-        f":unlock: You now have *{escape(request.role)}* on *{target(request)}* until *{in_zone(expires_at, tz)}* "
-        f"({left(expires_at - now)} from now). Request id: *{request.id}*."
+        f":unlock: You now have *{escape(request.role)}* on *{target(request)}* until {when(expires_at)} "
+        f"(*{request.id}*). {use}{thread}"
     )
 
 
-def dm_reminder(request: AccessRequest, expires_at: datetime, tz: str | None, now: datetime, can_extend: bool) -> str:
+def how_to_use(request: AccessRequest, context: str | None, token_mode: bool) -> str:
+    """One sentence on using a grant: the kubectl context and namespace, or the kubeconfig (token mode)."""
+    if token_mode:
+        return "Use the kubeconfig sent to you in this DM: `kubectl --kubeconfig <that file> …`."
+    words = ["kubectl"]
+    if context and context != "in-cluster":
+        words.append(f"--context {escape(context)}")
+    if request.namespace:
+        words.append(f"-n {escape(request.namespace)}")
+    return f"Use it with `{' '.join([*words, '…'])}`."
+
+
+def dm_reminder(request: AccessRequest, expires_at: datetime, can_extend: bool) -> str:
     ask = " Press *Extend* to ask for more time." if can_extend else " It cannot be extended further."
-    return (
-        f":bell: *{request.id}* ({escape(request.role)} on *{target(request)}*) ends at *{in_zone(expires_at, tz)}*, "
-        f"in {left(expires_at - now)}.{ask}"
-    )
+    return f":bell: *{request.id}* ({escape(request.role)} on *{target(request)}*) ends {when(expires_at)}.{ask}"
 
 
 def dm_ended(request: AccessRequest, how: str, by: str | None) -> str:
@@ -509,10 +516,8 @@ def submitted(request: AccessRequest, roster: Roster) -> str:
     channel = f"<#{request.channel}>"
     if request.self_service:
         return (
-            f":rotating_light: *{request.id}*: {asked(request)} is granted at once (self-service break-glass). "
-            f"The approvers are told and it is being posted in {channel}; once it ends, one of them owes a "
-            "written review, and you may add your account of what was done. "
-            "You will get a DM when the binding is in place."
+            f":rotating_light: *{request.id}*: {asked(request)} is granted at once; you get a DM when it works. "
+            f"It is posted in {channel} and an approver reviews it once it ends."
         )
     role = roster.roles.get(request.role)
     groups = ", ".join(role.approvers) if role else "the approvers"
@@ -698,7 +703,6 @@ def help_text(
                 )
         else:
             lines.append(NOT_ENTITLED)
-    lines.append(mfa_statement(roster))
     return "\n".join(lines)
 
 
@@ -743,6 +747,11 @@ def usage(subcommand: str) -> str:
         if line.startswith(f"{COMMAND} {subcommand}"):
             return f"Type `{line}`."
     return f"Type `{COMMAND} help`."
+
+
+DENY_CONFIRM = ("Deny this request?", "The requester is told, with the reason you give next (optional).", "Deny")
+REVOKE_CONFIRM = ("Revoke this grant?", "The binding is removed now and the holder loses the access.", "Revoke")
+REQUEST_ACCESS = "Request access"
 
 
 def missing_parts() -> str:

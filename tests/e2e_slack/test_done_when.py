@@ -18,7 +18,6 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -173,10 +172,12 @@ def test_the_root_message_shows_who_what_how_long_why_and_state_with_approve_and
     assert asked.root.channel == INCIDENT_CHANNEL
     assert f"Access request {asked.request_id}" in seen
     assert "@alice asks for *admin* on *prod/payments* for *1h*." in seen
-    for label, value in [("Requester", "@alice"), ("Target", "prod/payments"), ("Role", "`admin`"), ("For", "1h")]:
-        assert f"*{label}*\n{value}" in seen
+    # Each thing once: who, what and how long in that line, not again in fields.
+    assert seen.count("@alice") == 1
+    assert seen.count("prod/payments") == 1
     assert f"*Reason*\n{REASON}" in seen
-    assert "pending (0 of 2 approvals)" in seen
+    assert "*State*\n:hourglass_flowing_sand: pending" in seen
+    assert "*Approvals*\n0 of 2" in seen
     assert "[Approve] [Deny]" in seen
     assert buttons(asked.root) == [("approve", asked.request_id), ("deny", asked.request_id)]
 
@@ -198,8 +199,7 @@ def test_the_first_approval_counts_one_of_two_and_keeps_the_buttons(live: Live, 
     assert "(1 of 2); 1 more needed" in granted.bob_answer.text
     seen = live.seen(granted.root_after_bob)
     assert granted.root_after_bob.ts == asked.root.ts  # updated in place, not posted again
-    assert "pending (1 of 2 approvals)" in seen
-    assert "1 of 2: @bob" in seen
+    assert "*Approvals*\n1 of 2: @bob" in seen
     assert buttons(granted.root_after_bob) == [("approve", asked.request_id), ("deny", asked.request_id)]
 
 
@@ -285,11 +285,10 @@ def test_alice_is_dmed_the_approval_and_then_the_grant_with_its_expiry(
     expires = instant(granted.binding["metadata"]["annotations"]["breakglass.dev/expires-at"])
     assert asked.request_id in grant
     assert "You now have *admin* on *prod/payments* until" in grant
-    # In her own timezone (Europe/Amsterdam in the double), with UTC beside it.
-    local = expires.astimezone(ZoneInfo("Europe/Amsterdam")).strftime("%H:%M %Z")
-    assert f"until *{local} on " in grant
-    assert f"({expires.strftime('%H:%M')} UTC)" in grant
-    assert re.search(r"\((59m5\ds|1h) from now\)", grant), grant
+    # A Slack date token (each reader sees their own zone; the fallback is UTC), and how to use it.
+    assert f"until {expires.strftime('%Y-%m-%d %H:%M')} UTC" in grant
+    assert "Use it with `kubectl --context prod -n payments …`." in grant
+    assert "from now" not in grant
 
 
 # --- revoking ------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def test_pending_request_carries_approve_and_deny_with_the_id_as_value(roster: R
     deny = find_button(message, "deny", "BG-7K2QXM")
     assert approve is not None
     assert deny is not None
-    assert "0 of 2 approvals" in shown(message)
+    assert "Approvals\n0 of 2" in shown(message)
 
 
 def test_approvals_show_how_many_and_by_whom(roster: Roster, clock: FakeClock) -> None:
@@ -58,7 +58,10 @@ def test_approvals_show_how_many_and_by_whom(roster: Roster, clock: FakeClock) -
     one = make_request(clock, approvals=(Approval(by=SlackUserId(BOB), at=clock()),))
     text = shown(blocks.request_message(one, roster, clock()))
     assert "1 of 2: @bob" in text
-    assert "pending (1 of 2 approvals)" in text
+    # Each thing once: who, what and how long in the summary, the tally in Approvals alone.
+    assert text.count("@alice") == 1
+    assert text.count("prod/payments") == 1
+    assert text.count("1 of 2") == 1
 
 
 @pytest.mark.parametrize(
@@ -91,7 +94,8 @@ def test_self_service_message_warns_loudly_and_names_the_approvers(clock: FakeCl
     assert "Self-service break-glass" in text
     assert "@bob" in text
     assert "@carol" in text
-    assert "once it ends one of them owes a written review" in text
+    assert "Granted at once, without approval." in text
+    assert "asks for" not in text  # it is not asked for: it is already granted
     assert "A review by an approver is owed for this break-glass use, once it ends." in text
 
 
@@ -203,16 +207,17 @@ def test_refused_attempts_are_not_posted_to_the_channel(clock: FakeClock) -> Non
     assert blocks.thread_reply(refused, make_request(clock)) is None
 
 
-def test_help_lists_every_command_what_the_person_may_ask_and_the_mfa_statement(roster: Roster) -> None:
+def test_help_lists_every_command_and_what_the_person_may_ask_and_the_form_states_the_mfa(roster: Roster) -> None:
     text = shown(blocks.help_message(roster, ALICE)[1])
     for usage, _ in wording.COMMANDS:
         assert usage in text
     raw = render_blocks(blocks.help_message(roster, ALICE)[1])
     assert "`view` on `prod` (namespaces `payments`, `payments-*`), up to 4h, 1 approval(s)" in raw
-    assert "mfa: slack_enforced" in text
-    assert "operator asserts that this workspace enforces two-factor" in text
+    assert "mfa:" not in text  # said once, where it matters: on the form that asks
+    form = shown(blocks.request_modal(options_for(roster, SlackUserId(ALICE)), roster)["blocks"])
+    assert "operator asserts that this workspace enforces two-factor" in form
     strict = roster_with(mfa="has_2fa")
-    assert "mfa: has_2fa" in shown(blocks.help_message(strict, ALICE)[1])
+    assert "mfa: has_2fa" in shown(blocks.request_modal(options_for(strict, SlackUserId(ALICE)), strict)["blocks"])
 
 
 def test_request_modal_is_a_valid_modal_offering_only_entitlements(roster: Roster) -> None:

@@ -477,3 +477,34 @@ class TestExtendAndReview:
         harness.command(BOB, f"extend {request.id} 30m I would like more of it")
         assert f"Only the holder of {request.id} may ask to extend it." in harness.last_said_to(BOB)
         assert [r.id for r in harness.requests()] == [request.id]
+
+
+def test_the_home_tab_request_access_button_opens_the_request_form(
+    harness: SlackAppHarness, slack: SlackApiDouble
+) -> None:
+    harness.open_home(ALICE)
+    home = slack.home_view(ALICE)
+    assert home is not None
+    assert find_button(home["blocks"], blocks.REQUEST_ACCESS_ACTION) is not None
+    before = len(slack.views_opened(user_id=ALICE))
+    reply = harness.click_home(ALICE, blocks.REQUEST_ACCESS_ACTION, "form")
+    assert reply.status == 200
+    opened = slack.views_opened(user_id=ALICE)[before:]
+    assert [view.view["callback_id"] for view in opened] == [blocks.REQUEST_CALLBACK]
+
+
+def test_deny_and_revoke_ask_for_confirmation_first(harness: SlackAppHarness, slack: SlackApiDouble) -> None:
+    request = posted_request(harness)
+    root = slack.message(INCIDENTS, request.message_ts or "")
+    assert root is not None
+    deny = find_button(root.blocks, blocks.DENY_ACTION, request.id)
+    assert deny is not None
+    assert deny[1]["confirm"]["confirm"]["text"] == "Deny"
+    approve = find_button(root.blocks, blocks.APPROVE_ACTION, request.id)
+    assert approve is not None
+    assert "confirm" not in approve[1]
+    active = request.model_copy(update={"state": State.ACTIVE, "expires_at": harness.clock() + timedelta(hours=1)})
+    home = blocks.home_view(harness.core.roster(), ALICE, [active], [], harness.clock())
+    revoke = find_button(home["blocks"], blocks.REVOKE_ACTION, request.id)
+    assert revoke is not None
+    assert revoke[1]["confirm"]["confirm"]["text"] == "Revoke"
