@@ -102,8 +102,17 @@ def approve(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[st
     return wording.approved_reply(outcome.request, outcome.counted, outcome.required)
 
 
-def deny(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str:
-    return wording.denied_reply(deps.access.deny(request_id, person.user_id).request)
+def deny(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str | None:
+    """Asks for a reason first (optional) in a form; if the form cannot open, denies without one."""
+    deps.access.may_decide(request_id, person.user_id)
+    request = deps.access.get_visible(request_id, person.user_id)
+    try:
+        deps.slack.open_view(str(body.get("trigger_id") or ""), blocks.deny_modal(request))
+    except SlackError as exc:
+        if exc.error not in _FORM_GONE:
+            raise
+        return wording.denied_reply(deps.access.deny(request_id, person.user_id).request)
+    return None
 
 
 def revoke(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str:

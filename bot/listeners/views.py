@@ -46,6 +46,7 @@ from bot.slack.forms import (
     read_request_form,
     read_review_form,
     state_values,
+    typed,
 )
 from bot.slack.identity import Actor, IdentityRefused
 
@@ -69,6 +70,10 @@ def register(app: App, deps: Deps, pause: Callable[[float], None] = time.sleep) 
     @app.view(blocks.REVIEW_CALLBACK)
     def on_review(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         submit_review(deps, ack, body, view, pause)
+
+    @app.view(blocks.DENY_CALLBACK)
+    def on_deny(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        submit_denial(deps, ack, body, view, pause)
 
     # The cluster and role selects dispatch a block action on every choice (``dispatch_action``).
     for action_id in (CLUSTER_INPUT, ROLE_INPUT):
@@ -308,6 +313,31 @@ def submit_review(
     outcome = FormOutcome(deps, view, pause)
     with _unexpected_shown(outcome, body):
         _decide_review(deps, body, form, outcome)
+
+
+def submit_denial(
+    deps: Deps, ack: Ack, body: Mapping[str, Any], view: Mapping[str, Any], pause: Callable[[float], None]
+) -> None:
+    request_id = parse_request_id(str(view.get("private_metadata") or ""))
+    if request_id is None:
+        ack(response_action="errors", errors={blocks.DENY_REASON_INPUT: wording.FORM_NAMES_NOTHING})
+        return
+    reason = typed(state_values(view), blocks.DENY_REASON_INPUT)
+    _submitting(ack)
+    outcome = FormOutcome(deps, view, pause)
+    with _unexpected_shown(outcome, body):
+        try:
+            person = deps.identify(actor_from(body), "deny", request_id)
+        except IdentityRefused as refused:
+            outcome.refused(refused.reason)
+            return
+        try:
+            denied = deps.access.deny(request_id, person.user_id, reason)
+        except Refused as refused:
+            deps.access.refuse(request_id, person.user_id, "deny", refused.reason)
+            outcome.refused(refused.reason)
+            return
+        outcome.done(wording.DENY_TITLE, wording.denied_reply(denied.request))
 
 
 def _decide_review(deps: Deps, body: Mapping[str, Any], form: ReviewForm, outcome: FormOutcome) -> None:

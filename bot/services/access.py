@@ -256,10 +256,23 @@ class AccessService:
     def approve(self, request_id: RequestId, approver: SlackUserId) -> ApprovalOutcome:
         return self._decide(request_id, approver, approve=True)
 
-    def deny(self, request_id: RequestId, approver: SlackUserId) -> ApprovalOutcome:
-        return self._decide(request_id, approver, approve=False)
+    def deny(self, request_id: RequestId, approver: SlackUserId, reason: str | None = None) -> ApprovalOutcome:
+        """``reason`` (optional) goes to the thread and to the requester."""
+        return self._decide(request_id, approver, approve=False, reason=(reason or "").strip()[:2000] or None)
 
-    def _decide(self, request_id: RequestId, person: SlackUserId, *, approve: bool) -> ApprovalOutcome:
+    def may_decide(self, request_id: RequestId, person: SlackUserId) -> None:
+        """Raise Refused, as approve or deny would, when ``person`` may not decide on it now; nothing is
+        written (the deny button asks this before it opens the form for a reason)."""
+        current = self.store.get(request_id)
+        if current is None:
+            raise no_such_request(request_id)
+        decision = policy.may_decide(self.roster(), current, person, self.now())
+        if not decision:
+            raise Refused(decision.reason)
+
+    def _decide(
+        self, request_id: RequestId, person: SlackUserId, *, approve: bool, reason: str | None = None
+    ) -> ApprovalOutcome:
         roster = self.roster()
 
         def decide(current: AccessRequest | None) -> Change[ApprovalOutcome | Refused]:
@@ -279,7 +292,7 @@ class AccessService:
                 denied = transition(current, State.DENIED, now, decided_by=person)
                 return Change(
                     denied,
-                    [Draft(Event.DENIED, person, current.id, {})],
+                    [Draft(Event.DENIED, person, current.id, {"reason": reason} if reason else {})],
                     ApprovalOutcome(denied, len(current.approvals), current.approvals_required),
                 )
             approvals = (*current.approvals, Approval(by=person, at=now))

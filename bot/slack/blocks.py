@@ -64,6 +64,8 @@ DECISION_BLOCK = "decision"
 REQUEST_CALLBACK = "breakglass_request"
 EXTEND_CALLBACK = "breakglass_extend"
 REVIEW_CALLBACK = "breakglass_review"
+DENY_CALLBACK = "breakglass_deny"
+DENY_REASON_INPUT = "deny_reason"
 
 
 Message = tuple[str, list[Block]]
@@ -482,6 +484,15 @@ def review_modal(
         ),
     ]
     return _modal(REVIEW_CALLBACK, title, blocks, "Save", private_metadata=request.id)
+
+
+def deny_modal(request: AccessRequest) -> dict[str, Any]:
+    """The reason for a denial, optional: opened by the Deny button once its confirm was accepted."""
+    blocks: list[Block] = [
+        section(wording.deny_form_intro(request)),
+        _text_input(DENY_REASON_INPUT, wording.DENY_REASON_LABEL, multiline=True, optional=True, max_length=2000),
+    ]
+    return _modal(DENY_CALLBACK, wording.DENY_TITLE, blocks, "Deny", private_metadata=request.id)
 
 
 def notice_modal(title: str, text: str) -> dict[str, Any]:

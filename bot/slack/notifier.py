@@ -168,7 +168,8 @@ class SlackNotifier:
                 if final and not d.get("self_service"):
                     self._dm(requester, blocks.dm(wording.dm_approved(request)), request)
             case Event.DENIED:
-                self._dm(requester, blocks.dm(wording.dm_denied(request, entry.actor)), request)
+                reason = str(d["reason"]) if d.get("reason") else None
+                self._dm(requester, blocks.dm(wording.dm_denied(request, entry.actor, reason)), request)
             case Event.TIMED_OUT:
                 self._dm(requester, blocks.dm(wording.dm_timed_out(request)), request)
             case Event.GRANTED:

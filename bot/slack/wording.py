@@ -295,7 +295,8 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
                 return f":ballot_box_with_check: Approved by {actor}{tally}; {required - count} more needed."
             return f":white_check_mark: Approved by {actor}{tally}; granting now."
         case Event.DENIED:
-            return f":x: Denied by {actor}."
+            why = f": {reason_text(str(d['reason']), 2000)}" if d.get("reason") else "."
+            return f":x: Denied by {actor}{why}"
         case Event.CANCELLED:
             return f":heavy_minus_sign: Cancelled by {actor}."
         case Event.TIMED_OUT:
@@ -409,8 +410,9 @@ def dm_approved(request: AccessRequest) -> str:
     )
 
 
-def dm_denied(request: AccessRequest, by: str) -> str:
-    return f":x: *{request.id}* ({asked(request)}) was denied by {who(by)}."
+def dm_denied(request: AccessRequest, by: str, reason: str | None = None) -> str:
+    why = f": {reason_text(reason, 2000)}" if reason else "."
+    return f":x: *{request.id}* ({asked(request)}) was denied by {who(by)}{why}"
 
 
 def dm_timed_out(request: AccessRequest) -> str:
@@ -752,6 +754,13 @@ def usage(subcommand: str) -> str:
 DENY_CONFIRM = ("Deny this request?", "The requester is told, with the reason you give next (optional).", "Deny")
 REVOKE_CONFIRM = ("Revoke this grant?", "The binding is removed now and the holder loses the access.", "Revoke")
 REQUEST_ACCESS = "Request access"
+DENY_TITLE = "Deny the request"
+FORM_NAMES_NOTHING = "This form names no request; close it and start again."
+DENY_REASON_LABEL = "Why (optional; the requester and the thread see it)"
+
+
+def deny_form_intro(request: AccessRequest) -> str:
+    return f"Deny *{request.id}*: {who(request.requester)} asks for {asked(request)}."
 
 
 def missing_parts() -> str:

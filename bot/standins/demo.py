@@ -42,7 +42,14 @@ from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.ports import AccessCheck, BreakglassError
 from bot.settings import url_without_password
-from bot.slack.blocks import APPROVE_ACTION, DENY_ACTION, REVIEW_ACTION, REVIEW_CALLBACK
+from bot.slack.blocks import (
+    APPROVE_ACTION,
+    DENY_ACTION,
+    DENY_CALLBACK,
+    DENY_REASON_INPUT,
+    REVIEW_ACTION,
+    REVIEW_CALLBACK,
+)
 from bot.standins.slack_events import SlackSender
 from bot.standins.stack import ALICE, BOB, CAROL, INCIDENT_CHANNEL, LocalStack, wait_until
 from bot.standins.terminal import WIDTH, to_terminal, wrapped
@@ -61,6 +68,7 @@ DENIED = f"{CLUSTER}/{NAMESPACE} view 2h INC-4411 read the consumer logs"
 # The self-service role's min_duration is 5s; 10s is long enough to see the binding and short enough
 # to watch it expire.
 BREAK_GLASS = f"{CLUSTER}/{NAMESPACE} emergency 10s INC-4411 restart the stuck payment consumer"
+DENY_REASON = "admin was granted for this incident already; use that."
 REVIEW = "Warranted by INC-4411: the consumer was stuck and a restart was the fix."
 # A reply's own footer (its date and audit sequence number): the demo shows each reply's time once, and
 # no sequence numbers (a refusal is in the audit log but not in the channel, so they would skip one).
@@ -243,10 +251,13 @@ class Walk:
         self.access_review(expected=False)
         self.thread(rid)
 
-        did = self.ask(DENIED, "7. A denial: Alice asks for view, Bob denies it")
+        did = self.ask(DENIED, "7. A denial: Alice asks for view, Bob denies it with a reason")
+        opened = len(self.stack.slack.views_opened(user_id=BOB))
         slack.click(BOB, DENY_ACTION, did, self.request(did).message_ts, INCIDENT_CHANNEL)
+        self.expect(lambda: len(self.stack.slack.views_opened(user_id=BOB)) > opened or None, "Bob's deny form")
+        self.show.line(f"Bob presses Deny, confirms, and gives a reason in the form that opens: {DENY_REASON}", 2)
+        slack.submit_view(BOB, DENY_CALLBACK, {DENY_REASON_INPUT: {DENY_REASON_INPUT: DENY_REASON}})
         self.expect(lambda: self.request(did).state == State.DENIED, "the request to be denied")
-        self.ephemerals(BOB, answer_to="his denial")
         self.thread(did)
 
         rid2 = self.ask(BREAK_GLASS, "8. Self-service break-glass: granted at once, ends by itself, reviewed")

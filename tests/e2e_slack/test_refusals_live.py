@@ -12,6 +12,8 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -19,11 +21,11 @@ import pytest
 from bot.domain.audit import Event
 from bot.domain.ids import new_request_id
 from bot.domain.lifecycle import State
-from bot.slack import wording
+from bot.slack import blocks, wording
 from bot.standins.slack_api import Ephemeral, SlackMessage
 from bot.standins.slack_events import VERIFICATION_TOKEN, AppReply, NotOnScreen, SlackSender, slack_signature
-from bot.standins.stack import ALICE, BOB, CAROL, DAVE, GUEST, INCIDENT_CHANNEL, MALLORY, SIGNING_SECRET
-from tests.e2e_slack.conftest import Live, refusal_sentence
+from bot.standins.stack import ALICE, BOB, CAROL, DAVE, GUEST, INCIDENT_CHANNEL, MALLORY, SIGNING_SECRET, wait_until
+from tests.e2e_slack.conftest import DEADLINE, Live, refusal_sentence
 
 pytestmark = pytest.mark.slow
 
@@ -418,8 +420,18 @@ def test_two_approvers_clicking_at_the_same_instant_give_one_approval_transition
     assert sum("granting now" in live.seen(r) for r in live.thread(root)) == 1
 
 
-def deny_by_bob(live: Live, request_id: str, root: SlackMessage) -> Ephemeral:
-    return live.click(BOB, "deny", request_id, root)
+def deny_by_bob(live: Live, request_id: str, root: SlackMessage) -> Any:
+    """Bob presses Deny, and submits the form for a reason that opens; what the form then says."""
+    opened = len(live.slack.views_opened(user_id=BOB))
+    live.sender.click(BOB, "deny", request_id, root.ts, INCIDENT_CHANNEL)
+    wait_until(lambda: len(live.slack.views_opened(user_id=BOB)) > opened or None, DEADLINE, "the deny form")
+    live.sender.submit_view(BOB, blocks.DENY_CALLBACK, {blocks.DENY_REASON_INPUT: {blocks.DENY_REASON_INPUT: "no"}})
+
+    def outcome() -> str | None:
+        text = live.slack.render_text(live.slack.views_opened(user_id=BOB)[-1].view).replace("*", "")
+        return None if "in a moment" in text else text
+
+    return SimpleNamespace(text=wait_until(outcome, DEADLINE, "the deny form's outcome"))
 
 
 def cancel_by_alice(live: Live, request_id: str, root: SlackMessage) -> Ephemeral:
@@ -433,7 +445,7 @@ def cancel_by_alice(live: Live, request_id: str, root: SlackMessage) -> Ephemera
 )
 def test_approving_a_request_already_decided_is_refused_and_changes_nothing(
     live: Live,
-    decide: Callable[[Live, str, SlackMessage], Ephemeral],
+    decide: Callable[[Live, str, SlackMessage], Any],
     confirmation: str,
     approver: str,
     state: State,

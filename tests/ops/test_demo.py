@@ -104,7 +104,7 @@ def test_demo_walks_requests_through_extension_revoke_denial_expiry_and_review_t
     assert "@carol" in first_thread
     assert "Requester" not in first_thread  # the request message is shown whole once, when posted
     assert "[Approve]" not in first_thread  # decided: the buttons are gone from the root
-    assert "Denied by @bob" in _section(output, "7.")
+    assert "Denied by @bob: admin was granted for this incident already" in _section(output, "7.")
     second_thread = break_glass.split("The incident thread of", 1)[1]
     assert second_thread.count("↳") >= 6, second_thread
     assert "Review by @bob" in second_thread

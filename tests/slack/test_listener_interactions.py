@@ -76,7 +76,10 @@ class TestApproveAndDeny:
     def test_deny_ends_the_request_and_a_stale_approve_after_it_is_refused(self, harness: SlackAppHarness) -> None:
         request = posted_request(harness)
         click_on_root(harness, BOB, blocks.DENY_ACTION, request)
-        assert f"You denied {request.id}." in harness.last_said_to(BOB).replace("*", "")
+        assert state_of(harness, request.id) is State.PENDING  # the form for a reason comes first
+        harness.submit(BOB, blocks.DENY_CALLBACK, {})  # the reason is optional
+        shown = harness.slack.render_text(harness.slack.views_opened(user_id=BOB)[-1].view)
+        assert f"You denied {request.id}." in shown.replace("*", "")
         harness.publish(request.id)
         assert request.message_ts is not None
         harness.sender.click(CAROL, blocks.APPROVE_ACTION, request.id, request.message_ts, INCIDENTS, stale=True)
@@ -508,3 +511,24 @@ def test_deny_and_revoke_ask_for_confirmation_first(harness: SlackAppHarness, sl
     revoke = find_button(home["blocks"], blocks.REVOKE_ACTION, request.id)
     assert revoke is not None
     assert revoke[1]["confirm"]["confirm"]["text"] == "Revoke"
+
+
+def test_a_denial_reason_goes_to_the_thread_and_the_requester(harness: SlackAppHarness, slack: SlackApiDouble) -> None:
+    request = posted_request(harness)
+    click_on_root(harness, BOB, blocks.DENY_ACTION, request)
+    harness.submit(BOB, blocks.DENY_CALLBACK, {blocks.DENY_REASON_INPUT: {blocks.DENY_REASON_INPUT: "use view"}})
+    assert state_of(harness, request.id) is State.DENIED
+    published = harness.publish(request.id)
+    thread = [slack.render_text(m) for m in slack.thread(INCIDENTS, published.message_ts or "")]
+    assert any("Denied by @bob: use view" in line for line in thread), thread
+    assert "was denied by @bob: use view" in slack.render_text(slack.dm(ALICE)[-1])
+
+
+def test_a_non_approver_pressing_deny_is_refused_without_a_form(
+    harness: SlackAppHarness, slack: SlackApiDouble
+) -> None:
+    request = posted_request(harness)
+    before = len(slack.views_opened(user_id=ALICE))
+    click_on_root(harness, ALICE, blocks.DENY_ACTION, request)
+    assert "You cannot approve or deny your own request" in harness.last_said_to(ALICE)
+    assert len(slack.views_opened(user_id=ALICE)) == before
