@@ -7,6 +7,7 @@ only if its state still calls for it, and leaves a state the reconcile sweep can
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ class GrantService:
         jobs: JobQueue,
         notifier: Notifier,
         now: Callable[[], datetime],
+        wait: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.roster = roster
@@ -48,6 +50,7 @@ class GrantService:
         self.jobs = jobs
         self.notifier = notifier
         self.now = now
+        self.wait = wait
 
     # --- grant --------------------------------------------------------------------------------
 
@@ -372,8 +375,13 @@ class GrantService:
             return None
         if request.state is State.ACTIVE:
             assert request.expires_at is not None
-            if self.now() + EXPIRY_TOLERANCE < request.expires_at:
+            early = (request.expires_at - self.now()).total_seconds()
+            if early > EXPIRY_TOLERANCE.total_seconds():
                 return request  # extended since this revoke was scheduled; a later one is queued
+            if early > 0:
+                # RQ runs a job scheduled at 12:00:05.7 from 12:00:05.0 (it scores whole seconds):
+                # wait out the rest, so access never ends before its time.
+                self.wait(early)
             try:
                 request = self._expire(request, by_sweep=by_sweep)
             except AuditLogBroken as exc:

@@ -58,6 +58,10 @@ class Keys:
         """Ids of requests whose thread Slack must get however long it is down (bot.store.outbox)."""
         return f"{self.prefix}:outbox"
 
+    def revoking(self, request_id: str) -> str:
+        """One process's claim on an overdue grant it is revoking (services.reconcile.revoke_overdue)."""
+        return f"{self.prefix}:revoking:{request_id}"
+
     # --- the sweep (workers.sweeper) and the clusters it remembers (workers.known_clusters) ---
     @property
     def sweep_running(self) -> str:

@@ -61,6 +61,10 @@ class RequestStore:
     def key(self, request_id: str) -> str:
         return self.keys.request(request_id)
 
+    def claim(self, key: str, ttl: timedelta) -> bool:
+        """Take ``key`` for ``ttl`` unless another holds it; left to lapse (the one lock, unreleased)."""
+        return RedisLock(self.redis, key, ttl).acquire()
+
     def lock(self, key: str, ttl: timedelta) -> AbstractContextManager[bool]:
         """The one lock primitive (``bot.store.locks``): yields whether it was taken."""
         return RedisLock(self.redis, key, ttl).held()

@@ -67,7 +67,7 @@ def grants(
     notifier: RecordingNotifier,
     clock: FakeClock,
 ) -> GrantService:
-    return GrantService(store, roster, cluster, jobs, notifier, clock)
+    return GrantService(store, roster, cluster, jobs, notifier, clock, wait=lambda s: clock.advance(seconds=s))
 
 
 @pytest.fixture

@@ -297,7 +297,7 @@ def test_revoke_at_expiry_ends_the_grant_and_deletes_the_binding(
     assert tail[1].details["binding"] == f"breakglass-{active.id.lower()}"
 
 
-def test_revoke_a_scheduler_second_early_still_ends_the_grant(
+def test_revoke_a_scheduler_second_early_waits_for_the_expiry_then_ends_the_grant(
     grants: GrantService, cluster: FakeCluster, clock: FakeClock, flows: Flows
 ) -> None:
     active = flows.granted()
@@ -307,6 +307,7 @@ def test_revoke_a_scheduler_second_early_still_ends_the_grant(
     assert expired is not None
     assert expired.state is State.EXPIRED
     assert cluster.bindings == {}
+    assert clock() >= active.expires_at  # not ended before its time
 
 
 def test_revoke_when_binding_already_gone_is_success(

@@ -272,17 +272,31 @@ def test_a_pending_request_the_sweep_cannot_time_out_does_not_stop_it(
     assert cluster.bindings == {}
 
 
-def test_a_revoke_rq_has_not_run_two_seconds_after_expiry_is_queued_to_run_now(
-    reconciler: Reconciler, jobs: RecordingJobs, clock: FakeClock, flows: Flows
+def test_a_grant_rq_has_not_revoked_two_seconds_after_expiry_is_revoked_by_the_sweep_clock(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore, clock: FakeClock, flows: Flows
 ) -> None:
     grant = flows.granted()
     assert grant.expires_at is not None
     clock.advance(seconds=(grant.expires_at - clock()).total_seconds() + 1)
     assert reconciler.revoke_overdue() == 0  # RQ's scheduler still has time to run it
+    assert cluster.binding("prod", grant.id) is not None
 
     clock.advance(seconds=2)  # as when the worker holding RQ's scheduler has died
     assert reconciler.revoke_overdue() == 1
-    assert reconciler.revoke_overdue() == 1  # asked again: the same job, queued once
+    ended = store.get(grant.id)
+    assert ended is not None
+    assert ended.state is State.EXPIRED
+    assert cluster.bindings == {}
 
-    now_revokes = [c for c in jobs.of("revoke", grant.id) if c.at is None]
-    assert [c.queued for c in now_revokes] == [True, False]
+
+def test_an_overdue_grant_is_revoked_by_one_process_only(
+    reconciler: Reconciler, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    assert grant.expires_at is not None
+    clock.advance(seconds=(grant.expires_at - clock()).total_seconds() + 3)
+    assert store.claim(store.keys.revoking(grant.id), timedelta(seconds=30))  # another worker took it
+    assert reconciler.revoke_overdue() == 0
+    still = store.get(grant.id)
+    assert still is not None
+    assert still.state is State.ACTIVE
