@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING, Any, TextIO
 
+from bot.domain.grants import SYSTEM_NAMESPACE
+
 if TYPE_CHECKING:
     from bot.domain.roster import Roster
 
@@ -120,7 +122,7 @@ def register_extra_commands(commands: Any, command: Callable[..., Any], group: C
     rbac.add_argument("--roster", dest="roster_option", metavar="ROSTER", help="the same as the ROSTER argument")
     rbac.add_argument(
         "--grant-namespace",
-        default="breakglass-system",
+        default=SYSTEM_NAMESPACE,
         help="where token grants get their ServiceAccount (default: %(default)s)",
     )
     rbac.add_argument(

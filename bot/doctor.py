@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import redis
 import yaml
 
+from bot.domain.grants import SYSTEM_NAMESPACE
 from bot.domain.roster import Roster, RosterError, load_roster_file
 from bot.logs import scrub
 from bot.ports import BreakglassError, ClusterUnavailable, UnknownCluster
@@ -468,7 +469,7 @@ def _check_cluster(
     namespace = settings.token_namespace
     rbac_fix = (
         f"run `breakglass deploy rbac --roster {roster_path}"
-        + (f" --grant-namespace {namespace}" if namespace != "breakglass-system" else "")
+        + (f" --grant-namespace {namespace}" if namespace != SYSTEM_NAMESPACE else "")
         + f" --cluster {name} | {_kubectl(context)} apply -f -`"
     )
     if credentials == "token":

@@ -36,11 +36,12 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from bot.domain.grants import SYSTEM_NAMESPACE
 from bot.domain.roster import Roster
 
 RBAC_API_GROUP = "rbac.authorization.k8s.io"
 AUTHORIZATION_API_GROUP = "authorization.k8s.io"
-DEFAULT_NAMESPACE = "breakglass-system"
+DEFAULT_NAMESPACE = SYSTEM_NAMESPACE
 DEFAULT_SERVICE_ACCOUNT = "breakglass"
 
 # ClusterRole names may hold ":" (system:aggregate-to-view). A name is never a pattern: RBAC has no

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from redis.connection import parse_url
 
 from bot.domain.durations import DurationError, parse_duration
+from bot.domain.grants import SYSTEM_NAMESPACE
 from bot.domain.keys import MIN_SIGNING_KEY, Purpose, SigningKey
 
 # The audit webhook token is the only thing between the internet-facing web process and records of
@@ -107,7 +108,7 @@ class Settings(_FromEnviron):
     port: int = Field(default=3000, ge=1, le=65535, validation_alias="PORT")
     # Not in the contract's table, so ours to choose; defaults suit production.
     sweep_interval: timedelta = Field(default=timedelta(seconds=30), validation_alias="BREAKGLASS_SWEEP_INTERVAL")
-    token_namespace: str = Field(default="breakglass-system", validation_alias="BREAKGLASS_TOKEN_NAMESPACE")
+    token_namespace: str = Field(default=SYSTEM_NAMESPACE, validation_alias="BREAKGLASS_TOKEN_NAMESPACE")
     # How long one Kubernetes API call may wait for its answer. A hung API server costs the sweep this
     # much per cluster, and a revoke this much per attempt; short enough that a retry or the next sweep
     # comes soon, long enough for a slow list of many bindings.

@@ -41,6 +41,7 @@ from bot.domain.grants import (
     MANAGED_SELECTOR,
     REQUEST_ID_LABEL,
     SERVICE_ACCOUNT_ANNOTATION,
+    SYSTEM_NAMESPACE,
     BindingSpec,
     Credentials,
     IssuedCredentials,
@@ -67,7 +68,7 @@ from bot.ports import (
 log = logging.getLogger(__name__)
 
 IN_CLUSTER = "in-cluster"
-GRANT_NAMESPACE = "breakglass-system"  # where per-grant ServiceAccounts live (the bot's Role is there)
+GRANT_NAMESPACE = SYSTEM_NAMESPACE
 RBAC_GROUP = "rbac.authorization.k8s.io"
 MERGE_PATCH = "application/merge-patch+json"
 MIN_TOKEN_SECONDS = 600  # the API server refuses a TokenRequest for less than ten minutes

@@ -26,6 +26,8 @@ EXPIRES_AT_ANNOTATION = "breakglass.dev/expires-at"
 SERVICE_ACCOUNT_ANNOTATION = "breakglass.dev/service-account"
 # Label values must be DNS-label-ish; the id is stored in its canonical upper-case form.
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+# Where the bot runs and per-grant ServiceAccounts live (the bot's Role for tokens is there).
+SYSTEM_NAMESPACE = "breakglass-system"
 
 Credentials = Literal["user", "token"]
 

@@ -8,8 +8,6 @@ import secrets
 from typing import NewType
 
 SlackUserId = NewType("SlackUserId", str)
-SlackTeamId = NewType("SlackTeamId", str)
-SlackChannelId = NewType("SlackChannelId", str)
 RequestId = NewType("RequestId", str)
 
 # Crockford-like: no 0/O, 1/I/L, U, so an id read aloud on an incident call is not misheard.

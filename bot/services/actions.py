@@ -21,7 +21,7 @@ from typing import Any
 from bot.domain import actions as kinds
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.durations import format_duration
-from bot.domain.grants import binding_name, format_instant, parse_instant
+from bot.domain.grants import SYSTEM_NAMESPACE, binding_name, format_instant, parse_instant
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State, transition
 from bot.domain.roster import Roster
@@ -42,7 +42,7 @@ class ActionRecorder:
         store: RequestStore,
         roster: Callable[[], Roster],
         now: Callable[[], datetime],
-        token_namespace: str = "breakglass-system",  # noqa: S107  (a namespace, not a secret)
+        token_namespace: str = SYSTEM_NAMESPACE,
         jobs: JobQueue | None = None,
     ) -> None:
         self.store = store
