@@ -146,6 +146,11 @@ class JobQueue(Protocol):
         """Tell the holder their grant ends soon."""
         ...
 
+    def revokes_waiting(self, ends: Sequence[tuple[RequestId, datetime]]) -> set[RequestId]:
+        """Of these (request, expiry) pairs, the requests whose revoke at that expiry is scheduled and
+        waiting: asked for many at once, so the sweep can skip the grants that need nothing."""
+        ...
+
     def publish(self, request_id: RequestId) -> bool:
         """Bring the request's Slack message, thread and DMs up to date with its audit entries."""
         ...

@@ -402,6 +402,10 @@ class RecordingJobs:
     def publish(self, request_id: RequestId) -> bool:
         return self._record("publish", request_id, None)
 
+    def revokes_waiting(self, ends: Sequence[tuple[RequestId, datetime]]) -> set[RequestId]:
+        with self._lock:
+            return {rid for rid, at in ends if ("revoke", str(rid), int(at.timestamp())) in self.waiting}
+
     def _record(self, kind: str, request_id: RequestId, at: datetime | None) -> bool:
         key = (kind, str(request_id), int(at.timestamp()) if at is not None else None)
         with self._lock:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -131,6 +132,14 @@ class RqJobQueue:
             return self._enqueue(self.cluster, f"revoke-{request_id}", "workers.jobs.revoke", request_id, CLUSTER_RETRY)
         job_id = f"revoke-{request_id}-{int(at.timestamp())}"
         return self._enqueue(self.cluster, job_id, "workers.jobs.revoke", request_id, CLUSTER_RETRY, at=at)
+
+    def revokes_waiting(self, ends: Sequence[tuple[RequestId, datetime]]) -> set[RequestId]:
+        registry = self.cluster.scheduled_job_registry.key
+        with self.connection.pipeline(transaction=False) as pipe:
+            for request_id, at in ends:
+                pipe.zscore(registry, f"revoke-{request_id}-{int(at.timestamp())}")
+            scores = pipe.execute()
+        return {request_id for (request_id, _), score in zip(ends, scores, strict=True) if score is not None}
 
     def remind(self, request_id: RequestId, at: datetime) -> bool:
         job_id = f"remind-{request_id}-{int(at.timestamp())}"

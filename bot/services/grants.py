@@ -76,21 +76,8 @@ class GrantService:
         refusal = self._still_allowed(roster, request)
         if refusal:
             return self._fail(request, refusal)
-        person = roster.people[request.requester]
-        cluster = roster.clusters[request.cluster]
         started = self.now()
-        spec = BindingSpec(
-            request_id=request.id,
-            cluster=request.cluster,
-            namespace=request.namespace,
-            cluster_role=roster.roles[request.role].cluster_role,
-            credentials=cluster.credentials,
-            kube_user=person.kube_user,
-            requester=request.requester,
-            approvers=request.approved_by,
-            reason=request.reason,
-            expires_at=expires_at or expiry_for(request, started),
-        )
+        spec = self._binding_spec(request, roster, expires_at or expiry_for(request, started))
         # A found binding whose time ran out already is recorded and ended, not applied again (which
         # in token mode would mint and send credentials for a grant that is over).
         lapsed = expires_at is not None and expires_at <= started
@@ -370,30 +357,7 @@ class GrantService:
         ``by_sweep`` is the sweep's reason when the sweep, not the scheduled revoke, ends the grant: it is
         recorded in the same transaction as the expiry, so it is written only if the sweep really did it
         (not when the on-time revoke got there a moment earlier, or an extension moved the expiry)."""
-        request = self.store.get(request_id)
-        if request is None:
-            return None
-        if request.state is State.ACTIVE:
-            assert request.expires_at is not None
-            early = (request.expires_at - self.now()).total_seconds()
-            if early > EXPIRY_TOLERANCE.total_seconds():
-                return request  # extended since this revoke was scheduled; a later one is queued
-            if early > 0:
-                # RQ runs a job scheduled at 12:00:05.7 from 12:00:05.0 (it scores whole seconds):
-                # wait out the rest, so access never ends before its time.
-                self.wait(early)
-            try:
-                request = self._expire(request, by_sweep=by_sweep)
-            except AuditLogBroken as exc:
-                self.cut_unrecorded(request.cluster, request.id, request.namespace, exc)
-                return request
-        if request.state not in (State.EXPIRED, State.REVOKED, State.FAILED):
-            return request
-        if request.extends:
-            return request  # an extension owns no binding; its grant's does
-        self.remove_binding(request, actor=SYSTEM_ACTOR)
-        self._end_extensions(request)
-        return request
+        return self._end(request_id, why=None, by_sweep=by_sweep)
 
     def expire(self, request_id: RequestId, by_sweep: str | None = None) -> AccessRequest | None:
         """Record an active grant whose time is up as expired, without touching its cluster: the
@@ -409,17 +373,31 @@ class GrantService:
         call when the cluster says the grant is over (its binding's expiry annotation is missing or
         past, or its cluster has left the roster). The cluster is the truth for what is granted, and
         the safe direction is to take access away: ``why`` is recorded with the expiry."""
+        return self._end(request_id, why=why, by_sweep=why)
+
+    def _end(self, request_id: RequestId, why: str | None, by_sweep: str | None) -> AccessRequest | None:
+        """``revoke`` (``why`` None: only once its time has come) and ``end_now`` (now, for ``why``)."""
         request = self.store.get(request_id)
         if request is None:
             return None
         if request.state is State.ACTIVE:
+            assert request.expires_at is not None
+            early = (request.expires_at - self.now()).total_seconds()
+            if why is None and early > EXPIRY_TOLERANCE.total_seconds():
+                return request  # extended since this revoke was scheduled; a later one is queued
+            if why is None and early > 0:
+                # RQ runs a job scheduled at 12:00:05.7 from 12:00:05.0 (it scores whole seconds):
+                # wait out the rest, so access never ends before its time.
+                self.wait(early)
             try:
-                request = self._expire(request, why=why, by_sweep=why)
+                request = self._expire(request, why=why, by_sweep=by_sweep)
             except AuditLogBroken as exc:
                 self.cut_unrecorded(request.cluster, request.id, request.namespace, exc)
                 return request
-        if request.state not in (State.EXPIRED, State.REVOKED, State.FAILED) or request.extends:
+        if request.state not in (State.EXPIRED, State.REVOKED, State.FAILED):
             return request
+        if request.extends:
+            return request  # an extension owns no binding; its grant's does
         self.remove_binding(request, actor=SYSTEM_ACTOR, why=why)
         self._end_extensions(request)
         return request

@@ -58,6 +58,13 @@ def test_a_revoke_scheduled_twice_for_the_same_instant_is_scheduled_once(jobs: R
     assert ScheduledJobRegistry(queue=jobs.cluster).get_job_ids() == [f"revoke-{RID}-{int(at.timestamp())}"]
 
 
+def test_revokes_waiting_names_the_grants_whose_revoke_at_that_expiry_is_scheduled(jobs: RqJobQueue) -> None:
+    at = datetime(2030, 1, 1, 12, tzinfo=UTC)
+    other = RequestId("BG-OTHER2")
+    jobs.revoke(RID, at=at)
+    assert jobs.revokes_waiting([(RID, at), (other, at), (RID, at + timedelta(minutes=30))]) == {RID}
+
+
 def test_an_extension_schedules_a_second_revoke_at_the_new_expiry(jobs: RqJobQueue) -> None:
     first = datetime(2030, 1, 1, 12, tzinfo=UTC)
     assert jobs.revoke(RID, at=first)
