@@ -365,10 +365,20 @@ def test_audit_verify_passes_and_the_export_holds_every_step_of_the_request(
     assert lines[4]["details"] == {"early": True}
 
 
+def _samples(exposition: str) -> dict[str, float]:
+    """Each sample line of a Prometheus text exposition, by its name and labels."""
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
 def test_metrics_count_the_request_its_grant_and_its_revoke(granted: Granted, revoked: Revoked) -> None:
-    assert "breakglass_active_grants 1\n" in granted.metrics
+    assert _samples(granted.metrics)["breakglass_active_grants"] == 1
+    after = _samples(revoked.metrics)
     for outcome in ("requested", "granted", "revoked"):
-        assert f'breakglass_requests_total{{outcome="{outcome}"}} 1\n' in revoked.metrics
-    assert "breakglass_approval_latency_seconds_count 1\n" in revoked.metrics
-    assert "breakglass_grant_latency_seconds_count 1\n" in revoked.metrics
-    assert "breakglass_active_grants 0\n" in revoked.metrics
+        assert after[f'breakglass_requests_total{{outcome="{outcome}"}}'] == 1
+    assert after["breakglass_approval_latency_seconds_count"] == 1
+    assert after["breakglass_grant_latency_seconds_count"] == 1
+    assert after["breakglass_active_grants"] == 0
