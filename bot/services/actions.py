@@ -7,7 +7,8 @@ API server retries (``auditID``); storage per grant is bounded (``bot.store.acti
 
 A grant's binding exists a moment before its grant is committed as active in Redis; events of that
 moment arrive while the request is still ``approved``. They are held briefly and matched by a later
-batch once the grant is active. Long-running requests (exec, attach, port-forward, watch) are tracked
+batch once the grant is active; and since the binding exists before ``granted_at`` is taken, a grant's
+window is counted from its approval. Long-running requests (exec, attach, port-forward, watch) are tracked
 from ``ResponseStarted``: one that never completes is listed at the grant's end as possibly still open.
 The thread hears of changes as a digest, at most one reply every ``DIGEST_EVERY``.
 """
@@ -30,6 +31,8 @@ from bot.store import Change, Draft, RequestStore
 from bot.store.actions import EARLY_SECONDS
 
 DIGEST_EVERY = timedelta(minutes=5)
+# How far the API server's timestamps may be behind ours (and whole-second stamps round down).
+CLOCK_SKEW = timedelta(seconds=5)
 
 
 class InvalidEventList(ValueError):
@@ -72,12 +75,11 @@ class ActionRecorder:
         early_subjects = {s for r in waiting if (s := self._subject(roster, r)) is not None}
 
         events = self.ledger.take_held(cluster)
-        held_count = len(events)
         events += [item for item in items if isinstance(item, dict)]
         matched: dict[str, list[dict[str, Any]]] = {}
         completed: dict[str, list[str]] = {}
         hold: list[dict[str, Any]] = []
-        for index, event in enumerate(events):
+        for event in events:
             stage = event.get("stage")
             if stage != kinds.STARTED and stage not in kinds.COMPLETE:
                 continue
@@ -85,7 +87,7 @@ class ActionRecorder:
             user = (event.get("user") or {}).get("username")
             if at is None or not isinstance(user, str):
                 continue
-            owner = _grant_for(by_subject.get(user, []), event, at, held=index < held_count)
+            owner = _grant_for(by_subject.get(user, []), event, at)
             if owner is None:
                 if user in early_subjects and now - at <= timedelta(seconds=EARLY_SECONDS):
                     hold.append(event)
@@ -157,14 +159,15 @@ def _at(event: Mapping[str, Any]) -> datetime | None:
         return None
 
 
-def _grant_for(grants: list[AccessRequest], event: Mapping[str, Any], at: datetime, held: bool) -> AccessRequest | None:
-    """The grant whose window and scope hold the event. A held event came while its grant was
-    approved and its binding perhaps already in place, so its window opens at the last approval."""
+def _grant_for(grants: list[AccessRequest], event: Mapping[str, Any], at: datetime) -> AccessRequest | None:
+    """The grant whose window and scope hold the event. The window opens when the binding is created,
+    which is after the last approval and before the grant is committed (``granted_at`` is taken once the
+    create has returned), so it is counted from the approval, less the clocks' possible skew."""
     namespace = (event.get("objectRef") or {}).get("namespace")
     for grant in grants:
         if grant.granted_at is None:
             continue
-        start = _approved_at(grant) if held else grant.granted_at
+        start = _approved_at(grant) - CLOCK_SKEW
         end = grant.ended_at or grant.expires_at
         if at < start or (end is not None and at > end):
             continue

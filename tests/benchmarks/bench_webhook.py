@@ -27,6 +27,7 @@ from bot.domain.audit import Event
 from bot.domain.grants import format_instant
 from bot.domain.ids import RequestId, SlackUserId, new_request_id
 from bot.domain.lifecycle import AccessRequest, State
+from bot.domain.webhook import cluster_webhook_token
 from bot.standins.stack import ALICE, AUDIT_WEBHOOK_TOKEN, INCIDENT_CHANNEL, local_stack
 from bot.store import AuditLog, Draft, RequestStore
 from bot.store.actions import MAX_ACTIONS_PER_GRANT
@@ -106,7 +107,9 @@ def main() -> int:
             grants = [_grant(store, f"ns-{i}") for i in range(-(-args.events // MAX_ACTIONS_PER_GRANT))]
             web = stack.start_web()
             url = f"{stack.web_url(web)}/k8s/audit/prod"
-            token = stack.env().get("BREAKGLASS_AUDIT_WEBHOOK_TOKEN", AUDIT_WEBHOOK_TOKEN)
+            token = cluster_webhook_token(
+                stack.env().get("BREAKGLASS_AUDIT_WEBHOOK_TOKEN", AUDIT_WEBHOOK_TOKEN), "prod"
+            )
             bodies = [
                 _batch(s, min(args.batch, args.events - s), "alice@example.com")
                 for s in range(0, args.events, args.batch)

@@ -320,3 +320,15 @@ def test_the_review_starts_from_the_summary_and_keeps_its_follow_ups(
     entry = store.audit.for_request(grant.id)[-1]
     assert entry.details["follow_ups"] == "INC-4412: memory limit"
     assert "*Follow-ups:*\nINC-4412: memory limit" in (event_text(entry, reviewed) or "")
+
+
+def test_an_action_between_the_binding_and_the_commit_delivered_after_the_commit_is_recorded(
+    recorder: ActionRecorder, grants: GrantService, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    request = flows.approved()
+    clock.advance(seconds=1)
+    between = clock()  # the binding is in place; granted_at is taken once its create has returned
+    clock.advance(seconds=1)
+    assert grants.grant(request.id) is not None
+    assert recorder.record("prod", batch(event("between-1", between))) == 1
+    assert recorded(store, request.id) == ["between-1"]
