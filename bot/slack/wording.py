@@ -424,7 +424,7 @@ def dm_timed_out(request: AccessRequest) -> str:
 
 def dm_granted(request: AccessRequest, expires_at: datetime, use: str, link: str | None) -> str:
     """``use``: how to use the access (``how_to_use``); ``link``: the request's thread, if known."""
-    thread = f" <{link}|The thread>." if link else ""
+    thread = f" <{link}|Open the thread>." if link else ""
     if request.extends:
         return (
             f":unlock: Your extension *{request.id}* is applied: *{escape(request.extends)}* now ends "
@@ -439,13 +439,13 @@ def dm_granted(request: AccessRequest, expires_at: datetime, use: str, link: str
 def how_to_use(request: AccessRequest, context: str | None, token_mode: bool) -> str:
     """One sentence on using a grant: the kubectl context and namespace, or the kubeconfig (token mode)."""
     if token_mode:
-        return "Use the kubeconfig sent to you in this DM: `kubectl --kubeconfig <that file> …`."
+        return "Use it with the kubeconfig sent to you in this DM: `kubectl --kubeconfig <that file>`."
     words = ["kubectl"]
     if context and context != "in-cluster":
         words.append(f"--context {escape(context)}")
     if request.namespace:
         words.append(f"-n {escape(request.namespace)}")
-    return f"Use it with `{' '.join([*words, '…'])}`."
+    return f"Use it with `{' '.join(words)}`."
 
 
 def dm_reminder(request: AccessRequest, expires_at: datetime, can_extend: bool) -> str:

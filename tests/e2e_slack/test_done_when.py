@@ -287,7 +287,7 @@ def test_alice_is_dmed_the_approval_and_then_the_grant_with_its_expiry(
     assert "You now have *admin* on *prod/payments* until" in grant
     # A Slack date token (each reader sees their own zone; the fallback is UTC), and how to use it.
     assert f"until {expires.strftime('%Y-%m-%d %H:%M')} UTC" in grant
-    assert "Use it with `kubectl --context prod -n payments …`." in grant
+    assert "Use it with `kubectl --context prod -n payments`." in grant
     assert "from now" not in grant
 
 

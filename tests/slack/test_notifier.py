@@ -136,7 +136,7 @@ def test_the_requester_hears_of_approval_and_the_exact_expiry_in_their_timezone(
     assert "was approved by @bob, @carol" in approved
     # A Slack date token: each reader sees it in their own zone, and it never goes stale.
     assert "until 2026-11-27 10:00 UTC" in granted
-    assert "Use it with `kubectl --context prod -n payments …`." in granted
+    assert "Use it with `kubectl --context prod -n payments`." in granted
     assert "from now" not in granted
 
 
