@@ -58,6 +58,34 @@ def check_review(text: str) -> Decision:
     return ALLOW
 
 
+def check_channel(roster: Roster, channel: str) -> Decision:
+    """A request is posted only in the incident channel or one the roster lists: never in a channel
+    the requester picked to keep it (and its approvals and actions) from the incident channel."""
+    if channel == roster.incident_channel or channel in roster.request_channels:
+        return ALLOW
+    return deny("Requests are posted only in the incident channel or a channel the roster lists; choose one of those.")
+
+
+def check_pending_quota(roster: Roster, pending: int) -> Decision:
+    """``pending``: how many undecided requests the person has already."""
+    if pending >= roster.max_pending_requests:
+        return deny(
+            f"You already have {pending} requests waiting for approval; cancel one "
+            "(/breakglass cancel <id>) or wait for a decision before asking again."
+        )
+    return ALLOW
+
+
+def check_extension_quota(roster: Roster, grant: AccessRequest, pending: int) -> Decision:
+    """``pending``: how many undecided extensions of ``grant`` there are already."""
+    if pending >= roster.max_pending_extensions:
+        return deny(
+            f"{grant.id} already has {pending} extension(s) waiting for approval; wait for them, or cancel one "
+            "(/breakglass cancel <id>) and ask again."
+        )
+    return ALLOW
+
+
 def check_reason(reason: str) -> Decision:
     length = len(reason.strip())
     if length < REASON_MIN:

@@ -127,6 +127,12 @@ class Roster:
     people: Mapping[SlackUserId, Person]
     entitlements: tuple[Entitlement, ...]
     admins: tuple[str, ...] = field(default=())
+    # Channels a request may be posted in besides incident_channel (the form offers any channel, so
+    # without this list a requester could keep a request and its thread in a channel of their own).
+    request_channels: tuple[str, ...] = field(default=())
+    # Quotas: one person cannot flood the channel and every approver's DMs.
+    max_pending_requests: int = 3  # per person
+    max_pending_extensions: int = 2  # per grant
 
     def members(self, groups: Iterable[str]) -> frozenset[SlackUserId]:
         return frozenset(user for group in groups for user in self.groups.get(group, ()))
@@ -270,7 +276,9 @@ def _kind(value: Any) -> str:
 _TOP_KEYS = {
     "workspace", "mfa", "incident_channel", "request_timeout", "reminder_before", "min_duration",
     "clusters", "roles", "groups", "people", "entitlements", "admins",
+    "request_channels", "max_pending_requests", "max_pending_extensions",
 }  # fmt: skip
+_QUOTA_MAX = 100
 
 
 def parse_roster(text: str) -> Roster:
@@ -312,6 +320,19 @@ def parse_roster(text: str) -> Roster:
             check.problem(place, f"unknown group '{group}'")
         admins.append(group)
 
+    request_channels = [
+        channel_id
+        for place, channel_id in (check.string_list(top["request_channels"], "request_channels")
+                                  if "request_channels" in top else [])
+        if check.string(channel_id, place, _CHANNEL_ID, "a Slack channel id")
+    ]  # fmt: skip
+    quotas = {}
+    for quota, default in (("max_pending_requests", 3), ("max_pending_extensions", 2)):
+        value = top.get(quota, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _QUOTA_MAX:
+            check.problem(quota, f"must be a whole number from 1 to {_QUOTA_MAX}, not {value!r}"[:200])
+        quotas[quota] = value
+
     if reminder_before is not None and roles:
         shortest = min(role.max_duration for role in roles.values())
         if reminder_before >= shortest:
@@ -343,6 +364,9 @@ def parse_roster(text: str) -> Roster:
         people=people,
         entitlements=tuple(entitlements),
         admins=tuple(admins),
+        request_channels=tuple(request_channels),
+        max_pending_requests=quotas["max_pending_requests"],
+        max_pending_extensions=quotas["max_pending_extensions"],
     )
 
 

@@ -77,7 +77,7 @@ def click(deps: Deps, body: Mapping[str, Any], respond: Respond | None, action: 
     actor = actor_from(body)
     person: Profile | None = None
     try:
-        person = deps.identify(actor, action, request_id)
+        person = deps.identify(actor, action)
         if request_id is None:
             raise Refused(BROKEN_BUTTON)
         text = act(deps, request_id, person, body)

@@ -53,7 +53,7 @@ def handle(deps: Deps, body: Mapping[str, Any], respond: Respond) -> None:
     request_id = getattr(command, "request_id", None)
     actor = actor_from(body)
     try:
-        person = deps.identify(actor, command.action, request_id)
+        person = deps.identify(actor, command.action)
     except IdentityRefused as refused:
         send(respond, wording.refusal(refused.reason))
         return

@@ -39,12 +39,14 @@ class Deps:
     roster: Callable[[], Roster]
     now: Callable[[], datetime]
 
-    def identify(self, actor: Actor, action: str, request_id: RequestId | None = None) -> Profile:
+    def identify(self, actor: Actor, action: str) -> Profile:
         """The checked person; an IdentityRefused is written to the audit log before it is raised."""
         try:
             return self.identity.check(actor)
         except IdentityRefused as refused:
-            self.access.refuse(request_id, SlackUserId(actor.user_id or "unknown"), action, refused.reason)
+            # Not filed under ``request_id``: nothing about an unverified person's claim is taken
+            # on trust, not even which request they named.
+            self.access.refuse(None, SlackUserId(actor.user_id or "unknown"), action, refused.reason)
             raise
 
     def refused(self, request_id: RequestId | None, person: Profile, action: str, reason: str) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.domain import policy
 from bot.domain.ids import SlackUserId, parse_request_id
 from bot.domain.roster import Roster
 from bot.listeners.deps import Deps, actor_from, log_unexpected
@@ -206,8 +207,14 @@ def _decide_request(
 
 
 def check_channel(deps: Deps, channel: str) -> str | None:
-    """Why the request could not be posted in ``channel``, or None. A Slack hiccup is not a reason to
-    refuse: the publish job falls back to the incident channel if the post fails."""
+    """Why the request could not be posted in ``channel``, or None. Only the incident channel and
+    those the roster lists are allowed (the service checks that again), and never one shared with
+    another organisation: reasons, approvals and recorded actions would be posted outside the company.
+    A Slack hiccup is not a reason to refuse: the publish job falls back to the incident channel if
+    the post fails."""
+    allowed = policy.check_channel(deps.roster(), channel)
+    if not allowed:
+        return allowed.reason
     try:
         info = deps.slack.conversation_info(channel)
     except SlackError as exc:
@@ -217,6 +224,8 @@ def check_channel(deps: Deps, channel: str) -> str | None:
         return None
     except BreakglassError:
         return None
+    if info.get("is_ext_shared") or info.get("is_pending_ext_shared"):
+        return "That channel is shared with another organisation (Slack Connect); choose one of this workspace's."
     if info.get("is_archived"):
         return wording.CHANNEL_ARCHIVED
     if info.get("is_member") is False:
@@ -274,7 +283,7 @@ def _decide_extension(
     grant_id = parse_request_id(metadata)
     assert grant_id is not None  # extension_field_problems answered a form naming no id in the ack
     try:
-        person = deps.identify(actor_from(body), "extend", grant_id)
+        person = deps.identify(actor_from(body), "extend")
     except IdentityRefused as refused:
         outcome.refused(refused.reason)
         return
@@ -327,7 +336,7 @@ def submit_denial(
     outcome = FormOutcome(deps, view, pause)
     with _unexpected_shown(outcome, body):
         try:
-            person = deps.identify(actor_from(body), "deny", request_id)
+            person = deps.identify(actor_from(body), "deny")
         except IdentityRefused as refused:
             outcome.refused(refused.reason)
             return
@@ -342,7 +351,7 @@ def submit_denial(
 
 def _decide_review(deps: Deps, body: Mapping[str, Any], form: ReviewForm, outcome: FormOutcome) -> None:
     try:
-        person = deps.identify(actor_from(body), "review", form.request_id)
+        person = deps.identify(actor_from(body), "review")
     except IdentityRefused as refused:
         outcome.refused(refused.reason)
         return

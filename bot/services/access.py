@@ -27,6 +27,9 @@ from bot.store.requests import RequestExists
 REVIEW_MIN = policy.REVIEW_MIN  # kept importable from here
 REVIEW_MAX = policy.REVIEW_MAX
 FOLLOW_UPS_MAX = policy.FOLLOW_UPS_MAX
+# Refused attempts written to the audit log per person per window; the rest are answered, not written.
+REFUSALS_WRITTEN = 20
+REFUSAL_WINDOW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,12 @@ class AccessService:
         id): the same submission delivered again returns the request it made instead of a second one.
         ``operator``: see ``grant_by_operator``."""
         roster = self.roster()
+        same = request_id_for(submission) if submission else None  # a redelivered form is not a new ask
+        mine = [r for r in self._undecided(roster) if r.requester == requester and not r.extends and r.id != same]
         _require(
             policy.evaluate_request(roster, policy.Ask(requester, cluster, namespace, role, duration)),
+            policy.check_channel(roster, channel) if channel is not None else policy.ALLOW,
+            policy.check_pending_quota(roster, len(mine)),
             policy.check_reason(reason),
         )
         now = self.now()
@@ -107,7 +114,13 @@ class AccessService:
         earlier = self._earlier_extension(grant_id, person, by, reason, submission)
         if earlier is not None:
             return earlier
-        _require(policy.evaluate_extension(roster, grant, person, by), policy.check_reason(reason))
+        same = request_id_for(submission) if submission else None
+        waiting = [r for r in self._undecided(roster) if r.extends == grant.id and r.id != same]
+        _require(
+            policy.evaluate_extension(roster, grant, person, by),
+            policy.check_extension_quota(roster, grant, len(waiting)),
+            policy.check_reason(reason),
+        )
         now = self.now()
         extension = AccessRequest(
             id=request_id_for(submission) if submission else new_request_id(),
@@ -321,8 +334,24 @@ class AccessService:
 
     def refuse(self, request_id: RequestId | None, person: SlackUserId, action: str, reason: str) -> None:
         """Record a refused attempt in the audit log. Listeners call this for every refusal they
-        answer, whether the identity gate, the policy or this service refused it."""
-        self.store.audit.append(Draft(Event.REFUSED, person, request_id, {"action": action, "reason": reason}))
+        answer, whether the identity gate, the policy or this service refused it.
+
+        Anyone in the workspace can be refused as often as they like (``status BG-XXXXXX`` with
+        made-up ids), and every entry is one more write on the single chain head. So a refusal is
+        filed under its request only when that request exists (an id nobody holds is kept in the
+        details, and makes no key of its own), and each person gets REFUSALS_WRITTEN in full per
+        REFUSAL_WINDOW: the last of them says that further ones are not written until the window
+        ends. The answer to the person is the same either way."""
+        count = self.store.count_refusal(person, REFUSAL_WINDOW)
+        if count > REFUSALS_WRITTEN:
+            return
+        details: dict[str, object] = {"action": action, "reason": reason}
+        filed_under = request_id if request_id is not None and self.store.get(request_id) is not None else None
+        if request_id is not None and filed_under is None:
+            details["unknown_id"] = request_id
+        if count == REFUSALS_WRITTEN:
+            details["further_refusals_not_written_for"] = format_duration(REFUSAL_WINDOW)
+        self.store.audit.append(Draft(Event.REFUSED, person, filed_under, details))
 
     # --- ending -------------------------------------------------------------------------------
 
@@ -465,26 +494,32 @@ class AccessService:
             raise no_such_request(request_id)  # do not confirm that someone else's id exists
         return request
 
+    def _undecided(self, roster: Roster) -> list[AccessRequest]:
+        """Pending requests still open to a decision (the pending index, not the newest N requests)."""
+        now = self.now()
+        return [r for r in self.store.pending() if not policy.lapsed(roster, r, now)]
+
     def reviews_owed(self, person: SlackUserId) -> list[AccessRequest]:
         """Ended self-service grants waiting for ``person``'s review (or, as holder, their account)."""
         roster = self.roster()
-        return [r for r in self.store.recent() if policy.owes_review(roster, r, person)]
+        # Its own index, however many requests came after; the newest ones too, for grants that
+        # ended before the index existed.
+        candidates = {r.id: r for r in [*self.store.reviews_owed(), *self.store.recent()]}
+        owed = [r for r in candidates.values() if policy.owes_review(roster, r, person)]
+        return sorted(owed, key=lambda r: r.created_at, reverse=True)
 
     def listing(self, person: SlackUserId) -> tuple[list[AccessRequest], list[AccessRequest]]:
         """(mine, awaiting my approval), newest first."""
         roster = self.roster()
-        now = self.now()
-        recent = self.store.recent()
-        mine = [r for r in recent if r.requester == person]
+        mine = [r for r in self.store.recent() if r.requester == person]
+        # From the pending index: a request still open to approval never drops out of sight behind
+        # newer ones. Lapsed ones (past their deadline) have nothing left to approve.
         waiting = [
             r
-            for r in recent
-            if r.state is State.PENDING
-            and not policy.lapsed(roster, r, now)  # past its deadline: nothing left to approve
-            and person in policy.approvers_for(roster, r)
-            and person not in r.approved_by
+            for r in self._undecided(roster)
+            if person in policy.approvers_for(roster, r) and person not in r.approved_by
         ]
-        return mine, waiting
+        return mine, sorted(waiting, key=lambda r: r.created_at, reverse=True)
 
     def _get(self, request_id: RequestId) -> AccessRequest:
         request = self.store.get(request_id)

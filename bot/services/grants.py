@@ -488,30 +488,27 @@ class GrantService:
     # --- remind -------------------------------------------------------------------------------
 
     def remind(self, request_id: RequestId) -> AccessRequest | None:
+        """DM the holder once per expiry, ``reminder_before`` it. Whether this expiry was reminded of is
+        its own key (claimed atomically), not a search of the grant's audit entries: a grant with
+        thousands of recorded actions, under steady audit traffic, must not make the reminder re-read
+        them all in a transaction that any other audit write restarts."""
         roster = self.roster()
-
-        def decide(current: AccessRequest | None) -> Change[None]:
-            if current is None or current.state is not State.ACTIVE or current.expires_at is None:
-                return Change(None)
-            left = current.expires_at - self.now()
-            if left <= timedelta(0) or left > roster.reminder_before + EXPIRY_TOLERANCE:
-                return Change(None)  # ended already, or extended since this reminder was set
-            at = format_instant(current.expires_at)
-            already = any(
-                e.event == Event.REMINDER_SENT and e.details.get("expires_at") == at
-                for e in self.store.audit.for_request(current.id)
-            )
-            if already:
-                return Change(None)
-            return Change(
-                current.changed(self.now()),
-                [Draft(Event.REMINDER_SENT, SYSTEM_ACTOR, current.id, {"expires_at": at})],
-            )
-
-        applied = self.store.apply(request_id, decide)
-        if applied.entries:
-            self.jobs.publish(request_id)
-        return applied.request
+        current = self.store.get(request_id)
+        if current is None or current.state is not State.ACTIVE or current.expires_at is None:
+            return current
+        left = current.expires_at - self.now()
+        if left <= timedelta(0) or left > roster.reminder_before + EXPIRY_TOLERANCE:
+            return current  # ended already, or extended since this reminder was set
+        at = format_instant(current.expires_at)
+        if not self.store.claim_reminder(current.id, at, keep_for=left + roster.reminder_before):
+            return current  # this expiry was reminded of already (the job ran twice)
+        try:
+            self.store.audit.append(Draft(Event.REMINDER_SENT, SYSTEM_ACTOR, current.id, {"expires_at": at}))
+        except Exception:
+            self.store.release_reminder(current.id, at)  # so the job's retry can send it
+            raise
+        self.jobs.publish(request_id)
+        return current
 
 
 def _with_expiry(spec: BindingSpec, expires_at: datetime) -> BindingSpec:

@@ -23,7 +23,7 @@ from bot.domain.grants import parse_instant
 from bot.domain.ids import SlackUserId, is_slack_user_id
 from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.roster import Roster
-from bot.slack.text import escape, truncate
+from bot.slack.text import TEXT_LIMIT, escape, truncate
 
 COMMAND = "/breakglass"
 EXAMPLE = "/breakglass prod/payments admin 1h INC-4411 checkout pods crash-looping"
@@ -201,69 +201,100 @@ def _ends(details: Mapping[str, Any]) -> str:
     return when(at) if at else "(unknown)"
 
 
-def _action_lines(items: object, shown: int) -> list[str]:
+ACTION_PART_CHARS = 120  # a verb, resource, namespace or name in a listed action, before it is cut
+_COUNT_ROOM = 100  # kept free in every action listing for its "… and N more" line
+
+
+def _part(value: object) -> str:
+    return truncate(str(value), ACTION_PART_CHARS)
+
+
+def _action_lines(items: object, shown: int, room: int) -> tuple[list[str], int]:
+    """Up to ``shown`` actions, one line each, in at most ``room`` characters; and how many of
+    ``items`` were left out. Each part of a line is cut, so one long name cannot take the room of
+    every other action, nor of the count of those left out (which the caller reserves room for)."""
     if not isinstance(items, list):
-        return []
-    lines = []
+        return [], 0
+    lines: list[str] = []
+    used = 0
     for item in items[:shown]:
         if not isinstance(item, dict):
             continue
-        verb = str(item.get("verb") or "?")
-        resource = str(item.get("resource") or "?")
         name = item.get("name")
         where = item.get("namespace")
-        what = f"{resource}/{name}" if name else resource
-        place = f" in {where}" if where else ""
+        what = f"{_part(item.get('resource') or '?')}/{_part(name)}" if name else _part(item.get("resource") or "?")
+        place = f" in {_part(where)}" if where else ""
         status = item.get("code")
-        lines.append(f"• {code(verb)} {code(what)}{escape(place)}" + (f" → {escape(str(status))}" if status else ""))
-    return lines
+        line = f"• {code(_part(item.get('verb') or '?'))} {code(what)}{escape(place)}"
+        line += f" → {escape(truncate(str(status), 16))}" if status else ""
+        if used + len(line) + 1 > room:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return lines, len(items) - len(lines)
 
 
 def _digest(details: Mapping[str, Any]) -> str:
     count = details.get("count", 0)
-    cluster = escape(str(details.get("cluster") or "?"))
+    cluster = escape(_part(details.get("cluster") or "?"))
     lines = [f":mag: {escape(str(count))} change(s) on {cluster} since the last digest:"]
-    lines += _action_lines(details.get("changes"), 10)
+    listed, left_out = _action_lines(details.get("changes"), 10, TEXT_LIMIT - len(lines[0]) - _COUNT_ROOM)
+    lines += listed
     more = details.get("more")
-    if isinstance(more, int) and more > 0:
+    more = (more if isinstance(more, int) and more > 0 else 0) + left_out
+    if more > 0:
         lines.append(f"… and {more} more (the summary at the end lists them)")
     return "\n".join(lines)
 
 
 def _summary(details: Mapping[str, Any]) -> str:
     count, changes = details.get("count", 0), details.get("change_count", 0)
-    lines = [f":clipboard: What was done: {escape(str(count))} action(s), {escape(str(changes))} of them changes."]
+    head = [f":clipboard: What was done: {escape(str(count))} action(s), {escape(str(changes))} of them changes."]
     kinds = details.get("by_verb_and_resource")
     if isinstance(kinds, list) and kinds:
         counted = ", ".join(
-            f"{code(str(k[0]))} {code(str(k[1]))} ×{escape(str(k[2]))}" for k in kinds[:12] if len(k) == 3
+            f"{code(_part(k[0]))} {code(_part(k[1]))} ×{escape(str(k[2]))}" for k in kinds[:12] if len(k) == 3
         )
-        lines.append(counted + (f", and {len(kinds) - 12} more kinds" if len(kinds) > 12 else ""))
-    listed = _action_lines(details.get("changes"), 20)
-    if listed:
-        lines.append("The first changes:")
-        lines += listed
-    more = details.get("more_changes")
-    if isinstance(more, int) and more > 0:
-        lines.append(f"… and {more} more (`breakglass audit export --request …` has them all)")
+        head.append(counted + (f", and {len(kinds) - 12} more kinds" if len(kinds) > 12 else ""))
+    tail: list[str] = []
     dropped = details.get("dropped")
     if isinstance(dropped, int) and dropped > 0:
-        lines.append(f":warning: {dropped} further action(s) were counted but not kept (the per-grant limit).")
+        tail.append(f":warning: {dropped} further action(s) were counted but not kept (the per-grant limit).")
     sessions = details.get("open_sessions")
     if isinstance(sessions, list) and sessions:
-        lines.append(
+        # What may still be open comes before the list of changes: it is what someone must act on.
+        tail.append(
             ":warning: Possibly still open: removing the binding does not end a running exec, attach, "
             "port-forward or watch. Check these and end them (delete the pod, or end the process):"
         )
+        room = TEXT_LIMIT // 2 - len("\n".join(head + tail))
+        kept = 0
         for session in sessions[:20]:
             if not isinstance(session, dict):
                 continue
             ref = session.get("name") or session.get("resource") or "?"
-            where = f"{session['namespace']}/" if session.get("namespace") else ""
+            where = f"{_part(session['namespace'])}/" if session.get("namespace") else ""
             started = _at(session, "at")
             since = f", started {when(started)}" if started else ""
-            lines.append(f"• {code(str(session.get('verb') or '?'))} {code(where + str(ref))}{since}")
-    return "\n".join(lines)
+            line = f"• {code(_part(session.get('verb') or '?'))} {code(where + _part(ref))}{since}"
+            if len(line) + 1 > room:
+                break
+            tail.append(line)
+            room -= len(line) + 1
+            kept += 1
+        if kept < len(sessions):
+            tail.append(f"… and {len(sessions) - kept} more possibly open (see the audit log)")
+    room = TEXT_LIMIT - len("\n".join(head + tail)) - len("The first changes:") - _COUNT_ROOM - 2
+    listed, left_out = _action_lines(details.get("changes"), 20, room)
+    lines = list(head)
+    if listed:
+        lines.append("The first changes:")
+        lines += listed
+    more = details.get("more_changes")
+    more = (more if isinstance(more, int) and more > 0 else 0) + left_out
+    if more > 0:
+        lines.append(f"… and {more} more (`breakglass audit export --request …` has them all)")
+    return "\n".join(lines + tail)
 
 
 def operator(details: Mapping[str, object]) -> str:

@@ -36,6 +36,19 @@ class Keys:
         """id -> expiry epoch: the grant schedule."""
         return f"{self.prefix}:active"
 
+    @property
+    def reviews_owed(self) -> str:
+        """id -> ended epoch: ended self-service grants whose review is owed."""
+        return f"{self.prefix}:reviews-owed"
+
+    def reminded(self, request_id: str) -> str:
+        """The grant expiry last reminded of; expires once that expiry has passed."""
+        return f"{self.prefix}:reminded:{request_id}"
+
+    def refusals(self, person: str) -> str:
+        """Refused attempts by one person in the current window; expires with the window."""
+        return f"{self.prefix}:refusals:{person}"
+
     # --- the audit log (bot.store.audit_log) ---
     @property
     def audit(self) -> str:

@@ -124,6 +124,10 @@ class RequestStore:
             pipe.zadd(self.approved_key, {request.id: request.updated_at.timestamp()})
         elif request.state is State.ACTIVE and request.expires_at is not None:
             pipe.zadd(self.active_key, {request.id: request.expires_at.timestamp()})
+        if _review_owed(request):
+            pipe.zadd(self.keys.reviews_owed, {request.id: request.updated_at.timestamp()})
+        else:
+            pipe.zrem(self.keys.reviews_owed, request.id)
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -145,8 +149,45 @@ class RequestStore:
         """True for the first caller in ``seconds`` to claim ``what`` (a once-a-day duty)."""
         return bool(self.redis.set(f"{self.prefix}:claimed:{what}", "1", nx=True, ex=seconds))
 
+    def claim_reminder(self, request_id: str, expires_at: str, keep_for: timedelta) -> bool:
+        """Mark the reminder for ``request_id``'s expiry ``expires_at`` as sent; False when it was
+        already. The key holds the last expiry reminded of, and goes once that expiry has passed."""
+        key = self.keys.reminded(request_id)
+        seconds = max(int(keep_for.total_seconds()), 1)
+        previous = self.redis.set(key, expires_at, ex=seconds, get=True)
+        return previous != expires_at
+
+    def release_reminder(self, request_id: str, expires_at: str) -> None:
+        """Undo ``claim_reminder`` (its audit entry could not be written)."""
+        key = self.keys.reminded(request_id)
+        if self.redis.get(key) == expires_at:
+            self.redis.delete(key)
+
+    def count_refusal(self, person: str, window: timedelta) -> int:
+        """Count one refused attempt by ``person``; how many in the current window (this one included).
+        The counter expires with its window, so it never outlives it."""
+        key = self.keys.refusals(person)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, int(window.total_seconds()), nx=True)
+            count, _ = pipe.execute()
+        return int(count)
+
+    def reviews_owed(self) -> list[AccessRequest]:
+        """Ended self-service grants whose review is owed, however old."""
+        return self.many(self.redis.zrange(self.keys.reviews_owed, 0, -1))
+
     def recent(self, limit: int = 500) -> list[AccessRequest]:
         return self.many(self.redis.zrevrange(self.all_key, 0, limit - 1))
 
     def ids(self) -> list[RequestId]:
         return [RequestId(str(i)) for i in self.redis.zrange(self.all_key, 0, -1)]
+
+
+def _review_owed(request: AccessRequest) -> bool:
+    return (
+        request.self_service
+        and not request.extends
+        and request.review_owed
+        and request.state in (State.EXPIRED, State.REVOKED)
+    )

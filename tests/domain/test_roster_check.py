@@ -435,3 +435,25 @@ def test_an_idle_timeout_not_shorter_than_max_duration_is_refused() -> None:
     roster = parse_roster(edited({22: "    approvers: [sre]\n    idle_timeout: 30m"}))
     assert roster.roles["view"].idle_timeout == timedelta(minutes=30)
     assert roster.roles["admin"].idle_timeout is None
+
+
+def test_request_channels_and_quotas_are_read_with_small_defaults() -> None:
+    roster = parse_roster(EXAMPLE)
+    assert (roster.request_channels, roster.max_pending_requests, roster.max_pending_extensions) == ((), 3, 2)
+    roster = parse_roster(
+        EXAMPLE + "request_channels: [C0000WARROOM]\nmax_pending_requests: 5\nmax_pending_extensions: 2\n"
+    )
+    assert (roster.request_channels, roster.max_pending_requests, roster.max_pending_extensions) == (
+        ("C0000WARROOM",),
+        5,
+        2,
+    )
+
+
+def test_bad_request_channels_and_quotas_are_problems() -> None:
+    found = problems(EXAMPLE + "request_channels: [general]\nmax_pending_requests: 0\nmax_pending_extensions: x\n")
+    assert [(place, message) for _, place, message in found] == [
+        ("request_channels[0]", "'general' is not a Slack channel id"),
+        ("max_pending_requests", "must be a whole number from 1 to 100, not 0"),
+        ("max_pending_extensions", "must be a whole number from 1 to 100, not 'x'"),
+    ]

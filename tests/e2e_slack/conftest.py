@@ -210,7 +210,8 @@ def running_live(
     stack = LocalStack(
         workdir,
         redis_url=redis_url,
-        roster=roster,
+        # One stack serves a whole module, so one person's requests pile up past the default quota.
+        roster={"max_pending_requests": 50, **roster},
         sweep_interval=sweep_interval,
         key_prefix=KEY_PREFIX,
         socket_mode=socket_mode,

@@ -48,9 +48,18 @@ def test_submit_stores_a_pending_request_and_announces_it(
     assert [c.kind for c in jobs.calls] == ["publish"]
 
 
-def test_submit_to_a_chosen_channel(access: AccessService) -> None:
+def test_submit_to_a_chosen_channel_the_roster_lists(
+    store: RequestStore, jobs: RecordingJobs, clock: FakeClock
+) -> None:
+    access = AccessService(store, FixedRoster(roster_with(request_channels=["C0OTHERROOM"])), jobs, clock)
     request = access.submit(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON, "C0OTHERROOM")
     assert request.channel == "C0OTHERROOM"
+
+
+def test_a_channel_the_roster_does_not_list_is_refused(access: AccessService, store: RequestStore) -> None:
+    with pytest.raises(Refused, match="only in the incident channel or a channel the roster lists"):
+        access.submit(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON, "C0MYOWNROOM")
+    assert store.recent() == []
 
 
 def test_the_same_submission_delivered_twice_is_one_request(

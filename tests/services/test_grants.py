@@ -476,6 +476,40 @@ def test_reminder_is_sent_once_per_expiry(
     assert events(store, grant.id).count(Event.REMINDER_SENT) == 2
 
 
+def test_a_reminder_is_sent_under_steady_audit_traffic_on_a_grant_with_many_recorded_actions(
+    grants: GrantService, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    """The reminder must not re-read the grant's audit entries in a transaction every other audit
+    write restarts: with 2,000 action entries and writes arriving all the time it never finished."""
+    import threading
+
+    from bot.store import Draft
+
+    grant = flows.granted()
+    assert grant.expires_at is not None
+    store.audit.append(
+        *[Draft(Event.ACTIONS_RECORDED, SYSTEM_ACTOR, grant.id, {"count": 1, "actions": []}) for _ in range(2000)]
+    )
+    clock.at = grant.expires_at - timedelta(minutes=10)
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            store.audit.append(Draft(Event.REFUSED, SYSTEM_ACTOR, None, {"action": "status", "reason": "busy"}))
+
+    writer = threading.Thread(target=traffic, daemon=True)
+    writer.start()
+    reminder = threading.Thread(target=grants.remind, args=(grant.id,), daemon=True)
+    try:
+        reminder.start()
+        reminder.join(timeout=60)
+        assert not reminder.is_alive(), "the reminder never completed under audit traffic"
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+    assert events(store, grant.id).count(Event.REMINDER_SENT) == 1
+
+
 def test_no_reminder_after_the_grant_ended(
     grants: GrantService, store: RequestStore, clock: FakeClock, flows: Flows
 ) -> None:

@@ -320,3 +320,47 @@ def test_the_review_form_starts_from_what_was_recorded_and_asks_for_follow_ups(c
     assert "1 session(s) possibly still open when access ended." in text
     assert inputs["follow_ups"]["optional"] is True
     assert "initial_value" not in blocks.review_modal(grant, 20, 3000)["blocks"][1]["element"]
+
+
+LONG_NAME = "x" * 2950
+
+
+@pytest.mark.parametrize(
+    ("event", "listing", "more"),
+    [(Event.ACTIONS_DIGEST, "changes", "more"), (Event.ACTIONS_SUMMARY, "changes", "more_changes")],
+)
+def test_one_long_action_name_leaves_room_for_the_others_and_the_count(
+    event: Event, listing: str, more: str, clock: FakeClock
+) -> None:
+    changes = [{"verb": "patch", "resource": "deployments", "name": LONG_NAME, "namespace": "payments", "code": 200}]
+    changes += [{"verb": "delete", "resource": "pods", "name": f"web-{i}", "namespace": "payments"} for i in range(9)]
+    long_entry = entry(event, cluster="prod", count=40, change_count=40, **{listing: changes, more: 30})
+    reply = blocks.thread_reply(long_entry, make_request(clock))
+    assert reply is not None
+    assert block_problems(reply[1]) == []
+    rendered = shown(reply[1])
+    assert "pods/web-8" in rendered  # the actions after the long one are shown
+    assert "… and 30 more" in rendered  # and the count of those not listed
+    assert "x" * 200 not in rendered  # the long name is cut
+
+
+def test_actions_that_do_not_fit_are_counted_not_cut_off(clock: FakeClock) -> None:
+    wide = {"verb": "get", "resource": "r" * 119, "name": "n" * 119, "namespace": "ns" * 59}
+    reply = blocks.thread_reply(
+        entry(Event.ACTIONS_DIGEST, cluster="prod", count=10, changes=[wide] * 10, more=0), make_request(clock)
+    )
+    assert reply is not None
+    assert block_problems(reply[1]) == []
+    rendered = shown(reply[1])
+    listed = rendered.count("• ")
+    assert 0 < listed < 10
+    assert f"… and {10 - listed} more" in rendered
+
+
+def test_many_long_open_sessions_leave_the_summary_within_slacks_limit(clock: FakeClock) -> None:
+    session = {"verb": "create", "resource": "pods/exec", "name": "p" * 2000, "namespace": "payments"}
+    summary = entry(Event.ACTIONS_SUMMARY, cluster="prod", count=20, change_count=0, open_sessions=[session] * 20)
+    reply = blocks.thread_reply(summary, make_request(clock))
+    assert reply is not None
+    assert block_problems(reply[1]) == []
+    assert "more possibly open" in shown(reply[1])

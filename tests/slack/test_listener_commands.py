@@ -123,10 +123,11 @@ def test_someone_elses_request_is_as_good_as_unknown_and_every_probe_is_audited(
                 f"There is no request {request_id}; /breakglass list shows yours."
             ), probe
     assert harness.core.store.get(request.id).state is State.PENDING  # type: ignore[union-attr]
-    assert [(e.actor, e.details["action"], e.request_id) for e in harness.refusals()] == [
-        (ALICE, action, request_id)
+    # A probe is on record either way; an id nobody holds is kept in the details, not filed as a request.
+    assert [(e.actor, e.details["action"], e.request_id, e.details.get("unknown_id")) for e in harness.refusals()] == [
+        (ALICE, action, filed, unknown)
         for action in ("status", "cancel", "revoke", "extend")
-        for request_id in (request.id, "BG-222222")
+        for filed, unknown in ((request.id, None), (None, "BG-222222"))
     ]
 
 
@@ -200,3 +201,34 @@ def test_the_unexpected_is_answered_with_a_reference_and_logged_without_secrets(
     assert [getattr(r, "reference", None) for r in failures] == [reference]
     assert harness.slack.bot_token not in caplog.text
     assert "xoxp-" not in caplog.text
+
+
+def test_made_up_ids_make_no_keys_and_refusals_per_person_are_bounded(harness: SlackAppHarness) -> None:
+    from bot.services.access import REFUSALS_WRITTEN
+
+    made_up = [f"BG-{i:06d}".replace("0", "A").replace("1", "B") for i in range(REFUSALS_WRITTEN + 30)]
+    for request_id in made_up:
+        harness.command(ALICE, f"status {request_id}")
+        assert harness.last_said_to(ALICE).endswith(f"There is no request {request_id}; /breakglass list shows yours.")
+    refusals = harness.refusals()
+    assert len(refusals) == REFUSALS_WRITTEN
+    assert all(e.request_id is None for e in refusals)
+    assert "further_refusals_not_written_for" in refusals[-1].details
+    client = harness.core.redis
+    for key in client.keys("*"):
+        assert not any(request_id in key for request_id in made_up), key
+        if "refusals" in key:
+            assert client.ttl(key) > 0, key
+
+
+def test_an_identity_refusal_is_not_filed_under_the_id_it_named(
+    harness: SlackAppHarness, slack: SlackApiDouble
+) -> None:
+    slack.add_user("U0STRANGER", name="mallory")
+    harness.command(CAROL, "prod/kube-system view 30m INC-9 looking at dns failures")
+    (request,) = harness.requests()
+    harness.command("U0STRANGER", f"status {request.id}")
+    harness.command("U0STRANGER", "status BG-333333")
+    assert [(e.actor, e.request_id) for e in harness.refusals()] == [("U0STRANGER", None), ("U0STRANGER", None)]
+    assert all("BG-" not in str(e.details) for e in harness.refusals())
+    assert not [key for key in harness.core.redis.keys("*") if "BG-333333" in key]

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from bot.domain.lifecycle import AccessRequest, State
+from bot.domain.roster import Roster
 from bot.slack import blocks
 from bot.standins.slack_api import SlackApiDouble, find_button
-from tests.fakes import ALICE, BOB, CAROL
+from tests.fakes import ALICE, BOB, CAROL, roster_with
 from tests.slack.conftest import INCIDENTS
 from tests.slack.harness import SlackAppHarness, grant
 
@@ -62,7 +63,8 @@ class TestApproveAndDeny:
         assert "You are not in the breakglass roster" in harness.last_said_to("U0STRANGER")
         assert state_of(harness, request.id) is State.PENDING
         (refused,) = harness.refusals()
-        assert (refused.actor, refused.request_id, refused.details["action"]) == ("U0STRANGER", request.id, "approve")
+        # Not filed under the request: an identity refusal takes nothing the stranger sent on trust.
+        assert (refused.actor, refused.request_id, refused.details["action"]) == ("U0STRANGER", None, "approve")
 
     def test_a_second_click_by_the_same_approver_counts_once(self, harness: SlackAppHarness) -> None:
         request = posted_request(harness)
@@ -116,8 +118,8 @@ class TestApproveAndDeny:
         harness.sender.send_interaction(payload)  # a button edited outside Slack's client
         harness.executor.settle()
         assert "There is no request BG-222222" in harness.last_said_to(BOB)
-        assert [(e.actor, e.request_id, e.details["action"]) for e in harness.refusals()] == [
-            (BOB, "BG-222222", "deny")
+        assert [(e.actor, e.request_id, e.details["action"], e.details["unknown_id"]) for e in harness.refusals()] == [
+            (BOB, None, "deny", "BG-222222")
         ]
 
     def test_approving_after_the_deadline_times_the_request_out_and_the_thread_says_so(
@@ -176,6 +178,10 @@ def request_form(**overrides: Any) -> dict[str, dict[str, Any]]:
 
 
 class TestRequestForm:
+    @pytest.fixture
+    def roster(self) -> Roster:
+        return roster_with(request_channels=["C0000WARROOM", "C0000SHARED", "C0000PRIVATE"])
+
     def test_the_form_opens_with_only_what_the_person_may_ask(self, harness: SlackAppHarness) -> None:
         harness.command(ALICE)
         (opened,) = harness.slack.views_opened(user_id=ALICE)
@@ -238,6 +244,30 @@ class TestRequestForm:
         assert "Nothing was sent yet: breakglass cannot see that channel; invite it" in shown
         reason = next(b for b in view["blocks"] if b.get("block_id") == "reason")
         assert reason["element"]["initial_value"] == "INC-4411 checkout pods crash-looping"  # kept as typed
+        assert harness.requests() == []
+
+    def test_a_channel_the_roster_does_not_list_is_refused_on_its_field(
+        self, harness: SlackAppHarness, slack: SlackApiDouble
+    ) -> None:
+        # A private channel of the requester's own, with the bot invited: the request, its approvals
+        # and its actions would be kept from the incident channel.
+        slack.add_channel("C0000MYOWN", "alice-private", members=[ALICE], is_private=True)
+        harness.command(ALICE)
+        harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form(channel="C0000MYOWN"))
+        (view,) = slack.open_views(ALICE)
+        assert "Requests are posted only in the incident channel or a channel the roster lists" in (
+            slack.render_text(view["blocks"])
+        )
+        assert harness.requests() == []
+
+    def test_a_slack_connect_channel_is_refused_even_when_the_roster_lists_it(
+        self, harness: SlackAppHarness, slack: SlackApiDouble
+    ) -> None:
+        slack.add_channel("C0000SHARED", "vendor-shared", members=[ALICE, BOB], is_ext_shared=True)
+        harness.command(ALICE)
+        harness.submit(ALICE, blocks.REQUEST_CALLBACK, request_form(channel="C0000SHARED"))
+        (view,) = slack.open_views(ALICE)
+        assert "shared with another organisation (Slack Connect)" in slack.render_text(view["blocks"])
         assert harness.requests() == []
 
     def test_a_stranger_gets_no_form(self, harness: SlackAppHarness, slack: SlackApiDouble) -> None:

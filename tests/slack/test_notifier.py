@@ -317,6 +317,7 @@ def test_long_texts_are_truncated_so_slack_never_refuses_them(world: World) -> N
     assert any("Review by @alice" in line for line in world.thread(request_id))
 
 
+@pytest.mark.parametrize("roster", [roster_with(request_channels=["C0000WARROOM"])])
 def test_a_channel_the_bot_left_falls_back_to_the_incident_channel(
     core: Core, slack: SlackApiDouble, clock: FakeClock
 ) -> None:

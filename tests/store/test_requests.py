@@ -255,8 +255,8 @@ def test_concurrent_writes_leave_a_gapless_verifiable_chain(
     access: AccessService, gated_store: ReadTogetherStore
 ) -> None:
     store = gated_store
-    requests = [submit(access, "admin") for _ in range(4)]
-    store.arm(4 * 3)  # the approvals; the stray appends race them ungated
+    requests = [submit(access, "admin") for _ in range(3)]  # the roster's default pending quota
+    store.arm(3 * 3)  # the approvals; the stray appends race them ungated
     work: list[Callable[[], object]] = []
     for request in requests:
         work += [lambda r=request: access.approve(r.id, SlackUserId(BOB))]
@@ -269,7 +269,7 @@ def test_concurrent_writes_leave_a_gapless_verifiable_chain(
 
     seqs = [e.seq for e in store.audit.entries()]
     assert seqs == list(range(1, len(seqs) + 1))
-    assert len(seqs) == 4 + 4 * 2 + 4 + 4  # requested, two approvals, own-request refusal, stray refusal
+    assert len(seqs) == 3 + 3 * 2 + 3 + 3  # requested, two approvals, own-request refusal, stray refusal
     assert store.audit.verify().ok
     assert store.audit.head() == (len(seqs), list(store.audit.entries())[-1].hash)
     assert all(store.get(r.id).state is State.APPROVED for r in requests)  # type: ignore[union-attr]

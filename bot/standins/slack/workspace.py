@@ -173,6 +173,7 @@ class Channel:
     bot_is_member: bool = True
     is_archived: bool = False
     created: int = 0
+    is_ext_shared: bool = False  # a Slack Connect channel, shared with another organisation
 
 
 @dataclass
@@ -491,6 +492,7 @@ class Workspace:
         is_private: bool = False,
         bot_is_member: bool = True,
         is_archived: bool = False,
+        is_ext_shared: bool = False,
     ) -> None:
         """Add a channel; the bot is a member unless ``bot_is_member=False``."""
         with self._lock:
@@ -502,6 +504,7 @@ class Workspace:
                 bot_is_member=bot_is_member,
                 is_archived=is_archived,
                 created=int(self.now()),
+                is_ext_shared=is_ext_shared,
             )
             self._order.setdefault(id, [])
 
@@ -1057,8 +1060,8 @@ class Workspace:
             "is_private": channel.is_private,
             "is_archived": channel.is_archived,
             "is_general": False,
-            "is_shared": False,
-            "is_ext_shared": False,
+            "is_shared": channel.is_ext_shared,
+            "is_ext_shared": channel.is_ext_shared,
             "is_org_shared": False,
             "is_member": channel.bot_is_member,
             "created": channel.created,
