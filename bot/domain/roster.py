@@ -296,7 +296,8 @@ def parse_roster(text: str) -> Roster:
         {"workspace", "mfa", "incident_channel", "clusters", "roles", "groups", "people", "entitlements"},
     )  # fmt: skip
 
-    workspace = _workspace(check, top.get("workspace"))
+    # Missing is reported as a missing key; present but empty (`workspace:`) as not a mapping.
+    workspace = _workspace(check, top["workspace"]) if "workspace" in top else None
     mfa = top.get("mfa")
     if "mfa" in top and mfa not in ("slack_enforced", "has_2fa"):
         check.problem("mfa", f"'{mfa}' is not one of slack_enforced, has_2fa")
@@ -439,8 +440,6 @@ def _optional_duration(check: _Checker, top: dict[str, Any], key: str, default: 
 
 
 def _workspace(check: _Checker, value: Any) -> Workspace | None:
-    if value is None:
-        return None
     ws = check.mapping(value, "workspace", {"team_id", "enterprise_id"}, set())
     team = check.string(ws["team_id"], "workspace.team_id", _TEAM_ID, "a Slack team id") if "team_id" in ws else None
     enterprise = (

@@ -457,3 +457,9 @@ def test_bad_request_channels_and_quotas_are_problems() -> None:
         ("max_pending_requests", "must be a whole number from 1 to 100, not 0"),
         ("max_pending_extensions", "must be a whole number from 1 to 100, not 'x'"),
     ]
+
+
+def test_an_empty_workspace_is_a_problem_not_a_crash() -> None:
+    # Found by tests/hostile: `workspace:` with nothing after it passed the check and then failed.
+    found = problems(EXAMPLE.replace("workspace:\n  team_id: T0000000001", "workspace:"))
+    assert ("workspace", "must be a mapping, not empty") in [(place, message) for _, place, message in found]
