@@ -14,11 +14,12 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_bolt import Respond
 
+from bot.domain import policy
 from bot.domain.ids import RequestId, SlackUserId
 from bot.domain.roster import Roster
 from bot.ports import BreakglassError
@@ -134,7 +135,9 @@ def send(respond: Respond | None, text: str, body: list[Block] | None = None) ->
 def refresh_home(deps: Deps, person: Profile, notice: str | None = None) -> None:
     mine, waiting = deps.access.listing(person.user_id)
     owed = deps.access.reviews_owed(person.user_id)
-    view = blocks.home_view(deps.roster(), person.user_id, mine, waiting, deps.now(), notice, owed=owed)
+    roster = deps.roster()
+    extendable = {r.id for r in mine if policy.extension_room(roster, r) > timedelta(0)}
+    view = blocks.home_view(roster, person.user_id, mine, waiting, deps.now(), notice, owed=owed, extendable=extendable)
     deps.slack.publish_home(person.user_id, view)
 
 

@@ -11,7 +11,7 @@ does not auto-link URLs or channel names in them) *and* escaped by the wording f
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -512,9 +512,11 @@ def home_view(
     notice: str | None = None,
     *,
     owed: Sequence[AccessRequest] = (),
+    extendable: Collection[str] = (),
 ) -> dict[str, Any]:
     """``owed``: ended self-service grants waiting for this person's review (as an approver) or
-    their account (as the holder), already chosen by the service."""
+    their account (as the holder), already chosen by the service; ``extendable``: the ids of the
+    active grants with room to extend, decided by the caller (a renderer decides nothing)."""
     active = [r for r in mine if r.state is State.ACTIVE and not r.extends]
     pending = [r for r in mine if r.state is State.PENDING]
     blocks: list[Block] = [header("breakglass")]
@@ -532,7 +534,7 @@ def home_view(
     blocks.append(header("Your active grants"))
     for r in active[:15]:
         elements = [button("Revoke", REVOKE_ACTION, r.id, "danger", wording.REVOKE_CONFIRM)]
-        if policy.extension_room(roster, r) > timedelta(0):
+        if r.id in extendable:
             elements.insert(0, button("Extend", EXTEND_ACTION, r.id))
         blocks.append(section(wording.status_line(r, now)))
         blocks.append({"type": "actions", "block_id": f"grant:{r.id}", "elements": elements})
