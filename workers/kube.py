@@ -266,21 +266,18 @@ class KubeClusters:
         return removed
 
     def list_managed(self, cluster: str) -> Sequence[ManagedBinding]:
+        # Read as plain JSON (_preload_content=False): building the client's model objects for every
+        # binding costs more than the HTTP itself, and the sweep lists every binding of every cluster.
         c = self._cluster(cluster)
         found: list[ManagedBinding] = []
+        options = {"label_selector": MANAGED_SELECTOR, "limit": _LIST_PAGE, "_request_timeout": self._timeout}
         with self._calls(c, "list managed bindings"):
-            for item in self._pages(
-                lambda token: c.rbac.list_role_binding_for_all_namespaces(
-                    label_selector=MANAGED_SELECTOR, limit=_LIST_PAGE, _continue=token, _request_timeout=self._timeout
-                )
-            ):
-                found.append(self._managed(cluster, item.metadata))
-            for item in self._pages(
-                lambda token: c.rbac.list_cluster_role_binding(
-                    label_selector=MANAGED_SELECTOR, limit=_LIST_PAGE, _continue=token, _request_timeout=self._timeout
-                )
-            ):
-                found.append(self._managed(cluster, item.metadata))
+            for list_kind in (c.rbac.list_role_binding_for_all_namespaces, c.rbac.list_cluster_role_binding):
+
+                def page(token: str | None, list_kind: Callable[..., Any] = list_kind) -> Any:
+                    return list_kind(**options, _continue=token, _preload_content=False)
+
+                found.extend(self._managed(cluster, item.get("metadata") or {}) for item in self._raw_pages(page))
         return found
 
     def list_managed_service_accounts(self, cluster: str) -> Sequence[ManagedServiceAccount]:
@@ -474,6 +471,21 @@ class KubeClusters:
                 del self._clients[c.name]  # not closed: other threads may still be mid-call on it
 
     @staticmethod
+    def _raw_pages(fetch: Callable[[str | None], Any]) -> Iterator[dict[str, Any]]:
+        """The items of a list answered as raw JSON, page after page."""
+        token: str | None = None
+        while True:
+            response = fetch(token)
+            try:
+                page = json.loads(response.data)
+            finally:
+                response.release_conn()  # read whole; back to the pool (not automatic without preload)
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    @staticmethod
     def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
         token: str | None = None
         while True:
@@ -622,20 +634,20 @@ class KubeClusters:
 
     # ----------------------------------------------------------------- reading back
 
-    def _managed(self, cluster: str, meta: client.V1ObjectMeta | None) -> ManagedBinding:
-        labels = (meta.labels or {}) if meta else {}
-        annotations = (meta.annotations or {}) if meta else {}
+    def _managed(self, cluster: str, meta: Mapping[str, Any]) -> ManagedBinding:
+        labels = meta.get("labels") or {}
+        annotations = meta.get("annotations") or {}
         expires_at: datetime | None
         try:
             expires_at = parse_instant(annotations[EXPIRES_AT_ANNOTATION])
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, TypeError):
             expires_at = None  # the sweep treats a binding without a readable expiry as expired
-        namespace, _, sa_name = annotations.get(SERVICE_ACCOUNT_ANNOTATION, "").partition("/")
+        namespace, _, sa_name = str(annotations.get(SERVICE_ACCOUNT_ANNOTATION, "")).partition("/")
         return ManagedBinding(
             cluster=cluster,
-            name=str(meta.name) if meta else "",
-            namespace=(meta.namespace or None) if meta else None,
-            request_id=parse_request_id(labels.get(REQUEST_ID_LABEL, "")),
+            name=str(meta.get("name") or ""),
+            namespace=meta.get("namespace") or None,
+            request_id=parse_request_id(str(labels.get(REQUEST_ID_LABEL, ""))),
             expires_at=expires_at,
             service_account=(namespace, sa_name) if namespace and sa_name else None,
         )
