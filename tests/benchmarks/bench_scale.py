@@ -66,6 +66,7 @@ from tests.fakes import RecordingJobs, RecordingNotifier
 from workers.context import build_worker_context, kube_clusters
 
 REASON = "INC-4412 scale benchmark"
+BENCH_PEOPLE = [f"U0000BENCH{i:02d}" for i in range(16)]
 ROLE = "emergency"  # the demo roster's self-service role
 MANAGED = "app.kubernetes.io/managed-by=breakglass"
 
@@ -123,6 +124,12 @@ def roster_of(clusters: int) -> dict[str, Any]:
     names = [f"c{i:02d}" for i in range(clusters)]
     roster["clusters"] = {name: {"context": name, "credentials": "user"} for name in names}
     roster["entitlements"] = [{**e, "clusters": names} for e in DEMO_ROSTER["entitlements"]]
+    # Several requesters: each person may have only a few requests in flight at once.
+    roster["people"] = {**DEMO_ROSTER["people"], **{p: {"kube_user": f"{p.lower()}@example.com"} for p in BENCH_PEOPLE}}
+    roster["groups"] = {
+        **DEMO_ROSTER["groups"],
+        "payments-devs": [*DEMO_ROSTER["groups"]["payments-devs"], *BENCH_PEOPLE],
+    }
     return roster
 
 
@@ -138,7 +145,8 @@ def make_grants(stack: LocalStack, core: Core, count: int, duration: timedelta) 
 
     def one(i: int) -> str:
         cluster = names[i % len(names)]
-        request = access.submit(SlackUserId(ALICE), cluster, "payments", ROLE, duration, REASON)
+        requester = SlackUserId(BENCH_PEOPLE[i % len(BENCH_PEOPLE)])
+        request = access.submit(requester, cluster, "payments", ROLE, duration, REASON)
         assert request.state is State.APPROVED, request
         active = grants.grant(request.id)
         assert active is not None, request
