@@ -44,7 +44,7 @@ def run_web(settings: Settings, workers: int = 2, threads: int = 8) -> None:
     class Web(BaseApplication):
         def load_config(self) -> None:
             options = {
-                "bind": f"0.0.0.0:{settings.port}",
+                "bind": f"{settings.web_host}:{settings.port}",
                 "workers": 1 if socket_mode else workers,
                 # gthread with a deadline for reading each request: a slow client is dropped instead
                 # of holding one of the few threads (bot/slow_clients.py).

@@ -106,6 +106,9 @@ class Settings(_FromEnviron):
     audit_webhook_token: SecretStr | None = Field(default=None, validation_alias="BREAKGLASS_AUDIT_WEBHOOK_TOKEN")
     kubeconfig: str | None = Field(default=None, validation_alias="KUBECONFIG")
     port: int = Field(default=3000, ge=1, le=65535, validation_alias="PORT")
+    # Where the web server listens: every interface in a container (the contract); the local demo
+    # and the tests' stack listen on loopback only.
+    web_host: str = Field(default="0.0.0.0", validation_alias="BREAKGLASS_WEB_HOST")  # noqa: S104
     # Not in the contract's table, so ours to choose; defaults suit production.
     sweep_interval: timedelta = Field(default=timedelta(seconds=30), validation_alias="BREAKGLASS_SWEEP_INTERVAL")
     token_namespace: str = Field(default=SYSTEM_NAMESPACE, validation_alias="BREAKGLASS_TOKEN_NAMESPACE")

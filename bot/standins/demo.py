@@ -51,7 +51,7 @@ from bot.slack.blocks import (
     REVIEW_CALLBACK,
 )
 from bot.standins.slack_events import SlackSender
-from bot.standins.stack import ALICE, BOB, CAROL, INCIDENT_CHANNEL, LocalStack, wait_until
+from bot.standins.stack import ALICE, BOB, CAROL, INCIDENT_CHANNEL, LocalStack, random_secrets, wait_until
 from bot.standins.terminal import WIDTH, to_terminal, wrapped
 from bot.store import AuditLog, RequestStore
 from bot.store.progress import RedisProgress
@@ -556,7 +556,15 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
     # A Redis that was given may hold other data: the demo's keys get a prefix of their own.
     prefix = "breakglass" if redis_url is None else f"breakglass-demo-{secrets.token_hex(4)}"
     workdir = Path(tempfile.mkdtemp(prefix="breakglass-stack-"))
-    stack = LocalStack(workdir, redis_url=redis_url, key_prefix=prefix, sweep_interval=SWEEP_INTERVAL)
+    signing_secret, audit_webhook_token = random_secrets()
+    stack = LocalStack(
+        workdir,
+        redis_url=redis_url,
+        key_prefix=prefix,
+        sweep_interval=SWEEP_INTERVAL,
+        signing_secret=signing_secret,
+        audit_webhook_token=audit_webhook_token,
+    )
     code = 0
     failure: str | None = None
     with SignalGuard() as guard:

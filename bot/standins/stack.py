@@ -15,7 +15,9 @@ real workspace or cluster.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -136,6 +138,17 @@ def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) ->
         time.sleep(interval)
 
 
+def die_with_parent() -> None:
+    """Run in a child between fork and exec: the kernel kills it when the process that started it
+    dies, even by SIGKILL, so a killed demo (or test run) leaves no web, worker or Redis behind."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def _redis_answers(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
@@ -152,13 +165,20 @@ class EmbeddedRedis:
             raise RuntimeError("no Redis configured and redis-server is not installed (apt-get install redis-server)")
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="breakglass-redis-")
+        # A password of its own: loopback is shared by every local user, and whoever writes this
+        # Redis steers the demo's worker.
+        password = secrets.token_urlsafe(24)
+        config = Path(self.dir) / "redis.conf"
+        config.write_text(f"requirepass {password}\n")
+        config.chmod(0o600)
         self.process = subprocess.Popen(  # noqa: S603  (our own binary, fixed arguments)
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir],
+            [binary, str(config), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # only sets the death signal (see die_with_parent)
         )  # fmt: skip
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"redis://:{password}@127.0.0.1:{self.port}/0"
         try:
             wait_until(lambda: _redis_answers(self.url), start_timeout, "the embedded redis-server")
         except BaseException:
@@ -229,6 +249,9 @@ class LocalStack:
     key_prefix: str = "breakglass"
     extra_env: Mapping[str, str] = field(default_factory=dict)
     socket_mode: bool = False
+    # The tests' fixed fake secrets by default; the demo draws random ones (random_secrets()).
+    signing_secret: str = SIGNING_SECRET
+    audit_webhook_token: str = AUDIT_WEBHOOK_TOKEN
     socket: SocketModeServer | None = field(default=None, init=False)
     clusters: dict[str, KubeApiServer] = field(default_factory=dict, init=False)
     slack: SlackApiDouble = field(init=False)
@@ -286,12 +309,13 @@ class LocalStack:
         env.update(
             {
                 "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN,
-                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_SIGNING_SECRET": self.signing_secret,
                 "SLACK_ADMIN_TOKEN": ADMIN_TOKEN,
                 "BREAKGLASS_SLACK_API_URL": self.slack.api_url,
                 "BREAKGLASS_REDIS_URL": self.redis_url,
                 "BREAKGLASS_ROSTER": str(self.roster_path),
-                "BREAKGLASS_AUDIT_WEBHOOK_TOKEN": AUDIT_WEBHOOK_TOKEN,
+                "BREAKGLASS_AUDIT_WEBHOOK_TOKEN": self.audit_webhook_token,
+                "BREAKGLASS_WEB_HOST": "127.0.0.1",
                 "BREAKGLASS_SIGNING_KEY": SIGNING_KEY,
                 "BREAKGLASS_SWEEP_INTERVAL": self.sweep_interval,
                 "BREAKGLASS_KEY_PREFIX": self.key_prefix,
@@ -320,6 +344,7 @@ class LocalStack:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so kill() reaches RQ's forked scheduler too
+            preexec_fn=die_with_parent,  # only sets the death signal (see die_with_parent)
         )
         process = Process(name, popen, log_path, log, port)
         self.processes.append(process)
@@ -365,7 +390,7 @@ class LocalStack:
         chooses which web process's connection gets each envelope)."""
         if self.socket is not None:
             return SocketModeSender(self.socket, self.slack)
-        return SlackSender(f"{self.web_url(web)}/slack/events", SIGNING_SECRET, self.slack)
+        return SlackSender(f"{self.web_url(web)}/slack/events", self.signing_secret, self.slack)
 
     # --- reading the cluster ------------------------------------------------------------------
 
@@ -394,6 +419,12 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def random_secrets() -> tuple[str, str]:
+    """Secrets for a stack nobody else should be able to talk to (the demo): a loopback port is
+    reachable by every local user, and with the fixed test secrets any of them could sign requests."""
+    return secrets.token_urlsafe(32), secrets.token_urlsafe(32)  # signing secret, audit webhook token
 
 
 @contextlib.contextmanager

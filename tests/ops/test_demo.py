@@ -170,3 +170,46 @@ def test_demo_with_an_unreachable_redis_says_so_in_one_line_at_once() -> None:
         "breakglass demo: cannot reach Redis at redis://127.0.0.1:1/0 (ConnectionError); start it, "
         "or leave out --redis-url to use a private one"
     ], demo.output
+
+
+def _listening_addresses(ports: list[int]) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp* writes them) something listens on at ``ports``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port = fields[1].split(":")
+            if fields[3] == "0A" and int(port, 16) in ports:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_demo_listens_on_loopback_with_its_own_secrets_and_dies_whole_with_kill_9() -> None:
+    import redis
+
+    from bot.standins.stack import AUDIT_WEBHOOK_TOKEN, SIGNING_SECRET
+    from bot.standins.stack import wait_until as poll
+
+    demo = Spawned(["demo"], _demo_env())
+    try:
+        demo.wait_for_line("━━ 1.", timeout=40)
+        workdir, ports, _, redis_port = _what_it_started(demo.output)
+        started = processes_mentioning(str(workdir))
+        assert len(started) >= 2
+        # Every local user can reach loopback: nothing listens beyond it, the fixed test secrets are
+        # not the demo's, and its Redis wants a password.
+        assert _listening_addresses(ports) <= {"0100007F", "00000000000000000000000001000000"}, ports
+        for line in started:
+            environ = Path(f"/proc/{line.split(':')[0]}/environ").read_bytes()
+            assert SIGNING_SECRET.encode() not in environ
+            assert AUDIT_WEBHOOK_TOKEN.encode() not in environ
+        with pytest.raises(redis.RedisError):
+            redis.Redis(port=redis_port, socket_timeout=5).ping()
+        os.kill(demo.popen.pid, signal.SIGKILL)  # the demo alone, as `kill -9 <pid>` would
+        demo.wait(timeout=30)
+        poll(lambda: processes_mentioning(str(workdir)) == [], 60, "the demo's processes to end with it")
+        assert not port_open(redis_port)
+    finally:
+        demo.kill_group()
+        for line in processes_mentioning(str(workdir)) if "workdir" in locals() else []:
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
