@@ -27,11 +27,13 @@ from slack_bolt import App, Respond
 from bot.domain.roster import Roster
 from bot.listeners import Deps, register_listeners
 from bot.listeners.deps import log_unexpected, send
+from bot.listeners.stepup import StepUpDesk
 from bot.ports import BreakglassError
 from bot.settings import Settings, SettingsError
 from bot.slack import wording
 from bot.slack.client import SlackApi, SlackError, translated
 from bot.slack.identity import IdentityGate
+from bot.store.stepup import StepUpStore
 from bot.wiring import Core
 
 if TYPE_CHECKING:
@@ -107,7 +109,10 @@ def create_app(
         logger=logging.getLogger("bot.slack.bolt"),
         listener_executor=listener_executor or ThreadPoolExecutor(LISTENER_THREADS, "breakglass-listener"),
     )
-    register_listeners(app, Deps(core.access, identity, slack, core.roster, core.now))
+    step_up = StepUpDesk(
+        settings, StepUpStore(core.redis, settings.key_prefix), core.access, identity, core.roster, core.now
+    )
+    register_listeners(app, Deps(core.access, identity, slack, core.roster, core.now, step_up))
     app.error(on_error)
     return app
 

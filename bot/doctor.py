@@ -31,6 +31,7 @@ import yaml
 from bot.domain.grants import SYSTEM_NAMESPACE
 from bot.domain.roster import Roster, RosterError, load_roster_file
 from bot.logs import scrub
+from bot.oidc import OidcClient, ProviderUnavailable
 from bot.ports import BreakglassError, ClusterUnavailable, UnknownCluster
 from bot.rbac import RBAC_API_GROUP, Permission, required_permissions
 from bot.settings import Process, Settings, load_settings, settings_problems, url_without_password
@@ -151,6 +152,10 @@ def _run(out: TextIO, env: dict[str, str], process: Process) -> int:
         checks.skip("not checked: the settings do not load")
     else:
         _check_slack(checks, settings, roster)
+
+    if roster is not None and roster.mfa == "oidc" and settings is not None:
+        checks.section("Identity provider (mfa: oidc)")
+        _check_oidc(checks, settings, roster)
 
     if roster is None or settings is None:
         checks.section("Clusters")
@@ -402,6 +407,41 @@ def _check_admin_token(checks: Checklist, settings: Settings) -> None:
         )
     else:
         checks.ok("SLACK_ADMIN_TOKEN works (mfa: has_2fa reads each person's two-factor status with it)")
+
+
+def _check_oidc(checks: Checklist, settings: Settings, roster: Roster) -> None:
+    """Step-up needs a public URL (the redirect URI lives under it), the client secret, the provider's
+    discovery document and its signing keys; without any of them every step-up action is refused."""
+    config = roster.oidc
+    assert config is not None  # the roster check requires the block with mfa: oidc
+    redirect = settings.oidc_redirect_uri
+    if redirect is None:
+        checks.fail(
+            "mfa: oidc needs BREAKGLASS_PUBLIC_URL, which is not set: no verification link can be made",
+            "set BREAKGLASS_PUBLIC_URL to the web process's https:// address",
+        )
+    elif not redirect.startswith(f"{settings.public_url}/"):
+        checks.fail(f"the redirect URI {redirect} is not under BREAKGLASS_PUBLIC_URL")
+    else:
+        checks.ok(f"the redirect URI is {redirect} (register it with the provider for client {config.client_id})")
+    if settings.oidc_client_secret is None:
+        checks.fail(
+            "mfa: oidc needs BREAKGLASS_OIDC_CLIENT_SECRET, which is not set",
+            "set it to the secret of the provider's client for breakglass",
+        )
+        return
+    client = OidcClient(config, settings.oidc_client_secret, redirect or "")
+    try:
+        found = client.discover()
+        checks.ok(f"{config.name}'s discovery document answers (issuer {found.issuer}, {found.auth_method})")
+        keys = client.jwks_keys()
+    except ProviderUnavailable as exc:
+        checks.fail(f"the identity provider: {exc}", f"check oidc.issuer in the roster ({config.issuer})")
+        return
+    if keys:
+        checks.ok(f"{config.name} publishes {keys} signing key{'s' if keys != 1 else ''} (JWKS)")
+    else:
+        checks.fail(f"{config.name}'s JWKS holds no signing key: no ID token could be verified")
 
 
 def _granted_scopes(headers: Mapping[str, Any]) -> set[str] | None:

@@ -119,8 +119,30 @@ class Settings(_FromEnviron):
     key_prefix: str = Field(default="breakglass", validation_alias="BREAKGLASS_KEY_PREFIX")
     # Keys the audit chain and signs warrants; never written to Redis (bot.domain.keys).
     signing_key: SecretStr = Field(validation_alias="BREAKGLASS_SIGNING_KEY")
+    # Step-up MFA (mfa: oidc): where the web process is reached from a browser, and the OIDC client's secret.
+    public_url: str | None = Field(default=None, validation_alias="BREAKGLASS_PUBLIC_URL")
+    oidc_client_secret: SecretStr | None = Field(default=None, validation_alias="BREAKGLASS_OIDC_CLIENT_SECRET")
 
     _signing_key = field_validator("signing_key")(_signing_key_shape)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        # The step-up's code and state come back to this address through the browser: in clear text
+        # anyone on the path could replay them, so plain HTTP only where nothing leaves the machine.
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError("must be an https:// URL (http:// only for a loopback host)")
+        if not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be a base URL like https://breakglass.example.com")
+        return value.rstrip("/")
+
+    @property
+    def oidc_redirect_uri(self) -> str | None:
+        return f"{self.public_url}/oidc/callback" if self.public_url else None
 
     @field_validator(
         "slack_bot_token",
@@ -128,6 +150,7 @@ class Settings(_FromEnviron):
         "slack_app_token",
         "slack_admin_token",
         "audit_webhook_token",
+        "oidc_client_secret",
         mode="before",
     )
     @classmethod

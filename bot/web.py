@@ -5,7 +5,8 @@ a body larger than the route allows (1 MiB for Slack, 16 MiB for the audit webho
 413 before a byte of it is read (chunked bodies are read no further than the limit); the body is read
 within the slow-client deadline (``bot.slow_clients``); and a Slack request whose signature or
 timestamp does not verify gets 401 here, so neither Bolt nor a listener ever parses a body an
-outsider wrote. ``/slack/events`` is then Bolt's (it verifies again). The other routes are small
+outsider wrote. ``/slack/events`` is then Bolt's (it verifies again). ``/oidc/start/…`` and ``/oidc/callback`` are the
+step-up's (``bot.listeners.stepup``), served when ``BREAKGLASS_PUBLIC_URL`` is set. The other routes are small
 enough not to need a web framework. Nothing here talks to Slack or Kubernetes at import;
 ``create_wsgi_app`` builds it all.
 """
@@ -13,11 +14,13 @@ enough not to need a web framework. Nothing here talks to Slack or Kubernetes at
 from __future__ import annotations
 
 import hmac
+import html
 import io
 import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 import redis
@@ -26,10 +29,14 @@ from slack_sdk.signature import SignatureVerifier
 from bot.domain.roster import RosterError
 from bot.domain.webhook import cluster_webhook_token
 from bot.kube_audit_events import read_event_list
+from bot.listeners.stepup import Page, StepUpDesk
 from bot.metrics import REFUSED_BATCHES, label_value
 from bot.services.actions import ActionRecorder, InvalidEventList
 from bot.settings import Settings, load_settings
+from bot.slack.client import SlackApi
+from bot.slack.identity import IdentityGate
 from bot.slow_clients import done_reading
+from bot.store.stepup import StepUpStore
 from bot.wiring import Core, build_core
 
 log = logging.getLogger(__name__)
@@ -42,10 +49,13 @@ WsgiApp = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
 
 
 class BreakglassWeb:
-    def __init__(self, settings: Settings, core: Core, slack: WsgiApp | None) -> None:
+    def __init__(
+        self, settings: Settings, core: Core, slack: WsgiApp | None, step_up: StepUpDesk | None = None
+    ) -> None:
         self.settings = settings
         self.core = core
         self.slack = slack
+        self.step_up = step_up
         self.metrics = core.metrics
         self.actions = ActionRecorder(core.store, core.roster, core.now, settings.token_namespace, core.jobs)
 
@@ -62,6 +72,11 @@ class BreakglassWeb:
             return self._ready(start_response)
         if path == "/metrics" and method == "GET":
             return self._metrics(environ, start_response)
+        if path.startswith("/oidc/start/") and method == "GET" and self.step_up is not None:
+            return _page(start_response, self.step_up.start(path.removeprefix("/oidc/start/")))
+        if path == "/oidc/callback" and method == "GET" and self.step_up is not None:
+            query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", ""), max_num_fields=20).items()}
+            return _page(start_response, self.step_up.callback(query))
         if path.startswith("/k8s/audit/") and method == "POST":
             return self._kube_audit(environ, start_response, path.removeprefix("/k8s/audit/"))
         return _reply(start_response, 404, {"error": "not found"})
@@ -210,16 +225,45 @@ def _reply(start_response: StartResponse, status: int, body: dict[str, Any]) -> 
     return [payload]
 
 
+def _page(start_response: StartResponse, page: Page) -> Iterable[bytes]:
+    """A step-up page: a redirect, or one line of text for the person in the browser."""
+    reasons = {200: "OK", 302: "Found", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
+    headers = [
+        # Never cached, never shown in a frame, and no Referer carrying a code or state onwards.
+        ("Cache-Control", "no-store"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Frame-Options", "DENY"),
+    ]
+    if page.location is not None:
+        start_response(f"{page.status} {reasons.get(page.status, 'Found')}", [*headers, ("Location", page.location)])
+        return [b""]
+    body = (
+        "<!doctype html><html><head><meta charset=utf-8><title>breakglass</title></head>"
+        f"<body><p>{html.escape(page.text)}</p></body></html>"
+    ).encode()
+    start_response(
+        f"{page.status} {reasons.get(page.status, 'Bad Gateway')}",
+        [*headers, ("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
 def create_wsgi_app(settings: Settings | None = None, core: Core | None = None) -> BreakglassWeb:
     """The web process's app. In Socket Mode Slack's events arrive over the socket instead, so
     ``/slack/events`` is not served."""
     settings = settings or load_settings()
     core = core or build_core(settings)
     slack: WsgiApp | None = None
+    api = SlackApi.connect(settings.slack_bot_token, settings.slack_api_url)
+    identity = IdentityGate(api, core.roster, core.now)
     if not settings.socket_mode:
         from slack_bolt.adapter.wsgi import SlackRequestHandler
 
         from bot.app import create_app
 
-        slack = SlackRequestHandler(create_app(settings, core))
-    return BreakglassWeb(settings, core, slack)
+        slack = SlackRequestHandler(create_app(settings, core, slack=api))
+    step_up = None
+    if settings.public_url is not None:
+        store = StepUpStore(core.redis, settings.key_prefix)
+        step_up = StepUpDesk(settings, store, core.access, identity, core.roster, core.now)
+    return BreakglassWeb(settings, core, slack, step_up)

@@ -42,6 +42,7 @@ class Event(StrEnum):
     ACTIONS_DIGEST = "actions_digest"  # the changes since the last digest, at most one every few minutes
     REVIEW_REMINDED = "review_reminded"  # a review overdue: whoever owes it was reminded (once a day)
     ACTIONS_SUMMARY = "actions_summary"  # at the end of a grant: what was done, and sessions still open
+    IDENTITY_VERIFIED = "identity_verified"  # a fresh multi-factor login at the provider backs the next entry
     REFUSED = "refused"  # an attempt that changed nothing: wrong approver, own request, stranger…
     SWEEP_DELETED = "sweep_deleted"  # the reconcile sweep removed a binding Redis did not account for
     SWEEP_RESCHEDULED = "sweep_rescheduled"  # the sweep queued again a revoke job that was missing

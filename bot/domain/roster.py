@@ -25,7 +25,9 @@ import yaml
 from bot.domain.durations import DurationError, format_duration, parse_duration
 from bot.domain.ids import SlackUserId
 
-MfaMode = Literal["slack_enforced", "has_2fa"]
+MfaMode = Literal["slack_enforced", "has_2fa", "oidc"]
+StepUpAction = Literal["request", "approve"]
+STEP_UP_ACTIONS: tuple[StepUpAction, ...] = ("request", "approve")
 Scope = Literal["namespace", "cluster"]
 Credentials = Literal["user", "token"]
 
@@ -36,6 +38,7 @@ _TEAM_ID = re.compile(r"T[A-Z0-9]{2,}")
 _ENTERPRISE_ID = re.compile(r"E[A-Z0-9]{2,}")
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
@@ -87,6 +90,8 @@ class Role:
     # A grant with no action recorded for this long is ended early; enforced only where the cluster
     # sends audit events (its webhook batches are what show the holder idle rather than unheard).
     idle_timeout: timedelta | None = None
+    # With ``mfa: oidc``: which actions on this role need a fresh verification (None: the oidc block's).
+    step_up: frozenset[str] | None = None
 
     @property
     def self_service(self) -> bool:
@@ -98,6 +103,21 @@ class Person:
     slack_id: SlackUserId
     kube_user: str
     kube_groups: tuple[str, ...] = ()
+    # The address the identity provider knows this person by, when it is not their Slack profile's.
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class OidcConfig:
+    """``mfa: oidc``: the provider that must see a fresh multi-factor login at the moment of elevation."""
+
+    issuer: str
+    client_id: str
+    max_age: timedelta
+    amr: tuple[str, ...]
+    acr: tuple[str, ...]
+    step_up: frozenset[str]
+    name: str
 
 
 @dataclass(frozen=True)
@@ -133,6 +153,15 @@ class Roster:
     # Quotas: one person cannot flood the channel and every approver's DMs.
     max_pending_requests: int = 3  # per person
     max_pending_extensions: int = 2  # per grant
+    oidc: OidcConfig | None = None
+
+    def needs_step_up(self, action: StepUpAction, role: str) -> bool:
+        """Whether ``action`` on ``role`` waits for a verified login at the identity provider."""
+        if self.mfa != "oidc" or self.oidc is None:
+            return False
+        known = self.roles.get(role)
+        actions = known.step_up if known is not None and known.step_up is not None else self.oidc.step_up
+        return action in actions
 
     def members(self, groups: Iterable[str]) -> frozenset[SlackUserId]:
         return frozenset(user for group in groups for user in self.groups.get(group, ()))
@@ -276,7 +305,7 @@ def _kind(value: Any) -> str:
 _TOP_KEYS = {
     "workspace", "mfa", "incident_channel", "request_timeout", "reminder_before", "min_duration",
     "clusters", "roles", "groups", "people", "entitlements", "admins",
-    "request_channels", "max_pending_requests", "max_pending_extensions",
+    "request_channels", "max_pending_requests", "max_pending_extensions", "oidc",
 }  # fmt: skip
 _QUOTA_MAX = 100
 
@@ -299,8 +328,11 @@ def parse_roster(text: str) -> Roster:
     # Missing is reported as a missing key; present but empty (`workspace:`) as not a mapping.
     workspace = _workspace(check, top["workspace"]) if "workspace" in top else None
     mfa = top.get("mfa")
-    if "mfa" in top and mfa not in ("slack_enforced", "has_2fa"):
-        check.problem("mfa", f"'{mfa}' is not one of slack_enforced, has_2fa")
+    if "mfa" in top and mfa not in ("slack_enforced", "has_2fa", "oidc"):
+        check.problem("mfa", f"'{mfa}' is not one of slack_enforced, has_2fa, oidc")
+    oidc = _oidc(check, top["oidc"]) if "oidc" in top else None
+    if mfa == "oidc" and "oidc" not in top:
+        check.problem("oidc", "is required with mfa: oidc (issuer, client_id, max_age, amr or acr)")
     channel = (
         check.string(top.get("incident_channel"), "incident_channel", _CHANNEL_ID, "a Slack channel id")
         if "incident_channel" in top
@@ -368,6 +400,7 @@ def parse_roster(text: str) -> Roster:
         request_channels=tuple(request_channels),
         max_pending_requests=quotas["max_pending_requests"],
         max_pending_extensions=quotas["max_pending_extensions"],
+        oidc=oidc,
     )
 
 
@@ -476,7 +509,7 @@ def _people(check: _Checker, value: Any) -> dict[SlackUserId, Person]:
         place = f"people.{user}"
         if not _USER_ID.fullmatch(user):
             check.problem(place, f"'{user}' is not a Slack user id (U… or W…)")
-        spec = check.mapping(body, place, {"kube_user", "kube_groups"}, set())
+        spec = check.mapping(body, place, {"kube_user", "kube_groups", "email"}, set())
         if "kube_user" not in spec:
             check.problem(place, "has no kube_user")
             continue
@@ -485,8 +518,9 @@ def _people(check: _Checker, value: Any) -> dict[SlackUserId, Person]:
         for forbidden in ("system:masters",):
             if forbidden in kube_groups:
                 check.problem(f"{place}.kube_groups", f"'{forbidden}' would bypass RBAC entirely")
+        email = check.string(spec["email"], f"{place}.email", _EMAIL, "an email address") if "email" in spec else None
         if kube_user is not None:
-            result[SlackUserId(user)] = Person(SlackUserId(user), kube_user, tuple(kube_groups))
+            result[SlackUserId(user)] = Person(SlackUserId(user), kube_user, tuple(kube_groups), email)
     return result
 
 
@@ -508,7 +542,9 @@ def _groups(check: _Checker, value: Any, people: Mapping[SlackUserId, Person]) -
     return result
 
 
-_ROLE_KEYS = {"cluster_role", "scope", "max_duration", "min_duration", "approvals", "approvers", "idle_timeout"}
+_ROLE_KEYS = {
+    "cluster_role", "scope", "max_duration", "min_duration", "approvals", "approvers", "idle_timeout", "step_up",
+}  # fmt: skip
 
 
 def _roles(
@@ -542,6 +578,7 @@ def _roles(
                 f"idle_timeout {format_duration(idle_timeout)} is not shorter than max_duration "
                 f"{format_duration(max_duration)}, so it could never end a grant early",
             )
+        step_up = _step_up(check, spec["step_up"], f"{place}.step_up") if "step_up" in spec else None
         approvals = spec.get("approvals")
         if "approvals" in spec and (not isinstance(approvals, int) or isinstance(approvals, bool) or approvals < 0):
             check.problem(f"{place}.approvals", f"must be a whole number of 0 or more, not {approvals!r}")
@@ -589,8 +626,41 @@ def _roles(
                 approvals=approvals,
                 approvers=tuple(approvers),
                 idle_timeout=idle_timeout,
+                step_up=step_up,
             )
     return result
+
+
+def _step_up(check: _Checker, value: Any, place: str) -> frozenset[str]:
+    actions = set()
+    for item_place, action in check.string_list(value, place):
+        if action not in STEP_UP_ACTIONS:
+            check.problem(item_place, f"'{action}' is not one of {', '.join(STEP_UP_ACTIONS)}")
+        actions.add(action)
+    return frozenset(actions)
+
+
+def _oidc(check: _Checker, value: Any) -> OidcConfig | None:
+    spec = check.mapping(value, "oidc", {"issuer", "client_id", "max_age", "amr", "acr", "step_up", "name"},
+                         {"issuer", "client_id"})  # fmt: skip
+    issuer = check.string(spec.get("issuer"), "oidc.issuer") if "issuer" in spec else None
+    if issuer is not None and not (
+        issuer.startswith("https://") or re.match(r"http://(localhost|127\.0\.0\.1|\[::1\])[:/]", issuer + "/")
+    ):
+        check.problem("oidc.issuer", "must be an https:// URL (http:// only for a loopback host)")
+    client_id = check.string(spec.get("client_id"), "oidc.client_id") if "client_id" in spec else None
+    max_age = check.duration(spec["max_age"], "oidc.max_age") if "max_age" in spec else timedelta(minutes=5)
+    amr = tuple(item for _, item in check.string_list(spec["amr"], "oidc.amr")) if "amr" in spec else ()
+    acr = tuple(item for _, item in check.string_list(spec["acr"], "oidc.acr")) if "acr" in spec else ()
+    if not amr and not acr:
+        # Without one of them any login would do, a password alone included: that is not step-up MFA.
+        check.problem("oidc", "needs amr or acr: the values that count as a multi-factor login")
+    step_up = _step_up(check, spec["step_up"], "oidc.step_up") if "step_up" in spec else frozenset(STEP_UP_ACTIONS)
+    name = check.string(spec["name"], "oidc.name") if "name" in spec else None
+    if issuer is None or client_id is None or max_age is None:
+        return None
+    host = issuer.split("://", 1)[-1].split("/", 1)[0]
+    return OidcConfig(issuer, client_id, max_age, amr, acr, step_up, name or host)
 
 
 def _entitlements(

@@ -18,9 +18,10 @@ from slack_bolt import Ack, App, Respond
 
 from bot.domain import policy
 from bot.domain.ids import RequestId, parse_request_id
-from bot.listeners.deps import Deps, action_value, actor_from, answer
+from bot.listeners.deps import Deps, action_value, actor_from, answer, on_home_tab, send
 from bot.services.errors import Refused
 from bot.slack import blocks, wording
+from bot.slack.blocks import Message
 from bot.slack.client import SlackError
 from bot.slack.forms import extension_choices, options_for
 from bot.slack.identity import IdentityRefused, Profile
@@ -28,7 +29,7 @@ from bot.slack.identity import IdentityRefused, Profile
 BROKEN_BUTTON = wording.BROKEN_BUTTON  # kept importable from here
 _FORM_GONE = ("expired_trigger_id", "exchanged_trigger_id", "invalid_trigger_id")
 
-Act = Callable[[Deps, RequestId, Profile, Mapping[str, Any]], str | None]
+Act = Callable[[Deps, RequestId, Profile, Mapping[str, Any]], str | Message | None]
 
 
 def register(app: App, deps: Deps) -> None:
@@ -49,6 +50,10 @@ def register(app: App, deps: Deps) -> None:
     def on_request_access(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
         request_form(deps, body, respond)
+
+    @app.action(blocks.STEP_UP_LINK_ACTION)
+    def on_verify_link(ack: Ack) -> None:
+        ack()  # the link opens in the browser; Slack reports the click too, and there is nothing to do
 
 
 def request_form(deps: Deps, body: Mapping[str, Any], respond: Respond | None) -> None:
@@ -93,11 +98,18 @@ def click(deps: Deps, body: Mapping[str, Any], respond: Respond | None, action: 
         )
         answer(deps, body, respond, person, text)
         return
-    if text is not None:
+    if isinstance(text, tuple):
+        send(respond, *text)
+    elif text is not None:
         answer(deps, body, respond, person, text)
 
 
-def approve(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str:
+def approve(deps: Deps, request_id: RequestId, person: Profile, body: Mapping[str, Any]) -> str | Message:
+    request = deps.access.check_approve(request_id, person.user_id)
+    if deps.needs_step_up("approve", request.role):
+        assert deps.step_up is not None
+        prompt = deps.step_up.hold(person.user_id, "approve", {"request_id": request_id})
+        return prompt.line if on_home_tab(body) else prompt.message
     outcome = deps.access.approve(request_id, person.user_id)
     return wording.approved_reply(outcome.request, outcome.counted, outcome.required)
 

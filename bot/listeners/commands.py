@@ -86,6 +86,20 @@ def run(deps: Deps, command: Command, person: Profile, body: Mapping[str, Any], 
             send(respond, wording.revoked_reply(access.revoke(request_id, person.user_id)))
         case Extend(request_id=request_id, duration=duration, reason=reason):
             send(respond, wording.extension_reply(access.extend(request_id, person.user_id, duration, reason)))
+        case Ask() if deps.needs_step_up("request", command.role):
+            assert deps.step_up is not None
+            # Checked before the person is sent to sign in: nobody verifies for a request that cannot be made.
+            access.check_submit(
+                person.user_id, command.cluster, command.namespace, command.role, command.duration, command.reason
+            )
+            ask = {
+                "cluster": command.cluster,
+                "namespace": command.namespace,
+                "role": command.role,
+                "duration": command.duration.total_seconds(),
+                "reason": command.reason,
+            }
+            send(respond, *deps.step_up.hold(person.user_id, "request", ask, respond.response_url).message)
         case Ask():
             request: AccessRequest = access.submit(
                 person.user_id, command.cluster, command.namespace, command.role, command.duration, command.reason

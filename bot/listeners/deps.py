@@ -21,9 +21,11 @@ from slack_bolt import Respond
 
 from bot.domain import policy
 from bot.domain.ids import RequestId, SlackUserId
-from bot.domain.roster import Roster
+from bot.domain.roster import Roster, StepUpAction
+from bot.listeners.stepup import StepUpDesk
 from bot.ports import BreakglassError
 from bot.services.access import AccessService
+from bot.services.errors import Refused
 from bot.slack import blocks, wording
 from bot.slack.blocks import Block
 from bot.slack.client import SlackApi, translated
@@ -39,6 +41,16 @@ class Deps:
     slack: SlackApi
     roster: Callable[[], Roster]
     now: Callable[[], datetime]
+    step_up: StepUpDesk | None = None
+
+    def needs_step_up(self, action: StepUpAction, role: str) -> bool:
+        """Whether ``action`` on ``role`` must wait for a verified login at the identity provider;
+        Refused (fail closed) when it must but this process has no way to ask for one."""
+        if not self.roster().needs_step_up(action, role):
+            return False
+        if self.step_up is None:
+            raise Refused(wording.step_up_not_set_up())
+        return True
 
     def identify(self, actor: Actor, action: str) -> Profile:
         """The checked person; an IdentityRefused is written to the audit log before it is raised."""

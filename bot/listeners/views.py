@@ -189,6 +189,21 @@ def _decide_request(
         outcome.show(blocks.request_modal(options, roster, state, notice=wording.form_problem(channel_problem)))
         return
     try:
+        if deps.needs_step_up("request", form.role):
+            assert deps.step_up is not None
+            deps.access.check_submit(
+                person.user_id, form.cluster, form.namespace, form.role, form.duration, form.reason
+            )
+            ask = {
+                "cluster": form.cluster,
+                "namespace": form.namespace,
+                "role": form.role,
+                "duration": form.duration.total_seconds(),
+                "reason": form.reason,
+                "channel": form.channel,
+            }
+            outcome.done("Verify first", deps.step_up.hold(person.user_id, "request", ask).line)
+            return
         request = deps.access.submit(
             person.user_id,
             form.cluster,

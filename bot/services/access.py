@@ -75,19 +75,14 @@ class AccessService:
         *,
         submission: str | None = None,
         operator: str | None = None,
+        verified: Mapping[str, Any] | None = None,
     ) -> AccessRequest:
         """A new pending request. ``submission`` names where it came from (a form, by its Slack view
         id): the same submission delivered again returns the request it made instead of a second one.
-        ``operator``: see ``grant_by_operator``."""
+        ``operator``: see ``grant_by_operator``. ``verified``: the step-up login that backs it
+        (``identity_verified``, written with it)."""
+        self.check_submit(requester, cluster, namespace, role, duration, reason, channel, submission=submission)
         roster = self.roster()
-        same = request_id_for(submission) if submission else None  # a redelivered form is not a new ask
-        mine = [r for r in self._undecided(roster) if r.requester == requester and not r.extends and r.id != same]
-        _require(
-            policy.evaluate_request(roster, policy.Ask(requester, cluster, namespace, role, duration)),
-            policy.check_channel(roster, channel) if channel is not None else policy.ALLOW,
-            policy.check_pending_quota(roster, len(mine)),
-            policy.check_reason(reason),
-        )
         now = self.now()
         request = AccessRequest(
             id=request_id_for(submission) if submission else new_request_id(),
@@ -103,8 +98,34 @@ class AccessService:
             approvals_required=0 if operator else roster.roles[role].approvals,
         )
         operated = {"operator": operator, "via": OPERATOR_COMMAND} if operator else None
-        request, created = self._create(request, Event.REQUESTED, once=submission is not None, extra=operated)
+        request, created = self._create(
+            request, Event.REQUESTED, once=submission is not None, extra=operated, verified=verified
+        )
         return self._after_created(request, approved=operated) if created else request
+
+    def check_submit(
+        self,
+        requester: SlackUserId,
+        cluster: str,
+        namespace: str | None,
+        role: str,
+        duration: timedelta,
+        reason: str,
+        channel: str | None = None,
+        *,
+        submission: str | None = None,
+    ) -> None:
+        """Refused if ``submit`` would refuse this ask now: asked before a step-up too, so nobody signs
+        in at the identity provider for a request that could never be made."""
+        roster = self.roster()
+        same = request_id_for(submission) if submission else None  # a redelivered form is not a new ask
+        mine = [r for r in self._undecided(roster) if r.requester == requester and not r.extends and r.id != same]
+        _require(
+            policy.evaluate_request(roster, policy.Ask(requester, cluster, namespace, role, duration)),
+            policy.check_channel(roster, channel) if channel is not None else policy.ALLOW,
+            policy.check_pending_quota(roster, len(mine)),
+            policy.check_reason(reason),
+        )
 
     def extend(
         self, grant_id: RequestId, person: SlackUserId, by: timedelta, reason: str, *, submission: str | None = None
@@ -207,7 +228,13 @@ class AccessService:
         return None
 
     def _create(
-        self, request: AccessRequest, event: Event, *, once: bool = False, extra: Mapping[str, object] | None = None
+        self,
+        request: AccessRequest,
+        event: Event,
+        *,
+        once: bool = False,
+        extra: Mapping[str, object] | None = None,
+        verified: Mapping[str, Any] | None = None,
     ) -> tuple[AccessRequest, bool]:
         """Store ``request`` (under a fresh id if its own is taken) and return it with True. With
         ``once``, its id names its submission: if that id holds the same ask, this submission was
@@ -227,7 +254,10 @@ class AccessService:
         details.update(extra or {})
         for _ in range(5):
             try:
-                self.store.create(request, [Draft(event, request.requester, request.id, details)])
+                drafts = [Draft(event, request.requester, request.id, details)]
+                if verified is not None:
+                    drafts.append(Draft(Event.IDENTITY_VERIFIED, request.requester, request.id, dict(verified)))
+                self.store.create(request, drafts)
                 return request, True
             except RequestExists:
                 if once:
@@ -266,8 +296,25 @@ class AccessService:
 
     # --- deciding -----------------------------------------------------------------------------
 
-    def approve(self, request_id: RequestId, approver: SlackUserId) -> ApprovalOutcome:
-        return self._decide(request_id, approver, approve=True)
+    def approve(
+        self, request_id: RequestId, approver: SlackUserId, *, verified: Mapping[str, Any] | None = None
+    ) -> ApprovalOutcome:
+        """Count ``approver``'s approval; ``verified`` is the step-up login that backs it, written
+        just before it (``identity_verified``) in the same transaction."""
+        return self._decide(request_id, approver, approve=True, verified=verified)
+
+    def check_approve(self, request_id: RequestId, approver: SlackUserId) -> AccessRequest:
+        """The request, if ``approver`` may approve it now; Refused otherwise (asked before a step-up)."""
+        current = self.store.get(request_id)
+        if current is None:
+            raise no_such_request(request_id)
+        roster, now = self.roster(), self.now()
+        if policy.lapsed(roster, current, now):
+            self._decide(request_id, approver, approve=True)  # times it out and says so, as a click would
+        decision = policy.may_decide(roster, current, approver, now)
+        if not decision:
+            raise Refused(decision.reason)
+        return current
 
     def deny(self, request_id: RequestId, approver: SlackUserId, reason: str | None = None) -> ApprovalOutcome:
         """``reason`` (optional) goes to the thread and to the requester."""
@@ -284,7 +331,13 @@ class AccessService:
             raise Refused(decision.reason)
 
     def _decide(
-        self, request_id: RequestId, person: SlackUserId, *, approve: bool, reason: str | None = None
+        self,
+        request_id: RequestId,
+        person: SlackUserId,
+        *,
+        approve: bool,
+        reason: str | None = None,
+        verified: Mapping[str, Any] | None = None,
     ) -> ApprovalOutcome:
         roster = self.roster()
 
@@ -314,9 +367,12 @@ class AccessService:
             if len(approvals) >= current.approvals_required:
                 updated = transition(updated, State.APPROVED, now)
                 details["waited_seconds"] = round((now - current.created_at).total_seconds(), 3)
+            drafts = [Draft(Event.APPROVED, person, current.id, details)]
+            if verified is not None:
+                drafts.insert(0, Draft(Event.IDENTITY_VERIFIED, person, current.id, dict(verified)))
             return Change(
                 updated,
-                [Draft(Event.APPROVED, person, current.id, details)],
+                drafts,
                 ApprovalOutcome(updated, len(approvals), current.approvals_required),
             )
 
@@ -332,7 +388,14 @@ class AccessService:
         self.jobs.publish(request_id)
         return outcome
 
-    def refuse(self, request_id: RequestId | None, person: SlackUserId, action: str, reason: str) -> None:
+    def refuse(
+        self,
+        request_id: RequestId | None,
+        person: SlackUserId,
+        action: str,
+        reason: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
         """Record a refused attempt in the audit log. Listeners call this for every refusal they
         answer, whether the identity gate, the policy or this service refused it.
 
@@ -345,7 +408,7 @@ class AccessService:
         count = self.store.count_refusal(person, REFUSAL_WINDOW)
         if count > REFUSALS_WRITTEN:
             return
-        details: dict[str, object] = {"action": action, "reason": reason}
+        details: dict[str, object] = {"action": action, "reason": reason, **(extra or {})}
         filed_under = request_id if request_id is not None and self.store.get(request_id) is not None else None
         if request_id is not None and filed_under is None:
             details["unknown_id"] = request_id

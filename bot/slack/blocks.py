@@ -59,6 +59,7 @@ REVOKE_ACTION = "revoke"  # Home tab
 CANCEL_ACTION = "cancel"  # Home tab
 REVIEW_ACTION = "review"  # opens the review form (ended DM, Home tab)
 REQUEST_ACCESS_ACTION = "request_access"  # Home tab: opens the request form, as /breakglass alone does
+STEP_UP_LINK_ACTION = "step_up_verify"  # a link button: Slack still reports the click, which is only acked
 DECISION_BLOCK = "decision"
 
 REQUEST_CALLBACK = "breakglass_request"
@@ -212,6 +213,19 @@ def review_owed_dm(request: AccessRequest, text: str) -> Message:
 
 def reply(text: str) -> Message:
     return fallback(text), [section(text)]
+
+
+def step_up_prompt(provider: str, action: str, url: str) -> Message:
+    """The ephemeral "verify first" answer: a link button to the start URL (single-use, 5 minutes)."""
+    text = wording.step_up_needed(provider, action)
+    link = {
+        "type": "button",
+        "text": plain(wording.step_up_button(provider), BUTTON_LIMIT),
+        "action_id": STEP_UP_LINK_ACTION,
+        "url": url,
+        "style": "primary",
+    }
+    return fallback(text), [section(text), {"type": "actions", "block_id": "step_up", "elements": [link]}]
 
 
 def help_message(

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 # The bot token's scopes: exactly what the methods below need (deploy/slack/manifest.yaml is tested
 # against this). chat.postMessage/update -> chat:write; conversations.open -> im:write;
 # conversations.info of a public/private channel -> channels:read/groups:read; users.info ->
-# users:read; files.getUploadURLExternal/completeUploadExternal -> files:write; the slash command ->
+# users:read (and its email, compared with the identity provider's for mfa: oidc, users:read.email);
+# files.getUploadURLExternal/completeUploadExternal -> files:write; the slash command ->
 # commands. views.*, chat.getPermalink and auth.test need none.
 REQUIRED_SCOPES: tuple[str, ...] = (
     "channels:read",
@@ -43,6 +44,7 @@ REQUIRED_SCOPES: tuple[str, ...] = (
     "groups:read",
     "im:write",
     "users:read",
+    "users:read.email",
 )
 # SLACK_ADMIN_TOKEN (a workspace admin's user token) is only ever used for users.info.
 ADMIN_SCOPES: tuple[str, ...] = ("users:read",)

@@ -116,6 +116,20 @@ class IdentityGate:
             tz_offset=offset if isinstance(offset, int) else 0,
         )
 
+    def email_of(self, user_id: str) -> str | None:
+        """The person's confirmed Slack profile email (scope ``users:read.email``), or None. The roster's
+        ``people.<id>.email`` wins when set: the address the identity provider knows them by."""
+        person = self.roster().people.get(SlackUserId(user_id))
+        if person is not None and person.email:
+            return person.email
+        user = self._lookup(self._users, self.slack, user_id, "your email address")
+        profile = user.get("profile") if isinstance(user.get("profile"), Mapping) else {}
+        assert isinstance(profile, Mapping)
+        email = profile.get("email")
+        if not isinstance(email, str) or not email or user.get("is_email_confirmed") is not True:
+            return None
+        return email
+
     def forget(self, user_id: str) -> None:
         with self._lock:
             self._users.pop(user_id, None)

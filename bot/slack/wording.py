@@ -407,6 +407,14 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             return (
                 f":warning: The {job} job failed: {escape(str(d.get('error') or 'unknown error'))}. A person must look."
             )
+        case Event.IDENTITY_VERIFIED:
+            method = escape(", ".join(str(m) for m in d.get("amr") or []) or str(d.get("acr") or "?"))
+            signed_at = _at(d, "auth_time")
+            signed_in = when(signed_at) if signed_at else "at an unknown time"
+            return (
+                f":closed_lock_with_key: {actor} verified at {escape(str(d.get('provider') or '?'))} "
+                f"({method}), signed in {signed_in}."
+            )
         case Event.REFUSED:
             return None  # an attempt that changed nothing: audit log only, never the channel
         case _:
@@ -836,3 +844,45 @@ def form_problem(problem: str) -> str:
 
 def something_went_wrong(reference: str) -> str:
     return f":warning: Something went wrong on our side; nothing more was done. Reference: `{reference}`."
+
+
+# --- step-up verification at the identity provider (mfa: oidc) ----------------------------------------
+
+STEP_UP_ACTION_WORDS = {"request": "your request is posted", "approve": "your approval counts"}
+
+
+def step_up_needed(provider: str, action: str) -> str:
+    then = STEP_UP_ACTION_WORDS.get(action, "it goes ahead")
+    return (
+        f":closed_lock_with_key: Verify with {escape(provider)} first: sign in with your second factor and "
+        f"{then}. The link is yours alone, works once, and expires in 5 minutes."
+    )
+
+
+def step_up_link(provider: str, action: str, url: str) -> str:
+    return f"{step_up_needed(provider, action)} <{url}|{escape(step_up_button(provider))}>"
+
+
+def step_up_button(provider: str) -> str:
+    return f"Verify with {provider}"[:75]
+
+
+STEP_UP_DONE_PAGE = "Verified. You can return to Slack."
+STEP_UP_LINK_GONE = "This verification link is unknown, used or expired; ask again in Slack for a new one."
+STEP_UP_STATE_GONE = "This sign-in is unknown, used or expired; nothing was changed. Ask again in Slack."
+STEP_UP_OFF = "Step-up verification is not set up here (mfa: oidc with BREAKGLASS_PUBLIC_URL)."
+
+
+def step_up_refused_page(reason: str) -> str:
+    return f"Not verified: {reason} Nothing was changed."
+
+
+def step_up_unavailable(provider: str) -> str:
+    return f"{provider} could not be reached to verify you; nothing was changed. Try again in a minute."
+
+
+def step_up_not_set_up() -> str:
+    return (
+        "This workspace requires verification at the identity provider (mfa: oidc), but "
+        "BREAKGLASS_PUBLIC_URL or BREAKGLASS_OIDC_CLIENT_SECRET is not set; ask an admin to run breakglass doctor."
+    )

@@ -284,7 +284,8 @@ class LocalStack:
         names = {ALICE: "alice", BOB: "bob", CAROL: "carol", DAVE: "dave", MALLORY: "mallory", GUEST: "guest"}
         for user, name in names.items():
             self.slack.add_user(user, name=name, tz="Europe/Amsterdam", tz_label="Central European Time",
-                                tz_offset=3600, is_restricted=user == GUEST, has_2fa=True)  # fmt: skip
+                                tz_offset=3600, is_restricted=user == GUEST, has_2fa=True,
+                                email=f"{name}@example.com")  # fmt: skip
         self.slack.add_channel(INCIDENT_CHANNEL, "incidents", members=list(names))
 
     @property
@@ -336,6 +337,8 @@ class LocalStack:
         env = self.env()
         if port is not None:
             env["PORT"] = str(port)
+            # Where a browser reaches this web process: the step-up's start links and OIDC redirect.
+            env.setdefault("BREAKGLASS_PUBLIC_URL", f"http://127.0.0.1:{port}")
         log_path = self.workdir / f"{name}.log"
         log = log_path.open("ab")
         popen = subprocess.Popen(  # noqa: S603  (this interpreter, our own module)

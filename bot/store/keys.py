@@ -92,3 +92,12 @@ class Keys:
     @property
     def metrics(self) -> str:
         return f"{self.prefix}:metrics"
+
+    # --- step-up verification (bot.store.stepup) ---
+    def step_up_start(self, token_digest: str) -> str:
+        """A start link's pending action, under the SHA-256 of its token (the token itself is a secret)."""
+        return f"{self.prefix}:stepup:start:{token_digest}"
+
+    def step_up_login(self, state_digest: str) -> str:
+        """A login in progress at the provider, under the SHA-256 of its ``state``."""
+        return f"{self.prefix}:stepup:login:{state_digest}"

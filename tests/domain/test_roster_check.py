@@ -145,7 +145,7 @@ def test_unknown_key_in_a_role_is_a_problem_not_ignored() -> None:
     assert problems(edited({21: "    sign_off: 1"})) == [
         (17, "roles.view.approvals", "is required"),
         (21, "roles.view.sign_off", "unknown key 'sign_off' (allowed: approvals, approvers, cluster_role, idle_timeout, "
-         "max_duration, min_duration, scope)"),
+         "max_duration, min_duration, scope, step_up)"),
     ]  # fmt: skip
 
 
@@ -197,7 +197,7 @@ def test_bad_credentials() -> None:
 
 def test_bad_mfa_mode() -> None:
     assert problems(edited({4: "mfa: sms"})) == [
-        (4, "mfa", "'sms' is not one of slack_enforced, has_2fa"),
+        (4, "mfa", "'sms' is not one of slack_enforced, has_2fa, oidc"),
     ]
 
 
