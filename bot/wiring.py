@@ -15,6 +15,8 @@ from bot.metrics import install as install_metrics
 from bot.roster_source import RosterFile
 from bot.services.access import AccessService
 from bot.settings import Settings
+from bot.slack.client import SlackApi
+from bot.slack.usergroups import UserGroupRoster
 from bot.store import AuditLog, RequestStore
 from workers.queueing import RqJobQueue, rq_connection
 
@@ -44,7 +46,11 @@ def build_core(
 ) -> Core:
     client = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
     rq_redis = rq_connection(settings.redis_url)
-    roster_source = roster or RosterFile(settings.roster_path)
+    # Groups kept in Slack user groups are read through the bot token at most a minute ago; a roster
+    # without any is returned as the file says (no Slack call).
+    roster_source = roster or UserGroupRoster(
+        RosterFile(settings.roster_path), SlackApi.connect(settings.slack_bot_token, settings.slack_api_url), now
+    )
     audit = AuditLog(client, now, prefix=settings.key_prefix, key=settings.keys().derive(Purpose.AUDIT_CHAIN))
     store = RequestStore(client, audit, prefix=settings.key_prefix)
     jobs = RqJobQueue(rq_redis, prefix=settings.key_prefix)

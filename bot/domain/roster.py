@@ -39,6 +39,7 @@ _ENTERPRISE_ID = re.compile(r"E[A-Z0-9]{2,}")
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_USERGROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
@@ -108,6 +109,15 @@ class Person:
 
 
 @dataclass(frozen=True)
+class IdentityConfig:
+    """``identity:``: where people not under ``people:`` get a kube_user, and how long a group read
+    may stand in while its source (Slack) cannot be reached."""
+
+    kube_user_from: Literal["email"] | None = None
+    group_cache_max_age: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
 class OidcConfig:
     """``mfa: oidc``: the provider that must see a fresh multi-factor login at the moment of elevation."""
 
@@ -154,6 +164,12 @@ class Roster:
     max_pending_requests: int = 3  # per person
     max_pending_extensions: int = 2  # per grant
     oidc: OidcConfig | None = None
+    # Groups whose members are a Slack user group's, read at run time (name -> user group id); their
+    # entry in ``groups`` is empty until the roster is resolved (``bot.slack.usergroups``).
+    group_sources: Mapping[str, str] = field(default_factory=dict)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    # Why a group could not be read (name -> one sentence), set when the roster is resolved.
+    group_problems: Mapping[str, str] = field(default_factory=dict)
 
     def needs_step_up(self, action: StepUpAction, role: str) -> bool:
         """Whether ``action`` on ``role`` waits for a verified login at the identity provider."""
@@ -305,7 +321,7 @@ def _kind(value: Any) -> str:
 _TOP_KEYS = {
     "workspace", "mfa", "incident_channel", "request_timeout", "reminder_before", "min_duration",
     "clusters", "roles", "groups", "people", "entitlements", "admins",
-    "request_channels", "max_pending_requests", "max_pending_extensions", "oidc",
+    "request_channels", "max_pending_requests", "max_pending_extensions", "oidc", "identity",
 }  # fmt: skip
 _QUOTA_MAX = 100
 
@@ -344,8 +360,9 @@ def parse_roster(text: str) -> Roster:
 
     clusters = _clusters(check, top.get("clusters", {}))
     people = _people(check, top.get("people", {}))
-    groups = _groups(check, top.get("groups", {}), people)
-    roles = _roles(check, top.get("roles", {}), groups, min_duration)
+    identity = _identity(check, top["identity"]) if "identity" in top else IdentityConfig()
+    groups, group_sources = _groups(check, top.get("groups", {}), people, identity)
+    roles = _roles(check, top.get("roles", {}), groups, min_duration, set(group_sources))
     entitlements = _entitlements(check, top.get("entitlements", []), groups, roles, clusters)
     admins: list[str] = []
     for place, group in check.string_list(top["admins"], "admins") if "admins" in top else []:
@@ -401,6 +418,8 @@ def parse_roster(text: str) -> Roster:
         max_pending_requests=quotas["max_pending_requests"],
         max_pending_extensions=quotas["max_pending_extensions"],
         oidc=oidc,
+        group_sources=group_sources,
+        identity=identity,
     )
 
 
@@ -524,22 +543,51 @@ def _people(check: _Checker, value: Any) -> dict[SlackUserId, Person]:
     return result
 
 
-def _groups(check: _Checker, value: Any, people: Mapping[SlackUserId, Person]) -> dict[str, tuple[SlackUserId, ...]]:
+def _identity(check: _Checker, value: Any) -> IdentityConfig:
+    spec = check.mapping(value, "identity", {"kube_user_from", "group_cache_max_age"}, set())
+    source = spec.get("kube_user_from")
+    if source is not None and source != "email":
+        check.problem("identity.kube_user_from", f"'{source}' is not one of email")
+    max_age = (
+        check.duration(spec["group_cache_max_age"], "identity.group_cache_max_age")
+        if "group_cache_max_age" in spec
+        else None
+    )
+    return IdentityConfig("email" if source == "email" else None, max_age or timedelta(minutes=10))
+
+
+def _groups(
+    check: _Checker, value: Any, people: Mapping[SlackUserId, Person], identity: IdentityConfig
+) -> tuple[dict[str, tuple[SlackUserId, ...]], dict[str, str]]:
     result: dict[str, tuple[SlackUserId, ...]] = {}
+    sources: dict[str, str] = {}
     for name, members in check.mapping(
         value, "groups", set(value) if isinstance(value, dict) else set(), set()
     ).items():
         place = f"groups.{name}"
         if not _NAME.fullmatch(name):
             check.problem(place, f"group name '{name}' has characters other than letters, digits, _ . -")
+        if isinstance(members, dict):
+            spec = check.mapping(members, place, {"slack_usergroup"}, {"slack_usergroup"})
+            usergroup = (
+                check.string(
+                    spec["slack_usergroup"], f"{place}.slack_usergroup", _USERGROUP_ID, "a Slack user group id"
+                )
+                if "slack_usergroup" in spec
+                else None
+            )
+            if usergroup is not None:
+                sources[name] = usergroup
+            result[name] = ()
+            continue
         ids: list[SlackUserId] = []
         for item_place, user in check.string_list(members, place):
             # A person listed without a valid entry is reported once, at that entry, not at every group.
-            if user not in people and user not in _declared(check, "people"):
+            if user not in people and user not in _declared(check, "people") and identity.kube_user_from is None:
                 check.problem(item_place, f"'{user}' is not in people (every member needs a kube_user)")
             ids.append(SlackUserId(user))
         result[name] = tuple(ids)
-    return result
+    return result, sources
 
 
 _ROLE_KEYS = {
@@ -548,7 +596,11 @@ _ROLE_KEYS = {
 
 
 def _roles(
-    check: _Checker, value: Any, groups: Mapping[str, tuple[SlackUserId, ...]], default_min: timedelta | None
+    check: _Checker,
+    value: Any,
+    groups: Mapping[str, tuple[SlackUserId, ...]],
+    default_min: timedelta | None,
+    read_at_run_time: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, Role]:
     result: dict[str, Role] = {}
     for name, body in check.mapping(value, "roles", set(value) if isinstance(value, dict) else set(), set()).items():
@@ -592,6 +644,8 @@ def _roles(
             isinstance(approvals, int)
             and isinstance(spec.get("approvers"), list)
             and all(g in groups for g in approvers)
+            # A user group's members are known only at run time: doctor counts them then.
+            and not set(approvers) & set(read_at_run_time)
         ):
             eligible = {user for g in approvers for user in groups[g]}
             if approvals > len(eligible):

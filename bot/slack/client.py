@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # against this). chat.postMessage/update -> chat:write; conversations.open -> im:write;
 # conversations.info of a public/private channel -> channels:read/groups:read; users.info ->
 # users:read (and its email, compared with the identity provider's for mfa: oidc, users:read.email);
-# files.getUploadURLExternal/completeUploadExternal -> files:write; the slash command ->
+# usergroups.users.list -> usergroups:read; files.getUploadURLExternal/completeUploadExternal -> files:write; the slash command ->
 # commands. views.*, chat.getPermalink and auth.test need none.
 REQUIRED_SCOPES: tuple[str, ...] = (
     "channels:read",
@@ -45,6 +45,7 @@ REQUIRED_SCOPES: tuple[str, ...] = (
     "im:write",
     "users:read",
     "users:read.email",
+    "usergroups:read",
 )
 # SLACK_ADMIN_TOKEN (a workspace admin's user token) is only ever used for users.info.
 ADMIN_SCOPES: tuple[str, ...] = ("users:read",)
@@ -250,6 +251,11 @@ class SlackApi:
     def user_info(self, user: str) -> dict[str, Any]:
         with translated():
             return dict(self.web.users_info(user=user)["user"])
+
+    def usergroup_members(self, usergroup: str) -> list[str]:
+        """The user ids in a Slack user group (``usergroups.users.list``: one page, no cursor)."""
+        with translated():
+            return [str(u) for u in self.web.usergroups_users_list(usergroup=usergroup)["users"]]
 
     def open_view(self, trigger_id: str, view: Mapping[str, Any]) -> str:
         with translated():

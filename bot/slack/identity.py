@@ -92,7 +92,9 @@ class IdentityGate:
         roster = self.roster()
         _check_workspace(roster, actor.team_id, actor.enterprise_id)
         if actor.user_id not in roster.people:
-            raise IdentityRefused(wording.NOT_IN_ROSTER)
+            # A group that could not be read may be why: say so rather than "not in the roster".
+            problem = next(iter(roster.group_problems.values()), None)
+            raise IdentityRefused(problem or wording.NOT_IN_ROSTER)
         user = self._lookup(self._users, self.slack, actor.user_id, "who you are")
         _check_account(roster, user)
         if roster.mfa == "has_2fa":

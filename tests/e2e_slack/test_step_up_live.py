@@ -24,12 +24,14 @@ from bot.domain.audit import Event
 from bot.slack.notifier import RedisProgress
 from bot.standins.oidc import CLIENT_ID, CLIENT_SECRET, OidcProviderDouble
 from bot.standins.slack_api import Ephemeral
-from bot.standins.stack import ALICE, BOB, CAROL, DEMO_ROSTER, LocalStack
+from bot.standins.stack import ALICE, BOB, CAROL, DAVE, DEMO_ROSTER, GUEST, LocalStack
 from bot.store import AuditLog, RequestStore
 from tests.e2e_slack.conftest import KEY_PREFIX, REQUEST_ID, Live
 
 pytestmark = pytest.mark.slow
 
+ERIN = "U00000ERIN"  # known only through the payments-devs user group
+PAYMENTS_DEVS = "S0PAYDEVS"
 START = re.compile(r"http://127\.0\.0\.1:\d+/oidc/start/[A-Za-z0-9_-]+")
 
 
@@ -53,6 +55,9 @@ def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory, provider: Oid
             "amr": ["otp", "mfa", "hwk"],
             "step_up": ["request", "approve"],
         },
+        # payments-devs is a Slack user group; ERIN is in it and nowhere in the roster's people.
+        "identity": {"kube_user_from": "email"},
+        "groups": {**DEMO_ROSTER["groups"], "payments-devs": {"slack_usergroup": PAYMENTS_DEVS}},
     }
     yield from _running(redis_url, tmp_path_factory.mktemp("step-up-stack"), roster)
 
@@ -67,6 +72,8 @@ def _running(redis_url: str, workdir: Path, roster: dict[str, Any]) -> Iterator[
         key_prefix=KEY_PREFIX,
         extra_env={"BREAKGLASS_OIDC_CLIENT_SECRET": CLIENT_SECRET},
     ).start()
+    stack.slack.add_user(ERIN, name="erin", email="erin@example.com")
+    stack.slack.set_usergroup(PAYMENTS_DEVS, [ALICE, DAVE, GUEST, ERIN])
     try:
         web = stack.start_web()
         stack.start_worker()
@@ -261,3 +268,16 @@ def test_secrets_never_reach_the_logs(live: Live, provider: OidcProviderDouble) 
         logged = process.output()
         for secret in (CLIENT_SECRET, code.group(1), token):
             assert secret not in logged, f"{process.name} logged a secret"
+
+
+# --- people known only through a Slack user group ------------------------------------------------------
+
+
+def test_someone_known_only_through_a_user_group_asks_with_their_email_as_kube_user(
+    live: Live, provider: OidcProviderDouble
+) -> None:
+    provider.login_as()
+    assert browse(ask_with_step_up(live, ERIN)).status_code == 200
+    request = next(r for r in live.store.recent() if r.requester == ERIN)
+    live.wait_published(request.id)
+    assert live.wait_for_event(request.id, Event.IDENTITY_VERIFIED).details["email"] == "erin@example.com"

@@ -47,6 +47,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.open": ("im:write", "mpim:write", "channels:manage", "groups:write"),
     "conversations.info": (),  # depends on the conversation's kind; checked in the method
     "users.info": ("users:read",),
+    "usergroups.users.list": ("usergroups:read",),
     "views.open": (),
     "views.update": (),
     "views.push": (),
@@ -412,6 +413,14 @@ class WebApi(Workspace):
         if needed not in caller.scopes:
             raise SlackError("missing_scope", needed=needed, provided=",".join(caller.scopes))
         return {"channel": self._channel_json(channel)}
+
+    def _m_usergroups_users_list(self, params: JsonDict, caller: Caller) -> JsonDict:
+        # Slack answers with every member at once (no cursor), and no_such_subteam for an unknown or
+        # deleted group; disabled groups only with include_disabled.
+        group = self._usergroups.get(str(params.get("usergroup") or ""))
+        if group is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(group)}
 
     def _m_users_info(self, params: JsonDict, caller: Caller) -> JsonDict:
         user = str(params.get("user") or "")

@@ -381,6 +381,7 @@ class Workspace:
         self._files: list[UploadedFile] = []
         self._calls: list[ApiCall] = []
         self._faults: dict[str, list[Fault]] = {}
+        self._usergroups: dict[str, list[str]] = {}
         self._latency: dict[str | None, float] = {}
         self._last_ts_us = 0
         self._counter = 0
@@ -543,6 +544,14 @@ class Workspace:
         ``SocketModeServer`` attaches itself when started); ``None`` switches it off again."""
         with self._lock:
             self._socket_mode = open_url
+
+    def set_usergroup(self, usergroup: str, members: list[str] | None) -> None:
+        """A user group and its members, as an admin (or SCIM) keeps it; None deletes it."""
+        with self._lock:
+            if members is None:
+                self._usergroups.pop(usergroup, None)
+            else:
+                self._usergroups[usergroup] = list(members)
 
     # -- fault injection ----------------------------------------------------------------------------
 
