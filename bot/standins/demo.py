@@ -35,6 +35,7 @@ from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 import redis
+import requests
 
 from bot.domain.audit import AuditEntry, Event
 from bot.domain.grants import EXPIRES_AT_ANNOTATION, binding_name, parse_instant
@@ -50,8 +51,20 @@ from bot.slack.blocks import (
     REVIEW_ACTION,
     REVIEW_CALLBACK,
 )
+from bot.standins.oidc import CLIENT_ID, CLIENT_SECRET, OidcProviderDouble
 from bot.standins.slack_events import SlackSender
-from bot.standins.stack import ALICE, BOB, CAROL, INCIDENT_CHANNEL, LocalStack, random_secrets, wait_until
+from bot.standins.stack import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    DEMO_ROSTER,
+    GUEST,
+    INCIDENT_CHANNEL,
+    LocalStack,
+    random_secrets,
+    wait_until,
+)
 from bot.standins.terminal import WIDTH, to_terminal, wrapped
 from bot.store import AuditLog, RequestStore
 from bot.store.progress import RedisProgress
@@ -77,7 +90,26 @@ DELETE_PODS = AccessCheck(user="alice@example.com", verb="delete", resource="pod
 SWEEP_INTERVAL = "2s"  # the production default is 30s; short here so the sweep's work is seen promptly
 STEP_TIMEOUT = 20.0
 EXPIRY_GRACE = timedelta(seconds=10)  # how late after its expiry a binding may still be there
-NAMES = {ALICE: "Alice", BOB: "Bob", CAROL: "Carol"}
+ERIN = "U00000ERIN"  # in the payments-devs Slack user group, nowhere under the roster's people
+PAYMENTS_DEVS = "S0PAYDEVS"
+STEP_UP = f"{CLUSTER}/{NAMESPACE} debug 30m INC-4411 read the consumer's logs"
+NAMES = {ALICE: "Alice", BOB: "Bob", CAROL: "Carol", ERIN: "Erin"}
+
+
+def demo_roster(issuer: str) -> dict[str, Any]:
+    """The stack's roster, plus identity from the identity provider: payments-devs kept in a Slack user
+    group whose members need not be listed under people (their confirmed Slack email is their
+    kube_user), and a ``debug`` role whose requests need step-up MFA (mfa: oidc) at the stand-in IdP."""
+    roster = json.loads(json.dumps(DEMO_ROSTER))
+    roster["mfa"] = "oidc"
+    roster["oidc"] = {"issuer": issuer, "client_id": CLIENT_ID, "name": "Stand-in IdP", "max_age": "5m",
+                      "amr": ["otp", "mfa"], "step_up": []}  # fmt: skip
+    roster["roles"]["debug"] = {**roster["roles"]["view"], "step_up": ["request"]}
+    roster["entitlements"][0]["roles"].append("debug")
+    roster["identity"] = {"kube_user_from": "email"}
+    roster["groups"]["payments-devs"] = {"slack_usergroup": PAYMENTS_DEVS}
+    return roster
+
 
 T = TypeVar("T")
 
@@ -298,6 +330,51 @@ class Walk:
         self.show.line(f"breakglass audit export --request {rid} prints a JSON line per entry; the first:", 2)
         self.show.line(json.dumps(first.to_dict(), indent=2, ensure_ascii=False), 4)
 
+        self.step_up()
+
+    def step_up(self) -> None:
+        """12: someone known only through a Slack user group, and an action that needs a fresh
+        multi-factor login at the identity provider."""
+        self.show.section("12. Step-up MFA: Erin, known only through a Slack user group, asks for debug")
+        self.show.line(
+            "Erin is in the payments-devs user group (S0PAYDEVS), not under the roster's people; her "
+            "confirmed Slack email is her kube_user. Requests for debug need a fresh multi-factor login.",
+            2,
+        )
+        self.show.line(f"Erin types in #incidents: /breakglass {STEP_UP}", 2)
+        before = set(self.store.ids())
+        seen = self._seen_ephemerals.get(ERIN, 0)
+        self.sender.slash_command(ERIN, STEP_UP, channel_id=INCIDENT_CHANNEL)
+        self.ephemerals(ERIN, answer_to="/breakglass")
+        answer = self.stack.slack.ephemerals(user_id=ERIN)[seen]
+        url = next(
+            (e["url"] for b in answer.blocks if b.get("type") == "actions" for e in b["elements"] if e.get("url")),
+            None,
+        )
+        if url is None or set(self.store.ids()) != before:
+            raise DemoFailed("Erin's request was not held for verification")
+        self.show.line("Nothing is posted yet. Erin presses the button; her browser goes to breakglass, then", 2)
+        self.show.line("to the stand-in IdP (which signs her in with a one-time code), and back:", 2)
+        started = time.monotonic()
+        page = requests.get(url, timeout=STEP_TIMEOUT)
+        rid: RequestId = self.expect(lambda: next(iter(set(self.store.ids()) - before), None), "the request")
+        took = time.monotonic() - started
+        if page.status_code != 200:
+            raise DemoFailed(f"the verification page answered {page.status_code}: {page.text[:200]}")
+        said = re.search(r"<p>(.*?)</p>", page.text)
+        self.show.line(f"The browser shows: {said.group(1) if said else page.text[:200]}  ({took * 1000:.0f} ms)", 4)
+        verified = self.expect(lambda: self.audit_event(rid, Event.IDENTITY_VERIFIED, ERIN), "identity_verified")
+        shown = {k: verified.details[k] for k in ("issuer", "subject", "amr", "auth_time")}
+        self.show.line(f"The audit log's identity_verified entry: {json.dumps(shown)}", 2)
+        request = self.expect(lambda: self.posted(rid), "the request's message in #incidents")
+        root = self.stack.slack.message(INCIDENT_CHANNEL, request.message_ts or "")
+        if root is not None:
+            card = self.stack.slack.render_text(root)
+            self._cards[rid] = card.splitlines()
+            self.show.line("Posted in #incidents:", 2)
+            self.show.slack(card, 4)
+        self.thread(rid)
+
     # --- steps -------------------------------------------------------------------------------
 
     def start_processes(self) -> None:
@@ -338,17 +415,17 @@ class Walk:
         ours = Queue(f"{self.stack.key_prefix}-cluster", connection=connection)
         self.expect(lambda: Worker.all(connection=connection, queue=ours), "the worker to listen on its queues", 30)
 
-    def ask(self, text: str, title: str) -> RequestId:
+    def ask(self, text: str, title: str, who: str = ALICE) -> RequestId:
         self.show.section(title)
-        self.show.line(f"Alice types in #incidents: /breakglass {text}", 2)
+        self.show.line(f"{NAMES[who]} types in #incidents: /breakglass {text}", 2)
         before = set(self.store.ids())
-        reply = self.sender.slash_command(ALICE, text, channel_id=INCIDENT_CHANNEL)
+        reply = self.sender.slash_command(who, text, channel_id=INCIDENT_CHANNEL)
         if reply.status != 200:
             raise DemoFailed(f"the app answered the slash command with HTTP {reply.status}")
         rid: RequestId = self.expect(
             lambda: next(iter(set(self.store.ids()) - before), None), "the request to be stored"
         )
-        self.ephemerals(ALICE, answer_to="/breakglass")
+        self.ephemerals(who, answer_to="/breakglass")
         request = self.expect(lambda: self.posted(rid), "the request's message in #incidents")
         root = self.stack.slack.message(INCIDENT_CHANNEL, request.message_ts or "")
         if root is not None:
@@ -557,6 +634,7 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
     prefix = "breakglass" if redis_url is None else f"breakglass-demo-{secrets.token_hex(4)}"
     workdir = Path(tempfile.mkdtemp(prefix="breakglass-stack-"))
     signing_secret, audit_webhook_token = random_secrets()
+    provider = OidcProviderDouble().start()
     stack = LocalStack(
         workdir,
         redis_url=redis_url,
@@ -564,6 +642,8 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
         sweep_interval=SWEEP_INTERVAL,
         signing_secret=signing_secret,
         audit_webhook_token=audit_webhook_token,
+        roster=demo_roster(provider.issuer),
+        extra_env={"BREAKGLASS_OIDC_CLIENT_SECRET": CLIENT_SECRET},
     )
     code = 0
     failure: str | None = None
@@ -572,6 +652,8 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
         try:
             with guard.shielded():
                 stack.start()
+                stack.slack.add_user(ERIN, name="erin", tz="Europe/Amsterdam", email="erin@example.com")
+                stack.slack.set_usergroup(PAYMENTS_DEVS, [ALICE, DAVE, GUEST, ERIN])
             walk = Walk(stack, show, guard, own_redis=redis_url is None)
             walk.run()
         except DemoFailed as exc:
@@ -586,6 +668,7 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
                 if walk is not None:
                     walk.close()
                 stack.stop()
+                provider.stop()
                 if redis_url is not None:
                     _forget_keys(stack, prefix)
                 shutil.rmtree(workdir, ignore_errors=True)

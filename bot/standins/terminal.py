@@ -29,6 +29,7 @@ EMOJI = {
     "inbox_tray": "📥",
     "information_source": "ℹ",
     "key": "🔑",
+    "closed_lock_with_key": "🔐",
     "lock": "🔒",
     "mag": "🔍",
     "memo": "📝",

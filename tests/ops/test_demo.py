@@ -114,6 +114,10 @@ def test_demo_walks_requests_through_extension_revoke_denial_expiry_and_review_t
     log = _section(output, "11.")
     assert "the chain is intact" in log
     assert '"event": "requested"' in log
+    step_up = _section(output, "12.")  # someone known only through a Slack user group, verified at the IdP
+    assert "[Verify with Stand-in IdP]" in step_up
+    assert "You can return to Slack." in step_up
+    assert "@erin verified at Stand-in IdP (pwd, otp)" in step_up
 
     _assert_nothing_left(output)
 
