@@ -192,7 +192,7 @@ def _decide_request(
         if deps.needs_step_up("request", form.role):
             assert deps.step_up is not None
             deps.access.check_submit(
-                person.user_id, form.cluster, form.namespace, form.role, form.duration, form.reason
+                person.user_id, form.cluster, form.namespace, form.role, form.duration, form.reason, form.channel
             )
             ask = {
                 "cluster": form.cluster,
