@@ -57,6 +57,8 @@ def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory, provider: Oid
         },
         # payments-devs is a Slack user group; ERIN is in it and nowhere in the roster's people.
         "identity": {"kube_user_from": "email"},
+        # Each test asks anew and leaves its request pending: the per-person quota must not refuse them.
+        "max_pending_requests": 100,
         "groups": {**DEMO_ROSTER["groups"], "payments-devs": {"slack_usergroup": PAYMENTS_DEVS}},
     }
     yield from _running(redis_url, tmp_path_factory.mktemp("step-up-stack"), roster)
