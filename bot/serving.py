@@ -143,11 +143,18 @@ def run_all_in_one(settings: Settings) -> int:
     # platform, or from the web watcher below) would kill this process outright, leaving RQ's
     # scheduler running alone once it is forked; now it is remembered and RQ's worker stops at once.
     previous = {signum: signal.signal(signum, stop_asked_early) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def as_before_in_a_child() -> None:
+        # Every process forked from here (the web server; RQ's scheduler, forked while other threads
+        # may hold stdout's lock) starts with the dispositions it would have had: a Python handler
+        # cannot run in a child stuck on an inherited lock, and SIGTERM must still end it.
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    os.register_at_fork(after_in_child=as_before_in_a_child)
     child = os.fork()  # before any client or thread exists here: nothing is shared across the fork
     if child == 0:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)  # gunicorn installs its own
-        _web_child(settings, parent)  # never returns
+        _web_child(settings, parent)  # never returns; gunicorn installs its own handlers
     stopping = threading.Event()
     web_died = threading.Event()
     worker: list[Any] = []  # RQ's worker, once it exists: whether it was asked to stop already

@@ -265,6 +265,10 @@ def test_a_cluster_edited_out_of_the_roster_loses_its_grants_at_the_next_sweep(
     assert ended is not None
     assert ended.state is State.EXPIRED
     assert ended.note == "its cluster is no longer in the roster"
+    # The binding goes before its audit entry is written: wait for the entry, not for the cluster.
+    wait_until(
+        lambda: Event.BINDING_DELETED in events(core, on_staging.id), 60, "the binding's deletion in the audit log"
+    )
     story = events(core, on_staging.id)
     assert story.index(Event.SWEEP_REVOKED_OVERDUE) < story.index(Event.EXPIRED) < story.index(Event.BINDING_DELETED)
     assert watch.present(on_prod.id), "a cluster still in the roster keeps its grants"
