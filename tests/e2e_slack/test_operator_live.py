@@ -15,6 +15,8 @@ from bot.standins.stack import ALICE, INCIDENT_CHANNEL, wait_until
 from tests.e2e_slack.conftest import DEADLINE, Live
 from tests.e2e_slack.test_done_when import run_cli
 
+pytestmark = pytest.mark.slow  # the live stack: real `breakglass web` and `breakglass worker` processes
+
 SLACK_DOWN = ("chat.postMessage", "chat.update", "chat.postEphemeral", "conversations.open", "users.info")
 
 
