@@ -49,7 +49,9 @@ def build_core(
     # Groups kept in Slack user groups are read through the bot token at most a minute ago; a roster
     # without any is returned as the file says (no Slack call).
     roster_source = roster or UserGroupRoster(
-        RosterFile(settings.roster_path), SlackApi.connect(settings.slack_bot_token, settings.slack_api_url), now
+        RosterFile(settings.roster_path, settings.token_namespace),
+        SlackApi.connect(settings.slack_bot_token, settings.slack_api_url),
+        now,
     )
     audit = AuditLog(client, now, prefix=settings.key_prefix, key=settings.keys().derive(Purpose.AUDIT_CHAIN))
     store = RequestStore(client, audit, prefix=settings.key_prefix)

@@ -330,6 +330,23 @@ def test_a_roster_failing_the_check_stops_start_up(
     assert "unknown group 'sre2'" in err
 
 
+@pytest.mark.parametrize("command", ["web", "worker"])
+def test_a_roster_pyyaml_cannot_construct_stops_start_up_without_a_traceback(
+    env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    roster = tmp_path / "roster.yaml"
+    roster.write_text(EXAMPLE_ROSTER.read_text().replace("approvals: 2\n", "approvals: !!int one\n", 1))
+    monkeypatch.setenv("BREAKGLASS_ROSTER", str(roster))
+    with pytest.raises(SystemExit) as stopped:
+        main([command])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"BREAKGLASS_ROSTER: {roster} fails the check (1 problem)",
+        "  line 27: (file): is not valid YAML: the value 'one' is not a valid int",
+    ]
+
+
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
     from importlib.metadata import version
 

@@ -164,7 +164,9 @@ def _entitled(roster: Roster, ask: Ask, role: Role) -> bool:
             # namespaces must never let it through.
             if entitlement.namespaces is None:
                 return True
-        elif ask.namespace is not None and entitlement.covers_namespace(ask.namespace):
+        elif ask.namespace is not None and entitlement.covers_namespace(
+            ask.namespace, protected=roster.is_protected(ask.namespace)
+        ):
             return True
     return False
 
@@ -186,11 +188,17 @@ def entitled_targets(roster: Roster, person: SlackUserId) -> list[tuple[str, str
 
 def approvers_for(roster: Roster, request: AccessRequest | Ask) -> frozenset[SlackUserId]:
     """Everyone who may approve ``request`` (or an ask not yet made): roster people in its role's
-    approver groups, minus the requester. For self-service, those who are told and close the review."""
+    approver groups, minus the requester and anyone with the requester's ``kube_user`` (one person
+    with two Slack accounts). For self-service, those who are told and close the review."""
     role = roster.roles.get(request.role)
     if role is None:
         return frozenset()
-    return frozenset(p for p in roster.members(role.approvers) if p != request.requester and p in roster.people)
+    own = roster.kube_user_of(request.requester)
+    return frozenset(
+        p
+        for p in roster.members(role.approvers)
+        if p != request.requester and p in roster.people and roster.people[p].kube_user != own
+    )
 
 
 def lapsed(roster: Roster, request: AccessRequest, now: datetime) -> bool:

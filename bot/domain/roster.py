@@ -43,6 +43,17 @@ _USERGROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
+# Namespaces an entitlement reaches only by naming them exactly: the API server's own, and (added by
+# the roster) the bot's and the token namespace. ``admin`` in the bot's namespace reads its Secrets
+# (signing key, Redis URL, kubeconfig) and can exec into the worker, whose ServiceAccount may bind
+# cluster-admin; a glob or an omitted ``namespaces:`` written for application namespaces must never
+# reach them by accident.
+PROTECTED_NAMESPACE_GLOBS = ("kube-*",)
+DEFAULT_BOT_NAMESPACE = "breakglass-system"
+# Names a glob is tried against when the roster check looks for entitlements reaching ``kube-*``.
+_WELL_KNOWN_KUBE_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+
+
 def is_dns_label(text: str) -> bool:
     return _DNS_LABEL.fullmatch(text) is not None
 
@@ -137,7 +148,10 @@ class Entitlement:
     clusters: tuple[str, ...]
     namespaces: tuple[str, ...] | None  # None: any namespace (and cluster-scoped roles)
 
-    def covers_namespace(self, namespace: str) -> bool:
+    def covers_namespace(self, namespace: str, protected: bool = False) -> bool:
+        """Whether this entitlement reaches ``namespace``; a protected one only when named exactly."""
+        if protected:
+            return self.namespaces is not None and namespace in self.namespaces
         if self.namespaces is None:
             return True
         return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.namespaces)
@@ -178,6 +192,23 @@ class Roster:
         known = self.roles.get(role)
         actions = known.step_up if known is not None and known.step_up is not None else self.oidc.step_up
         return action in actions
+
+    bot_namespace: str = DEFAULT_BOT_NAMESPACE
+    # The token namespace is a process setting (BREAKGLASS_TOKEN_NAMESPACE), added by whoever loads
+    # the roster for a process (``RosterFile``).
+    also_protected: tuple[str, ...] = field(default=())
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
+
+    @property
+    def protected_namespaces(self) -> tuple[str, ...]:
+        return (*PROTECTED_NAMESPACE_GLOBS, self.bot_namespace, *self.also_protected)
+
+    def is_protected(self, namespace: str) -> bool:
+        return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.protected_namespaces)
+
+    def kube_user_of(self, person: SlackUserId) -> str | None:
+        found = self.people.get(person)
+        return found.kube_user if found else None
 
     def members(self, groups: Iterable[str]) -> frozenset[SlackUserId]:
         return frozenset(user for group in groups for user in self.groups.get(group, ()))
@@ -237,7 +268,16 @@ def _to_python(node: yaml.Node, path: str, located: _Located) -> Any:
 def _scalar(node: yaml.Node) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         return f"<{type(node).__name__}>"
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except yaml.YAMLError:
+        raise
+    except Exception:  # noqa: BLE001 - PyYAML's constructors raise what int(), float(), base64… raise
+        # ``!!int one`` or ``!!binary ??`` make PyYAML raise ValueError and the like, not YAMLError;
+        # as a roster problem it has a line, and a reload keeps the last good roster.
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the value {node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}", node.start_mark
+        ) from None
 
 
 # --- the check --------------------------------------------------------------------------------
@@ -322,6 +362,7 @@ _TOP_KEYS = {
     "workspace", "mfa", "incident_channel", "request_timeout", "reminder_before", "min_duration",
     "clusters", "roles", "groups", "people", "entitlements", "admins",
     "request_channels", "max_pending_requests", "max_pending_extensions", "oidc", "identity",
+    "bot_namespace",
 }  # fmt: skip
 _QUOTA_MAX = 100
 
@@ -364,6 +405,11 @@ def parse_roster(text: str) -> Roster:
     groups, group_sources = _groups(check, top.get("groups", {}), people, identity)
     roles = _roles(check, top.get("roles", {}), groups, min_duration, set(group_sources))
     entitlements = _entitlements(check, top.get("entitlements", []), groups, roles, clusters)
+    bot_namespace = (
+        check.string(top["bot_namespace"], "bot_namespace", _DNS_LABEL, "a namespace name")
+        if "bot_namespace" in top
+        else DEFAULT_BOT_NAMESPACE
+    )
     admins: list[str] = []
     for place, group in check.string_list(top["admins"], "admins") if "admins" in top else []:
         if group not in groups:
@@ -420,7 +466,38 @@ def parse_roster(text: str) -> Roster:
         oidc=oidc,
         group_sources=group_sources,
         identity=identity,
+        bot_namespace=bot_namespace or DEFAULT_BOT_NAMESPACE,
+        warnings=tuple(_protected_warnings(check, entitlements, roles, bot_namespace or DEFAULT_BOT_NAMESPACE)),
     )
+
+
+def _protected_warnings(
+    check: _Checker, entitlements: list[Entitlement], roles: Mapping[str, Role], bot_namespace: str
+) -> list[Problem]:
+    """Entitlements that would reach a protected namespace were it not protected: not errors (they
+    are refused there), but their author may believe otherwise."""
+    warnings = []
+    probes = (*_WELL_KNOWN_KUBE_NAMESPACES, bot_namespace)
+    for i, entitlement in enumerate(entitlements):
+        if not any(roles.get(r) and roles[r].scope == "namespace" for r in entitlement.roles):
+            continue
+        place = f"entitlements[{i}]"
+        if entitlement.namespaces is None:
+            reached = ", ".join(("kube-*", bot_namespace))
+            message = (
+                f"no namespaces: reaches every namespace but the protected ones ({reached}), which it does not grant"
+            )
+            warnings.append(Problem(place, message, check.located.lines.get(place)))
+            continue
+        for j, pattern in enumerate(entitlement.namespaces):
+            hits = [ns for ns in probes if ns != pattern and fnmatch.fnmatchcase(ns, pattern)]
+            if hits:
+                where = f"{place}.namespaces[{j}]"
+                message = (
+                    f"'{pattern}' matches protected namespaces ({', '.join(hits)}), which only their exact name grants"
+                )
+                warnings.append(Problem(where, message, check.located.lines.get(where)))
+    return warnings
 
 
 def load_roster_file(path: str | Path) -> Roster:
@@ -538,7 +615,17 @@ def _people(check: _Checker, value: Any) -> dict[SlackUserId, Person]:
             if forbidden in kube_groups:
                 check.problem(f"{place}.kube_groups", f"'{forbidden}' would bypass RBAC entirely")
         email = check.string(spec["email"], f"{place}.email", _EMAIL, "an email address") if "email" in spec else None
+        if kube_user is not None and kube_user.startswith("system:"):
+            # The API server's own identities (system:admin, system:serviceaccount:…, system:node:…):
+            # binding one would hand a person a component's or a ServiceAccount's name.
+            check.problem(f"{place}.kube_user", f"'{kube_user}' is a Kubernetes system identity (system:…)")
+            continue
         if kube_user is not None:
+            other = next((p for p in result.values() if p.kube_user == kube_user), None)
+            if other is not None:
+                # One person with two Slack accounts could approve their own request.
+                check.problem(f"{place}.kube_user", f"'{kube_user}' is also {other.slack_id}'s kube_user")
+                continue
             result[SlackUserId(user)] = Person(SlackUserId(user), kube_user, tuple(kube_groups), email)
     return result
 

@@ -167,11 +167,16 @@ class GrantService:
         )
         if not decision:
             return f"no longer allowed: {decision.reason}"
+        role = roster.roles[request.role]
         if request.self_service:
-            return None
+            if role.self_service:
+                return None
+            # The stored flag says how the request was made, not what the role asks for now: a
+            # role changed to need approvals must not grant a self-service request made before.
+            return f"'{role.name}' now needs {role.approvals} approval{'s' if role.approvals != 1 else ''}; ask again"
         current_approvers = policy.approvers_for(roster, request)
         valid = [a for a in request.approved_by if a in current_approvers]
-        if len(valid) < roster.roles[request.role].approvals:
+        if len(valid) < role.approvals:
             return "its approvals no longer suffice: an approver has left the approver groups"
         return None
 

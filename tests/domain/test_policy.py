@@ -89,7 +89,7 @@ ALLOWED = [
     ("alice-view-payments", EXAMPLE, ask(ALICE, "prod/payments", "view")),
     ("alice-view-payments-glob", EXAMPLE, ask(ALICE, "prod/payments-eu", "view")),
     ("alice-admin-staging-glob", EXAMPLE, ask(ALICE, "staging/payments-eu", "admin", "30m")),
-    ("sre-view-any-namespace", EXAMPLE, ask(BOB, "prod/kube-system", "view")),
+    ("sre-view-any-namespace", EXAMPLE, ask(BOB, "prod/checkout", "view")),
     ("sre-cluster-admin", THREE_SRE, ask(CAROL, "prod", "cluster-admin", "30m")),
     ("duration-at-max", EXAMPLE, ask(ALICE, "prod/payments", "view", "4h")),
     ("duration-at-global-min", EXAMPLE, ask(ALICE, "prod/payments", "view", "5m")),

@@ -185,6 +185,22 @@ def test_approval_from_someone_who_left_the_approvers_no_longer_counts(
     assert cluster.bindings == {}
 
 
+def test_a_self_service_request_is_not_granted_once_its_role_needs_approvals(
+    grants: GrantService, roster: FixedRoster, cluster: FakeCluster, flows: Flows
+) -> None:
+    # Finding 22: the stored self-service flag says how the request was made, not what the role
+    # asks for now.
+    roster.roster = roster_with(roles={"view": {"approvals": 0}})
+    request = flows.approved("view")
+    assert request.self_service
+    roster.roster = roster_with(roles={"view": {"approvals": 2}})
+    failed = grants.grant(request.id)
+    assert failed is not None
+    assert failed.state is State.FAILED
+    assert failed.note == "'view' now needs 2 approvals; ask again"
+    assert cluster.bindings == {}
+
+
 def test_permanent_cluster_error_fails_the_grant_and_reports_it(
     grants: GrantService, store: RequestStore, cluster: FakeCluster, jobs: RecordingJobs, flows: Flows
 ) -> None:

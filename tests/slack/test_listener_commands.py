@@ -232,3 +232,16 @@ def test_an_identity_refusal_is_not_filed_under_the_id_it_named(
     assert [(e.actor, e.request_id) for e in harness.refusals()] == [("U0STRANGER", None), ("U0STRANGER", None)]
     assert all("BG-" not in str(e.details) for e in harness.refusals())
     assert not [key for key in harness.core.redis.keys("*") if "BG-333333" in key]
+
+
+@pytest.mark.parametrize("namespace", ["kube-system", "breakglass-system"])
+def test_an_entitlement_for_any_namespace_does_not_reach_a_protected_one(
+    harness: SlackAppHarness, namespace: str
+) -> None:
+    # Finding 2: sre's entitlement names no namespaces; admin in kube-system or the bot's own
+    # namespace would read the bot's Secrets and exec into the worker.
+    harness.command(BOB, f"prod/{namespace} view 1h INC-4411 need to look at the nodes")
+    assert f"You are not entitled to 'view' on prod/{namespace}" in harness.last_said_to(BOB)
+    assert harness.requests() == []
+    harness.command(BOB, "prod/checkout view 1h INC-4411 need to look at checkout")
+    assert len(harness.requests()) == 1
