@@ -229,7 +229,7 @@ REFUSED = [
     (
         "the-only-approver-asking",
         LONE_SRE,
-        ask(BOB, "prod/kube-system", "view"),
+        ask(BOB, "prod/ingress", "view"),
         "'view' needs 1 approval but only 0 members of sre other than you may approve it, "
         "so it could only time out; ask your platform team to add approvers to sre.",
     ),
@@ -238,7 +238,7 @@ REFUSED = [
         # else in sre, the review would stay owed for ever.
         "self-service-with-nobody-else-to-review-it",
         LONE_SRE_SELF_SERVICE,
-        ask(BOB, "prod/kube-system", "view"),
+        ask(BOB, "prod/ingress", "view"),
         "'view' is self-service, but nobody in sre other than you could review it afterwards; "
         "ask your platform team to add approvers to sre.",
     ),
@@ -613,8 +613,11 @@ PEOPLE = ["U1AAAA", "U2BBBB", "U3CCCC", "U4DDDD", "U5EEEE"]
 CLUSTERS = ["prod", "staging", "dev"]
 ROLES = ["view", "admin", "root"]
 GROUPS = ["g1", "g2", "g3"]
-GLOBS = ["payments", "payments-*", "team-?", "*", "kube-system", "[a-c]*"]
-NAMESPACES = ["payments", "payments-eu", "paymentsx", "kube-system", "team-a", "team-ab", "a", "Bad_NS", ""]
+GLOBS = ["payments", "payments-*", "team-?", "*", "kube-system", "kube-*", "[a-c]*", "breakglass-*"]
+NAMESPACES = [
+    "payments", "payments-eu", "paymentsx", "kube-system", "kube-public", "breakglass-system",
+    "team-a", "team-ab", "a", "Bad_NS", "",
+]  # fmt: skip
 
 
 # Strategies are built once: building them inside a composite costs more than the test itself.
@@ -728,8 +731,9 @@ def rosters_and_asks(draw: Any) -> tuple[Roster, policy.Ask]:
 
 def entitled(roster: Roster, a: policy.Ask) -> bool:
     """The contract's rule, read literally: some entitlement of one of the requester's groups names
-    this role and cluster and, for a namespace, a matching glob; a cluster-wide role only under an
-    entitlement without namespace limits."""
+    this role and cluster and, for a namespace, a matching glob (a protected namespace — kube-*, the
+    bot's — only its exact name); a cluster-wide role only under an entitlement without namespace
+    limits."""
     role = roster.roles.get(a.role)
     if role is None or a.requester not in roster.people or a.cluster not in roster.clusters:
         return False
@@ -739,7 +743,11 @@ def entitled(roster: Roster, a: policy.Ask) -> bool:
         if role.scope == "cluster" and e.namespaces is None and not a.namespace:
             return True
         in_namespace = role.scope == "namespace" and bool(a.namespace) and is_dns_label(a.namespace or "")
-        if in_namespace and (
+        protected = (a.namespace or "").startswith("kube-") or a.namespace == roster.bot_namespace
+        if in_namespace and protected:
+            if e.namespaces is not None and a.namespace in e.namespaces:
+                return True
+        elif in_namespace and (
             e.namespaces is None or any(fnmatch.fnmatchcase(a.namespace or "", g) for g in e.namespaces)
         ):
             return True

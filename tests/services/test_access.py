@@ -187,7 +187,7 @@ def test_deny_ends_the_request_without_a_grant(
 def test_approving_your_own_request_is_refused_and_changes_nothing(
     access: AccessService, store: RequestStore, jobs: RecordingJobs, flows: Flows
 ) -> None:
-    request = flows.submit(requester=BOB, target="prod/kube-system")
+    request = flows.submit(requester=BOB, target="prod/ingress")
     with pytest.raises(Refused) as raised:
         access.approve(request.id, SlackUserId(BOB))
     assert raised.value.reason == "You cannot approve or deny your own request; another approver must."
@@ -298,7 +298,7 @@ def test_a_self_service_ask_nobody_else_could_review_is_refused_at_once(
     roster.roster = roster_with(groups={"sre": [BOB]}, roles={"view": {"approvals": 0}, "admin": {"approvals": 1},
                                                                "cluster-admin": {"approvals": 1}})  # fmt: skip
     with pytest.raises(Refused) as raised:
-        access.submit(SlackUserId(BOB), "prod", "kube-system", "view", timedelta(minutes=30), REASON)
+        access.submit(SlackUserId(BOB), "prod", "ingress", "view", timedelta(minutes=30), REASON)
     assert raised.value.reason == (
         "'view' is self-service, but nobody in sre other than you could review it afterwards; "
         "ask your platform team to add approvers to sre."

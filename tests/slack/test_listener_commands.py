@@ -111,7 +111,7 @@ def test_a_reason_with_pings_and_links_is_stored_as_typed_and_posted_inert(
 
 
 def test_someone_elses_request_is_as_good_as_unknown_and_every_probe_is_audited(harness: SlackAppHarness) -> None:
-    harness.command(CAROL, "prod/kube-system view 30m INC-9 looking at dns failures")
+    harness.command(CAROL, "prod/ingress view 30m INC-9 looking at dns failures")
     (request,) = harness.requests()
     probes = ("status {}", "cancel {}", "revoke {}", "extend {} 30m INC-9 still looking at dns")
     for probe in probes:
