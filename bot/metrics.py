@@ -62,6 +62,7 @@ _SWEEP_CORRECTIONS = {
     Event.SWEEP_RESCHEDULED: "revoke_rescheduled",
     Event.SWEEP_GRANT_REQUEUED: "grant_requeued",
     Event.SWEEP_SERVICE_ACCOUNT_DELETED: "service_account_deleted",
+    Event.SWEEP_RECOVERED: "recovered",
     Event.TIMED_OUT: "timed_out",  # pending requests are timed out by the sweep alone
 }
 

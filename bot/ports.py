@@ -109,7 +109,13 @@ class ClusterGateway(Protocol):
         ...
 
     def list_managed(self, cluster: str) -> Sequence[ManagedBinding]:
-        """Every binding carrying the managed-by label, in every namespace, plus cluster-wide ones."""
+        """Every binding carrying the managed-by label, in every namespace, plus cluster-wide ones,
+        each with whether its warrant verifies."""
+        ...
+
+    def remove_binding(self, binding: ManagedBinding) -> bool:
+        """Delete exactly the binding listed, by its own name and namespace (whatever its labels say),
+        and the ServiceAccount it names only when that is the one made for it. False when already gone."""
         ...
 
     def list_managed_service_accounts(self, cluster: str) -> Sequence[ManagedServiceAccount]:

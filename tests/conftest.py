@@ -27,6 +27,7 @@ DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
 # The tests' BREAKGLASS_SIGNING_KEY, and the audit chain key derived from it.
 TEST_SIGNING_KEY = "test-signing-key-not-secret-0123456789"
 CHAIN_KEY = SigningKey(TEST_SIGNING_KEY).derive(Purpose.AUDIT_CHAIN)
+WARRANT_KEY = SigningKey(TEST_SIGNING_KEY).derive(Purpose.WARRANT)
 
 
 class FakeClock:

@@ -35,6 +35,7 @@ from bot.domain.grants import (
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest
 from bot.domain.roster import Roster, parse_roster
+from bot.domain.warrant import WARRANT_ANNOTATION, Subject, Warranted, sign_warrant, warrant_verifies
 from bot.ports import (
     AccessCheck,
     BindingConflict,
@@ -43,7 +44,7 @@ from bot.ports import (
     TemporaryError,
     UnknownCluster,
 )
-from tests.conftest import EXAMPLE_ROSTER
+from tests.conftest import EXAMPLE_ROSTER, WARRANT_KEY
 
 # --- the roster ---------------------------------------------------------------------------------
 
@@ -159,6 +160,31 @@ class FakeBinding:
     def managed(self) -> bool:
         return self.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
 
+    def warranted_as(self, expires_at: datetime | None = None) -> Warranted | None:
+        """What its warrant must sign, as the binding is now (or with another expiry)."""
+        expiry = expires_at or self.expires_at
+        if self.request_id is None or expiry is None:
+            return None
+        subject = (
+            Subject("ServiceAccount", self.subject, "breakglass-system")
+            if self.subject_kind == "ServiceAccount"
+            else Subject("User", self.subject)
+        )
+        return Warranted(self.request_id, self.cluster, self.namespace, self.cluster_role, subject, expiry)
+
+    def sign(self) -> None:
+        """Sign its warrant as breakglass does (WARRANT_KEY, the tests' signing key)."""
+        what = self.warranted_as()
+        assert what is not None
+        self.annotations[WARRANT_ANNOTATION] = sign_warrant(WARRANT_KEY, what)
+
+    @property
+    def warranted(self) -> bool:
+        what = self.warranted_as()
+        return what is not None and warrant_verifies(
+            WARRANT_KEY, self.annotations.get(WARRANT_ANNOTATION), self.name, what
+        )
+
 
 @dataclass
 class _Failures:
@@ -218,8 +244,11 @@ class FakeCluster:
         cluster_role: str = "view",
         subject: str = "mallory@example.com",
         name: str | None = None,
+        warranted: bool = True,
     ) -> FakeBinding:
-        """A managed binding put there by someone else (a lost grant, a flushed Redis, another copy)."""
+        """A managed binding breakglass made and Redis does not account for (a lost grant job, a
+        flushed Redis), signed as breakglass signs; with ``warranted=False`` one made by someone else
+        (by hand, a copy), which no warrant covers. A binding without an expiry cannot be signed."""
         annotations = {EXPIRES_AT_ANNOTATION: format_instant(expires_at)} if expires_at else {}
         binding = FakeBinding(
             cluster=cluster,
@@ -231,6 +260,8 @@ class FakeCluster:
             labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE, REQUEST_ID_LABEL: request_id},
             annotations=annotations,
         )
+        if warranted and expires_at is not None:
+            binding.sign()
         with self._lock:
             self.bindings[(cluster, binding.name)] = binding
         return binding
@@ -256,6 +287,7 @@ class FakeCluster:
                 if existing.request_id != spec.request_id:
                     raise BindingConflict(f"{spec.name} exists in {spec.cluster} and is not {spec.request_id}'s")
                 existing.annotations[EXPIRES_AT_ANNOTATION] = format_instant(spec.expires_at)
+                existing.sign()
                 existing.spec = spec
                 existing.resource_version += 1
             else:
@@ -273,6 +305,7 @@ class FakeCluster:
                     annotations=spec.annotations(),
                     spec=spec,
                 )
+                self.bindings[(spec.cluster, spec.name)].sign()
         if spec.credentials == "token":
             return IssuedCredentials(kubeconfig=f"fake kubeconfig for {spec.name}", token_expires_at=spec.expires_at)
         return None
@@ -284,6 +317,7 @@ class FakeCluster:
             if existing is None:
                 raise BindingNotFound(f"{spec.name} is not in {spec.cluster}")
             existing.annotations[EXPIRES_AT_ANNOTATION] = format_instant(spec.expires_at)
+            existing.sign()  # an extension re-signs
             existing.spec = spec
             existing.resource_version += 1
 
@@ -293,6 +327,13 @@ class FakeCluster:
         with self._lock:
             self.service_accounts.discard((cluster, self.token_namespace, name))
             return self.bindings.pop((cluster, name), None) is not None
+
+    def remove_binding(self, binding: ManagedBinding) -> bool:
+        self._enter("remove_binding", binding.cluster)
+        with self._lock:
+            if binding.service_account == (self.token_namespace, binding.name):
+                self.service_accounts.discard((binding.cluster, self.token_namespace, binding.name))
+            return self.bindings.pop((binding.cluster, binding.name), None) is not None
 
     def list_managed(self, cluster: str) -> Sequence[ManagedBinding]:
         self._enter("list_managed", cluster)
@@ -305,6 +346,7 @@ class FakeCluster:
                     request_id=b.request_id,
                     expires_at=b.expires_at,
                     service_account=(self.token_namespace, b.name) if b.subject_kind == "ServiceAccount" else None,
+                    warranted=b.warranted,
                 )
                 for (c, _), b in sorted(self.bindings.items())
                 if c == cluster and b.managed

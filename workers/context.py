@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.domain.keys import Purpose
 from bot.domain.roster import Roster
 from bot.ports import ClusterGateway, Notifier
 from bot.services.grants import GrantService
@@ -47,6 +48,7 @@ def kube_clusters(settings: Settings, roster: Callable[[], Roster], known: Known
         token_namespace=settings.token_namespace,
         request_timeout=kube_request_timeout(settings),
         follow=follow,
+        warrant_key=settings.keys().derive(Purpose.WARRANT),
     )
 
 

@@ -52,6 +52,7 @@ from bot.domain.grants import (
     parse_instant,
 )
 from bot.domain.ids import RequestId, parse_request_id
+from bot.domain.warrant import WARRANT_ANNOTATION, Subject, Warranted, sign_warrant, warrant_verifies
 from bot.metrics import count_error
 from bot.ports import (
     AccessCheck,
@@ -177,8 +178,12 @@ class KubeClusters:
         now: Callable[[], datetime] = _utc_now,
         request_timeout: tuple[float, float] = DEFAULT_REQUEST_TIMEOUT,
         follow: Callable[[], Mapping[str, ClusterTarget]] | None = None,
+        warrant_key: bytes | None = None,
     ) -> None:
         self._targets = dict(targets)
+        # Signs each binding's warrant and checks it when reading bindings back; None (a reader
+        # such as the demo or doctor) makes nothing and reads every binding as unwarranted.
+        self._warrant_key = warrant_key
         self._follow = follow
         self._targets_lock = threading.Lock()
         self._kubeconfig = str(kubeconfig) if kubeconfig is not None else None
@@ -265,6 +270,29 @@ class KubeClusters:
         )
         return removed
 
+    def remove_binding(self, binding: ManagedBinding) -> bool:
+        c = self._cluster(binding.cluster)
+        removed = False
+        with self._calls(c, f"delete binding {_where(binding.name, binding.namespace)}"):
+            try:
+                if binding.namespace is None:
+                    c.rbac.delete_cluster_role_binding(binding.name, _request_timeout=self._timeout)
+                else:
+                    c.rbac.delete_namespaced_role_binding(
+                        binding.name, binding.namespace, _request_timeout=self._timeout
+                    )
+                removed = True
+            except ApiException as exc:
+                if not _is(exc, 404):
+                    raise
+        # Its ServiceAccount only when the binding names the one made for it: a hand-made binding
+        # pointing elsewhere must not make the sweep delete someone else's account.
+        own = binding.service_account == (self._token_namespace, binding.name)
+        if own and binding.name.startswith("breakglass-"):
+            removed = self.remove_service_account(binding.cluster, _request_of(binding.name)) or removed
+        log.info("cluster %s: removed %s", binding.cluster, _where(binding.name, binding.namespace))
+        return removed
+
     def list_managed(self, cluster: str) -> Sequence[ManagedBinding]:
         # Read as plain JSON (_preload_content=False): building the client's model objects for every
         # binding costs more than the HTTP itself, and the sweep lists every binding of every cluster.
@@ -277,7 +305,7 @@ class KubeClusters:
                 def page(token: str | None, list_kind: Callable[..., Any] = list_kind) -> Any:
                     return list_kind(**options, _continue=token, _preload_content=False)
 
-                found.extend(self._managed(cluster, item.get("metadata") or {}) for item in self._raw_pages(page))
+                found.extend(self._managed(cluster, item) for item in self._raw_pages(page))
         return found
 
     def list_managed_service_accounts(self, cluster: str) -> Sequence[ManagedServiceAccount]:
@@ -524,8 +552,22 @@ class KubeClusters:
                 f"cluster {c.name}: serviceaccount {self._token_namespace}/{spec.name} exists and is not {spec.request_id}'s"
             )
 
+    def _subject(self, spec: BindingSpec) -> Subject:
+        if spec.credentials == "token":
+            return Subject("ServiceAccount", spec.name, self._token_namespace)
+        return Subject("User", spec.kube_user)
+
+    def _warrant(self, c: _Cluster, spec: BindingSpec) -> str:
+        if self._warrant_key is None:
+            raise ClusterRefused(f"cluster {c.name}: no BREAKGLASS_SIGNING_KEY to sign the binding's warrant with")
+        what = Warranted(
+            spec.request_id, c.name, spec.namespace, spec.cluster_role, self._subject(spec), spec.expires_at
+        )
+        return sign_warrant(self._warrant_key, what)
+
     def _ensure_binding(self, c: _Cluster, spec: BindingSpec, subject: client.RbacV1Subject) -> None:
         annotations = spec.annotations()
+        annotations[WARRANT_ANNOTATION] = self._warrant(c, spec)
         if spec.credentials == "token":
             annotations[SERVICE_ACCOUNT_ANNOTATION] = f"{self._token_namespace}/{spec.name}"
         metadata = client.V1ObjectMeta(name=spec.name, labels=spec.labels(), annotations=annotations)
@@ -577,7 +619,12 @@ class KubeClusters:
 
     def _patch_expiry(self, c: _Cluster, spec: BindingSpec, resource_version: str | None) -> None:
         # Carrying the resourceVersion we checked makes the patch fail (409) if the binding changed since.
-        patch: dict[str, Any] = {"metadata": {"annotations": {EXPIRES_AT_ANNOTATION: format_instant(spec.expires_at)}}}
+        # The warrant signs the expiry: a new expiry is signed anew (an extension re-signs).
+        annotations = {
+            EXPIRES_AT_ANNOTATION: format_instant(spec.expires_at),
+            WARRANT_ANNOTATION: self._warrant(c, spec),
+        }
+        patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
         if resource_version:
             patch["metadata"]["resourceVersion"] = resource_version
         with self._calls(c, f"set expiry of {_where(spec.name, spec.namespace)}"):
@@ -634,7 +681,8 @@ class KubeClusters:
 
     # ----------------------------------------------------------------- reading back
 
-    def _managed(self, cluster: str, meta: Mapping[str, Any]) -> ManagedBinding:
+    def _managed(self, cluster: str, item: Mapping[str, Any]) -> ManagedBinding:
+        meta = item.get("metadata") or {}
         labels = meta.get("labels") or {}
         annotations = meta.get("annotations") or {}
         expires_at: datetime | None
@@ -643,14 +691,41 @@ class KubeClusters:
         except (KeyError, ValueError, TypeError):
             expires_at = None  # the sweep treats a binding without a readable expiry as expired
         namespace, _, sa_name = str(annotations.get(SERVICE_ACCOUNT_ANNOTATION, "")).partition("/")
+        name = str(meta.get("name") or "")
+        binding_namespace = meta.get("namespace") or None
+        request_id = parse_request_id(str(labels.get(REQUEST_ID_LABEL, "")))
+        subjects = [
+            Subject(str(s.get("kind") or ""), str(s.get("name") or ""), str(s.get("namespace") or ""))
+            for s in item.get("subjects") or []
+            if isinstance(s, dict)
+        ]
+        ref = item.get("roleRef") or {}
+        warranted = (
+            self._warrant_key is not None
+            and request_id is not None
+            and expires_at is not None
+            and len(subjects) == 1
+            and ref.get("kind") == "ClusterRole"
+            and warrant_verifies(
+                self._warrant_key,
+                annotations.get(WARRANT_ANNOTATION),
+                name,
+                Warranted(request_id, cluster, binding_namespace, str(ref.get("name") or ""), subjects[0], expires_at),
+            )
+        )
         return ManagedBinding(
             cluster=cluster,
-            name=str(meta.get("name") or ""),
-            namespace=meta.get("namespace") or None,
-            request_id=parse_request_id(str(labels.get(REQUEST_ID_LABEL, ""))),
+            name=name,
+            namespace=binding_namespace,
+            request_id=request_id,
             expires_at=expires_at,
             service_account=(namespace, sa_name) if namespace and sa_name else None,
+            warranted=warranted,
         )
+
+
+def _request_of(name: str) -> RequestId:
+    return RequestId(name.removeprefix("breakglass-").upper())
 
 
 def _where(name: str, namespace: str | None) -> str:

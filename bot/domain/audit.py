@@ -49,6 +49,7 @@ class Event(StrEnum):
     SWEEP_GRANT_REQUEUED = "sweep_grant_requeued"  # ... a grant job lost before its binding was made
     SWEEP_REVOKED_OVERDUE = "sweep_revoked_overdue"  # ... ended an active grant its revoke had not ended
     SWEEP_SERVICE_ACCOUNT_DELETED = "sweep_service_account_deleted"  # ... removed a grant's orphaned SA
+    SWEEP_RECOVERED = "sweep_recovered"  # ... kept a binding Redis lost, on its warrant, until its expiry
     JOB_FAILED = "job_failed"  # a permanent failure of a job: a person must look
     JOB_GAVE_UP = "job_gave_up"  # a job's last retry failed too (a long outage): a person must know
 

@@ -86,6 +86,8 @@ class ManagedBinding:
     request_id: RequestId | None
     expires_at: datetime | None  # None: annotation missing or unreadable, which the sweep treats as expired
     service_account: tuple[str, str] | None = None  # (namespace, name) when credentials: token
+    # Whether its warrant (bot.domain.warrant) verifies: signed by us over what it grants, as it is now.
+    warranted: bool = False
 
 
 @dataclass(frozen=True)

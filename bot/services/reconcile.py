@@ -1,7 +1,11 @@
 """The sweep that makes clusters and Redis agree, so that no grant outlives its time.
 
 It trusts the cluster for what is granted and when it ends (the expiry annotation), and Redis for
-the workflow. Run periodically by one process at a time. Whatever else has failed — a worker
+the workflow. A managed binding's warrant (``bot.domain.warrant``) decides whether the cluster is
+believed: a binding whose warrant does not verify (edited, relabelled, hand-made) is deleted at once,
+by its own name and namespace, and one whose warrant verifies is kept until its signed expiry even
+when Redis has lost its request (recorded once as recovered). Losing Redis never cuts a valid grant
+short, and never lets one outlive its expiry. Run periodically by one process at a time. Whatever else has failed — a worker
 killed mid-job, Redis flushed, a cluster API down for a while — every binding past its expiry, or
 whose request is ended or unknown, or whose cluster has left the roster, is deleted by the next
 sweep that reaches its cluster; so is a grant's ServiceAccount left behind without its binding.
@@ -52,6 +56,7 @@ log = logging.getLogger(__name__)
 _MAY_OWN_SERVICE_ACCOUNT = frozenset({State.PENDING, State.APPROVED, State.ACTIVE})
 NOT_IN_ROSTER = "its cluster is no longer in the roster"
 OVERDUE = "its expiry has passed and its revoke had not run"
+UNWARRANTED = "its warrant is missing or does not verify (edited, relabelled or not made by breakglass)"
 
 
 @dataclass
@@ -62,6 +67,7 @@ class SweepReport:
     rescheduled: list[str] = field(default_factory=list)
     regranted: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # kept on their warrant although Redis lost them
     service_accounts_deleted: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
     cut_short: list[str] = field(default_factory=list)  # clusters whose time budget ran out this sweep
@@ -286,6 +292,15 @@ class Reconciler:
         now = self.now()
         request = self.store.get(binding.request_id) if binding.request_id else None
         expired = binding.expires_at is None or binding.expires_at <= now
+        if not binding.warranted:
+            # Nothing it says can be believed, its expiry least of all: it goes now, whatever Redis
+            # holds. A grant whose own binding this was has lost its access, so it ends too.
+            self._delete(binding, request, UNWARRANTED, now, report)
+            own = request is not None and binding.name == binding_name(request.id)
+            if own and request is not None and request.state is State.ACTIVE:
+                self.grants.end_now(request.id, UNWARRANTED)
+                report.expired.append(request.id)
+            return
         if not in_roster:
             # Fail closed: no entitlement names this cluster any more, so nothing there stands.
             # An approved request's grant job, if it runs, fails its own check against the roster.
@@ -326,6 +341,12 @@ class Reconciler:
                 why = OVERDUE
             self._end_overdue(request, why, report)
             return
+        if request is None and not expired and binding.request_id is not None:
+            # Redis has lost the request (flushed, restored from an old copy), but the binding's
+            # warrant says we made it and until when: an incident responder keeps access until then,
+            # and the next sweep past that instant deletes it.
+            self._recovered(binding, binding.request_id, report)
+            return
         why = (
             "its expiry has passed"
             if expired
@@ -334,6 +355,27 @@ class Reconciler:
             else f"its request is {request.state.label}"
         )
         self._delete(binding, request, why, now, report)
+
+    def _recovered(self, binding: ManagedBinding, request_id: RequestId, report: SweepReport) -> None:
+        """Record once that a binding Redis forgot is kept on the strength of its warrant."""
+        if any(e.event == Event.SWEEP_RECOVERED for e in self.store.audit.for_request(request_id)):
+            return
+        assert binding.expires_at is not None
+        report.recovered.append(request_id)
+        self.store.audit.append(
+            Draft(
+                Event.SWEEP_RECOVERED,
+                SYSTEM_ACTOR,
+                request_id,
+                {
+                    "cluster": binding.cluster,
+                    "namespace": binding.namespace,
+                    "binding": binding.name,
+                    "expires_at": format_instant(binding.expires_at),
+                    "why": "its request is unknown to Redis, and its warrant verifies: kept until its signed expiry",
+                },
+            )
+        )
 
     def _end_overdue(self, request: AccessRequest, why: str, report: SweepReport) -> None:
         """End an active grant the revoke has not ended, recording that the sweep did it and why."""
@@ -351,9 +393,8 @@ class Reconciler:
         now: datetime,
         report: SweepReport,
     ) -> None:
-        removed = self.clusters.remove_grant(
-            binding.cluster, binding.request_id or _id_from_name(binding.name), binding.namespace
-        )
+        # What was listed, by its own name and namespace: a relabelled binding is deleted as it is.
+        removed = self.clusters.remove_binding(binding)
         if not removed:
             return
         report.deleted.append(binding.name)

@@ -396,6 +396,13 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             return ":repeat: The reconcile sweep re-queued the grant job, which had been lost."
         case Event.SWEEP_REVOKED_OVERDUE:
             return f":broom: The reconcile sweep is ending this grant: {escape(str(d.get('why') or 'its time is up'))}."
+        case Event.SWEEP_RECOVERED:
+            binding = code(str(d.get("binding") or "?"))
+            until = escape(str(d.get("expires_at") or "?"))
+            return (
+                f":shield: Redis had lost this grant; its binding {binding} carries a valid warrant, "
+                f"so it stays until its signed expiry ({until})."
+            )
         case Event.SWEEP_SERVICE_ACCOUNT_DELETED:
             account = code(str(d.get("service_account") or "?"))
             why = escape(str(d.get("why") or ""))

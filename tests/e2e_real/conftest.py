@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from tests.conftest import WARRANT_KEY
 from workers.kube import ClusterTarget, KubeClusters
 
 KUBECONFIG_VARIABLE = "BREAKGLASS_E2E_KUBECONFIG"
@@ -101,7 +102,12 @@ def namespace(admin: client.ApiClient) -> Iterator[str]:
 @pytest.fixture
 def cluster(kubeconfig: Path, context: str, namespace: str) -> Iterator[KubeClusters]:
     """The adapter the worker uses, on the cluster under test in ``credentials: user`` mode."""
-    adapter = KubeClusters({CLUSTER: ClusterTarget(context, "user")}, kubeconfig=kubeconfig, token_namespace=namespace)
+    adapter = KubeClusters(
+        {CLUSTER: ClusterTarget(context, "user")},
+        kubeconfig=kubeconfig,
+        token_namespace=namespace,
+        warrant_key=WARRANT_KEY,
+    )
     yield adapter
     adapter.close()
 
@@ -109,6 +115,11 @@ def cluster(kubeconfig: Path, context: str, namespace: str) -> Iterator[KubeClus
 @pytest.fixture
 def token_cluster(kubeconfig: Path, context: str, namespace: str) -> Iterator[KubeClusters]:
     """The same cluster in ``credentials: token`` mode; per-grant ServiceAccounts go in the test namespace."""
-    adapter = KubeClusters({CLUSTER: ClusterTarget(context, "token")}, kubeconfig=kubeconfig, token_namespace=namespace)
+    adapter = KubeClusters(
+        {CLUSTER: ClusterTarget(context, "token")},
+        kubeconfig=kubeconfig,
+        token_namespace=namespace,
+        warrant_key=WARRANT_KEY,
+    )
     yield adapter
     adapter.close()

@@ -21,6 +21,7 @@ from bot.domain.grants import (
 )
 from bot.domain.ids import RequestId, SlackUserId
 from bot.domain.lifecycle import State
+from bot.domain.warrant import WARRANT_ANNOTATION
 from bot.ports import AccessCheck, ClusterRefused, ClusterUnavailable
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
@@ -78,7 +79,9 @@ def test_grant_creates_the_contract_binding(
         APPROVERS_ANNOTATION: f"{BOB},{CAROL}",
         REASON_ANNOTATION: REASON,
         EXPIRES_AT_ANNOTATION: format_instant(active.expires_at),
+        WARRANT_ANNOTATION: binding.annotations[WARRANT_ANNOTATION],
     }
+    assert binding.warranted
     assert binding.expires_at == active.expires_at
     granted = store.audit.for_request(request.id)[-1]
     assert (granted.event, granted.actor) == (Event.GRANTED, SYSTEM_ACTOR)

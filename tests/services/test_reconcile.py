@@ -12,7 +12,7 @@ from bot.domain.lifecycle import State
 from bot.ports import ClusterUnavailable
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
-from bot.services.reconcile import Reconciler, SweepReport
+from bot.services.reconcile import UNWARRANTED, Reconciler, SweepReport
 from bot.store import RequestStore
 from tests.conftest import FakeClock
 from tests.fakes import ALICE, BOB, FakeCluster, RecordingJobs
@@ -52,16 +52,16 @@ def test_binding_past_its_expiry_is_ended(
     assert deleted.details["late_by_seconds"] == 300.0
 
 
-def test_binding_of_a_request_unknown_to_redis_is_deleted(
+def test_a_hand_made_binding_of_a_request_unknown_to_redis_is_deleted(
     reconciler: Reconciler, cluster: FakeCluster, store: RequestStore, clock: FakeClock
 ) -> None:
-    stray = cluster.plant("staging", "BG-222222", "payments", clock() + timedelta(hours=1))
+    stray = cluster.plant("staging", "BG-222222", "payments", clock() + timedelta(hours=1), warranted=False)
     report = reconciler.sweep()
     assert cluster.bindings == {}
     assert report.deleted == [stray.name]
     entry = store.audit.for_request("BG-222222")[-1]
     assert (entry.event, entry.actor) == (Event.SWEEP_DELETED, SYSTEM_ACTOR)
-    assert entry.details["why"] == "its request is unknown to Redis"
+    assert entry.details["why"] == UNWARRANTED
     assert entry.details["cluster"] == "staging"
 
 
@@ -71,7 +71,7 @@ def test_binding_without_a_readable_expiry_is_deleted(
     cluster.plant("prod", "BG-333333", None, None)
     reconciler.sweep()
     assert cluster.bindings == {}
-    assert store.audit.for_request("BG-333333")[-1].details["why"] == "its expiry has passed"
+    assert store.audit.for_request("BG-333333")[-1].details["why"] == UNWARRANTED  # no expiry: nothing signed
 
 
 def test_binding_of_an_ended_request_is_deleted(

@@ -15,7 +15,7 @@ from bot.ports import ClusterUnavailable
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
-from bot.services.reconcile import Reconciler
+from bot.services.reconcile import UNWARRANTED, Reconciler
 from bot.store import RequestStore
 from tests.conftest import FakeClock
 from tests.fakes import FakeCluster, RecordingJobs
@@ -85,7 +85,7 @@ def test_every_sweep_correction_is_counted_by_kind(
     lost = flows.approved(target="prod/payments-api")
     adopted = flows.approved(target="staging/payments-web")
     cluster.plant("staging", adopted.id, "payments-web", clock() + timedelta(hours=1), subject="alice@example.com")
-    cluster.plant("prod", "BG-222222", "payments", clock() + timedelta(hours=1))  # unknown to Redis
+    cluster.plant("prod", "BG-222222", "payments", clock() + timedelta(hours=1), warranted=False)  # hand-made
     cluster.plant_service_account("prod", "BG-333333")  # orphaned, its request unknown
     pending = flows.submit()
     jobs.lose()
@@ -116,6 +116,7 @@ def test_a_binding_whose_expiry_annotation_passed_ends_the_grant_redis_thinks_is
     binding = cluster.binding("prod", grant.id)
     assert binding is not None
     binding.annotations[EXPIRES_AT_ANNOTATION] = format_instant(clock() + timedelta(minutes=10))
+    binding.sign()  # an expiry breakglass itself wrote and signed (an unsigned edit is deleted at once)
     clock.advance(minutes=11)  # the cluster says it ended a minute ago; Redis says 49 minutes to go
 
     report = reconciler.sweep()
@@ -145,7 +146,7 @@ def test_a_binding_without_an_expiry_annotation_ends_the_grant_redis_thinks_is_r
     ended = store.get(grant.id)
     assert ended is not None
     assert ended.state is State.EXPIRED
-    assert ended.note == "its binding carries no readable expiry"
+    assert ended.note == UNWARRANTED  # its warrant signed an expiry the binding no longer carries
 
 
 def test_a_failing_cluster_is_left_after_its_first_failed_call_and_the_others_are_swept(

@@ -31,6 +31,7 @@ from bot.domain.grants import (
     format_instant,
 )
 from bot.domain.ids import RequestId, SlackUserId
+from bot.domain.warrant import WARRANT_ANNOTATION, Subject, Warranted, sign_warrant
 from bot.ports import (
     AccessCheck,
     BindingConflict,
@@ -45,7 +46,7 @@ from bot.ports import (
 )
 from bot.rbac import bot_rbac_manifests
 from bot.standins.kube import ContextEntry, KubeApiServer, write_kubeconfig
-from tests.conftest import FakeClock
+from tests.conftest import WARRANT_KEY, FakeClock
 from workers.kube import ClusterTarget, KubeClusters, translate
 
 RBAC = "rbac.authorization.k8s.io"
@@ -97,6 +98,7 @@ def clusters(kubeconfig: Path, clock: FakeClock) -> Iterator[KubeClusters]:
         kubeconfig=kubeconfig,
         now=clock,
         request_timeout=TIMEOUT,
+        warrant_key=WARRANT_KEY,
     )
     yield gateway
     gateway.close()
@@ -161,7 +163,7 @@ def test_namespaced_user_grant_lets_the_person_act_there_until_removed(
     stored = kube.get_object("rolebindings", "breakglass-bg-7k2qxm", "payments")
     assert stored is not None
     assert stored["metadata"]["labels"] == {MANAGED_BY_LABEL: "breakglass", REQUEST_ID_LABEL: "BG-7K2QXM"}
-    assert stored["metadata"]["annotations"] == spec.annotations()
+    assert stored["metadata"]["annotations"] == {**spec.annotations(), WARRANT_ANNOTATION: warrant_of(spec)}
     assert stored["roleRef"] == {"apiGroup": RBAC, "kind": "ClusterRole", "name": "view"}
     assert stored["subjects"] == [{"apiGroup": RBAC, "kind": "User", "name": "alice@example.com"}]
 
@@ -233,8 +235,59 @@ def test_set_expiry_moves_the_annotation_and_only_that(
     clusters.set_expiry(extended)
     stored = kube.get_object("rolebindings", "breakglass-bg-7k2qxm", "payments")
     assert stored is not None
-    assert stored["metadata"]["annotations"] == extended.annotations()
+    # The new expiry is signed anew: an extension re-signs the warrant.
+    assert stored["metadata"]["annotations"] == {**extended.annotations(), WARRANT_ANNOTATION: warrant_of(extended)}
     assert stored["subjects"][0]["name"] == "alice@example.com"
+    (listed,) = clusters.list_managed("prod")
+    assert listed.warranted
+
+
+def warrant_of(spec: BindingSpec) -> str:
+    subject = Subject("User", spec.kube_user)
+    what = Warranted(spec.request_id, spec.cluster, spec.namespace, spec.cluster_role, subject, spec.expires_at)
+    return sign_warrant(WARRANT_KEY, what)
+
+
+TAMPERINGS = {
+    "expiry-moved": lambda b: b.metadata.annotations.update({EXPIRES_AT_ANNOTATION: "2030-01-01T00:00:00Z"}),
+    "relabelled": lambda b: b.metadata.labels.update({REQUEST_ID_LABEL: "BG-9PQRST"}),
+    "subject-added": lambda b: b.subjects.append(client.RbacV1Subject(api_group=RBAC, kind="User", name="mallory")),
+    "warrant-removed": lambda b: b.metadata.annotations.pop(WARRANT_ANNOTATION),
+}
+
+
+@pytest.mark.parametrize("tamper", TAMPERINGS.values(), ids=TAMPERINGS.keys())
+def test_a_binding_changed_behind_breakglass_reads_back_unwarranted(
+    clusters: KubeClusters, admin: client.RbacAuthorizationV1Api, clock: FakeClock, tamper: Any
+) -> None:
+    clusters.apply_grant(grant(clock))
+    stored = admin.read_namespaced_role_binding("breakglass-bg-7k2qxm", "payments")
+    tamper(stored)
+    admin.replace_namespaced_role_binding("breakglass-bg-7k2qxm", "payments", stored)
+    (listed,) = clusters.list_managed("prod")
+    assert not listed.warranted
+
+
+def test_a_binding_signed_under_another_key_reads_back_unwarranted(
+    clusters: KubeClusters, kubeconfig: Path, clock: FakeClock
+) -> None:
+    other = KubeClusters({"prod": ClusterTarget("prod", "user")}, kubeconfig=kubeconfig, warrant_key=b"o" * 32)
+    other.apply_grant(grant(clock))
+    (listed,) = clusters.list_managed("prod")
+    assert not listed.warranted
+    other.close()
+
+
+def test_remove_binding_deletes_what_was_listed_by_its_own_name(
+    clusters: KubeClusters, admin: client.RbacAuthorizationV1Api, clock: FakeClock
+) -> None:
+    clusters.apply_grant(grant(clock))
+    stored = admin.read_namespaced_role_binding("breakglass-bg-7k2qxm", "payments")
+    stored.metadata.labels[REQUEST_ID_LABEL] = "BG-9PQRST"  # relabelled: its label names another request
+    admin.replace_namespaced_role_binding("breakglass-bg-7k2qxm", "payments", stored)
+    (listed,) = clusters.list_managed("prod")
+    assert clusters.remove_binding(listed) is True
+    assert clusters.list_managed("prod") == []
 
 
 def test_set_expiry_of_a_binding_that_is_gone_is_binding_not_found(clusters: KubeClusters, clock: FakeClock) -> None:
@@ -269,8 +322,12 @@ def test_list_managed_finds_grants_everywhere_and_reads_their_expiry(
 
     found = sorted(clusters.list_managed("prod"), key=lambda b: b.name)
     assert found == [
-        ManagedBinding("prod", "breakglass-bg-2222aa", "payments", RequestId("BG-2222AA"), namespaced.expires_at),
-        ManagedBinding("prod", "breakglass-bg-3333bb", None, RequestId("BG-3333BB"), cluster_wide.expires_at),
+        ManagedBinding(
+            "prod", "breakglass-bg-2222aa", "payments", RequestId("BG-2222AA"), namespaced.expires_at, warranted=True
+        ),
+        ManagedBinding(
+            "prod", "breakglass-bg-3333bb", None, RequestId("BG-3333BB"), cluster_wide.expires_at, warranted=True
+        ),
         ManagedBinding("prod", "breakglass-bg-4444cc", "staging", None, None),
     ]
 
@@ -483,7 +540,9 @@ def test_a_cluster_that_went_away_is_cluster_unavailable(clusters: KubeClusters,
 def test_a_bot_without_permissions_is_refused(kube: KubeApiServer, tmp_path: Path, clock: FakeClock) -> None:
     kube.add_identity("powerless-token", "powerless-bot")
     path = write_kubeconfig(tmp_path / "config", {"prod": ContextEntry(kube, "powerless-token")})
-    gateway = KubeClusters({"prod": ClusterTarget("prod")}, kubeconfig=path, now=clock, request_timeout=TIMEOUT)
+    gateway = KubeClusters(
+        {"prod": ClusterTarget("prod")}, kubeconfig=path, now=clock, request_timeout=TIMEOUT, warrant_key=WARRANT_KEY
+    )
     with pytest.raises(
         ClusterRefused, match=r'HTTP 403 Forbidden: .*User "powerless-bot" cannot create resource "rolebindings"'
     ):
@@ -522,7 +581,9 @@ def test_a_bot_without_bind_cannot_grant_a_role_it_does_not_hold(
     role.rules = [rule for rule in role.rules or [] if "bind" not in rule.verbs]  # ...minus its `bind` rule
     admin.replace_cluster_role("breakglass", role)
     path = write_kubeconfig(tmp_path / "config", {"prod": ContextEntry(kube, "binder-token")})
-    gateway = KubeClusters({"prod": ClusterTarget("prod")}, kubeconfig=path, now=clock, request_timeout=TIMEOUT)
+    gateway = KubeClusters(
+        {"prod": ClusterTarget("prod")}, kubeconfig=path, now=clock, request_timeout=TIMEOUT, warrant_key=WARRANT_KEY
+    )
     with pytest.raises(ClusterRefused, match="attempting to grant RBAC permissions not currently held"):
         gateway.apply_grant(grant(clock))
 

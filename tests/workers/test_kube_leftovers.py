@@ -10,7 +10,7 @@ import pytest
 from bot.domain.grants import MANAGED_BY_LABEL, REQUEST_ID_LABEL, ManagedServiceAccount
 from bot.ports import UnknownCluster
 from bot.standins.kube import KubeApiServer
-from tests.conftest import FakeClock
+from tests.conftest import WARRANT_KEY, FakeClock
 from tests.workers.test_kube_adapter import TIMEOUT, bot_token, clusters, grant, kube, kubeconfig  # noqa: F401
 from workers.kube import ClusterTarget, KubeClusters
 
@@ -54,7 +54,12 @@ def test_clusters_follow_the_roster_added_at_once_and_kept_when_removed(
 ) -> None:
     targets = {"prod": ClusterTarget("prod", "user")}
     gateway = KubeClusters(
-        dict(targets), kubeconfig=kubeconfig, now=clock, request_timeout=TIMEOUT, follow=lambda: targets
+        dict(targets),
+        kubeconfig=kubeconfig,
+        now=clock,
+        request_timeout=TIMEOUT,
+        follow=lambda: targets,
+        warrant_key=WARRANT_KEY,
     )
     try:
         with pytest.raises(UnknownCluster):
