@@ -108,6 +108,11 @@ class ClusterGateway(Protocol):
         """Delete the binding and the grant's ServiceAccount. False when already gone (still success)."""
         ...
 
+    def issue_credentials(self, spec: BindingSpec) -> IssuedCredentials:
+        """A new token for the grant's ServiceAccount (``credentials: token``), valid until
+        ``spec.expires_at``: what an extension hands the holder."""
+        ...
+
     def list_managed(self, cluster: str) -> Sequence[ManagedBinding]:
         """Every binding carrying the managed-by label, in every namespace, plus cluster-wide ones,
         each with whether its warrant verifies."""
@@ -171,6 +176,12 @@ class Notifier(Protocol):
         when Slack is unreachable or rate-limits, so the job retries; entries are never skipped."""
         ...
 
-    def deliver_credentials(self, request: AccessRequest, credentials: IssuedCredentials) -> None:
-        """Send a ``credentials: token`` kubeconfig to the holder by DM, never to a channel."""
+    def deliver_credentials(self, request: AccessRequest, credentials: IssuedCredentials) -> str | None:
+        """Send a ``credentials: token`` kubeconfig to the holder by DM, never to a channel. Returns
+        the sent file's id, so the grant's end can take it back."""
+        ...
+
+    def withdraw_credentials(self, request: AccessRequest, file_ids: Sequence[str]) -> None:
+        """Delete the kubeconfig files sent for ``request`` from the holder's DM; one already gone
+        counts as deleted. A token left readable in a DM outlives the grant in the holder's history."""
         ...

@@ -310,6 +310,10 @@ class FakeCluster:
             return IssuedCredentials(kubeconfig=f"fake kubeconfig for {spec.name}", token_expires_at=spec.expires_at)
         return None
 
+    def issue_credentials(self, spec: BindingSpec) -> IssuedCredentials:
+        self._enter("issue_credentials", spec.cluster)
+        return IssuedCredentials(kubeconfig=f"fake kubeconfig for {spec.name}", token_expires_at=spec.expires_at)
+
     def set_expiry(self, spec: BindingSpec) -> None:
         self._enter("set_expiry", spec.cluster)
         with self._lock:
@@ -498,6 +502,7 @@ class RecordingNotifier:
     def __init__(self) -> None:
         self.threads: dict[str, Thread] = {}
         self.credentials: list[tuple[str, IssuedCredentials]] = []
+        self.withdrawn: list[str] = []  # kubeconfig file ids taken back from DMs
         self.failures_left = 0
         self.attempts = 0
         self._lock = threading.Lock()
@@ -519,9 +524,14 @@ class RecordingNotifier:
             thread.entries.extend(entries)
             return thread.ts
 
-    def deliver_credentials(self, request: AccessRequest, credentials: IssuedCredentials) -> None:
+    def deliver_credentials(self, request: AccessRequest, credentials: IssuedCredentials) -> str | None:
         with self._lock:
             self.credentials.append((request.id, credentials))
+            return f"F{len(self.credentials):08d}"
+
+    def withdraw_credentials(self, request: AccessRequest, file_ids: Sequence[str]) -> None:
+        with self._lock:
+            self.withdrawn.extend(file_ids)
 
     def posted(self, request_id: str) -> list[int]:
         """The seqs posted to the request's thread, in order."""

@@ -228,6 +228,9 @@ class KubeClusters:
             return self._issue_token(c, spec)
         return None
 
+    def issue_credentials(self, spec: BindingSpec) -> IssuedCredentials:
+        return self._issue_token(self._cluster(spec.cluster), spec)
+
     def set_expiry(self, spec: BindingSpec) -> None:
         c = self._cluster(spec.cluster)
         existing = self._read_binding(c, spec.name, spec.namespace)

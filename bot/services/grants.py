@@ -19,7 +19,15 @@ from bot.domain.grants import BindingSpec, binding_name, format_instant
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State, activate, expiry_for, extend_expiry, transition
 from bot.domain.roster import Roster
-from bot.ports import BindingNotFound, ClusterGateway, JobQueue, Notifier, PermanentError, TemporaryError
+from bot.ports import (
+    BindingNotFound,
+    BreakglassError,
+    ClusterGateway,
+    JobQueue,
+    Notifier,
+    PermanentError,
+    TemporaryError,
+)
 from bot.services.actions import summary_draft
 from bot.store import AuditLogBroken, Change, Draft, RequestStore
 
@@ -29,6 +37,8 @@ log = logging.getLogger(__name__)
 EXPIRY_TOLERANCE = timedelta(seconds=1)
 # Moving the expiry annotation after a slow create is only worth a round trip past this.
 EXPIRY_SLACK = timedelta(seconds=1)
+# The audit detail naming the kubeconfig file sent by DM (a grant's, or an extension's new token).
+KUBECONFIG_FILE = "kubeconfig_file"
 # Extensions racing on one grant each retry their compare-and-set; more rounds than this is a storm.
 EXTEND_ROUNDS = 20
 
@@ -93,9 +103,10 @@ class GrantService:
             # The duration counts from the moment the binding is in place, not from when we asked.
             spec = _with_expiry(spec, expiry_for(request, in_place))
             self.clusters.set_expiry(spec)
+        kubeconfig_file = None
         if credentials is not None:
             try:
-                self.notifier.deliver_credentials(request, credentials)
+                kubeconfig_file = self.notifier.deliver_credentials(request, credentials)
             except PermanentError as exc:
                 return self._undeliverable(request, exc)
 
@@ -117,6 +128,7 @@ class GrantService:
                             "subject": spec.kube_user if spec.credentials == "user" else f"serviceaccount/{spec.name}",
                             "expires_at": format_instant(spec.expires_at),
                             "token_outlives_grant": bool(credentials and credentials.outlives_grant),
+                            **({KUBECONFIG_FILE: kubeconfig_file} if kubeconfig_file else {}),
                             "latency_seconds": round((in_place - current.updated_at).total_seconds(), 3),
                             **({"found_by_sweep": True} if expires_at is not None else {}),
                         },
@@ -195,6 +207,22 @@ class GrantService:
         self.jobs.publish(request.id)
         return applied.request
 
+    def _reissue_token(self, grant: AccessRequest, roster: Roster, expires_at: datetime) -> dict[str, object]:
+        """In token mode, a new token for the longer grant, sent to the holder: the one they hold ends
+        at the old expiry (a TokenRequest's lifetime cannot be moved). Details for the audit entry."""
+        cluster = roster.clusters.get(grant.cluster)
+        if cluster is None or cluster.credentials != "token":
+            return {}
+        try:
+            credentials = self.clusters.issue_credentials(self._binding_spec(grant, roster, expires_at))
+            file_id = self.notifier.deliver_credentials(grant, credentials)
+        except PermanentError as exc:
+            # The extension stands (the binding says so); the holder keeps the old token until the
+            # old expiry and is told in the thread why no new one came.
+            log.warning("no new token for the extended grant %s: %s", grant.id, exc, extra={"request_id": grant.id})
+            return {"token_reissued": False, "token_error": str(exc)}
+        return {"token_reissued": True, **({KUBECONFIG_FILE: file_id} if file_id else {})}
+
     def _apply_extension(self, extension: AccessRequest) -> AccessRequest | None:
         assert extension.extends is not None
         roster = self.roster()
@@ -213,6 +241,7 @@ class GrantService:
         if refusal or extended is None or extended.expires_at is None:
             return self._fail(extension, refusal or f"{extension.extends} is no longer active")
         new_expiry = extended.expires_at
+        reissued = self._reissue_token(extended, roster, new_expiry)
 
         def mark_applied(current: AccessRequest | None) -> Change[None]:
             if current is None or current.state is not State.APPROVED:
@@ -225,7 +254,7 @@ class GrantService:
                         Event.GRANTED,
                         SYSTEM_ACTOR,
                         current.id,
-                        {"extends": grant.id, "expires_at": format_instant(new_expiry)},
+                        {"extends": grant.id, "expires_at": format_instant(new_expiry), **reissued},
                     )
                 ],
             )
@@ -453,8 +482,26 @@ class GrantService:
         )
         return removed
 
+    def _withdraw_kubeconfigs(self, request: AccessRequest) -> None:
+        """Take the grant's kubeconfig files (its own and its extensions') back from the holder's DM."""
+        files = [
+            str(entry.details[KUBECONFIG_FILE])
+            for rid in (request.id, *request.extensions)
+            for entry in self.store.audit.for_request(rid)
+            if entry.event == Event.GRANTED and entry.details.get(KUBECONFIG_FILE)
+        ]
+        if not files:
+            return
+        try:
+            self.notifier.withdraw_credentials(request, files)
+        except BreakglassError as exc:
+            # The token stops working with its ServiceAccount either way; the file is a copy of a
+            # dead credential, so its removal never holds up the revoke.
+            log.warning("could not delete the kubeconfig from the DM: %s", exc, extra={"request_id": request.id})
+
     def remove_binding(self, request: AccessRequest, actor: str, why: str | None = None) -> bool:
         removed = self.clusters.remove_grant(request.cluster, request.id, request.namespace)
+        self._withdraw_kubeconfigs(request)
         if removed:
             now = self.now()
             details: dict[str, object] = {

@@ -273,6 +273,17 @@ class SlackApi:
         with translated():
             self.web.views_publish(user_id=user, view=dict(view))
 
+    def delete_file(self, file_id: str) -> bool:
+        """Delete a file this bot uploaded; False when it was gone already."""
+        with translated(expected=("file_not_found", "file_deleted")):
+            try:
+                self.web.files_delete(file=file_id)
+            except SlackApiError as exc:
+                if exc.response.get("error") in ("file_not_found", "file_deleted"):
+                    return False
+                raise
+        return True
+
     def upload_file(
         self, channel: str, content: str, filename: str, title: str, initial_comment: str | None = None
     ) -> str:

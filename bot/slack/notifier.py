@@ -94,7 +94,7 @@ class SlackNotifier:
             self.progress.mark_done(request.id, entry.seq)
         return ts
 
-    def deliver_credentials(self, request: AccessRequest, credentials: IssuedCredentials) -> None:
+    def deliver_credentials(self, request: AccessRequest, credentials: IssuedCredentials) -> str | None:
         channel = self.slack.open_dm(request.requester)
         if not channel.startswith("D"):
             # A kubeconfig must never land where anyone but its holder can read it.
@@ -102,13 +102,17 @@ class SlackNotifier:
         comment = wording.credentials_comment(
             request, credentials.token_expires_at, credentials.outlives_grant, self._tz(request.requester, {})
         )
-        self.slack.upload_file(
+        return self.slack.upload_file(
             channel,
             credentials.kubeconfig,
             filename=f"{request.id.lower()}-kubeconfig.yaml",
             title=f"kubeconfig for {request.id}",
             initial_comment=comment,
         )
+
+    def withdraw_credentials(self, request: AccessRequest, file_ids: Sequence[str]) -> None:
+        for file_id in file_ids:
+            self.slack.delete_file(file_id)
 
     # --- the root message --------------------------------------------------------------------------
 

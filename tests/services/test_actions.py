@@ -332,3 +332,38 @@ def test_an_action_between_the_binding_and_the_commit_delivered_after_the_commit
     assert grants.grant(request.id) is not None
     assert recorder.record("prod", batch(event("between-1", between))) == 1
     assert recorded(store, request.id) == ["between-1"]
+
+
+def test_an_ended_grant_of_the_same_person_never_blinds_the_active_one(
+    recorder: ActionRecorder, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    # Finding 1: one grant per kube_user let an ended grant among the recent ones take the place of
+    # the active one, and every live event was dropped (recorded: 0).
+    ended = flows.granted(target="prod/payments-eu", duration=timedelta(minutes=10))
+    flows.grants.revoke(ended.id)
+    clock.advance(minutes=1)
+    active = flows.granted(target="prod/payments")
+    clock.advance(seconds=30)
+    assert recorder.record("prod", batch(event("live-1", clock()), event("live-2", clock(), verb="get"))) == 2
+    assert recorded(store, active.id) == ["live-1", "live-2"]
+    assert recorded(store, ended.id) == []
+
+
+def test_an_event_is_matched_to_the_grant_whose_namespace_and_window_contain_it(
+    recorder: ActionRecorder, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    first = flows.granted(target="prod/payments")
+    second = flows.granted(target="prod/payments-eu")
+    clock.advance(seconds=10)
+    recorder.record(
+        "prod",
+        batch(
+            event("in-first", clock(), namespace="payments"),
+            event("in-second", clock(), namespace="payments-eu"),
+            event("in-neither", clock(), namespace="checkout"),
+            event("before-both", clock() - timedelta(hours=1), namespace="payments"),
+        ),
+    )
+    assert recorded(store, first.id) == ["in-first"]
+    assert recorded(store, second.id) == ["in-second"]
+    assert recorder.record("staging", batch(event("other-cluster", clock()))) == 0

@@ -31,7 +31,7 @@ def events(store: RequestStore, request_id: str) -> list[str]:
 class DmsClosed(RecordingNotifier):
     """Slack refuses, for good, to DM the holder (DMs with apps turned off, a deactivated account)."""
 
-    def deliver_credentials(self, request: AccessRequest, credentials: IssuedCredentials) -> None:
+    def deliver_credentials(self, request: AccessRequest, credentials: IssuedCredentials) -> str | None:
         raise PermanentError("Slack said cannot_dm_bot for conversations.open")
 
 

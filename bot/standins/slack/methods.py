@@ -54,6 +54,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "views.publish": (),
     "files.getUploadURLExternal": ("files:write",),
     "files.completeUploadExternal": ("files:write",),
+    "files.delete": ("files:write",),
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -562,3 +563,18 @@ class WebApi(Workspace):
                 )
                 self._place(message, thread_ts)
         return {"files": shared}
+
+    def _m_files_delete(self, params: JsonDict, caller: Caller) -> JsonDict:
+        # As Slack: a bot token deletes only the files its bot uploaded; the file leaves every
+        # conversation it was shared in.
+        file_id = str(params.get("file") or "")
+        found = [f for f in self._files if f.id == file_id]
+        if not found:
+            raise SlackError("file_not_found")
+        if any(f.user != self.bot_user_id for f in found):
+            raise SlackError("cant_delete_file")
+        self._files[:] = [f for f in self._files if f.id != file_id]
+        for message in self._messages.values():
+            if file_id in (message.files or []):
+                message.files = [f for f in message.files if f != file_id]
+        return {}
