@@ -176,6 +176,84 @@ def bot_rbac_manifests(
     ]
 
 
+ADMISSION_API_GROUP = "admissionregistration.k8s.io"
+POLICY_NAME = "breakglass-bindings"
+
+
+def admission_policy_manifests(
+    cluster_roles: Iterable[str],
+    service_account: str = DEFAULT_SERVICE_ACCOUNT,
+    namespace: str = DEFAULT_NAMESPACE,
+) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy and its binding: the bot's ServiceAccount may create, change or
+    delete only bindings named ``breakglass-*`` that carry its labels and a roleRef from the roster.
+
+    RBAC cannot say this: ``create``/``patch``/``delete`` on RoleBindings are all-or-nothing across
+    names (create takes no resourceNames at all). A stolen bot token could otherwise delete or rewrite
+    every (Cluster)RoleBinding in the cluster; with the policy it can touch only breakglass's own."""
+    roles = sorted({_check_name(role, "cluster role", _ROLE_NAME) for role in cluster_roles})
+    _check_name(namespace, "namespace", _DNS_LABEL)
+    _check_name(service_account, "service account", _DNS_SUBDOMAIN)
+    allowed = ", ".join(f"'{role}'" for role in roles)
+    the_binding = "request.operation == 'DELETE' ? oldObject : object"
+    labels = "has(variables.binding.metadata.labels) ? variables.binding.metadata.labels : {}"
+    validations = [
+        {
+            "expression": "variables.binding.metadata.name.startsWith('breakglass-')",
+            "message": "breakglass may only touch bindings named breakglass-*",
+        },
+        {
+            "expression": (
+                "variables.labels['app.kubernetes.io/managed-by'] == 'breakglass'"
+                " && 'breakglass.dev/installation' in variables.labels"
+                " && 'breakglass.dev/request-id' in variables.labels"
+            ),
+            "message": "breakglass may only touch bindings carrying its managed-by, installation and request-id labels",
+        },
+        {
+            "expression": f"variables.binding.roleRef.kind == 'ClusterRole' && variables.binding.roleRef.name in [{allowed}]",
+            "message": f"breakglass may only bind the roster's cluster roles ({', '.join(roles) or 'none'})",
+        },
+    ]
+    return [
+        {
+            "apiVersion": f"{ADMISSION_API_GROUP}/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": POLICY_NAME, "labels": _labels()},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [RBAC_API_GROUP],
+                            "apiVersions": ["*"],
+                            "operations": ["CREATE", "UPDATE", "DELETE"],
+                            "resources": ["rolebindings", "clusterrolebindings"],
+                        }
+                    ]
+                },
+                "matchConditions": [
+                    {
+                        "name": "the-breakglass-bot",
+                        "expression": f"request.userInfo.username == 'system:serviceaccount:{namespace}:{service_account}'",
+                    }
+                ],
+                "variables": [
+                    {"name": "binding", "expression": the_binding},
+                    {"name": "labels", "expression": labels},
+                ],
+                "validations": validations,
+            },
+        },
+        {
+            "apiVersion": f"{ADMISSION_API_GROUP}/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": POLICY_NAME, "labels": _labels()},
+            "spec": {"policyName": POLICY_NAME, "validationActions": ["Deny"]},
+        },
+    ]
+
+
 def roster_rbac(
     roster: Roster, source: str, grant_namespace: str = DEFAULT_NAMESPACE, cluster: str | None = None
 ) -> str:

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from redis.connection import parse_url
 
 from bot.domain.durations import DurationError, parse_duration
-from bot.domain.grants import SYSTEM_NAMESPACE
+from bot.domain.grants import DEFAULT_INSTALLATION, SYSTEM_NAMESPACE
 from bot.domain.keys import MIN_SIGNING_KEY, Purpose, SigningKey
 
 # The audit webhook token is the only thing between the internet-facing web process and records of
@@ -117,6 +117,12 @@ class Settings(_FromEnviron):
     # comes soon, long enough for a slow list of many bindings.
     kube_timeout: timedelta = Field(default=timedelta(seconds=10), validation_alias="BREAKGLASS_KUBE_TIMEOUT")
     key_prefix: str = Field(default="breakglass", validation_alias="BREAKGLASS_KEY_PREFIX")
+    # Labels every binding this installation makes; two installations sharing a cluster must differ.
+    installation: str = Field(
+        default=DEFAULT_INSTALLATION,
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        validation_alias="BREAKGLASS_INSTALLATION",
+    )
     # Keys the audit chain and signs warrants; never written to Redis (bot.domain.keys).
     signing_key: SecretStr = Field(validation_alias="BREAKGLASS_SIGNING_KEY")
     # Step-up MFA (mfa: oidc): where the web process is reached from a browser, and the OIDC client's secret.

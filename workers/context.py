@@ -49,6 +49,7 @@ def kube_clusters(settings: Settings, roster: Callable[[], Roster], known: Known
         request_timeout=kube_request_timeout(settings),
         follow=follow,
         warrant_key=settings.keys().derive(Purpose.WARRANT),
+        installation=settings.installation,
     )
 
 

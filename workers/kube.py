@@ -37,7 +37,9 @@ from kubernetes.client import ApiClient, ApiException
 from kubernetes.config import ConfigException
 
 from bot.domain.grants import (
+    DEFAULT_INSTALLATION,
     EXPIRES_AT_ANNOTATION,
+    INSTALLATION_LABEL,
     MANAGED_SELECTOR,
     REQUEST_ID_LABEL,
     SERVICE_ACCOUNT_ANNOTATION,
@@ -179,8 +181,10 @@ class KubeClusters:
         request_timeout: tuple[float, float] = DEFAULT_REQUEST_TIMEOUT,
         follow: Callable[[], Mapping[str, ClusterTarget]] | None = None,
         warrant_key: bytes | None = None,
+        installation: str = DEFAULT_INSTALLATION,
     ) -> None:
         self._targets = dict(targets)
+        self._installation = installation
         # Signs each binding's warrant and checks it when reading bindings back; None (a reader
         # such as the demo or doctor) makes nothing and reads every binding as unwarranted.
         self._warrant_key = warrant_key
@@ -308,7 +312,11 @@ class KubeClusters:
                 def page(token: str | None, list_kind: Callable[..., Any] = list_kind) -> Any:
                     return list_kind(**options, _continue=token, _preload_content=False)
 
-                found.extend(self._managed(cluster, item) for item in self._raw_pages(page))
+                found.extend(
+                    self._managed(cluster, item)
+                    for item in self._raw_pages(page)
+                    if not self._another_installations((item.get("metadata") or {}).get("labels"))
+                )
         return found
 
     def list_managed_service_accounts(self, cluster: str) -> Sequence[ManagedServiceAccount]:
@@ -326,6 +334,8 @@ class KubeClusters:
             ):
                 meta = item.metadata
                 labels = (meta.labels or {}) if meta else {}
+                if self._another_installations(labels):
+                    continue
                 found.append(
                     ManagedServiceAccount(
                         cluster=cluster,
@@ -531,7 +541,10 @@ class KubeClusters:
     def _ensure_service_account(self, c: _Cluster, spec: BindingSpec) -> None:
         body = client.V1ServiceAccount(
             metadata=client.V1ObjectMeta(
-                name=spec.name, namespace=self._token_namespace, labels=spec.labels(), annotations=spec.annotations()
+                name=spec.name,
+                namespace=self._token_namespace,
+                labels=self._labels(spec),
+                annotations=spec.annotations(),
             ),
             # The ServiceAccount stands for a person; no pod should ever run as it.
             automount_service_account_token=False,
@@ -555,6 +568,14 @@ class KubeClusters:
                 f"cluster {c.name}: serviceaccount {self._token_namespace}/{spec.name} exists and is not {spec.request_id}'s"
             )
 
+    def _labels(self, spec: BindingSpec) -> dict[str, str]:
+        return {**spec.labels(), INSTALLATION_LABEL: self._installation}
+
+    def _another_installations(self, labels: Mapping[str, Any] | None) -> bool:
+        """Made by another installation sharing this cluster: its to sweep, never ours. One with no
+        installation label (made before the label existed) is ours to judge."""
+        return (labels or {}).get(INSTALLATION_LABEL, self._installation) != self._installation
+
     def _subject(self, spec: BindingSpec) -> Subject:
         if spec.credentials == "token":
             return Subject("ServiceAccount", spec.name, self._token_namespace)
@@ -573,7 +594,7 @@ class KubeClusters:
         annotations[WARRANT_ANNOTATION] = self._warrant(c, spec)
         if spec.credentials == "token":
             annotations[SERVICE_ACCOUNT_ANNOTATION] = f"{self._token_namespace}/{spec.name}"
-        metadata = client.V1ObjectMeta(name=spec.name, labels=spec.labels(), annotations=annotations)
+        metadata = client.V1ObjectMeta(name=spec.name, labels=self._labels(spec), annotations=annotations)
         role_ref = client.V1RoleRef(api_group=RBAC_GROUP, kind="ClusterRole", name=spec.cluster_role)
         action = f"create binding {_where(spec.name, spec.namespace)} to {spec.cluster_role}"
         with self._calls(c, action):

@@ -24,6 +24,10 @@ EXPIRES_AT_ANNOTATION = "breakglass.dev/expires-at"
 # On a ``credentials: token`` grant's binding: "<namespace>/<name>" of the ServiceAccount made for it,
 # so the cluster alone says what a revoke or the sweep must delete besides the binding.
 SERVICE_ACCOUNT_ANNOTATION = "breakglass.dev/service-account"
+# Which installation of breakglass made it (BREAKGLASS_INSTALLATION): two installations sharing a
+# cluster each sweep only their own bindings, and each one's admission policy requires the label.
+INSTALLATION_LABEL = "breakglass.dev/installation"
+DEFAULT_INSTALLATION = "default"
 # Label values must be DNS-label-ish; the id is stored in its canonical upper-case form.
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 # Where the bot runs and per-grant ServiceAccounts live (the bot's Role for tokens is there).

@@ -12,6 +12,7 @@ from bot.domain.roster import Roster, parse_roster
 from bot.rbac import (
     REQUIRED_PERMISSIONS,
     Permission,
+    admission_policy_manifests,
     bot_rbac_manifests,
     render_yaml,
     required_permissions,
@@ -46,6 +47,26 @@ def _covers(rule: dict[str, Any], permission: Permission) -> bool:
 
 
 # --- the committed manifests -------------------------------------------------------------------
+
+
+def test_base_admission_policy_is_what_bot_rbac_renders_for_the_example_roster_roles() -> None:
+    roles = _roster_cluster_roles((DEPLOY / "base" / "roster.yaml").read_text())
+    committed = list(yaml.safe_load_all((DEPLOY / "base" / "admission-policy.yaml").read_text()))
+    assert committed == admission_policy_manifests(roles)
+
+
+def test_the_admission_policy_limits_the_bot_to_its_own_bindings_and_the_rosters_roles() -> None:
+    policy, binding = admission_policy_manifests(["view", "breakglass-admin"])
+    spec = policy["spec"]
+    assert spec["matchConditions"][0]["expression"] == (
+        "request.userInfo.username == 'system:serviceaccount:breakglass-system:breakglass'"
+    )
+    assert spec["matchConstraints"]["resourceRules"][0]["operations"] == ["CREATE", "UPDATE", "DELETE"]
+    checks = " ".join(v["expression"] for v in spec["validations"])
+    assert "startsWith('breakglass-')" in checks
+    assert "'breakglass.dev/installation' in variables.labels" in checks
+    assert "roleRef.name in ['breakglass-admin', 'view']" in checks
+    assert binding["spec"] == {"policyName": "breakglass-bindings", "validationActions": ["Deny"]}
 
 
 def test_base_rbac_is_what_bot_rbac_renders_for_the_example_roster_roles() -> None:

@@ -50,7 +50,13 @@ def test_every_object_is_valid_for_a_current_kubernetes_strictly(rendered: Rende
 
 
 def test_everything_lands_in_the_breakglass_namespace(rendered: Render) -> None:
-    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped = {
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
     for obj in rendered.objects:
         if obj["kind"] not in cluster_scoped:
             assert obj["metadata"].get("namespace") == "breakglass-system", _name(obj)

@@ -22,6 +22,7 @@ from kubernetes.client import ApiException
 import workers.kube
 from bot.domain.grants import (
     EXPIRES_AT_ANNOTATION,
+    INSTALLATION_LABEL,
     MANAGED_BY_LABEL,
     REQUEST_ID_LABEL,
     SERVICE_ACCOUNT_ANNOTATION,
@@ -275,6 +276,23 @@ def test_a_binding_signed_under_another_key_reads_back_unwarranted(
     other.apply_grant(grant(clock))
     (listed,) = clusters.list_managed("prod")
     assert not listed.warranted
+    other.close()
+
+
+def test_bindings_carry_the_installation_label_and_another_installations_are_left_alone(
+    clusters: KubeClusters, kubeconfig: Path, admin: client.RbacAuthorizationV1Api, clock: FakeClock
+) -> None:
+    clusters.apply_grant(grant(clock))
+    stored = admin.read_namespaced_role_binding("breakglass-bg-7k2qxm", "payments")
+    assert stored.metadata.labels[INSTALLATION_LABEL] == "default"
+    other = KubeClusters(
+        {"prod": ClusterTarget("prod", "user")}, kubeconfig=kubeconfig, warrant_key=b"o" * 32, installation="eu"
+    )
+    other.apply_grant(grant(clock, "BG-2222AA"))
+    # Each installation sees its own: the other's warrant would not verify here, and its sweep
+    # would otherwise delete it.
+    assert [b.name for b in clusters.list_managed("prod")] == ["breakglass-bg-7k2qxm"]
+    assert [b.name for b in other.list_managed("prod")] == ["breakglass-bg-2222aa"]
     other.close()
 
 

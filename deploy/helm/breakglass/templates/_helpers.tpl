@@ -188,3 +188,10 @@ seccompProfile:
 {{- define "breakglass.checksums" -}}
 checksum/roster: {{ .Values.roster.content | sha256sum }}
 {{- end -}}
+
+{{- /* The roster's cluster roles as a CEL list body: 'view', 'admin' */ -}}
+{{- define "breakglass.quotedRoles" -}}
+{{- $quoted := list -}}
+{{- range . -}}{{- $quoted = append $quoted (printf "'%s'" .) -}}{{- end -}}
+{{- join ", " $quoted -}}
+{{- end -}}
