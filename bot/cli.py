@@ -236,10 +236,10 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.serving import run_all_in_one
 
     settings = settings_or_exit()
-    if _slack_refuses(settings):
-        return EXIT_USAGE
     configure()
-    return run_all_in_one(settings)
+    # Not checked before starting, as web does: the worker must revoke on time while Slack is
+    # unreachable or the token revoked. Only the web half waits for Slack (run_all_in_one).
+    return run_all_in_one(settings, slack_refuses=lambda: _slack_refuses(settings))
 
 
 def _sweep(args: argparse.Namespace) -> int:

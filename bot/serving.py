@@ -109,7 +109,11 @@ SERVE_WEB_THREADS = 8
 WEB_STOP_SECONDS = 30  # gunicorn's graceful_timeout (20 s) and then some
 
 
-def run_all_in_one(settings: Settings) -> int:
+# How long serve's web half waits at most between two asks whether Slack accepts the bot token.
+SLACK_RETRY_MAX_SECONDS = 60.0
+
+
+def run_all_in_one(settings: Settings, slack_refuses: Callable[[], bool] | None = None) -> int:
     """``breakglass serve``: web, worker, scheduler and sweep for small installations. Returns the exit
     status: 0 after a stop signal, 1 when the web server died under it.
 
@@ -121,6 +125,10 @@ def run_all_in_one(settings: Settings) -> int:
     client that sends nothing holds no thread, and one that stalls mid-request holds one for at most
     ``bot.slow_clients.REQUEST_READ_SECONDS`` before its connection is dropped), and this process
     runs the worker. The cost: two processes (and gunicorn's worker a third) instead of one.
+
+    Revocation never depends on Slack: the worker (revokes, the sweep) starts at once, whatever
+    Slack says; only the web half waits, asking ``slack_refuses`` again with a growing pause until
+    Slack accepts the token, while the worker runs.
     """
     from bot.wiring import build_core
     from workers.context import build_worker_context
@@ -154,7 +162,7 @@ def run_all_in_one(settings: Settings) -> int:
     os.register_at_fork(after_in_child=as_before_in_a_child)
     child = os.fork()  # before any client or thread exists here: nothing is shared across the fork
     if child == 0:
-        _web_child(settings, parent)  # never returns; gunicorn installs its own handlers
+        _web_child(settings, parent, slack_refuses)  # never returns; gunicorn installs its own handlers
     stopping = threading.Event()
     web_died = threading.Event()
     worker: list[Any] = []  # RQ's worker, once it exists: whether it was asked to stop already
@@ -220,7 +228,7 @@ def run_all_in_one(settings: Settings) -> int:
     return 1 if web_died.is_set() else 0
 
 
-def _web_child(settings: Settings, parent: int) -> None:
+def _web_child(settings: Settings, parent: int, slack_refuses: Callable[[], bool] | None = None) -> None:
     """The forked child of ``serve``: gunicorn, as ``web`` runs it, until it stops or serve is gone."""
     code = 1
     arbiter = os.getpid()  # gunicorn forks its workers from inside run_web: they unwind through here too
@@ -233,6 +241,11 @@ def _web_child(settings: Settings, parent: int) -> None:
             os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's graceful stop
 
         threading.Thread(target=follow_parent, name="breakglass-parent-watch", daemon=True).start()
+        pause = 1.0
+        while slack_refuses is not None and slack_refuses():
+            # Said on stderr by slack_refuses, one line each time; the worker runs meanwhile.
+            time.sleep(pause)
+            pause = min(pause * 2, SLACK_RETRY_MAX_SECONDS)
         run_web(settings, workers=1, threads=SERVE_WEB_THREADS)
         code = 0
     except SystemExit as exc:  # gunicorn's arbiter, and each worker it forks, end with sys.exit

@@ -74,17 +74,24 @@ def _started(serve: Spawned, port: int) -> None:
     wait_until(ready, 90, "serve to be ready")
 
 
-def test_serve_refuses_a_bot_token_slack_rejects_in_one_line_before_serving(stack: LocalStack) -> None:
+def test_serve_with_a_token_slack_rejects_runs_its_worker_and_only_the_web_half_waits(stack: LocalStack) -> None:
+    # Finding 17: serve checked the token before starting anything, so while Slack refused it (or was
+    # unreachable) the worker and its sweep never ran and no binding was revoked.
     port = free_port()
     serve = Spawned(["serve"], stack.env() | {"PORT": str(port), "SLACK_BOT_TOKEN": "xoxb-0000-not-a-real-token"})
     try:
+        stack.wait_for_workers(1, timeout=90)
+        wait_until(
+            lambda: "SLACK_BOT_TOKEN: Slack refused it (invalid_auth)" in serve.output, 60, "the web half's line"
+        )
+        wait_until(lambda: serve.output.count("Slack refused it") >= 2, 60, "the web half asking Slack again")
+        assert serve.popen.poll() is None, f"serve exited:\n{serve.output}"
+        assert not port_open(port), "no web server before Slack accepts the token"
+        serve.popen.send_signal(signal.SIGTERM)
         code = serve.wait(timeout=120)
     finally:
         serve.kill_group()
-
-    assert code == 2
-    assert serve.output == "SLACK_BOT_TOKEN: Slack refused it (invalid_auth)\n"
-    assert not port_open(port)
+    assert code == 0, serve.output
 
 
 def test_serve_speaks_http_1_1_keep_alive_and_a_stalled_client_holds_nothing_up(stack: LocalStack) -> None:
