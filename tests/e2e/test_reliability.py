@@ -168,6 +168,8 @@ def test_a_binding_whose_expiry_is_moved_behind_breakglass_goes_at_once(
     stack.wait_for_workers(1)
     grant = grant_now(core, 600)
     wait_until(lambda: watch.present(grant.id), 15, "the binding")
+    # Once its grant job is done: that job's own expiry update would otherwise sign over the edit.
+    wait_until(lambda: (r := core.store.get(grant.id)) is not None and r.state is State.ACTIVE, 15, "the grant")
     rbac = client.RbacAuthorizationV1Api(
         config.new_client_from_config(str(stack.kubeconfig_path), stack.roster["clusters"]["prod"]["context"])
     )

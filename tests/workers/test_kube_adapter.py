@@ -163,7 +163,11 @@ def test_namespaced_user_grant_lets_the_person_act_there_until_removed(
 
     stored = kube.get_object("rolebindings", "breakglass-bg-7k2qxm", "payments")
     assert stored is not None
-    assert stored["metadata"]["labels"] == {MANAGED_BY_LABEL: "breakglass", REQUEST_ID_LABEL: "BG-7K2QXM"}
+    assert stored["metadata"]["labels"] == {
+        MANAGED_BY_LABEL: "breakglass",
+        REQUEST_ID_LABEL: "BG-7K2QXM",
+        INSTALLATION_LABEL: "default",
+    }
     assert stored["metadata"]["annotations"] == {**spec.annotations(), WARRANT_ANNOTATION: warrant_of(spec)}
     assert stored["roleRef"] == {"apiGroup": RBAC, "kind": "ClusterRole", "name": "view"}
     assert stored["subjects"] == [{"apiGroup": RBAC, "kind": "User", "name": "alice@example.com"}]

@@ -25,7 +25,7 @@ from bot.domain.ids import RequestId, SlackUserId
 from bot.ports import AccessCheck, CredentialsRejected
 from bot.rbac import bot_rbac_manifests
 from bot.standins.kube import KubeApiServer
-from tests.conftest import FakeClock
+from tests.conftest import WARRANT_KEY, FakeClock
 from workers.kube import ClusterTarget, KubeClusters
 
 # Each test runs the stand-in plugin as a real process, several times.
@@ -143,7 +143,11 @@ def spec(clock: FakeClock) -> BindingSpec:
 
 def gateway(kubeconfig: Path, clock: FakeClock) -> KubeClusters:
     return KubeClusters(
-        {"prod": ClusterTarget("prod", "user")}, kubeconfig=kubeconfig, now=clock, request_timeout=(2.0, 5.0)
+        {"prod": ClusterTarget("prod", "user")},
+        kubeconfig=kubeconfig,
+        now=clock,
+        request_timeout=(2.0, 5.0),
+        warrant_key=WARRANT_KEY,
     )
 
 
