@@ -214,8 +214,8 @@ class Reconciler:
         for binding in bindings:
             if not keep_going() or self._out_of_time(cluster, deadline, report):
                 return done
-            if binding.request_id in settled:
-                continue
+            if binding.warranted and binding.request_id in settled:
+                continue  # its grant's own binding (a warrant names it), running on schedule
             try:
                 self._check_binding(binding, report, in_roster)
             except AuditLogBroken as exc:
@@ -260,7 +260,12 @@ class Reconciler:
         not yet over by the binding's own expiry, their revoke at that expiry scheduled. The others
         are checked one by one, reading their request afresh."""
         now = self.now()
-        ids = [b.request_id for b in bindings if b.request_id and b.expires_at is not None and b.expires_at > now]
+        # Only a binding whose warrant verifies can need nothing: any other goes now (_check_binding).
+        ids = [
+            b.request_id
+            for b in bindings
+            if b.warranted and b.request_id and b.expires_at is not None and b.expires_at > now
+        ]
         running = [
             (r.id, r.expires_at) for r in self.store.many(ids) if r.state is State.ACTIVE and r.expires_at is not None
         ]
