@@ -225,7 +225,7 @@ def test_an_identity_refusal_is_not_filed_under_the_id_it_named(
     harness: SlackAppHarness, slack: SlackApiDouble
 ) -> None:
     slack.add_user("U0STRANGER", name="mallory")
-    harness.command(CAROL, "prod/kube-system view 30m INC-9 looking at dns failures")
+    harness.command(CAROL, "prod/ingress view 30m INC-9 looking at dns failures")
     (request,) = harness.requests()
     harness.command("U0STRANGER", f"status {request.id}")
     harness.command("U0STRANGER", "status BG-333333")
