@@ -113,13 +113,17 @@ def test_worker_killed_while_deleting_the_binding(
     stack.wait_for_workers(2)
     request = grant_now(core, 5)
     wait_until(lambda: watch.present(request.id), 60, "the binding")
-    server.hang_requests(60, path_prefix=BINDINGS_PATH, method="DELETE", times=1)
+    # Every DELETE hangs until the binding has been seen to survive the kill: the revoke's, and any the
+    # other worker's clock or sweep sends meanwhile (with only the first held, the other worker could
+    # remove the binding before the check, and the test would race it).
+    server.hang_requests(60, path_prefix=BINDINGS_PATH, method="DELETE")
 
-    assert in_flight.wait(20), "the revoke never sent its delete"
+    assert in_flight.wait(60), "the revoke never sent its delete"
     workers[in_flight.authorization or ""].kill()  # the one waiting on the hung delete, whichever it is
     assert watch.present(request.id), "the hung delete must not have removed the binding"
+    server.clear_faults()  # the other worker's calls now go through; it must finish the job
 
-    watch.wait_gone(request.id, timeout=20)
+    watch.wait_gone(request.id, timeout=60)
     watch.assert_ended_on_time(request.id, timedelta(seconds=5), LATE)
     assert not may_edit(kube)
     ended = core.store.get(request.id)
