@@ -74,7 +74,9 @@ class SweepLock(RedisLock):
         while not stop.wait(self.renew_every):
             try:
                 if not self.renew():
-                    log.error("sweep lock lapsed while sweeping; stopping this sweep")
+                    # Handled, not an error: a process starved of CPU past the TTL stops its sweep, and
+                    # the next sweep (this worker's or another's) takes the lock and does the work.
+                    log.warning("sweep lock lapsed while sweeping; stopping this sweep")
                     self.lost.set()
                     return
             except redis.RedisError:

@@ -49,7 +49,7 @@ class SettlingExecutor(ThreadPoolExecutor):
             self._pending.append(future)
         return future
 
-    def settle(self, timeout: float = 10.0) -> None:
+    def settle(self, timeout: float = 60.0) -> None:  # a deadline for a loaded machine, not a speed
         while True:
             with self._lock:
                 pending, self._pending = self._pending, []
