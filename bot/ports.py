@@ -185,3 +185,77 @@ class Notifier(Protocol):
         """Delete the kubeconfig files sent for ``request`` from the holder's DM; one already gone
         counts as deleted. A token left readable in a DM outlives the grant in the holder's history."""
         ...
+
+
+# --- Automated approvals: on-call, tickets and paging (PagerDuty, Jira) ---------------------------
+# The services decide (``bot.domain`` evaluates the roster's rules); ``bot.integrations`` reads the
+# outside world through these ports with each service's maintained client. A lookup that fails raises
+# ``LookupFailed`` and never widens access: no automatic approval, the humans decide.
+
+
+class LookupFailed(TemporaryError):
+    """An outside source (PagerDuty, Jira, Okta, an identity provider) could not be read: timeout,
+    5xx, 429 past its retries, a rejected token. ``str(exc)`` is one sentence naming the source and
+    the cause, fit to show a person; it never carries a token or a response body."""
+
+
+@dataclass(frozen=True)
+class OnCallShift:
+    """One on-call entry of a person, as PagerDuty's ``GET /oncalls`` lists it."""
+
+    escalation_policy_id: str
+    escalation_policy_name: str
+    escalation_level: int
+    schedule_id: str | None  # None: the person is on the policy directly, not through a schedule
+    schedule_name: str | None
+    start: datetime | None  # None: always on call (no schedule)
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A ticket as read at the moment it was checked; the audit entry keeps exactly this."""
+
+    system: str  # "jira" | "pagerduty"
+    key: str  # INC-4411, or a PagerDuty incident's number or id (Q1ABC…)
+    title: str
+    status: str  # as the system names it: "In Progress", "acknowledged"
+    url: str
+    project: str | None = None  # Jira project key; None for PagerDuty
+
+
+class OnCallDirectory(Protocol):
+    """Who is on call now (PagerDuty)."""
+
+    def shifts(
+        self, email: str, *, schedule_ids: Sequence[str], escalation_policy_ids: Sequence[str], at: datetime
+    ) -> Sequence[OnCallShift]:
+        """The on-call entries at ``at`` of the PagerDuty user with this email, restricted to these
+        schedules or escalation policies (either list may be empty; both empty: none). An unknown
+        email is no shifts, not a failure. Raises LookupFailed."""
+        ...
+
+
+class TicketDirectory(Protocol):
+    """Tickets a reason may cite (Jira issues, PagerDuty incidents)."""
+
+    def jira_issue(self, key: str) -> Ticket | None:
+        """The Jira issue ``key`` (``INC-4411``), or None if it does not exist (404). Raises LookupFailed."""
+        ...
+
+    def pagerduty_incident(self, ref: str) -> Ticket | None:
+        """The PagerDuty incident with this id or number, or None if there is none. Raises LookupFailed."""
+        ...
+
+
+class Pager(Protocol):
+    """Pages people (PagerDuty incidents on a service), for escalation of undecided requests."""
+
+    def open_incident(self, *, service_id: str, title: str, details: str, incident_key: str) -> str:
+        """Open (or find, by ``incident_key``: opening twice is harmless) an incident; returns its id.
+        Raises LookupFailed."""
+        ...
+
+    def resolve_incident(self, incident_id: str) -> None:
+        """Resolve it; one already resolved counts as resolved. Raises LookupFailed."""
+        ...
