@@ -1,7 +1,9 @@
 """Shared fixtures. Real Redis lives at BREAKGLASS_TEST_REDIS_URL (default: database 15 on the local
 server). When nothing answers there and no URL was given, the session starts its own
 ``redis-server`` on a free port, so the README's test command works on a fresh machine; each test
-gets the database empty."""
+gets the database empty. Under pytest-xdist (``-n auto``) each worker takes its own database on that
+server, counting down from the URL's (gw0 the URL's own, gw1 one below, …), so parallel workers never
+flush or read each other's keys."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import fakeredis
 import pytest
@@ -62,11 +65,28 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def for_this_worker(url: str, worker: str | None) -> str:
+    """``url`` with the database of the xdist ``worker`` (``gwN``): the URL's own minus N, so workers
+    sharing one server never share a database. Without a worker (a serial run) ``url`` as it is."""
+    if not worker:
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.lstrip("/") or 0)
+    number = int(worker.removeprefix("gw"))
+    if base - number < 0:
+        pytest.fail(
+            f"xdist worker {worker} would need Redis database {base - number}: the test URL's database {base} "
+            f"leaves room for {base + 1} workers; run fewer (-n {base + 1}) or name a higher database"
+        )
+    return urlunsplit(parts._replace(path=f"/{base - number}"))
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
     given = os.environ.get("BREAKGLASS_TEST_REDIS_URL")
     if given or _answers(DEFAULT_TEST_REDIS_URL):
-        yield given or DEFAULT_TEST_REDIS_URL
+        yield for_this_worker(given or DEFAULT_TEST_REDIS_URL, worker)
         return
     binary = shutil.which("redis-server")
     if binary is None:
@@ -87,7 +107,7 @@ def redis_url() -> Iterator[str]:
             pytest.fail(f"redis-server did not start on port {port}")
         time.sleep(0.05)
     try:
-        yield url
+        yield for_this_worker(url, worker)
     finally:
         server.terminate()
         server.wait(timeout=10)
