@@ -16,7 +16,7 @@ import yaml
 from bot.domain.roster import parse_roster
 from bot.rbac import bot_rbac_manifests
 from tests.deploy.conftest import DEPLOY, Render, parse, render, run_tool, schema_problems, tool
-from tests.deploy.test_manifests import SECRETS_OF
+from tests.deploy.test_manifests import INGRESS_CONTROLLER_ONLY, SECRETS_OF, web_ingress_peers
 
 CHART = DEPLOY / "helm" / "breakglass"
 EXAMPLES = DEPLOY / "helm" / "examples"
@@ -248,7 +248,11 @@ def test_an_existing_roster_config_map_takes_its_roles_from_rbac_values() -> Non
 
 
 def _value_paths(node: Any, prefix: str = "") -> list[str]:
-    if not isinstance(node, dict) or not node or prefix in ("roster.content", "env"):
+    if (
+        not isinstance(node, dict)
+        or not node
+        or prefix in ("roster.content", "env", "networkPolicy.ingressController.podLabels")
+    ):
         return [prefix]
     return [
         path
@@ -328,3 +332,40 @@ def test_chart_and_overlay_give_the_bot_the_same_rbac() -> None:
         _without_helm_labels(obj) for obj in chart(*SAME_CONFIGURATION["prod"]).objects if obj["kind"] in RBAC_KINDS
     ]
     assert sorted(kustomize, key=_name) == sorted(helm, key=_name)
+
+
+def test_only_the_ingress_controller_reaches_the_web_pods_and_its_place_is_a_value(rendered_chart: Render) -> None:
+    assert web_ingress_peers(rendered_chart) == INGRESS_CONTROLLER_ONLY
+    elsewhere = chart(
+        "--set",
+        "networkPolicy.ingressController.namespace=traefik",
+        "--set",
+        "networkPolicy.ingressController.podLabels.app\\.kubernetes\\.io/name=traefik",
+    )
+    assert web_ingress_peers(elsewhere) == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+        }
+    ]
+
+
+def test_prometheus_is_let_in_to_the_web_port_only_when_named(tmp_path: Path) -> None:
+    prometheus = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"networkPolicy": {"metricsFrom": [prometheus]}}))
+    with_metrics = chart("--values", str(values))
+    assert web_ingress_peers(with_metrics) == [*INGRESS_CONTROLLER_ONLY, prometheus]
+    web = with_metrics.get("NetworkPolicy", "breakglass-web")
+    assert [port["port"] for rule in web["spec"]["ingress"] for port in rule["ports"]] == [3000, 3000]
+    assert not schema_problems(with_metrics.objects)
+
+
+def test_chart_and_overlay_give_the_web_pods_the_same_network_policy() -> None:
+    kustomize = render(DEPLOY / "overlays" / "prod").get("NetworkPolicy", "breakglass-web")
+    helm = chart(*SAME_CONFIGURATION["prod"]).get("NetworkPolicy", "breakglass-web")
+    assert kustomize["spec"]["ingress"] == helm["spec"]["ingress"], DRIFT
+    assert kustomize["spec"]["egress"] == helm["spec"]["egress"], DRIFT

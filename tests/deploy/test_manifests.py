@@ -198,12 +198,42 @@ def test_roster_config_map_is_mounted_where_breakglass_roster_points(rendered: R
         assert mount.get("readOnly") is True
 
 
+# Issue 10 finding 4: the web pods took connections from anywhere on 3000, so any pod in the cluster
+# could post to /slack/events or /k8s/audit/ past the proxy's body limits and buffering, or read
+# /metrics. Only the ingress controller's pods (both selectors in one peer: those pods, in that
+# namespace) are let in.
+INGRESS_CONTROLLER_ONLY = [
+    {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
+    }
+]
+
+
+def web_ingress_peers(rendered: Render) -> list[dict[str, Any]]:
+    """Every peer any ingress rule of the web NetworkPolicy lets in; a rule without ``from`` lets in
+    everyone, and is returned as the peer ``{}``."""
+    web = rendered.get("NetworkPolicy", "breakglass-web")
+    return [peer for rule in web["spec"]["ingress"] for peer in rule.get("from", [{}])]
+
+
+def test_only_the_ingress_controller_reaches_the_web_pods(rendered: Render) -> None:
+    assert web_ingress_peers(rendered) == INGRESS_CONTROLLER_ONLY
+    no_policy_lets_in_more = [
+        policy["metadata"]["name"]
+        for policy in rendered.of_kind("NetworkPolicy")
+        if policy["spec"].get("ingress") and policy["metadata"]["name"] not in ("breakglass-web", "breakglass-redis")
+    ]
+    assert not no_policy_lets_in_more
+
+
 def test_namespace_denies_all_traffic_except_what_policies_allow(rendered: Render) -> None:
     deny = rendered.get("NetworkPolicy", "breakglass-default-deny")
     assert deny["spec"]["podSelector"] == {}
     assert set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     web = rendered.get("NetworkPolicy", "breakglass-web")
     assert [p["port"] for rule in web["spec"]["ingress"] for p in rule["ports"]] == [3000]
+    assert web["spec"]["ingress"][0]["from"] == INGRESS_CONTROLLER_ONLY
     worker = rendered.get("NetworkPolicy", "breakglass-worker")
     assert "Ingress" in worker["spec"]["policyTypes"]
     assert not worker["spec"].get("ingress"), "nothing connects to the worker"

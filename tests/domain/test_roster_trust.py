@@ -45,7 +45,9 @@ def test_an_entitlement_without_namespaces_does_not_reach_protected_ones(namespa
 
 
 def test_the_bot_namespace_defaults_to_breakglass_system() -> None:
-    roster = roster_from(example_roster_data())
+    data = example_roster_data()
+    del data["bot_namespace"]  # the example shows it at its default
+    roster = roster_from(data)
     assert roster.bot_namespace == "breakglass-system"
     assert not policy.evaluate_request(roster, ask(BOB, "prod", "breakglass-system"))
 
@@ -87,8 +89,8 @@ def test_roster_check_warns_about_entitlements_that_would_reach_protected_namesp
 
 
 def test_a_bot_namespace_must_be_a_namespace_name() -> None:
-    assert problems(EXAMPLE + "bot_namespace: Not_A_Namespace\n") == [
-        "line 51: bot_namespace: 'Not_A_Namespace' is not a namespace name"
+    assert problems(EXAMPLE.replace("bot_namespace: breakglass-system", "bot_namespace: Not_A_Namespace")) == [
+        "line 56: bot_namespace: 'Not_A_Namespace' is not a namespace name"
     ]
 
 
