@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
 import urllib3
 import yaml
@@ -91,7 +91,7 @@ class ClusterTarget:
     credentials: Credentials = "user"
 
 
-_Binding = client.V1RoleBinding | client.V1ClusterRoleBinding
+_Binding: TypeAlias = client.V1RoleBinding | client.V1ClusterRoleBinding
 
 
 @dataclass(frozen=True)
@@ -251,7 +251,9 @@ class KubeClusters:
         if not delete_sa:
             # A grant made while this cluster was in token mode still has its ServiceAccount to delete.
             existing = self._read_binding(c, name, namespace)
-            annotations = (existing.metadata.annotations or {}) if existing and existing.metadata else {}
+            annotations: dict[str, str] = (
+                (existing.metadata.annotations or {}) if existing and existing.metadata else {}
+            )
             delete_sa = annotations.get(SERVICE_ACCOUNT_ANNOTATION) == own_sa
         removed = False
         # Deleted by name, whoever made it: the name is ours by contract, and removing access is the
@@ -500,8 +502,8 @@ class KubeClusters:
             ) from exc
         except ValueError as exc:
             count_error("kubernetes", "unreadable")
-            # An answer the client could not read (pydantic's ValidationError is a ValueError). Its text
-            # quotes the answer, which for a TokenRequest is the token: keep neither text nor cause.
+            # An answer the client could not read (it raises ValueError for a model it cannot build). Its
+            # text quotes the answer, which for a TokenRequest is the token: keep neither text nor cause.
             raise ClusterRefused(
                 f"cluster {c.name}: {action}: the API server's answer could not be read ({type(exc).__name__})"
             ) from None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 import yaml
 from kubernetes import client, config
 from kubernetes.client import ApiException
@@ -638,7 +639,8 @@ def test_a_grant_in_a_missing_namespace_is_refused_not_retried(clusters: KubeClu
 )
 def test_api_errors_translate_by_code_and_reason(code: int, reason: str, expected: type[BreakglassError]) -> None:
     body = f'{{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"{reason}","message":"m","code":{code}}}'
-    error = translate("prod", "do a thing", ApiException(status=code, reason=reason, body=body))
+    answer = urllib3.HTTPResponse(body=body.encode(), status=code, reason=reason, preload_content=True)
+    error = translate("prod", "do a thing", ApiException(http_resp=answer))
     assert type(error) is expected
     assert str(error) == f"cluster prod: do a thing: HTTP {code} {reason}: m"
 
