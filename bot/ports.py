@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.domain.audit import AuditEntry
+from bot.domain.automation import OnCallShift, Ticket
 from bot.domain.grants import BindingSpec, IssuedCredentials, ManagedBinding, ManagedServiceAccount
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest
@@ -199,29 +200,8 @@ class LookupFailed(TemporaryError):
     the cause, fit to show a person; it never carries a token or a response body."""
 
 
-@dataclass(frozen=True)
-class OnCallShift:
-    """One on-call entry of a person, as PagerDuty's ``GET /oncalls`` lists it."""
-
-    escalation_policy_id: str
-    escalation_policy_name: str
-    escalation_level: int
-    schedule_id: str | None  # None: the person is on the policy directly, not through a schedule
-    schedule_name: str | None
-    start: datetime | None  # None: always on call (no schedule)
-    end: datetime | None
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """A ticket as read at the moment it was checked; the audit entry keeps exactly this."""
-
-    system: str  # "jira" | "pagerduty"
-    key: str  # INC-4411, or a PagerDuty incident's number or id (Q1ABC…)
-    title: str
-    status: str  # as the system names it: "In Progress", "acknowledged"
-    url: str
-    project: str | None = None  # Jira project key; None for PagerDuty
+# ``OnCallShift`` and ``Ticket`` are defined beside the pure evaluation that reads them
+# (``bot.domain.automation``) and re-exported here, where the adapters that make them look.
 
 
 class OnCallDirectory(Protocol):

@@ -22,8 +22,16 @@ from typing import Any, Literal
 
 import yaml
 
+from bot.domain.automation import AutoRule, TicketPolicy
 from bot.domain.durations import DurationError, format_duration, parse_duration
 from bot.domain.ids import SlackUserId
+from bot.domain.roster_automation import (
+    AUTOMATION_KEYS,
+    References,
+    check_escalation_timing,
+    parse_role_automation,
+    references,
+)
 
 MfaMode = Literal["slack_enforced", "has_2fa", "oidc"]
 StepUpAction = Literal["request", "approve"]
@@ -104,6 +112,12 @@ class Role:
     idle_timeout: timedelta | None = None
     # With ``mfa: oidc``: which actions on this role need a fresh verification (None: the oidc block's).
     step_up: frozenset[str] | None = None
+    # Automated approvals (``bot.domain.automation``): the tickets a reason must cite, the rules that
+    # approve without a click, and when to page the approvers through PagerDuty.
+    ticket: TicketPolicy | None = None
+    auto_approve: tuple[AutoRule, ...] = ()
+    escalate_after: timedelta | None = None
+    escalate_service: str | None = None
 
     @property
     def self_service(self) -> bool:
@@ -215,6 +229,10 @@ class Roster:
 
     def is_admin(self, user: SlackUserId) -> bool:
         return user in self.members(self.admins)
+
+    def automation_references(self) -> References:
+        """The PagerDuty schedules, policies and services and the Jira projects the roles name."""
+        return references(self.roles.values())
 
     def summary(self) -> str:
         return (
@@ -429,6 +447,9 @@ def parse_roster(text: str) -> Roster:
             check.problem(quota, f"must be a whole number from 1 to {_QUOTA_MAX}, not {value!r}"[:200])
         quotas[quota] = value
 
+    if request_timeout is not None:
+        for role in roles.values():
+            check_escalation_timing(check, role.name, role.escalate_after, request_timeout)
     if reminder_before is not None and roles:
         shortest = min(role.max_duration for role in roles.values())
         if reminder_before >= shortest:
@@ -679,6 +700,7 @@ def _groups(
 
 _ROLE_KEYS = {
     "cluster_role", "scope", "max_duration", "min_duration", "approvals", "approvers", "idle_timeout", "step_up",
+    *AUTOMATION_KEYS,
 }  # fmt: skip
 
 
@@ -751,6 +773,9 @@ def _roles(
             )
         if isinstance(approvals, int) and approvals > 0 and "approvers" not in spec:
             check.problem(f"{place}.approvers", "is required when approvals is above 0")
+        automation = parse_role_automation(
+            check, spec, place, scope=scope, max_duration=max_duration, approvals=approvals
+        )
         if (
             cluster_role
             and scope in ("namespace", "cluster")
@@ -768,6 +793,10 @@ def _roles(
                 approvers=tuple(approvers),
                 idle_timeout=idle_timeout,
                 step_up=step_up,
+                ticket=automation.ticket,
+                auto_approve=automation.auto_approve,
+                escalate_after=automation.escalate_after,
+                escalate_service=automation.escalate_service,
             )
     return result
 

@@ -145,8 +145,8 @@ def test_unknown_key_in_a_role_is_a_problem_not_ignored() -> None:
     ]
     assert problems(edited({21: "    sign_off: 1"})) == [
         (17, "roles.view.approvals", "is required"),
-        (21, "roles.view.sign_off", "unknown key 'sign_off' (allowed: approvals, approvers, cluster_role, idle_timeout, "
-         "max_duration, min_duration, scope, step_up)"),
+        (21, "roles.view.sign_off", "unknown key 'sign_off' (allowed: approvals, approvers, auto_approve, cluster_role, "
+         "escalate_after, escalate_service, idle_timeout, max_duration, min_duration, scope, step_up, ticket)"),
     ]  # fmt: skip
 
 

@@ -1,0 +1,477 @@
+"""Automated approvals: the roster's rules, the tickets a reason cites, and the decision, with no I/O.
+
+A role may name the tickets a request must cite (``ticket:``) and rules under which a request is
+approved without a click (``auto_approve:``). The services read PagerDuty and Jira through
+``bot.ports`` and hand what they read here; ``evaluate`` decides which rule holds, with its evidence, or
+says in one sentence why the request is left to the approvers. Nothing here talks to a network, reads
+a clock or knows Slack: the same inputs always give the same answer, which is what lets the grant job
+check a rule's limits again before it acts.
+
+Fail-safe by construction: a source that could not be read is an ``Unreadable``, which no rule accepts
+as evidence, so a lookup failure can only ever send a request to the humans.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from bot.domain.audit import format_at
+from bot.domain.durations import format_duration
+
+TicketSystem = Literal["jira", "pagerduty"]
+OnLookupFailure = Literal["refuse", "approvers"]
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# PagerDuty's incident states that mean "still burning"; the default of ``pagerduty_incident:``.
+OPEN_INCIDENT_STATUSES = ("triggered", "acknowledged")
+INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
+# The daily cap counts automatic approvals in the last 24 hours (a rolling window: midnight is no
+# reset an attacker could time).
+CAP_WINDOW = timedelta(hours=24)
+# A reason citing more tickets than this has the first ones checked; the rest are not looked up.
+MAX_CITATIONS = 3
+LEVEL_NAMES = {1: "primary", 2: "secondary", 3: "tertiary"}
+
+
+# --- what the outside world said (read by the adapters; ``bot.ports`` re-exports these) -------------
+
+
+@dataclass(frozen=True)
+class OnCallShift:
+    """One on-call entry of a person, as PagerDuty's ``GET /oncalls`` lists it."""
+
+    escalation_policy_id: str
+    escalation_policy_name: str
+    escalation_level: int
+    schedule_id: str | None  # None: the person is on the policy directly, not through a schedule
+    schedule_name: str | None
+    start: datetime | None  # None: always on call (no schedule)
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A ticket as read at the moment it was checked; the audit entry keeps exactly this."""
+
+    system: str  # "jira" | "pagerduty"
+    key: str  # INC-4411, or a PagerDuty incident's number or id (Q1ABC…)
+    title: str
+    status: str  # as the system names it: "In Progress", "acknowledged"
+    url: str
+    project: str | None = None  # Jira project key; None for PagerDuty
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A source that could not be read; ``why`` is one sentence naming it and the cause."""
+
+    why: str
+
+
+# --- the roster's part ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JiraTickets:
+    projects: tuple[str, ...]
+    statuses: tuple[str, ...]
+
+    def allows(self, status: str) -> bool:
+        return status.casefold() in {s.casefold() for s in self.statuses}
+
+
+@dataclass(frozen=True)
+class IncidentTickets:
+    statuses: tuple[str, ...] = OPEN_INCIDENT_STATUSES
+
+    def allows(self, status: str) -> bool:
+        return status.casefold() in {s.casefold() for s in self.statuses}
+
+
+@dataclass(frozen=True)
+class TicketPolicy:
+    """Which tickets count: Jira issues of some projects and statuses, PagerDuty incidents, or both.
+
+    ``on_lookup_failure`` (role level only): when Jira or PagerDuty cannot be read, ``refuse`` the
+    request (the default: the ticket requirement is a control, and an outage must not switch it off)
+    or let it through to the ``approvers``, who see that the ticket was not checked."""
+
+    jira: JiraTickets | None = None
+    pagerduty_incident: IncidentTickets | None = None
+    on_lookup_failure: OnLookupFailure = "refuse"
+
+    def describe(self) -> str:
+        kinds = []
+        if self.jira is not None:
+            example = f"{self.jira.projects[0]}-123" if self.jira.projects else "KEY-123"
+            kinds.append(f"a Jira issue of {', '.join(self.jira.projects)} (like {example})")
+        if self.pagerduty_incident is not None:
+            kinds.append("a PagerDuty incident (PD#1234 or its link)")
+        return " or ".join(kinds)
+
+
+@dataclass(frozen=True)
+class OnCallCondition:
+    schedules: tuple[str, ...] = ()
+    escalation_policies: tuple[str, ...] = ()
+    max_level: int = 1
+
+    def covers(self, shift: OnCallShift) -> bool:
+        return (shift.schedule_id is not None and shift.schedule_id in self.schedules) or (
+            shift.escalation_policy_id in self.escalation_policies
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """Days and hours in a time zone. ``end <= start`` spans midnight: the window opens on a listed
+    day and closes on the next one (``18:00-09:00`` on mon..fri covers Tuesday 03:00)."""
+
+    days: frozenset[int]  # 0 = Monday
+    start: int  # minutes after midnight
+    end: int  # minutes after midnight, 1440 for 24:00
+    tz: str = "UTC"
+
+    def contains(self, at: datetime) -> bool:
+        local = at.astimezone(ZoneInfo(self.tz))
+        minute = local.hour * 60 + local.minute
+        day = local.weekday()
+        if self.start < self.end:
+            return day in self.days and self.start <= minute < self.end
+        return (day in self.days and minute >= self.start) or ((day - 1) % 7 in self.days and minute < self.end)
+
+    def describe(self) -> str:
+        every = self.days == frozenset(range(7))
+        days = "every day" if every else ", ".join(DAYS[d] for d in sorted(self.days))
+        return f"{days} {_hhmm(self.start)}-{_hhmm(self.end)} {self.tz}"
+
+
+@dataclass(frozen=True)
+class AutoRule:
+    """One ``auto_approve:`` entry: conditions that must all hold, and the limits of what it approves."""
+
+    name: str
+    pagerduty_oncall: OnCallCondition | None = None
+    during: Window | None = None
+    ticket: TicketPolicy | None = None
+    max_duration: timedelta | None = None  # None: the role's
+    max_per_day: int | None = None  # automatic approvals per person in any 24 hours
+    # Cluster-wide roles reach every namespace: a rule approves them only when it says so.
+    allow_cluster_scoped: bool = False
+
+
+# --- tickets cited in a reason ------------------------------------------------------------------
+
+_JIRA_KEY = re.compile(r"(?<![A-Za-z0-9_-])([A-Z][A-Z0-9_]{0,9})-([1-9][0-9]{0,8})(?![A-Za-z0-9])")
+_PD_NUMBER = re.compile(r"(?<![A-Za-z0-9])PD#([1-9][0-9]{0,8})(?![0-9])", re.IGNORECASE)
+_PD_LINK = re.compile(r"https?://[a-z0-9-]+\.pagerduty\.com/incidents/([A-Z0-9]{6,20})(?![A-Za-z0-9])")
+
+
+@dataclass(frozen=True)
+class Citation:
+    system: TicketSystem
+    ref: str  # INC-4411; a PagerDuty incident's number or id
+
+    @property
+    def shown(self) -> str:
+        if self.system == "pagerduty":
+            return f"PD#{self.ref}" if self.ref.isdigit() else f"PagerDuty incident {self.ref}"
+        return self.ref
+
+
+def cited(reason: str, policy: TicketPolicy) -> list[Citation]:
+    """The tickets ``reason`` cites that ``policy`` could accept, in the order written, at most
+    MAX_CITATIONS. A Jira key of a project the policy does not list is not a citation."""
+    found: list[tuple[int, Citation]] = []
+    if policy.jira is not None:
+        projects = set(policy.jira.projects)
+        for match in _JIRA_KEY.finditer(reason):
+            if match.group(1) in projects:
+                found.append((match.start(), Citation("jira", match.group(0))))
+    if policy.pagerduty_incident is not None:
+        for match in _PD_NUMBER.finditer(reason):
+            found.append((match.start(), Citation("pagerduty", match.group(1))))
+        for match in _PD_LINK.finditer(reason):
+            found.append((match.start(), Citation("pagerduty", match.group(1))))
+    ordered: list[Citation] = []
+    for _, citation in sorted(found, key=lambda pair: pair[0]):
+        if citation not in ordered:
+            ordered.append(citation)
+    return ordered[:MAX_CITATIONS]
+
+
+def foreign_jira_keys(reason: str, policy: TicketPolicy) -> list[str]:
+    """Jira-looking keys of projects the policy does not accept (to say why they do not count)."""
+    projects = set(policy.jira.projects) if policy.jira is not None else set()
+    return [m.group(0) for m in _JIRA_KEY.finditer(reason) if m.group(1) not in projects]
+
+
+TicketRead = Ticket | None | Unreadable  # None: there is no such ticket
+
+
+@dataclass(frozen=True)
+class TicketCheck:
+    """What the cited tickets came to: ``ticket`` (one that counts), or ``refusal`` (the requester
+    must fix the reason), or ``unchecked`` (a lookup failed: the source, in one sentence)."""
+
+    ticket: Ticket | None = None
+    refusal: str | None = None
+    unchecked: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.ticket is not None
+
+
+def check_tickets(
+    policy: TicketPolicy, reason: str, reads: Mapping[Citation, TicketRead], role: str = ""
+) -> TicketCheck:
+    """Whether ``reason`` cites a ticket ``policy`` accepts, given what each citation read as.
+
+    The first cited ticket that exists and is in an allowed state counts. Otherwise the answer is
+    about the first one cited: unknown, closed, or not checkable; with none cited, what to cite."""
+    citations = cited(reason, policy)
+    whose = f"'{role}' needs" if role else "This needs"
+    if not citations:
+        foreign = foreign_jira_keys(reason, policy)
+        also = ""
+        if foreign and policy.jira is not None:
+            also = f" ({foreign[0]} is not in {', '.join(policy.jira.projects)})"
+        return TicketCheck(
+            refusal=f"{whose} a ticket{also}: cite {policy.describe()} in the reason, still open, and ask again."
+        )
+    problems: list[TicketCheck] = []
+    for citation in citations:
+        read = reads.get(citation, Unreadable(f"{citation.shown} was not looked up"))
+        if isinstance(read, Unreadable):
+            problems.append(TicketCheck(unchecked=read.why))
+        elif read is None:
+            where = "Jira" if citation.system == "jira" else "PagerDuty"
+            problems.append(
+                TicketCheck(refusal=f"{citation.shown} does not exist in {where}; cite {policy.describe()}.")
+            )
+        elif not _status_allowed(policy, read):
+            allowed = _allowed_statuses(policy, read)
+            problems.append(
+                TicketCheck(
+                    refusal=f"{citation.shown} is {read.status}, not {allowed}; cite a ticket that is still open."
+                )
+            )
+        else:
+            return TicketCheck(ticket=read)
+    return problems[0]
+
+
+def _status_allowed(policy: TicketPolicy, ticket: Ticket) -> bool:
+    if ticket.system == "jira":
+        return policy.jira is not None and policy.jira.allows(ticket.status)
+    return policy.pagerduty_incident is not None and policy.pagerduty_incident.allows(ticket.status)
+
+
+def _allowed_statuses(policy: TicketPolicy, ticket: Ticket) -> str:
+    statuses = (
+        policy.jira.statuses
+        if ticket.system == "jira" and policy.jira is not None
+        else (policy.pagerduty_incident.statuses if policy.pagerduty_incident is not None else ())
+    )
+    return " or ".join(statuses) or "open"
+
+
+def ticket_details(ticket: Ticket) -> dict[str, Any]:
+    """The ticket as the audit entry keeps it: as read at the moment it was checked."""
+    details: dict[str, Any] = {
+        "system": ticket.system,
+        "key": ticket.key,
+        "title": ticket.title,
+        "status": ticket.status,
+        "url": ticket.url,
+    }
+    if ticket.project:
+        details["project"] = ticket.project
+    return details
+
+
+# --- the decision --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything ``evaluate`` looks at, read before it is called."""
+
+    role: str
+    cluster_scoped: bool
+    duration: timedelta
+    reason: str
+    now: datetime
+    approvals_in_window: int  # the person's automatic approvals in the last CAP_WINDOW
+    shifts: Sequence[OnCallShift] | Unreadable | None = None  # None: not read
+    tickets: Mapping[Citation, TicketRead] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Approved:
+    """A rule holds: ``rule`` names it, ``evidence`` is what the audit entry keeps."""
+
+    rule: AutoRule
+    evidence: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LeftToApprovers:
+    """No rule holds; ``why`` is one sentence for the requester and the thread. ``lookup_failed``:
+    because a source could not be read (never a reason to approve)."""
+
+    why: str
+    lookup_failed: bool = False
+
+
+Outcome = Approved | LeftToApprovers
+
+
+@dataclass(frozen=True)
+class _Miss:
+    why: str
+    lookup_failed: bool = False
+
+
+def evaluate(rules: Sequence[AutoRule], facts: Facts) -> Outcome:
+    """The first rule that holds, with its evidence; else why none does. A lookup failure is named
+    first (the approvers must know the automation could not look), then the first rule's miss."""
+    misses: list[_Miss] = []
+    for rule in rules:
+        result = _check(rule, facts)
+        if isinstance(result, Approved):
+            return result
+        misses.append(result)
+    if not misses:
+        return LeftToApprovers(f"'{facts.role}' has no automatic approval rules.")
+    failed = next((m for m in misses if m.lookup_failed), None)
+    chosen = failed or misses[0]
+    return LeftToApprovers(chosen.why, lookup_failed=chosen.lookup_failed)
+
+
+def needs_on_call(rules: Sequence[AutoRule], facts: Facts) -> list[AutoRule]:
+    """The rules whose limits and static conditions hold, and that still need PagerDuty's on-call:
+    the only ones worth a lookup (a request over every rule's limits costs PagerDuty nothing)."""
+    return [r for r in rules if r.pagerduty_oncall is not None and _limits(r, facts) is None]
+
+
+def limits_hold(rule: AutoRule, facts: Facts) -> str | None:
+    """None when ``rule``'s limits (scope, duration, window, daily cap) allow ``facts``; else why not."""
+    miss = _limits(rule, facts)
+    return miss.why if miss is not None else None
+
+
+def _limits(rule: AutoRule, facts: Facts) -> _Miss | None:
+    if facts.cluster_scoped and not rule.allow_cluster_scoped:
+        return _Miss(
+            f"'{facts.role}' is cluster-wide, and rule {rule.name} approves only namespaced roles without a click."
+        )
+    if rule.max_duration is not None and facts.duration > rule.max_duration:
+        most = format_duration(rule.max_duration)
+        return _Miss(
+            f"{format_duration(facts.duration)} is longer than the {most} rule {rule.name} approves without a click "
+            f"(ask for {most} or less, or wait for an approver)."
+        )
+    if rule.during is not None and not rule.during.contains(facts.now):
+        local = facts.now.astimezone(ZoneInfo(rule.during.tz))
+        return _Miss(
+            f"it is {DAYS[local.weekday()]} {local:%H:%M} {rule.during.tz}, outside the hours rule {rule.name} "
+            f"covers ({rule.during.describe()})."
+        )
+    if rule.max_per_day is not None and facts.approvals_in_window >= rule.max_per_day:
+        return _Miss(
+            f"you have had {facts.approvals_in_window} automatic approvals in the last 24 hours, "
+            f"the most rule {rule.name} allows ({rule.max_per_day})."
+        )
+    return None
+
+
+def _check(rule: AutoRule, facts: Facts) -> Approved | _Miss:
+    miss = _limits(rule, facts)
+    if miss is not None:
+        return miss
+    evidence: dict[str, Any] = {"rule": rule.name}
+    if rule.during is not None:
+        evidence["window"] = rule.during.describe()
+    if rule.max_duration is not None:
+        evidence["max_duration"] = format_duration(rule.max_duration)
+    if rule.max_per_day is not None:
+        evidence["max_per_day"] = rule.max_per_day
+    evidence["approvals_in_24h"] = facts.approvals_in_window + 1
+    if rule.ticket is not None:
+        check = check_tickets(rule.ticket, facts.reason, facts.tickets, facts.role)
+        if check.unchecked is not None:
+            return _Miss(check.unchecked, lookup_failed=True)
+        if check.ticket is None:
+            return _Miss(f"rule {rule.name} needs an open ticket: {check.refusal}")
+        evidence["ticket"] = ticket_details(check.ticket)
+    if rule.pagerduty_oncall is not None:
+        on_call = _on_call(rule, rule.pagerduty_oncall, facts)
+        if isinstance(on_call, _Miss):
+            return on_call
+        evidence["on_call"] = on_call
+    return Approved(rule, evidence)
+
+
+def _on_call(rule: AutoRule, condition: OnCallCondition, facts: Facts) -> dict[str, Any] | _Miss:
+    if facts.shifts is None:
+        return _Miss("PagerDuty was not asked who is on call.", lookup_failed=True)
+    if isinstance(facts.shifts, Unreadable):
+        return _Miss(facts.shifts.why, lookup_failed=True)
+    now = facts.now
+    current = [
+        s
+        for s in facts.shifts
+        if condition.covers(s) and (s.start is None or s.start <= now) and (s.end is None or now < s.end)
+    ]
+    within = [s for s in current if 1 <= s.escalation_level <= condition.max_level]
+    if within:
+        # The lowest level wins; at the same level, the shift that lasts longest says the most.
+        best = min(within, key=lambda s: s.escalation_level)
+        same = [s for s in within if s.escalation_level == best.escalation_level]
+        best = max(same, key=lambda s: s.end or datetime.max.replace(tzinfo=now.tzinfo))
+        return shift_details(best)
+    limit = level_name(condition.max_level)
+    if current:
+        deepest = min(current, key=lambda s: s.escalation_level)
+        return _Miss(
+            f"you are {level_name(deepest.escalation_level)} on call for {on_call_name(deepest)}, and rule "
+            f"{rule.name} approves only {limit} on call (level {condition.max_level} or below)."
+        )
+    named = ", ".join((*condition.schedules, *condition.escalation_policies))
+    return _Miss(f"you are not on call now in {named}, which rule {rule.name} needs.")
+
+
+def shift_details(shift: OnCallShift) -> dict[str, Any]:
+    details: dict[str, Any] = {
+        "escalation_policy": shift.escalation_policy_id,
+        "escalation_policy_name": shift.escalation_policy_name,
+        "level": shift.escalation_level,
+        "start": format_at(shift.start) if shift.start else None,
+        "end": format_at(shift.end) if shift.end else None,
+    }
+    if shift.schedule_id is not None:
+        details["schedule"] = shift.schedule_id
+        details["schedule_name"] = shift.schedule_name
+    return details
+
+
+def on_call_name(shift: OnCallShift) -> str:
+    return shift.schedule_name or shift.escalation_policy_name or shift.schedule_id or shift.escalation_policy_id
+
+
+def level_name(level: int) -> str:
+    return LEVEL_NAMES.get(level, f"level {level}")
+
+
+def rule_named(rules: Sequence[AutoRule], name: str) -> AutoRule | None:
+    return next((r for r in rules if r.name == name), None)
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
