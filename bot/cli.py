@@ -13,8 +13,8 @@ from typing import Any
 
 import redis
 
-from bot.commands import add_roster_argument, count, read_roster
 from bot.domain.roster import RosterError, load_roster_file
+from bot.operator_cli import add_roster_argument, count, read_roster
 from bot.settings import Process, Settings, SettingsError, load_audit_settings, load_settings, url_without_password
 from bot.store import AuditLog, ChainKeyMissing, UnreadableEntry
 
@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     webhook.add_argument("--server", required=True, help="the web process's external base URL (https://…)")
     webhook.set_defaults(run=_audit_webhook_config)
 
-    from bot.commands import register_extra_commands
+    from bot.operator_cli import register_extra_commands
     from bot.reports import add_report_command
 
     add_report_command(commands)

@@ -28,12 +28,12 @@ from urllib.parse import urlsplit
 import redis
 import yaml
 
+from bot.deploy_rbac import RBAC_API_GROUP, Permission, required_permissions
 from bot.domain.grants import SYSTEM_NAMESPACE
 from bot.domain.roster import Roster, RosterError, load_roster_file
 from bot.logs import scrub
 from bot.oidc import OidcClient, ProviderUnavailable
 from bot.ports import BreakglassError, ClusterUnavailable, UnknownCluster
-from bot.rbac import RBAC_API_GROUP, Permission, required_permissions
 from bot.settings import Process, Settings, load_settings, settings_problems, url_without_password
 from bot.slack.client import ADMIN_SCOPES, REQUIRED_SCOPES, SlackError, SlackUnavailable, make_web_client, translated
 from workers.kube import ClusterTarget, KubeClusters
@@ -233,8 +233,8 @@ def _check_audit_events(
     role's idle_timeout enforced."""
     from datetime import UTC, datetime
 
-    from bot.store.actions import HEARD_GAP, ActionLedger
     from bot.store.audit_log import AuditLog
+    from bot.store.kube_actions import HEARD_GAP, ActionLedger
 
     now = datetime.now(UTC)
     client = client or redis.Redis.from_url(

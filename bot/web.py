@@ -31,7 +31,7 @@ from bot.domain.webhook import cluster_webhook_token
 from bot.kube_audit_events import read_event_list
 from bot.listeners.stepup import Page, StepUpDesk
 from bot.metrics import REFUSED_BATCHES, label_value
-from bot.services.actions import ActionRecorder, InvalidEventList
+from bot.services.kube_actions import ActionRecorder, InvalidEventList
 from bot.settings import Settings, load_settings
 from bot.slack.client import SlackApi
 from bot.slack.identity import IdentityGate

@@ -71,7 +71,6 @@ from bot.ports import (
 log = logging.getLogger(__name__)
 
 IN_CLUSTER = "in-cluster"
-GRANT_NAMESPACE = SYSTEM_NAMESPACE
 RBAC_GROUP = "rbac.authorization.k8s.io"
 MERGE_PATCH = "application/merge-patch+json"
 MIN_TOKEN_SECONDS = 600  # the API server refuses a TokenRequest for less than ten minutes
@@ -176,7 +175,7 @@ class KubeClusters:
         self,
         targets: Mapping[str, ClusterTarget],
         kubeconfig: str | Path | None = None,
-        token_namespace: str = GRANT_NAMESPACE,
+        token_namespace: str = SYSTEM_NAMESPACE,
         now: Callable[[], datetime] = _utc_now,
         request_timeout: tuple[float, float] = DEFAULT_REQUEST_TIMEOUT,
         follow: Callable[[], Mapping[str, ClusterTarget]] | None = None,

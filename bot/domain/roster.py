@@ -24,6 +24,7 @@ import yaml
 
 from bot.domain.automation import AutoRule, TicketPolicy
 from bot.domain.durations import DurationError, format_duration, parse_duration
+from bot.domain.grants import SYSTEM_NAMESPACE
 from bot.domain.ids import SlackUserId
 from bot.domain.roster_automation import (
     AUTOMATION_KEYS,
@@ -57,7 +58,6 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # cluster-admin; a glob or an omitted ``namespaces:`` written for application namespaces must never
 # reach them by accident.
 PROTECTED_NAMESPACE_GLOBS = ("kube-*",)
-DEFAULT_BOT_NAMESPACE = "breakglass-system"
 # Names a glob is tried against when the roster check looks for entitlements reaching ``kube-*``.
 _WELL_KNOWN_KUBE_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 
@@ -207,7 +207,7 @@ class Roster:
         actions = known.step_up if known is not None and known.step_up is not None else self.oidc.step_up
         return action in actions
 
-    bot_namespace: str = DEFAULT_BOT_NAMESPACE
+    bot_namespace: str = SYSTEM_NAMESPACE
     # The token namespace is a process setting (BREAKGLASS_TOKEN_NAMESPACE), added by whoever loads
     # the roster for a process (``RosterFile``).
     also_protected: tuple[str, ...] = field(default=())
@@ -426,7 +426,7 @@ def parse_roster(text: str) -> Roster:
     bot_namespace = (
         check.string(top["bot_namespace"], "bot_namespace", _DNS_LABEL, "a namespace name")
         if "bot_namespace" in top
-        else DEFAULT_BOT_NAMESPACE
+        else SYSTEM_NAMESPACE
     )
     admins: list[str] = []
     for place, group in check.string_list(top["admins"], "admins") if "admins" in top else []:
@@ -487,8 +487,8 @@ def parse_roster(text: str) -> Roster:
         oidc=oidc,
         group_sources=group_sources,
         identity=identity,
-        bot_namespace=bot_namespace or DEFAULT_BOT_NAMESPACE,
-        warnings=tuple(_protected_warnings(check, entitlements, roles, bot_namespace or DEFAULT_BOT_NAMESPACE)),
+        bot_namespace=bot_namespace or SYSTEM_NAMESPACE,
+        warnings=tuple(_protected_warnings(check, entitlements, roles, bot_namespace or SYSTEM_NAMESPACE)),
     )
 
 

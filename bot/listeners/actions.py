@@ -4,7 +4,7 @@ Write review (reminder and ended DMs, the approvers' review-owed DM, Home tab), 
 A button's ``value`` is only a request id: everything else is looked up and every check is made
 against stored state by the service (``AccessService.approve`` refuses the requester, non-approvers,
 double approvals, decided and lapsed requests). Every refusal is written to the audit log as a
-refused attempt by ``Deps.refused``, the one rule commands follow too; an identity refusal by the
+refused attempt by ``Deps.record_refusal``, the one rule commands follow too; an identity refusal by the
 gate. The answer is ephemeral where the click happened.
 """
 
@@ -71,7 +71,8 @@ def request_form(deps: Deps, body: Mapping[str, Any], respond: Respond | None) -
         return
     except Refused as refused:
         assert person is not None  # identify passed: only the roster refuses here
-        answer(deps, body, respond, person, deps.refused(None, person, "request", refused.reason))
+        deps.record_refusal(None, person, "request", refused.reason)
+        answer(deps, body, respond, person, wording.refusal(refused.reason))
         return
     if text is not None:
         answer(deps, body, respond, person, text)
@@ -91,12 +92,9 @@ def click(deps: Deps, body: Mapping[str, Any], respond: Respond | None, action: 
         return
     except Refused as refused:
         # The identity gate audits its own refusals above, so none is written twice.
-        text = (
-            wording.refusal(refused.reason)
-            if person is None
-            else deps.refused(request_id, person, action, refused.reason)
-        )
-        answer(deps, body, respond, person, text)
+        if person is not None:
+            deps.record_refusal(request_id, person, action, refused.reason)
+        answer(deps, body, respond, person, wording.refusal(refused.reason))
         return
     if isinstance(text, tuple):
         send(respond, *text)

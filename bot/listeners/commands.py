@@ -17,7 +17,9 @@ from bot.listeners.deps import Deps, actor_from, send
 from bot.services.errors import Refused
 from bot.slack import blocks, wording
 from bot.slack.client import SlackError
-from bot.slack.command_line import (
+from bot.slack.forms import options_for
+from bot.slack.identity import IdentityRefused, Profile
+from bot.slack.slash_grammar import (
     Ask,
     Cancel,
     Command,
@@ -30,8 +32,6 @@ from bot.slack.command_line import (
     Status,
     parse_command,
 )
-from bot.slack.forms import options_for
-from bot.slack.identity import IdentityRefused, Profile
 from bot.slack.text import unescape
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ def handle(deps: Deps, body: Mapping[str, Any], respond: Respond) -> None:
     try:
         run(deps, command, person, body, respond)
     except Refused as refused:
-        send(respond, deps.refused(request_id, person, command.action, refused.reason))
+        deps.record_refusal(request_id, person, command.action, refused.reason)
+        send(respond, wording.refusal(refused.reason))
 
 
 def run(deps: Deps, command: Command, person: Profile, body: Mapping[str, Any], respond: Respond) -> None:

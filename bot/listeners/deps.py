@@ -2,7 +2,7 @@
 
 Listeners follow four steps (STYLE): ``ack()``, parse the payload into a typed value, call the service
 (identity gate first), render the result. The gate and the answers live here so that every listener
-checks identity the same way and audits every refusal the same way (``Deps.refused``).
+checks identity the same way and audits every refusal the same way (``Deps.record_refusal``).
 
 Answers are ephemeral: through the interaction's ``response_url`` (``respond``) when there is one, or,
 on the Home tab, as a notice at the top of the refreshed Home view.
@@ -62,13 +62,13 @@ class Deps:
             self.access.refuse(None, SlackUserId(actor.user_id or "unknown"), action, refused.reason)
             raise
 
-    def refused(self, request_id: RequestId | None, person: Profile, action: str, reason: str) -> str:
+    def record_refusal(self, request_id: RequestId | None, person: Profile, action: str, reason: str) -> None:
         """The one rule for audited refusals, for clicks and commands alike: every refused action that
         concerns a request or asks for access is a refused attempt in the audit log (so a probe for
-        someone else's id is on record too). Returns the answer to show. Identity refusals are written
-        by ``identify``; a command that does not parse concerns nothing and is not written."""
+        someone else's id is on record too). Only writes: the listener renders the answer
+        (``wording.refusal``). Identity refusals are written by ``identify``; a command that does not
+        parse concerns nothing and is not written."""
         self.access.refuse(request_id, person.user_id, action, reason)
-        return wording.refusal(reason)
 
 
 def log_unexpected(error: BaseException, body: Mapping[str, Any]) -> str:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.actions import MUTATING_VERBS
 from bot.domain.audit import SYSTEM_ACTOR, AuditEntry, Event
 from bot.domain.durations import format_duration, parse_duration
+from bot.domain.kube_actions import MUTATING_VERBS
 
 _ENDINGS = {Event.REVOKED.value: "revoked", Event.EXPIRED.value: "expired"}
 _CLOSED = {

@@ -19,8 +19,8 @@ from bot.domain.ids import RequestId, SlackUserId, new_request_id, request_id_fo
 from bot.domain.lifecycle import AccessRequest, Approval, Review, State, transition
 from bot.domain.roster import Roster
 from bot.ports import JobQueue
-from bot.services.actions import summary_draft
 from bot.services.errors import Refused, no_such_request
+from bot.services.kube_actions import summary_draft
 from bot.store import Change, Draft, RequestStore
 from bot.store.requests import RequestExists
 

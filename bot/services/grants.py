@@ -28,7 +28,7 @@ from bot.ports import (
     PermanentError,
     TemporaryError,
 )
-from bot.services.actions import summary_draft
+from bot.services.kube_actions import summary_draft
 from bot.store import AuditLogBroken, Change, Draft, RequestStore
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,6 @@
 the Bolt app factory.
 
 Only this package (and ``bot.listeners``, which it wires) imports slack_sdk or slack_bolt. Rendering
-(``text``, ``wording``, ``blocks``, ``forms``, ``command_line``) is pure and decides nothing: who may do
+(``text``, ``wording``, ``blocks``, ``forms``, ``slash_grammar``) is pure and decides nothing: who may do
 what is the domain's question, asked through the services.
 """

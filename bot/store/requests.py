@@ -13,9 +13,9 @@ import redis
 from bot.domain.audit import AuditEntry
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
-from bot.store.actions import ActionLedger
 from bot.store.audit_log import AuditLog, Draft
 from bot.store.keys import Keys
+from bot.store.kube_actions import ActionLedger
 from bot.store.locks import RedisLock
 from bot.store.outbox import Outbox
 from bot.store.progress import RedisProgress

@@ -30,7 +30,7 @@ from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.webhook import cluster_webhook_token
 from bot.standins.stack import ALICE, AUDIT_WEBHOOK_TOKEN, INCIDENT_CHANNEL, local_stack
 from bot.store import AuditLog, Draft, RequestStore
-from bot.store.actions import MAX_ACTIONS_PER_GRANT
+from bot.store.kube_actions import MAX_ACTIONS_PER_GRANT
 
 PREFIX = "bg-bench-webhook"
 

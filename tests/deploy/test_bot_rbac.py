@@ -1,4 +1,4 @@
-"""The bot's own RBAC: least privilege, and the committed manifests never drift from bot/rbac.py."""
+"""The bot's own RBAC: least privilege, and the committed manifests never drift from bot/deploy_rbac.py."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.domain.roster import Roster, parse_roster
-from bot.rbac import (
+from bot.deploy_rbac import (
     REQUIRED_PERMISSIONS,
     Permission,
     admission_policy_manifests,
@@ -18,6 +17,7 @@ from bot.rbac import (
     required_permissions,
     roster_rbac,
 )
+from bot.domain.roster import Roster, parse_roster
 from tests.deploy.conftest import DEPLOY, Render
 
 RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
@@ -75,7 +75,7 @@ def test_base_rbac_is_what_bot_rbac_renders_for_the_example_roster_roles() -> No
     assert sorted(roles) == ["admin", "cluster-admin", "view"]
     committed = list(yaml.safe_load_all((DEPLOY / "base" / "rbac.yaml").read_text()))
     assert committed == bot_rbac_manifests(roles, service_account_tokens=_uses_tokens(roster)), (
-        "deploy/base/rbac.yaml drifted from bot/rbac.py: regenerate it with "
+        "deploy/base/rbac.yaml drifted from bot/deploy_rbac.py: regenerate it with "
         "`breakglass deploy rbac --roster deploy/base/roster.yaml`"
     )
 

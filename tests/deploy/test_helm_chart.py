@@ -1,5 +1,5 @@
 """The Helm chart (deploy/helm/breakglass), rendered by the pinned helm: valid strictly, as locked down
-as the kustomize overlays, the bot's RBAC equal to bot/rbac.py's for the same roster, a bad value
+as the kustomize overlays, the bot's RBAC equal to bot/deploy_rbac.py's for the same roster, a bad value
 refused with a clear message, every value documented, and the same objects as the overlays."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.deploy_rbac import bot_rbac_manifests
 from bot.domain.roster import parse_roster
-from bot.rbac import bot_rbac_manifests
 from tests.deploy.conftest import DEPLOY, Render, parse, render, run_tool, schema_problems, tool
 from tests.deploy.test_manifests import INGRESS_CONTROLLER_ONLY, SECRETS_OF, web_ingress_peers
 
@@ -192,7 +192,7 @@ def test_chart_renders_no_secret_values_unless_given() -> None:
     assert web["BREAKGLASS_SIGNING_KEY"][:2] == ("breakglass-signing-key", "key")
 
 
-# --- the bot's RBAC follows values.roster, as bot/rbac.py renders it ---------------------------------
+# --- the bot's RBAC follows values.roster, as bot/deploy_rbac.py renders it ---------------------------------
 
 
 @pytest.mark.parametrize("render_name", sorted(RENDERS))
@@ -209,8 +209,8 @@ def test_chart_rbac_is_what_bot_rbac_renders_for_its_roster(render_name: str) ->
     )
     actual = [_without_helm_labels(obj) for obj in chart(*args).objects if obj["kind"] in RBAC_KINDS]
     assert sorted(actual, key=_name) == sorted(expected, key=_name), (
-        "deploy/helm/breakglass/templates/rbac.yaml no longer renders what bot/rbac.py does for the same "
-        "roster: whoever changes the bot's RBAC in bot/rbac.py changes the chart's template with it"
+        "deploy/helm/breakglass/templates/rbac.yaml no longer renders what bot/deploy_rbac.py does for the same "
+        "roster: whoever changes the bot's RBAC in bot/deploy_rbac.py changes the chart's template with it"
     )
 
 

@@ -29,10 +29,10 @@ from bot.domain.roster import Roster, RosterError, parse_roster
 from bot.kube_audit_events import MalformedEventList, read_event_list
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
-from bot.services.actions import ActionRecorder, InvalidEventList
 from bot.services.errors import Refused
-from bot.slack.command_line import Ask, CommandError, parse_command
+from bot.services.kube_actions import ActionRecorder, InvalidEventList
 from bot.slack.forms import read_request_form
+from bot.slack.slash_grammar import Ask, CommandError, parse_command
 from bot.slack.text import unescape
 from bot.store import AuditLog, RequestStore
 from tests.conftest import CHAIN_KEY, FakeClock

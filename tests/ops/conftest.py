@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bot.rbac import bot_rbac_manifests
+from bot.deploy_rbac import bot_rbac_manifests
 from bot.standins.kube import ContextEntry, write_kubeconfig
 from bot.standins.stack import LocalStack, local_stack, wait_until
 

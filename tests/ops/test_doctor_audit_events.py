@@ -12,7 +12,7 @@ import fakeredis
 from bot.doctor import Checklist, _check_audit_events
 from bot.settings import load_settings
 from bot.store import AuditLog
-from bot.store.actions import ActionLedger
+from bot.store.kube_actions import ActionLedger
 from tests.conftest import TEST_SIGNING_KEY
 from tests.fakes import example_roster
 

@@ -1,7 +1,7 @@
 """``KubeClusters`` over real HTTP against the Kubernetes API double.
 
 The bot authenticates as its own ServiceAccount holding exactly the production RBAC that
-``bot/rbac.py`` renders (``bind`` only on the roster's roles), so every grant here also passes the API
+``bot/deploy_rbac.py`` renders (``bind`` only on the roster's roles), so every grant here also passes the API
 server's escalation check the way it must in a real cluster.
 """
 
@@ -21,6 +21,7 @@ from kubernetes import client, config
 from kubernetes.client import ApiException
 
 import workers.kube
+from bot.deploy_rbac import bot_rbac_manifests
 from bot.domain.grants import (
     EXPIRES_AT_ANNOTATION,
     INSTALLATION_LABEL,
@@ -46,7 +47,6 @@ from bot.ports import (
     TemporaryError,
     UnknownCluster,
 )
-from bot.rbac import bot_rbac_manifests
 from bot.standins.kube import ContextEntry, KubeApiServer, write_kubeconfig
 from tests.conftest import WARRANT_KEY, FakeClock
 from workers.kube import ClusterTarget, KubeClusters, translate

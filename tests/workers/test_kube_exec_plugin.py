@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.deploy_rbac import bot_rbac_manifests
 from bot.domain.grants import BindingSpec
 from bot.domain.ids import RequestId, SlackUserId
 from bot.ports import AccessCheck, CredentialsRejected
-from bot.rbac import bot_rbac_manifests
 from bot.standins.kube import KubeApiServer
 from tests.conftest import WARRANT_KEY, FakeClock
 from workers.kube import ClusterTarget, KubeClusters

@@ -77,7 +77,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
-The cluster roles the bot may bind, sorted and unique, as bot/rbac.py renders them: from the roster
+The cluster roles the bot may bind, sorted and unique, as bot/deploy_rbac.py renders them: from the roster
 in the values, or rbac.clusterRoles when the roster lives in an existing ConfigMap. A JSON list.
 */}}
 {{- define "breakglass.clusterRoles" -}}

@@ -41,7 +41,6 @@ from bot.domain.roster import Roster
 
 RBAC_API_GROUP = "rbac.authorization.k8s.io"
 AUTHORIZATION_API_GROUP = "authorization.k8s.io"
-DEFAULT_NAMESPACE = SYSTEM_NAMESPACE
 DEFAULT_SERVICE_ACCOUNT = "breakglass"
 
 # ClusterRole names may hold ":" (system:aggregate-to-view). A name is never a pattern: RBAC has no
@@ -77,7 +76,7 @@ _GRANT_NAMESPACE_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
 
 
 def required_permissions(
-    grant_namespace: str = DEFAULT_NAMESPACE, *, service_account_tokens: bool = True
+    grant_namespace: str = SYSTEM_NAMESPACE, *, service_account_tokens: bool = True
 ) -> tuple[Permission, ...]:
     """Every permission the bot needs apart from ``bind``, which ``doctor`` checks per roster role
     (verb ``bind``, group ``rbac.authorization.k8s.io``, resource ``clusterroles``, name = the role).
@@ -116,9 +115,9 @@ def _check_name(value: str, what: str, pattern: re.Pattern[str]) -> str:
 
 def bot_rbac_manifests(
     cluster_roles: Iterable[str],
-    grant_namespace: str = DEFAULT_NAMESPACE,
+    grant_namespace: str = SYSTEM_NAMESPACE,
     service_account: str = DEFAULT_SERVICE_ACCOUNT,
-    namespace: str = DEFAULT_NAMESPACE,
+    namespace: str = SYSTEM_NAMESPACE,
     *,
     service_account_tokens: bool = True,
 ) -> list[dict[str, Any]]:
@@ -183,7 +182,7 @@ POLICY_NAME = "breakglass-bindings"
 def admission_policy_manifests(
     cluster_roles: Iterable[str],
     service_account: str = DEFAULT_SERVICE_ACCOUNT,
-    namespace: str = DEFAULT_NAMESPACE,
+    namespace: str = SYSTEM_NAMESPACE,
 ) -> list[dict[str, Any]]:
     """A ValidatingAdmissionPolicy and its binding: the bot's ServiceAccount may create, change or
     delete only bindings named ``breakglass-*`` that carry its labels and a roleRef from the roster.
@@ -255,7 +254,7 @@ def admission_policy_manifests(
 
 
 def roster_rbac(
-    roster: Roster, source: str, grant_namespace: str = DEFAULT_NAMESPACE, cluster: str | None = None
+    roster: Roster, source: str, grant_namespace: str = SYSTEM_NAMESPACE, cluster: str | None = None
 ) -> str:
     """What ``breakglass deploy rbac --roster source [--cluster NAME]`` prints: a header comment saying
     where to apply it, then the manifests. The Role for per-grant ServiceAccounts and tokens is there
@@ -266,7 +265,7 @@ def roster_rbac(
     names = [cluster] if cluster is not None else sorted(roster.clusters)
     token = [name for name in names if roster.clusters[name].credentials == "token"]
     command = f"breakglass deploy rbac --roster {source}" + (
-        f" --grant-namespace {grant_namespace}" if grant_namespace != DEFAULT_NAMESPACE else ""
+        f" --grant-namespace {grant_namespace}" if grant_namespace != SYSTEM_NAMESPACE else ""
     )
     header = [f"# The bot's own RBAC: `{command}" + (f" --cluster {cluster}`" if cluster else "`")]
     if cluster is not None:

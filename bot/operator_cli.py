@@ -155,7 +155,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _deploy_rbac(args: argparse.Namespace) -> int:
-    from bot.rbac import roster_rbac
+    from bot.deploy_rbac import roster_rbac
 
     if args.roster_option is not None:
         if args.roster is not None:

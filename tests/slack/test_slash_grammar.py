@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.slack.command_line import (
+from bot.slack.slash_grammar import (
     Ask,
     Cancel,
     CommandError,

@@ -16,11 +16,11 @@ from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import State
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
-from bot.services.actions import ActionRecorder
 from bot.services.grants import GrantService
+from bot.services.kube_actions import ActionRecorder
 from bot.slack.wording import event_text
 from bot.store import RequestStore
-from bot.store import actions as ledger
+from bot.store import kube_actions as ledger
 from tests.conftest import FakeClock
 from tests.fakes import CAROL, RecordingJobs
 from tests.services.conftest import Flows

@@ -3,7 +3,7 @@
 The kube-apiserver's audit webhook posts ``audit.k8s.io/v1`` EventLists. An event belongs to a grant
 when its user is the grant's subject (the person's ``kube_user``, or the grant's own ServiceAccount)
 on that cluster, inside the grant's window and scope. Every action is recorded once, whatever the
-API server retries (``auditID``); storage per grant is bounded (``bot.store.actions``).
+API server retries (``auditID``); storage per grant is bounded (``bot.store.kube_actions``).
 
 A grant's binding exists a moment before its grant is committed as active in Redis; events of that
 moment arrive while the request is still ``approved``. They are held briefly and matched by a later
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain import actions as kinds
+from bot.domain import kube_actions as kinds
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.durations import format_duration
 from bot.domain.grants import SYSTEM_NAMESPACE, binding_name, format_instant, parse_instant
@@ -28,7 +28,7 @@ from bot.domain.lifecycle import AccessRequest, State, transition
 from bot.domain.roster import Roster
 from bot.ports import JobQueue
 from bot.store import Change, Draft, RequestStore
-from bot.store.actions import EARLY_SECONDS
+from bot.store.kube_actions import EARLY_SECONDS
 
 DIGEST_EVERY = timedelta(minutes=5)
 # How far the API server's timestamps may be behind ours (and whole-second stamps round down).
