@@ -10,6 +10,7 @@ from datetime import timedelta
 from bot.domain.keys import Purpose
 from bot.domain.roster import Roster
 from bot.ports import ClusterGateway, Notifier
+from bot.services.actions import ActionRecorder
 from bot.services.grants import GrantService
 from bot.services.publishing import Publisher
 from bot.services.reconcile import Reconciler
@@ -27,6 +28,7 @@ class WorkerContext:
     grants: GrantService
     publisher: Publisher
     reconciler: Reconciler
+    actions: ActionRecorder
 
 
 def cluster_targets(roster: Roster) -> dict[str, ClusterTarget]:
@@ -79,7 +81,8 @@ def build_worker_context(
     reconciler = Reconciler(
         core.store, core.roster, clusters, core.jobs, grants, core.access, core.now, grace, on_cleared=known.forget
     )
-    return WorkerContext(core, clusters, notifier, grants, publisher, reconciler)
+    actions = ActionRecorder(core.store, core.roster, core.now, settings.token_namespace, core.jobs)
+    return WorkerContext(core, clusters, notifier, grants, publisher, reconciler, actions)
 
 
 _lock = threading.Lock()

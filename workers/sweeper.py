@@ -140,6 +140,11 @@ class SweepClock(threading.Thread):
                 self.tick()
             except Exception:  # the clock must outlive any one bad sweep
                 log.exception("sweep failed; trying again next interval")
+            try:
+                # Held audit events and idle timeouts, without waiting for the cluster's next batch.
+                self.context.actions.tick()
+            except Exception:  # nor may a bad look at actions stop the sweep
+                log.exception("matching held audit events failed; trying again next tick")
 
     def stop(self) -> None:
         self.stopped.set()

@@ -8,8 +8,10 @@ API server retries (``auditID``); storage per grant is bounded (``bot.store.kube
 A grant's binding exists a moment before its grant is committed as active in Redis; events of that
 moment arrive while the request is still ``approved``. They are held briefly and matched by a later
 batch once the grant is active; and since the binding exists before ``granted_at`` is taken, a grant's
-window is counted from its approval. Long-running requests (exec, attach, port-forward, watch) are tracked
-from ``ResponseStarted``: one that never completes is listed at the grant's end as possibly still open.
+window is counted from its approval. The worker's clock also matches held events (``tick``), so they
+are recorded without waiting for another batch, and ends idle grants on a silent cluster. Long-running
+requests (exec, attach, port-forward, watch) are tracked from ``ResponseStarted``: one that never
+completes is listed at the grant's end as possibly still open.
 The thread hears of changes as a digest, at most one reply every ``DIGEST_EVERY``.
 """
 
@@ -65,6 +67,31 @@ class ActionRecorder:
             raise InvalidEventList("the EventList has no items list")
         roster = self.roster()
         now = self.now()
+        events = self.ledger.take_held(cluster)
+        events += [item for item in items if isinstance(item, dict)]
+        recorded = self._match(roster, cluster, events, now)
+        self.ledger.heard(cluster, now)
+        self._end_idle(roster, cluster, now)
+        return recorded
+
+    def tick(self) -> int:
+        """What must happen without a new batch (the worker's clock calls this every second or so):
+        held events whose grant is now committed are recorded, and grants idle for their role's
+        ``idle_timeout`` are ended, even when the cluster has nothing more to send. Returns how many
+        held actions were recorded."""
+        roster = self.roster()
+        now = self.now()
+        recorded = 0
+        for cluster in sorted(roster.clusters):
+            held = self.ledger.take_held(cluster)
+            if held:
+                recorded += self._match(roster, cluster, held, now)
+            self._end_idle(roster, cluster, now)
+        return recorded
+
+    def _match(self, roster: Roster, cluster: str, events: list[dict[str, Any]], now: datetime) -> int:
+        """Record ``events`` against the grants they happened under; hold again those that came before
+        their grant was committed (briefly). Returns how many new actions were recorded."""
         granted = [g for g in self.store.active() + self._recently_ended() if g.cluster == cluster]
         waiting = [r for r in self.store.approved() if r.cluster == cluster and not r.extends]
         by_subject: dict[str, list[AccessRequest]] = {}
@@ -74,8 +101,6 @@ class ActionRecorder:
                 by_subject.setdefault(subject, []).append(grant)
         early_subjects = {s for r in waiting if (s := self._subject(roster, r)) is not None}
 
-        events = self.ledger.take_held(cluster)
-        events += [item for item in items if isinstance(item, dict)]
         matched: dict[str, list[dict[str, Any]]] = {}
         completed: dict[str, list[str]] = {}
         hold: list[dict[str, Any]] = []
@@ -107,17 +132,22 @@ class ActionRecorder:
             recorded += self.ledger.record(request_id, cluster, actions).kept
             self.ledger.sessions_completed(request_id, completed.get(request_id, []))
             self._digest(request_id, cluster)
-        self.ledger.heard(cluster, now)
-        self._end_idle(roster, cluster, now)
         return recorded
 
     def _end_idle(self, roster: Roster, cluster: str, now: datetime) -> None:
         """End the cluster's grants whose holder has done nothing for their role's ``idle_timeout``.
 
-        Only here, on a batch from the cluster: a cluster that sends audit events is one where silence
-        means the holder is idle. Idleness counts from the latest of the grant, its last recorded
-        action, and the moment the cluster began sending without a gap, so a webhook that was down
-        (or newly configured) never makes a busy holder look idle."""
+        Only on a cluster that sends audit events, and only for a grant it has been heard from since
+        the grant began (the audit policy logs the bot's own binding create, so a working webhook is
+        heard at once): there, silence means the holder is idle. A cluster whose webhook never
+        delivered during the grant says nothing about the holder, and the grant runs its course.
+        Idleness counts from the latest of the grant, its last recorded action, and the moment the
+        cluster began sending without a gap, so a webhook that was down (or newly configured) never
+        makes a busy holder look idle when it is heard again.
+
+        Security trade-off: a webhook that stops delivering mid-grant looks like an idle holder, and
+        the grant ends early. That fails closed; the holder can ask again, and ``doctor`` shows when
+        each cluster was last heard."""
         hearing = self.ledger.hearing(cluster)
         if hearing is None:
             return
@@ -125,6 +155,8 @@ class ActionRecorder:
             role = roster.roles.get(grant.role)
             if grant.cluster != cluster or role is None or role.idle_timeout is None or grant.granted_at is None:
                 continue
+            if hearing[1] < _approved_at(grant) - CLOCK_SKEW:
+                continue  # not heard from since this grant began: its silence says nothing
             last = max(d for d in (grant.granted_at, self.ledger.last_action_at(grant.id), hearing[0]) if d)
             if now - last >= role.idle_timeout:
                 end_idle(self.store, self.jobs, grant, role.idle_timeout, last, now)

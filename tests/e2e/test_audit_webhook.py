@@ -1,5 +1,6 @@
 """The audit webhook on the real web process: an action done between the binding's creation and the
-grant's commit, and the API server's retry of its batch, are each recorded exactly once."""
+grant's commit, and the API server's retry of its batch, are each recorded exactly once; the held
+action is recorded by the worker's clock, with no further batch from the cluster."""
 
 from __future__ import annotations
 
@@ -57,13 +58,17 @@ def test_an_action_before_the_commit_and_a_retried_batch_are_recorded_once(stack
 
     stack.start_worker()
     wait_until(lambda: (core.store.get(request.id) or request).state is State.ACTIVE, 30, "the grant")
-    assert _post(url, token, []) == 1  # the next batch matches what was held
+    # No further batch comes: the worker's clock matches what was held once the grant is committed.
+    wait_until(lambda: _recorded(core, request.id) == ["early-1"], 60, "the held action recorded by the worker")
+    assert _post(url, token, []) == 0  # the next batch finds nothing left to match
     assert _post(url, token, early) == 0  # and a late retry of the first batch changes nothing
+    assert _recorded(core, request.id) == ["early-1"]
 
-    recorded = [
+
+def _recorded(core: Core, request_id: str) -> list[str]:
+    return [
         action["audit_id"]
-        for entry in core.store.audit.for_request(request.id)
+        for entry in core.store.audit.for_request(request_id)
         if entry.event == Event.ACTIONS_RECORDED
         for action in entry.details["actions"]
     ]
-    assert recorded == ["early-1"]

@@ -367,3 +367,54 @@ def test_an_event_is_matched_to_the_grant_whose_namespace_and_window_contain_it(
     assert recorded(store, first.id) == ["in-first"]
     assert recorded(store, second.id) == ["in-second"]
     assert recorder.record("staging", batch(event("other-cluster", clock()))) == 0
+
+
+def test_held_events_are_recorded_by_the_clock_without_another_batch(
+    recorder: ActionRecorder, grants: GrantService, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    request = flows.approved()
+    clock.advance(seconds=1)
+    assert recorder.record("prod", batch(event("early-1", clock()), event("early-2", clock(), verb="get"))) == 0
+    assert recorder.tick() == 0  # the grant is not committed yet: still held
+    assert recorded(store, request.id) == []
+
+    clock.advance(seconds=1)
+    assert grants.grant(request.id) is not None
+    assert recorder.tick() == 2  # no batch came: the clock matched them
+    assert recorded(store, request.id) == ["early-1", "early-2"]
+    assert recorder.tick() == 0
+    assert store.redis.llen(store.actions.early_key("prod")) == 0
+
+
+@pytest.mark.usefixtures("idle_after_10m")
+def test_the_clock_ends_an_idle_grant_when_the_cluster_sends_nothing_more(
+    recorder: ActionRecorder, store: RequestStore, clock: FakeClock, flows: Flows, jobs: RecordingJobs
+) -> None:
+    grant = flows.granted()
+    acted_at = clock()
+    recorder.record("prod", batch(event("a1", acted_at, verb="get")))  # the webhook works; then silence
+
+    clock.advance(minutes=9, seconds=59)
+    recorder.tick()
+    assert store.get(grant.id).state is State.ACTIVE  # type: ignore[union-attr]
+
+    clock.advance(seconds=1)
+    recorder.tick()
+    ended = store.get(grant.id)
+    assert ended is not None
+    assert ended.state is State.REVOKED
+    revoked = store.audit.for_request(grant.id)[-1]
+    assert revoked.details["why"] == f"idle for 10m: no action recorded on prod since {format_instant(acted_at)}"
+    assert ("revoke", grant.id) in [(c.kind, c.request_id) for c in jobs.calls]
+
+
+@pytest.mark.usefixtures("idle_after_10m")
+def test_the_clock_ends_no_grant_the_cluster_has_not_been_heard_from_since_it_began(
+    recorder: ActionRecorder, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    recorder.record("prod", batch())  # heard once, before the grant; then the webhook stops
+    clock.advance(minutes=1)
+    grant = flows.granted()
+    clock.advance(minutes=30)
+    recorder.tick()
+    assert store.get(grant.id).state is State.ACTIVE  # type: ignore[union-attr]
