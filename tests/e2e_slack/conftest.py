@@ -25,8 +25,9 @@ import pytest
 import redis
 
 from bot.domain.audit import AuditEntry, Event
+from bot.domain.grants import REQUEST_ID_LABEL
 from bot.domain.ids import REQUEST_ID_ALPHABET, REQUEST_ID_LENGTH
-from bot.domain.lifecycle import AccessRequest
+from bot.domain.lifecycle import AccessRequest, State
 from bot.slack.notifier import RedisProgress
 from bot.standins.slack_api import Ephemeral, SlackApiDouble, SlackMessage
 from bot.standins.slack_events import SlackSender
@@ -36,6 +37,8 @@ from bot.store import AuditLog, RequestStore
 # Its own key prefix (and so its own RQ queues): another stack on the same Redis never runs these jobs.
 KEY_PREFIX = "bg-e2e-slack"
 DEADLINE = 90.0  # seconds for any one visible outcome; the stack normally needs well under one, a loaded machine 20+
+# Seconds for everything an earlier test set going to finish (several jobs and publishes in a row).
+SETTLE_DEADLINE = 180.0
 REQUEST_ID = re.compile(rf"BG-[{REQUEST_ID_ALPHABET}]{{{REQUEST_ID_LENGTH}}}")
 REFUSAL_MARK = ":no_entry_sign: "
 
@@ -131,7 +134,12 @@ class Live:
 
     def world(self) -> dict[str, Any]:
         """Everything a refusal must leave as it was: requests and their states, bindings in every
-        cluster, and the incident channel (root messages, their text and blocks, their threads)."""
+        cluster, and the incident channel (root messages, their text and blocks, their threads).
+
+        Read once the stack has settled: before an action, so that nothing set going earlier lands
+        after the snapshot; after it, so that anything the action set going (which a refusal must
+        not) has landed and shows."""
+        self.wait_settled()
         return {
             "requests": {r.id: (r.state, r.approved_by, r.updated_at) for r in self.store.recent()},
             "bindings": self.binding_names(),
@@ -144,6 +152,54 @@ class Live:
     def metrics(self) -> str:
         with urllib.request.urlopen(f"{self.stack.web_url(self.web)}/metrics", timeout=5) as reply:  # noqa: S310
             return str(reply.read().decode())
+
+    # --- settling -------------------------------------------------------------------------------
+
+    def in_flight(self) -> list[str]:
+        """What the stack is still doing (empty once it has settled), each named: an RQ job queued or
+        running (read from the jobs themselves, which also covers the moment a worker has taken one
+        off its queue and not yet marked it started), a thread owed to Slack (the outbox, or an
+        audit entry not yet published), an approved request whose grant has not run, and a binding
+        in a cluster whose request has ended."""
+        client = self.store.redis
+        job_keys = [key for key in client.scan_iter("rq:job:*", count=1000) if str(key).count(":") == 2]
+        statuses = [client.hget(key, "status") for key in job_keys]
+        busy = [
+            f"job {str(key)[7:]} {status}"
+            for key, status in zip(job_keys, statuses, strict=True)
+            if status in ("queued", "started")
+        ]
+        busy += [f"{request_id} owed to Slack (outbox)" for request_id in self.store.outbox.owed()]
+        requests = {r.id: r for r in self.store.recent()}
+        for request in requests.values():
+            if request.state == State.APPROVED:
+                busy.append(f"{request.id} approved, not yet granted")
+            shown = [e.seq for e in self.entries(request.id) if e.event != Event.REFUSED]
+            done = self.progress.done(request.id)
+            if shown and done < max(shown):
+                busy.append(f"{request.id} published up to audit #{done} of #{max(shown)}")
+        for cluster in self.stack.clusters:
+            for binding in self.stack.bindings(cluster):
+                owner = requests.get((binding["metadata"].get("labels") or {}).get(REQUEST_ID_LABEL, ""))
+                if owner is not None and owner.state.terminal:
+                    busy.append(
+                        f"{cluster}: {binding['metadata']['name']} still there, its request {owner.state.label}"
+                    )
+        return busy
+
+    def wait_settled(self) -> None:
+        """Until nothing is in flight: an earlier test's grant, thread reply or revoke must not land in
+        the middle of the next test's snapshot. Fails naming what is still busy."""
+        busy: list[str] = []
+
+        def settled() -> bool:
+            busy[:] = self.in_flight()
+            return not busy
+
+        try:
+            wait_until(settled, SETTLE_DEADLINE, "the stack to settle")
+        except TimeoutError:
+            pytest.fail(f"the stack did not settle within {SETTLE_DEADLINE:.0f}s; still busy: {'; '.join(busy)}")
 
     # --- waiting --------------------------------------------------------------------------------
 
@@ -174,11 +230,20 @@ def refusal_sentence(answer: Ephemeral) -> str:
 
 
 @pytest.fixture(autouse=True)
-def nothing_went_wrong_on_our_side(live: Live) -> Iterator[None]:
+def settled_before_each_test(live: Live) -> None:
+    """Each test starts once the previous one's asynchronous work is done (jobs, Slack replies,
+    grants, revokes), so what it sees and snapshots is its own doing."""
+    live.wait_settled()
+
+
+@pytest.fixture(autouse=True)
+def nothing_went_wrong_on_our_side(live: Live, settled_before_each_test: None) -> Iterator[None]:
     """After each test: no web or worker process logged an error (a listener or job that raised is a
-    bug even when the person saw a polite answer)."""
+    bug even when the person saw a polite answer). Read from a settled stack to a settled stack, so
+    what its own jobs log late counts against this test and nothing of the previous one's does."""
     offsets = {p.name: p.log_path.stat().st_size for p in live.stack.processes}
     yield
+    live.wait_settled()
     for process in live.stack.processes:
         with process.log_path.open(encoding="utf-8", errors="replace") as log:
             log.seek(offsets.get(process.name, 0))
