@@ -10,8 +10,8 @@ from datetime import timedelta
 from bot.domain.keys import Purpose
 from bot.domain.roster import Roster
 from bot.ports import ClusterGateway, Notifier
-from bot.services.actions import ActionRecorder
 from bot.services.grants import GrantService
+from bot.services.kube_actions import ActionRecorder
 from bot.services.publishing import Publisher
 from bot.services.reconcile import Reconciler
 from bot.settings import Settings, load_settings
