@@ -17,10 +17,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.domain.keys import sign
+from bot.domain.keys import Signer, sign
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "system"
+# The canonical JSON, built once: ``json.dumps`` with these options makes this same encoder afresh on
+# every call, which ``audit verify`` would pay once per entry. ``encode`` gives the same text.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class Event(StrEnum):
@@ -82,7 +85,7 @@ class AuditEntry:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return _CANONICAL.encode(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuditEntry:
@@ -109,6 +112,19 @@ def entry_hash(
     prev_hash: str,
 ) -> str:
     """The entry's HMAC under the chain key (``SigningKey.derive(Purpose.AUDIT_CHAIN)``)."""
+    return sign(key, _canonical_text(seq, at, request_id, event, actor, details, prev_hash))
+
+
+def _signed_text(entry: AuditEntry) -> bytes:
+    return _canonical_text(
+        entry.seq, entry.at, entry.request_id, entry.event, entry.actor, entry.details, entry.prev_hash
+    )
+
+
+def _canonical_text(
+    seq: int, at: str, request_id: str | None, event: str, actor: str, details: Mapping[str, Any], prev_hash: str
+) -> bytes:
+    """The canonical JSON of every field but ``hash``: what the entry's HMAC is over."""
     body = {
         "seq": seq,
         "at": at,
@@ -118,8 +134,7 @@ def entry_hash(
         "details": dict(details),
         "prev_hash": prev_hash,
     }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return sign(key, canonical.encode("utf-8"))
+    return _CANONICAL.encode(body).encode("utf-8")
 
 
 def next_entry(
@@ -158,18 +173,27 @@ class Verdict:
 def verify_chain(entries: Iterable[AuditEntry], key: bytes, head: tuple[int, str] | None = None) -> Verdict:
     """Walk the chain from the start, checking each hash under ``key``. ``head`` is the (seq, hash) the store says is last, if any,
     so that deleting the newest entries is caught too."""
+    return verify_stored_chain(((entry, None) for entry in entries), key, head)
+
+
+def verify_stored_chain(
+    entries: Iterable[tuple[AuditEntry, bytes | None]], key: bytes, head: tuple[int, str] | None = None
+) -> Verdict:
+    """``verify_chain`` for entries read from the log, each with the text its hash is over as cut out
+    of the JSON it was stored as (``signed_text_in``), or None to encode that text afresh. The verdict
+    is the same either way: a cut text that does not verify is encoded afresh and checked again."""
+    signer = Signer(key)
     prev_hash = GENESIS_HASH
     expected_seq = 1
     checked = 0
-    for entry in entries:
+    for entry, cut in entries:
         if entry.seq != expected_seq:
             return Verdict(False, checked, expected_seq, f"entry {expected_seq} is missing (found {entry.seq} next)")
         if entry.prev_hash != prev_hash:
             return Verdict(False, checked, entry.seq, f"entry {entry.seq} does not follow entry {entry.seq - 1}")
-        recomputed = entry_hash(
-            key, entry.seq, entry.at, entry.request_id, entry.event, entry.actor, entry.details, entry.prev_hash
-        )
-        if not hmac.compare_digest(recomputed, entry.hash):
+        if not (cut is not None and hmac.compare_digest(signer.sign(cut), entry.hash)) and not hmac.compare_digest(
+            signer.sign(_signed_text(entry)), entry.hash
+        ):
             return Verdict(
                 False,
                 checked,
@@ -189,3 +213,27 @@ def verify_chain(entries: Iterable[AuditEntry], key: bytes, head: tuple[int, str
                 f"entries after {expected_seq - 1} are missing (the head is at {head_seq})",
             )
     return Verdict(True, checked)
+
+
+def signed_text_in(stored: str, entry: AuditEntry) -> bytes | None:
+    """The text ``entry``'s hash is over, cut out of ``stored``, the exact JSON the entry was just
+    parsed from; None when ``stored`` does not end the way ``to_json`` ends an entry.
+
+    ``audit verify`` checks every entry of the log, and encoding each one afresh costs it more than
+    reading and parsing it. ``to_json`` writes the signed text with ``"hash":"<hash>",`` inserted
+    before the last three fields, so removing it gives the signed text back. This is sound only for
+    an entry read from ``stored`` (so that its fields are what ``stored`` says), and only because the
+    hash is then checked on the result: the cut text is built from ``stored``'s beginning and a tail
+    made of the entry's own prev_hash, request_id and seq. If its HMAC verifies, it is a text this key
+    signed, so the canonical JSON of some entry; the tail of that JSON is the same text as ours (its
+    request_id's opening quote follows a colon, so it cannot lie inside our JSON-encoded request_id,
+    nor ours inside its; prev_hash is 64 characters in both), so the cut was made at a field boundary
+    at the top level, and the entry parsed from ``stored`` is the entry that was signed. A cut text
+    that does not verify proves nothing: the caller encodes the entry afresh (``verify_stored_chain``).
+    """
+    request_id = "null" if entry.request_id is None else _CANONICAL.encode(entry.request_id)
+    hash_field = f'"hash":"{entry.hash}",'
+    tail = f'"prev_hash":"{entry.prev_hash}","request_id":{request_id},"seq":{entry.seq}}}'
+    if not stored.endswith(tail) or not stored.endswith(hash_field, 0, len(stored) - len(tail)):
+        return None
+    return (stored[: len(stored) - len(tail) - len(hash_field)] + tail).encode("utf-8")

@@ -44,6 +44,25 @@ def sign(key: bytes, message: bytes) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+class Signer:
+    """``sign`` under one key, for many messages: the key is set into HMAC once, and each message
+    starts from a copy of that keyed state (``audit verify`` signs every entry of the log again, and
+    setting the key up costs a third of each signature). Same digests as ``sign``."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def sign(self, message: bytes) -> str:
+        mac = self._keyed.copy()
+        mac.update(message)
+        return mac.hexdigest()
+
+    def __repr__(self) -> str:
+        return "Signer(**********)"
+
+
 def signature_matches(key: bytes, message: bytes, signature: str) -> bool:
     """In constant time, whether ``signature`` is ``sign(key, message)``."""
     return hmac.compare_digest(sign(key, message), signature)

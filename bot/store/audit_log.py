@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import redis
 from redis.client import Pipeline
 
-from bot.domain.audit import GENESIS_HASH, AuditEntry, Verdict, next_entry, verify_chain
+from bot.domain.audit import GENESIS_HASH, AuditEntry, Verdict, next_entry, signed_text_in, verify_stored_chain
 from bot.store.keys import Keys
 
 
@@ -68,33 +68,47 @@ _FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
+_MISSING = object()  # of no type in _FIELDS
+
+
 def _stream_seq(stream_id: object) -> int | None:
     head, _, _ = str(stream_id).partition("-")
     return int(head) if head.isdigit() else None
 
 
 def parse_stream_entry(stream_id: str, fields: Mapping[str, Any]) -> AuditEntry:
-    """The audit entry stored under ``stream_id``, or UnreadableEntry naming what is wrong."""
-    seq = _stream_seq(stream_id)
+    """The audit entry stored under ``stream_id``, or UnreadableEntry naming what is wrong.
+
+    ``audit verify`` calls this for every entry of the log, so the checks are written for speed: a
+    value from ``json.loads`` is of exactly one of its built-in types, so ``type(value) in types`` is
+    the same test as ``isinstance`` that also refuses ``True`` for an int."""
     if "entry" not in fields:
-        raise UnreadableEntry(seq, stream_id, "it has no 'entry' field")
+        raise UnreadableEntry(_stream_seq(stream_id), stream_id, "it has no 'entry' field")
     try:
         data = json.loads(fields["entry"])
     except ValueError:
-        raise UnreadableEntry(seq, stream_id, "it is not JSON") from None
-    if not isinstance(data, dict):
-        raise UnreadableEntry(seq, stream_id, "it is not a JSON object")
+        raise UnreadableEntry(_stream_seq(stream_id), stream_id, "it is not JSON") from None
+    if type(data) is not dict:
+        raise UnreadableEntry(_stream_seq(stream_id), stream_id, "it is not a JSON object")
     for name, types in _FIELDS.items():
-        if name not in data:
-            raise UnreadableEntry(seq, stream_id, f"field '{name}' is missing")
-        value = data[name]
-        if not isinstance(value, types) or isinstance(value, bool):
-            raise UnreadableEntry(seq, stream_id, f"field '{name}' has the wrong type")
+        if type(data.get(name, _MISSING)) not in types:
+            problem = "is missing" if name not in data else "has the wrong type"
+            raise UnreadableEntry(_stream_seq(stream_id), stream_id, f"field '{name}' {problem}")
     try:
         datetime.fromisoformat(data["at"].replace("Z", "+00:00"))
     except ValueError:
-        raise UnreadableEntry(seq, stream_id, "field 'at' is not an RFC 3339 instant") from None
-    return AuditEntry.from_dict(data)
+        raise UnreadableEntry(_stream_seq(stream_id), stream_id, "field 'at' is not an RFC 3339 instant") from None
+    # Every field is of its type already (checked above), so no conversion or copy is needed.
+    return AuditEntry(
+        seq=data["seq"],
+        at=data["at"],
+        request_id=data["request_id"],
+        event=data["event"],
+        actor=data["actor"],
+        details=data["details"],
+        prev_hash=data["prev_hash"],
+        hash=data["hash"],
+    )
 
 
 class AuditLog:
@@ -283,33 +297,41 @@ class AuditLog:
     def _walk(self, limit: int, head: tuple[int, str] | None) -> Verdict:
         read = 0
 
-        def counted() -> Iterator[AuditEntry]:
+        def counted() -> Iterator[tuple[AuditEntry, bytes | None]]:
             nonlocal read
-            for entry in islice(self._all(), limit):
+            for entry, stored in islice(self._stored(), limit):
                 read += 1
-                yield entry
+                # Cut here, while the entry is exactly what ``stored`` says (see signed_text_in).
+                yield entry, signed_text_in(stored, entry) if isinstance(stored, str) else None
 
         try:
-            return verify_chain(counted(), self._chain_key(), head=head)
+            return verify_stored_chain(counted(), self._chain_key(), head=head)
         except UnreadableEntry as exc:
             # verify_chain pulls an entry only after every earlier one passed, so ``read`` were good.
             return Verdict(False, read, exc.seq, str(exc))
 
     def _all(self, unreadable: Callable[[UnreadableEntry], None] | None = None) -> Iterator[AuditEntry]:
+        for entry, _ in self._stored(unreadable):
+            yield entry
+
+    def _stored(self, unreadable: Callable[[UnreadableEntry], None] | None = None) -> Iterator[tuple[AuditEntry, Any]]:
+        """Every entry in order, with the JSON it was stored as."""
         start = "-"
         while True:
-            batch: list[Any] = self.redis.xrange(self.stream_key, min=start, max="+", count=1000) or []
+            batch: list[Any] = self.redis.xrange(self.stream_key, min=start, max="+", count=_PAGE) or []
             if not batch:
                 return
             for stream_id, fields in batch:
                 try:
-                    yield parse_stream_entry(stream_id, fields)
+                    yield parse_stream_entry(stream_id, fields), fields["entry"]
                 except UnreadableEntry as exc:
                     if unreadable is None:
                         raise
                     unreadable(exc)
             start = "(" + str(batch[-1][0])  # exclusive: continue after the last one read
 
+
+_PAGE = 1000  # entries per XRANGE
 
 # The stream's last id and the head's fields, read together: [last id | nil, seq | nil, hash | nil, head exists].
 _READ_HEAD = """

@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 
-from bot.domain.audit import GENESIS_HASH, AuditEntry, entry_hash, format_at, next_entry, verify_chain
+from bot.domain.audit import (
+    GENESIS_HASH,
+    AuditEntry,
+    entry_hash,
+    format_at,
+    next_entry,
+    signed_text_in,
+    verify_chain,
+    verify_stored_chain,
+)
 from tests.conftest import CHAIN_KEY
 from tests.fakes import T0
 
@@ -183,3 +192,97 @@ def test_a_chain_written_under_one_key_does_not_verify_under_another() -> None:
     entries = chain(key=b"k" * 32)
     assert verify_chain(entries, b"k" * 32, head=head_of(entries)).ok
     assert not verify_chain(entries, CHAIN_KEY, head=head_of(entries)).ok
+
+
+# --- verifying the text an entry was stored as ---------------------------------------------------
+
+# Values that put the signed text's own punctuation where the cut looks for it.
+AWKWARD: list[tuple[str | None, dict[str, Any]]] = [
+    (None, {}),
+    ("BG-7K2QXM", {"hash": "f" * 64, "prev_hash": GENESIS_HASH, "seq": 3, "request_id": None}),
+    ('x","prev_hash":"' + "0" * 64 + '","request_id":null,"seq":1}', {"note": '"hash":"' + "a" * 64 + '",'}),
+    ('q\\"\\', {"nested": {"seq": 1, "list": ["}", '"', "\\"]}, "ü": "✓ \n\t\u0001"}),
+    ("null", {"x": None, "y": 1.5, "z": [True, False]}),
+]
+
+
+def awkward_chain() -> list[AuditEntry]:
+    entries: list[AuditEntry] = []
+    prev = GENESIS_HASH
+    for seq, (request_id, details) in enumerate(AWKWARD, start=1):
+        entry = next_entry(
+            key=CHAIN_KEY,
+            seq=seq,
+            prev_hash=prev,
+            at=T0,
+            request_id=request_id,
+            event="refused",
+            actor="U1",
+            details=details,
+        )
+        entries.append(entry)
+        prev = entry.hash
+    return entries
+
+
+def canonical_body(entry: AuditEntry) -> bytes:
+    body = {k: v for k, v in entry.to_dict().items() if k != "hash"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def test_the_text_cut_from_an_entrys_json_is_exactly_what_its_hash_is_over() -> None:
+    for entry in awkward_chain():
+        assert signed_text_in(entry.to_json(), entry) == canonical_body(entry)
+
+
+@pytest.mark.parametrize(
+    "restore",
+    [
+        lambda e: json.dumps(e.to_dict()),  # spaces, ASCII escapes
+        lambda e: json.dumps(e.to_dict(), separators=(",", ":"), ensure_ascii=False),  # field order as written
+        lambda e: e.to_json().replace('"hash":"' + e.hash + '",', "")[:-1] + ',"hash":"' + e.hash + '"}',
+        lambda e: e.to_json().replace('"actor":', '"actor": ', 1),  # cut, but not the signed text
+    ],
+    ids=["spaced", "unsorted", "hash-last", "spaced-head"],
+)
+def test_json_written_otherwise_is_not_cut_and_still_verifies(restore: Any) -> None:
+    entries = awkward_chain()
+    stored = [(e, restore(e)) for e in entries]
+    assert all(json.loads(text) == e.to_dict() for e, text in stored)
+    cuts = [(e, signed_text_in(text, e)) for e, text in stored]
+    assert all(cut != canonical_body(e) for e, cut in cuts)
+    verdict = verify_stored_chain(cuts, CHAIN_KEY, head=head_of(entries))
+    assert (verdict.ok, verdict.checked) == (True, len(entries))
+
+
+def forgeries(entry: AuditEntry) -> list[str]:
+    """The JSON of ``entry`` tampered with in ways aimed at the cut: whatever still parses as an entry."""
+    text = entry.to_json()
+    hash_field = f'"hash":"{entry.hash}",'
+    return [
+        text.replace('"actor":"U1"', '"actor":"U2"'),
+        text.replace(hash_field, "")[:-1] + "," + hash_field[:-1] + "}",
+        text.replace(hash_field, hash_field + '"actor":"U2",'),  # a duplicate key after the cut
+        text[:-1] + ',"actor":"U2"}',
+        text.replace('"details":{', '"details":{"hash":"' + entry.hash + '",', 1),
+        "{" + hash_field + text[1:],
+    ]
+
+
+@pytest.mark.parametrize("position", range(len(AWKWARD)), ids=lambda p: f"entry-{p + 1}")
+def test_a_tampered_json_gets_the_verdict_of_the_entry_it_parses_to(position: int) -> None:
+    entries = awkward_chain()
+    tried = 0
+    for forged in forgeries(entries[position]):
+        try:
+            data = json.loads(forged)
+        except ValueError:
+            continue  # not JSON: parse_stream_entry refuses it before any hash is checked
+        tried += 1
+        read = AuditEntry.from_dict(data)
+        tampered = [*entries[:position], read, *entries[position + 1 :]]
+        cuts = [(e, e.to_json() if e is not read else forged) for e in tampered]
+        stored = [(e, signed_text_in(text, e)) for e, text in cuts]
+        expected = verify_chain(tampered, CHAIN_KEY, head=head_of(entries))
+        assert verify_stored_chain(stored, CHAIN_KEY, head=head_of(entries)) == expected, forged
+    assert tried >= 5
