@@ -167,6 +167,14 @@ class JobQueue(Protocol):
         """Bring the request's Slack message, thread and DMs up to date with its audit entries."""
         ...
 
+    def escalate(self, request_id: RequestId, at: datetime) -> bool:
+        """At ``at``, page the approvers (a PagerDuty incident) if the request is still undecided."""
+        ...
+
+    def settle_escalation(self, request_id: RequestId) -> bool:
+        """Resolve the request's escalation incident, if it has one open, now that it is decided."""
+        ...
+
 
 class Notifier(Protocol):
     """Where people hear about a request. The Slack adapter implements it; ``publish`` jobs call it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from redis import Redis
 
@@ -12,8 +13,10 @@ from bot.domain.keys import Purpose
 from bot.domain.roster import Roster
 from bot.metrics import Metrics
 from bot.metrics import install as install_metrics
+from bot.ports import OnCallDirectory, Pager, TicketDirectory
 from bot.roster_source import RosterFile
 from bot.services.access import AccessService
+from bot.services.automation import AutomatedApprovals
 from bot.settings import Settings
 from bot.slack.client import SlackApi
 from bot.slack.usergroups import UserGroupRoster
@@ -23,6 +26,26 @@ from workers.queueing import RqJobQueue, rq_connection
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class OutsideServices(Protocol):
+    """The adapters automated approvals read (``bot.integrations``); None for a service left out."""
+
+    @property
+    def on_call(self) -> OnCallDirectory | None: ...
+
+    @property
+    def tickets(self) -> TicketDirectory | None: ...
+
+    @property
+    def pager(self) -> Pager | None: ...
+
+
+@dataclass(frozen=True)
+class NoOutsideServices:
+    on_call: OnCallDirectory | None = None
+    tickets: TicketDirectory | None = None
+    pager: Pager | None = None
 
 
 @dataclass
@@ -37,12 +60,14 @@ class Core:
     access: AccessService
     now: Callable[[], datetime]
     metrics: Metrics
+    automation: AutomatedApprovals
 
 
 def build_core(
     settings: Settings,
     roster: Callable[[], Roster] | None = None,
     now: Callable[[], datetime] = utcnow,
+    outside: OutsideServices | None = None,
 ) -> Core:
     client = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
     rq_redis = rq_connection(settings.redis_url)
@@ -56,8 +81,10 @@ def build_core(
     audit = AuditLog(client, now, prefix=settings.key_prefix, key=settings.keys().derive(Purpose.AUDIT_CHAIN))
     store = RequestStore(client, audit, prefix=settings.key_prefix)
     jobs = RqJobQueue(rq_redis, prefix=settings.key_prefix)
-    access = AccessService(store, roster_source, jobs, now)
+    outside = outside or NoOutsideServices()
+    automation = AutomatedApprovals(store, jobs, now, outside.on_call, outside.tickets, outside.pager)
+    access = AccessService(store, roster_source, jobs, now, automation)
     metrics = Metrics(client, settings.key_prefix)
     audit.observers.append(metrics.record_entries)
     install_metrics(metrics)
-    return Core(settings, roster_source, client, rq_redis, audit, store, jobs, access, now, metrics)
+    return Core(settings, roster_source, client, rq_redis, audit, store, jobs, access, now, metrics, automation)

@@ -58,6 +58,14 @@ def publish(request_id: RequestId) -> None:
     _run("publish", request_id, lambda c: c.publisher.publish(request_id))
 
 
+def escalate(request_id: RequestId) -> None:
+    _run("escalate", request_id, lambda c: c.core.automation.escalate(request_id, c.core.roster()))
+
+
+def settle_escalation(request_id: RequestId) -> None:
+    _run("settle_escalation", request_id, lambda c: c.core.automation.settle(request_id))
+
+
 def reconcile() -> None:
     from workers.sweeper import sweep_once
 

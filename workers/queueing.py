@@ -49,7 +49,10 @@ ON_FAILURE = Callback("workers.jobs.on_failure")
 
 # The only functions a job may run, and the only failure callback: everything RQ would otherwise
 # import by the name stored in Redis.
-JOB_FUNCTIONS = frozenset(f"workers.jobs.{name}" for name in ("grant", "revoke", "remind", "publish", "reconcile"))
+JOB_FUNCTIONS = frozenset(
+    f"workers.jobs.{name}"
+    for name in ("grant", "revoke", "remind", "publish", "reconcile", "escalate", "settle_escalation")
+)
 FAILURE_CALLBACKS = frozenset({"workers.jobs.on_failure"})
 SERIALIZER = JSONSerializer
 
@@ -147,6 +150,15 @@ class RqJobQueue:
 
     def publish(self, request_id: RequestId) -> bool:
         return self._enqueue(self.slack, f"publish-{request_id}", "workers.jobs.publish", request_id, SLACK_RETRY)
+
+    def escalate(self, request_id: RequestId, at: datetime) -> bool:
+        # One per request, whenever it falls due: paging twice for one request helps nobody.
+        job_id = f"escalate-{request_id}"
+        return self._enqueue(self.slack, job_id, "workers.jobs.escalate", request_id, SLACK_RETRY, at=at)
+
+    def settle_escalation(self, request_id: RequestId) -> bool:
+        job_id = f"settle-escalation-{request_id}"
+        return self._enqueue(self.slack, job_id, "workers.jobs.settle_escalation", request_id, SLACK_RETRY)
 
     def reconcile(self) -> bool:
         return self._enqueue(self.cluster, "reconcile-now", "workers.jobs.reconcile", None, None)

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.domain.automation import Ticket
 from bot.domain.ids import RequestId, SlackUserId
 
 
@@ -100,6 +101,8 @@ class AccessRequest(BaseModel):
     review: Review | None = None  # the review that closes the obligation (see policy.may_review)
     holder_account: Review | None = None  # self-service: the holder's own account, for the reviewer
     note: str | None = None  # why it failed / was revoked by the system
+    ticket: Ticket | None = None  # the ticket its reason cites, as read when it was asked for
+    automatic_rule: str | None = None  # the auto_approve rule that approved it, when no person did
     version: int = Field(default=0, ge=0)
 
     @property

@@ -14,11 +14,13 @@ from typing import Any
 
 from bot.domain import policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.automation import Approved, LeftToApprovers
 from bot.domain.durations import format_duration
 from bot.domain.ids import RequestId, SlackUserId, new_request_id, request_id_for
 from bot.domain.lifecycle import AccessRequest, Approval, Review, State, transition
 from bot.domain.roster import Roster
 from bot.ports import JobQueue
+from bot.services.automation import NOTHING, AutomatedApprovals, Screening, approved_details, requested_details
 from bot.services.errors import Refused, no_such_request
 from bot.services.kube_actions import summary_draft
 from bot.store import Change, Draft, RequestStore
@@ -55,11 +57,15 @@ class AccessService:
         roster: Callable[[], Roster],
         jobs: JobQueue,
         now: Callable[[], datetime],
+        automation: AutomatedApprovals | None = None,
     ) -> None:
         self.store = store
         self.roster = roster
         self.jobs = jobs
         self.now = now
+        # Without outside services, a role's ticket or rules still apply and fail closed: no lookup
+        # can succeed, so tickets are refused (or left to approvers) and nothing is approved by a rule.
+        self.automation = automation or AutomatedApprovals(store, jobs, now)
 
     # --- asking -------------------------------------------------------------------------------
 
@@ -83,6 +89,10 @@ class AccessService:
         (``identity_verified``, written with it)."""
         self.check_submit(requester, cluster, namespace, role, duration, reason, channel, submission=submission)
         roster = self.roster()
+        # The ticket check and the rules' lookups, after identity and step-up, before anything is
+        # stored: a refused ticket leaves no request behind. ``breakglass grant`` (Slack down, run by
+        # an operator where the bot runs) is approved by that operator and checks neither.
+        screening = NOTHING if operator else self.automation.screen(roster, requester, role, duration, reason)
         now = self.now()
         request = AccessRequest(
             id=request_id_for(submission) if submission else new_request_id(),
@@ -96,12 +106,21 @@ class AccessService:
             created_at=now,
             updated_at=now,
             approvals_required=0 if operator else roster.roles[role].approvals,
+            ticket=screening.ticket,
         )
         operated = {"operator": operator, "via": OPERATOR_COMMAND} if operator else None
+        left = screening.outcome if isinstance(screening.outcome, LeftToApprovers) else None
         request, created = self._create(
-            request, Event.REQUESTED, once=submission is not None, extra=operated, verified=verified
+            request,
+            Event.REQUESTED,
+            once=submission is not None,
+            extra={**(operated or {}), **requested_details(screening)},
+            verified=verified,
+            left_to_approvers=left,
         )
-        return self._after_created(request, approved=operated) if created else request
+        if not created:
+            return request
+        return self._after_created(request, approved=operated, screening=screening)
 
     def check_submit(
         self,
@@ -235,6 +254,7 @@ class AccessService:
         once: bool = False,
         extra: Mapping[str, object] | None = None,
         verified: Mapping[str, Any] | None = None,
+        left_to_approvers: LeftToApprovers | None = None,
     ) -> tuple[AccessRequest, bool]:
         """Store ``request`` (under a fresh id if its own is taken) and return it with True. With
         ``once``, its id names its submission: if that id holds the same ask, this submission was
@@ -257,6 +277,8 @@ class AccessService:
                 drafts = [Draft(event, request.requester, request.id, details)]
                 if verified is not None:
                     drafts.append(Draft(Event.IDENTITY_VERIFIED, request.requester, request.id, dict(verified)))
+                if left_to_approvers is not None:
+                    drafts.append(_left_draft(request.id, left_to_approvers))
                 self.store.create(request, drafts)
                 return request, True
             except RequestExists:
@@ -269,7 +291,16 @@ class AccessService:
                 request = request.model_copy(update={"id": new_request_id()})
         raise RuntimeError("could not find a free request id")  # 30^6 ids: practically unreachable
 
-    def _after_created(self, request: AccessRequest, approved: Mapping[str, object] | None = None) -> AccessRequest:
+    def _after_created(
+        self,
+        request: AccessRequest,
+        approved: Mapping[str, object] | None = None,
+        screening: Screening = NOTHING,
+    ) -> AccessRequest:
+        if isinstance(screening.outcome, Approved):
+            request = self._approve_automatically(request, screening.outcome)
+        if request.state is State.PENDING:
+            self._schedule_escalation(request)
         if request.self_service:
             # Break-glass proper: no one to wait for. Granted at once, announced loudly (the publish
             # job names the approvers), and a review is owed afterwards.
@@ -293,6 +324,48 @@ class AccessService:
             self.jobs.grant(request.id)
         self.jobs.publish(request.id)
         return request
+
+    def _approve_automatically(self, request: AccessRequest, outcome: Approved) -> AccessRequest:
+        """Approve ``request`` by ``outcome``'s rule: first take its place under the rule's daily cap
+        (atomically: two requests at once cannot both take the last one), then record the approval
+        with its evidence. The grant job checks the rule's limits again before it acts."""
+        if not self.automation.claim(request, outcome.rule):
+            capped = LeftToApprovers(
+                f"you have reached the {outcome.rule.max_per_day} automatic approvals rule {outcome.rule.name} "
+                "allows in 24 hours."
+            )
+            self.store.audit.append(_left_draft(request.id, capped))
+            return request
+
+        def approve(current: AccessRequest | None) -> Change[None]:
+            if current is None or current.state is not State.PENDING:
+                return Change(None)
+            now = self.now()
+            waited = round((now - current.created_at).total_seconds(), 3)
+            return Change(
+                transition(current, State.APPROVED, now, automatic_rule=outcome.rule.name),
+                [Draft(Event.APPROVED, SYSTEM_ACTOR, current.id, approved_details(outcome, waited))],
+            )
+
+        applied = self.store.apply(request.id, approve)
+        if not applied.entries:
+            self.automation.release(request)  # decided otherwise meanwhile (cancelled): not counted
+            return applied.request or request
+        self.jobs.grant(request.id)
+        return applied.request or request
+
+    def _schedule_escalation(self, request: AccessRequest) -> None:
+        role = self.roster().roles.get(request.role)
+        if role is not None and role.escalate_after is not None and role.escalate_service is not None:
+            self.jobs.escalate(request.id, request.created_at + role.escalate_after)
+
+    def _settle_escalation(self, request: AccessRequest | None) -> None:
+        """The request is decided: resolve its escalation incident, if one was opened."""
+        if request is None or request.state is State.PENDING:
+            return
+        role = self.roster().roles.get(request.role)
+        if role is not None and role.escalate_service is not None:
+            self.jobs.settle_escalation(request.id)
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -379,12 +452,14 @@ class AccessService:
         applied = self.store.apply(request_id, decide)
         if isinstance(applied.result, Refused):
             if applied.entries:
+                self._settle_escalation(applied.request)
                 self.jobs.publish(request_id)  # timed out just now: the thread and root must say so
             raise applied.result
         assert applied.result is not None
         outcome = applied.result
         if outcome.request.state is State.APPROVED:
             self.jobs.grant(request_id)
+        self._settle_escalation(outcome.request)
         self.jobs.publish(request_id)
         return outcome
 
@@ -431,6 +506,7 @@ class AccessService:
             return Change(cancelled, [Draft(Event.CANCELLED, person, current.id, {})])
 
         request = self._apply_or_refuse(request_id, decide)
+        self._settle_escalation(request)
         self.jobs.publish(request_id)
         return request
 
@@ -465,6 +541,7 @@ class AccessService:
 
         applied = self.store.apply(request_id, decide)
         if applied.entries:
+            self._settle_escalation(applied.request)
             self.jobs.publish(request_id)
             return applied.request
         return None
@@ -611,6 +688,14 @@ def _timed_out(roster: Roster, request: AccessRequest, now: datetime) -> Change[
         transition(request, State.TIMED_OUT, now),
         [Draft(Event.TIMED_OUT, SYSTEM_ACTOR, request.id, {"after": format_duration(roster.request_timeout)})],
     )
+
+
+def _left_draft(request_id: RequestId, left: LeftToApprovers) -> Draft:
+    """Why no rule approved the request, for the thread and the log."""
+    details: dict[str, object] = {"why": left.why}
+    if left.lookup_failed:
+        details["lookup_failed"] = True
+    return Draft(Event.LEFT_TO_APPROVERS, SYSTEM_ACTOR, request_id, details)
 
 
 _SAME_ASK = ("requester", "cluster", "namespace", "role", "duration", "reason", "extends")

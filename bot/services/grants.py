@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.domain import policy
+from bot.domain import automation, policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.durations import format_duration
 from bot.domain.grants import BindingSpec, binding_name, format_instant
@@ -186,11 +186,36 @@ class GrantService:
             # The stored flag says how the request was made, not what the role asks for now: a
             # role changed to need approvals must not grant a self-service request made before.
             return f"'{role.name}' now needs {role.approvals} approval{'s' if role.approvals != 1 else ''}; ask again"
+        if request.automatic_rule is not None:
+            return self._rule_still_allows(roster, request)
         current_approvers = policy.approvers_for(roster, request)
         valid = [a for a in request.approved_by if a in current_approvers]
         if len(valid) < role.approvals:
             return "its approvals no longer suffice: an approver has left the approver groups"
         return None
+
+    def _rule_still_allows(self, roster: Roster, request: AccessRequest) -> str | None:
+        """An automatic approval stands only within its rule's limits, as the roster says them now:
+        the rule is still there, the duration, the role's scope and the time window are still within
+        it, and the request holds a place under its daily cap. Never more access than the role allows."""
+        assert request.automatic_rule is not None
+        role = roster.roles[request.role]
+        rule = automation.rule_named(role.auto_approve, request.automatic_rule)
+        if rule is None:
+            return f"the rule that approved it automatically ({request.automatic_rule}) is no longer in the roster; ask again"
+        place = self.store.automatic.place(request.requester, request.id, self.now())
+        if place is None:
+            return f"its automatic approval is not counted under rule {rule.name}'s daily cap; ask again"
+        facts = automation.Facts(
+            role=role.name,
+            cluster_scoped=role.scope == "cluster",
+            duration=request.duration,
+            reason=request.reason,
+            now=request.updated_at,  # when it was approved: the window is judged at that instant
+            approvals_in_window=place - 1,
+        )
+        why = automation.limits_hold(rule, facts)
+        return f"rule {rule.name} no longer approves it automatically: {why.rstrip('.')}" if why else None
 
     def _asked_by_operator(self, request: AccessRequest) -> bool:
         """Made with ``breakglass grant`` where the bot runs (Slack down): approved by the operator

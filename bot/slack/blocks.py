@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain import policy
+from bot.domain import automation, policy
 from bot.domain.audit import AuditEntry
 from bot.domain.durations import format_duration
 from bot.domain.ids import SlackUserId
@@ -144,6 +144,8 @@ def request_message(request: AccessRequest, roster: Roster, now: datetime, *, bu
         {"type": "section", "fields": [mrkdwn(f, FIELD_LIMIT) for f in fields]},
         section("*Reason*\n" + wording.reason_text(request.reason)),
     ]
+    if request.ticket is not None:
+        blocks.append(section("*Ticket*\n" + wording.ticket_line(automation.ticket_details(request.ticket))))
     if request.self_service:
         blocks.append(section(wording.self_service_warning(request, roster)))
     if request.note and request.state in (State.FAILED, State.REVOKED, State.EXPIRED):

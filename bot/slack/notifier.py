@@ -161,11 +161,16 @@ class SlackNotifier:
         d = entry.details
         requester = request.requester
         match entry.event:
-            case Event.REQUESTED if not request.self_service:
+            case Event.REQUESTED if not request.self_service and request.automatic_rule is None:
                 link = self._permalink(channel, ts)
                 message = blocks.dm(wording.dm_approvers_pending(request, link))
                 for approver in sorted(policy.approvers_for(roster, request)):
                     self._dm(approver, message, request)
+            case Event.APPROVED if d.get("automatic"):
+                # As for self-service: nobody was asked, so every approver is told, with the evidence.
+                notice = blocks.dm(wording.dm_approvers_automatic(request, d, parse_instant(entry.at)))
+                for approver in sorted(policy.approvers_for(roster, request)):
+                    self._dm(approver, notice, request)
             case Event.APPROVED:
                 count, required = d.get("count"), d.get("required")
                 final = isinstance(count, int) and isinstance(required, int) and count >= required

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.domain import policy
+from bot.domain import automation, policy
 from bot.domain.audit import SYSTEM_ACTOR, AuditEntry, Event
 from bot.domain.durations import format_duration
 from bot.domain.grants import parse_instant
@@ -109,6 +109,8 @@ def state_text(request: AccessRequest) -> str:
 def approvals_text(request: AccessRequest) -> str:
     if request.self_service:
         return "none needed (self-service)"
+    if request.automatic_rule is not None:
+        return f"automatic (rule {escape(request.automatic_rule)})"
     count = f"{len(request.approvals)} of {request.approvals_required}"
     return f"{count}: {people(request.approved_by)}" if request.approvals else count
 
@@ -302,6 +304,54 @@ def operator(details: Mapping[str, object]) -> str:
     return f"operator *{escape(str(details.get('operator') or '?'))[:80]}* from the command line"
 
 
+# --- automated approvals -------------------------------------------------------------------------
+
+
+def ticket_link(ticket: Mapping[str, Any]) -> str:
+    """``<url|INC-4411>``: the key, linked when the link is an http(s) one."""
+    key = escape(str(ticket.get("key") or "?"))
+    url = str(ticket.get("url") or "")
+    if url.startswith(("https://", "http://")) and not any(c in url for c in "<>|"):
+        return f"<{url}|{key}>"
+    return key
+
+
+def ticket_line(ticket: Mapping[str, Any]) -> str:
+    """``<url|INC-4411> Checkout down (In Progress)``: key, title, status; the title is typed by
+    whoever filed the ticket, so it is shown as plain text."""
+    title = truncate(escape(str(ticket.get("title") or "")), 200)
+    status = escape(str(ticket.get("status") or "?"))
+    return f"{ticket_link(ticket)} {title} ({status})".replace("  ", " ")
+
+
+def _until(raw: object, at: datetime) -> str:
+    if not isinstance(raw, str):
+        return ""
+    try:
+        end = parse_instant(raw).astimezone(UTC)
+    except ValueError:
+        return ""
+    same_day = end.date() == at.astimezone(UTC).date()
+    return f" until {end:%H:%M} UTC" if same_day else f" until {end:%H:%M} UTC on {end:%a %d %b}"
+
+
+def automatic_evidence(requester: str, details: Mapping[str, Any], at: datetime) -> str:
+    """In plain words why a rule approved: ``@alice is primary on call for Payments until 18:00 UTC``."""
+    parts = []
+    on_call = details.get("on_call")
+    if isinstance(on_call, Mapping):
+        level = on_call.get("level")
+        level_text = automation.level_name(level) if isinstance(level, int) else "on call"
+        name = escape(str(on_call.get("schedule_name") or on_call.get("escalation_policy_name") or "?"))
+        parts.append(f"{who(requester)} is {level_text} on call for {name}{_until(on_call.get('end'), at)}")
+    ticket = details.get("ticket")
+    if isinstance(ticket, Mapping):
+        cites = "cites" if parts else f"{who(requester)} cites"
+        parts.append(f"{cites} {ticket_link(ticket)} ({escape(str(ticket.get('status') or '?'))})")
+    rule = escape(str(details.get("rule") or "?"))
+    return f"{' and '.join(parts) or 'its rule holds'} (rule {rule})"
+
+
 def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
     """What the thread says for ``entry``; None for entries that stay in the audit log only."""
     d = entry.details
@@ -311,7 +361,11 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             if d.get("operator"):
                 return f":inbox_tray: Requested for {actor} by {operator(d)}: {asked(request)}."
             extra = f" as an extension of *{escape(str(d['extends']))}*" if d.get("extends") else ""
-            return f":inbox_tray: Requested by {actor}{extra}: {asked(request)}."
+            ticket = d.get("ticket")
+            cites = f" Ticket: {ticket_line(ticket)}." if isinstance(ticket, Mapping) else ""
+            if d.get("ticket_unchecked"):
+                cites = f" The ticket was not checked: {escape(str(d['ticket_unchecked']))}"
+            return f":inbox_tray: Requested by {actor}{extra}: {asked(request)}.{cites}"
         case Event.APPROVED:
             if d.get("operator"):
                 return (
@@ -320,11 +374,25 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
                 )
             if d.get("self_service"):
                 return ":rotating_light: Self-service break-glass: approved at once, without an approver."
+            if d.get("automatic"):
+                evidence = automatic_evidence(request.requester, d, _entry_at(entry))
+                return f":robot_face: Approved automatically: {evidence}; granting now."
             count, required = d.get("count"), d.get("required")
             tally = f" ({count} of {required})" if count is not None and required is not None else ""
             if isinstance(count, int) and isinstance(required, int) and count < required:
                 return f":ballot_box_with_check: Approved by {actor}{tally}; {required - count} more needed."
             return f":white_check_mark: Approved by {actor}{tally}; granting now."
+        case Event.LEFT_TO_APPROVERS:
+            why = escape(str(d.get("why") or "no rule held."))
+            return f":busts_in_silhouette: Not approved automatically, so the approvers decide: {why}"
+        case Event.ESCALATED:
+            after = escape(str(d.get("after") or "a while"))
+            incident = code(str(d.get("incident") or "?"))
+            return f":pager: Still undecided after {after}: the approvers are paged through PagerDuty (incident {incident})."
+        case Event.ESCALATION_RESOLVED:
+            incident = code(str(d.get("incident") or "?"))
+            decided = escape(str(d.get("decided") or "decided"))
+            return f":pager: PagerDuty incident {incident} resolved: the request is {decided}."
         case Event.DENIED:
             why = f": {reason_text(str(d['reason']), 2000)}" if d.get("reason") else "."
             return f":x: Denied by {actor}{why}"
@@ -442,6 +510,13 @@ def _gave_up(job: str, attempts: object, error: str) -> str:
     return f":hourglass: {said} {then}"
 
 
+def _entry_at(entry: AuditEntry) -> datetime:
+    try:
+        return parse_instant(entry.at)
+    except ValueError:
+        return datetime.now(UTC)
+
+
 def event_fallback(entry: AuditEntry) -> str:
     return f"{entry.request_id}: {entry.event.replace('_', ' ')} ({entry.at})"
 
@@ -523,6 +598,15 @@ def dm_approvers_pending(request: AccessRequest, link: str | None) -> str:
     return (
         f":bell: {who(request.requester)} asks for {asked(request)} and needs {needed} approval"
         f"{'s' if needed != 1 else ''} from your group.{where}\n*Reason:* {reason_text(request.reason, 1500)}"
+    )
+
+
+def dm_approvers_automatic(request: AccessRequest, details: Mapping[str, Any], at: datetime) -> str:
+    return (
+        f":robot_face: *Approved automatically.* {who(request.requester)} gets {asked(request)} ({request.id}) "
+        f"without a click: {automatic_evidence(request.requester, details, at)}. You are an approver of this "
+        "role: check it was warranted, and revoke it (/breakglass revoke "
+        f"{request.id}) if not.\n*Reason:* {reason_text(request.reason, 1500)}"
     )
 
 

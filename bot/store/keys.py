@@ -49,6 +49,11 @@ class Keys:
         """Refused attempts by one person in the current window; expires with the window."""
         return f"{self.prefix}:refusals:{person}"
 
+    def automatic_approvals(self, person: str) -> str:
+        """One person's automatic approvals in the last 24 hours (bot.store.automatic); expires a day
+        after the last one."""
+        return f"{self.prefix}:automatic:{person}"
+
     # --- the audit log (bot.store.audit_log) ---
     @property
     def audit(self) -> str:

@@ -14,6 +14,7 @@ from bot.domain.audit import AuditEntry
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.store.audit_log import AuditLog, Draft
+from bot.store.automatic import AutomaticApprovals
 from bot.store.keys import Keys
 from bot.store.kube_actions import ActionLedger
 from bot.store.locks import RedisLock
@@ -57,6 +58,7 @@ class RequestStore:
         self.active_key = self.keys.active
         self.progress = RedisProgress(client, prefix)
         self.outbox = Outbox(client, prefix)
+        self.automatic = AutomaticApprovals(client, prefix)
 
     def key(self, request_id: str) -> str:
         return self.keys.request(request_id)

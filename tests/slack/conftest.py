@@ -137,6 +137,7 @@ def make_core(settings: Settings, roster: Roster, clock: FakeClock, client: redi
         access=access,
         now=clock,
         metrics=Metrics(client, PREFIX),
+        automation=access.automation,
     )
 
 
