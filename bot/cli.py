@@ -81,8 +81,9 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         "web and worker from one command, for small installations and development",
         "Three processes in one group: this one runs the worker, its scheduler and the sweep, and a child "
-        "runs the same gunicorn as `web` (one gthread worker). If the web server dies, serve stops with "
-        "status 1 so the platform restarts it whole.",
+        "runs the same gunicorn as `web` (one gthread worker). The worker runs whatever the web half does: "
+        "a web server that dies is started again, after a pause that grows while it keeps dying. SIGTERM "
+        "stops both and exits 0.",
     ).set_defaults(run=_serve)
     command(
         commands,
@@ -191,30 +192,12 @@ def settings_or_exit(process: Process = "web") -> Settings:
     return settings
 
 
-def _slack_refuses(settings: Settings) -> bool:
-    """Check the bot token (and, in Socket Mode, the app-level token) once before serving, as ``web``
-    and ``serve`` both must: a bad one stops the process with one line (on stderr) instead of every
-    request, or every gunicorn worker, failing."""
-    from bot.app import SlackStartupError, verify_app_token, verify_token
-    from bot.slack.client import SlackApi
-
-    try:
-        slack = SlackApi.connect(settings.slack_bot_token, settings.slack_api_url)
-        verify_token(slack, load_roster_file(settings.roster_path))
-        if settings.slack_app_token is not None:
-            verify_app_token(slack, settings.slack_app_token)
-    except SlackStartupError as exc:
-        print(exc, file=sys.stderr)
-        return True
-    return False
-
-
 def _web(args: argparse.Namespace) -> int:
     from bot.logs import configure
-    from bot.serving import run_web
+    from bot.serving import run_web, slack_refuses
 
     settings = settings_or_exit()
-    if _slack_refuses(settings):
+    if slack_refuses(settings):
         return EXIT_USAGE
     configure()
     run_web(settings)
@@ -237,9 +220,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = settings_or_exit()
     configure()
-    # Not checked before starting, as web does: the worker must revoke on time while Slack is
+    # Slack is not asked before starting, as web does: the worker must revoke on time while Slack is
     # unreachable or the token revoked. Only the web half waits for Slack (run_all_in_one).
-    return run_all_in_one(settings, slack_refuses=lambda: _slack_refuses(settings))
+    return run_all_in_one(settings)
 
 
 def _sweep(args: argparse.Namespace) -> int:

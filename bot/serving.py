@@ -1,8 +1,9 @@
 """Starting the processes: the web app under gunicorn, Socket Mode, and ``serve`` (web and worker).
 
-``serve`` runs the same gunicorn as ``web`` (never a development server) in a child process of its
-own process group, and the worker in the parent. It must not leave either half running alone: when
-the web server dies the worker stops, and when serve stops (or dies) the web server follows.
+``serve`` runs the worker in its own process and the same gunicorn as ``web`` (never a development
+server) in a child process of its process group. Revocation never depends on the web half: when the
+web server dies the worker keeps running and the web server is started again; when serve stops (or
+dies) the web server follows.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -108,156 +111,203 @@ def start_socket_mode(settings: Settings) -> Any:
 SERVE_WEB_THREADS = 8
 WEB_STOP_SECONDS = 30  # gunicorn's graceful_timeout (20 s) and then some
 
-
 # How long serve's web half waits at most between two asks whether Slack accepts the bot token.
 SLACK_RETRY_MAX_SECONDS = 60.0
+# A web half that ends while serve is not stopping is started again after a pause that doubles each
+# time it ends again, up to WEB_RESTART_MAX_SECONDS, and starts over once a web half has served for
+# WEB_HEALTHY_SECONDS: a web server that cannot start (its port taken, a bad token) does not spin.
+WEB_RESTART_FIRST_SECONDS = 1.0
+WEB_RESTART_MAX_SECONDS = 60.0
+WEB_HEALTHY_SECONDS = 60.0
 
 
-def run_all_in_one(settings: Settings, slack_refuses: Callable[[], bool] | None = None) -> int:
-    """``breakglass serve``: web, worker, scheduler and sweep for small installations. Returns the exit
-    status: 0 after a stop signal, 1 when the web server died under it.
+def slack_refuses(settings: Settings) -> bool:
+    """Ask Slack once whether it accepts the bot token (and, in Socket Mode, the app-level token), as
+    ``web`` and serve's web half both must: a bad one is one line on stderr instead of every request,
+    or every gunicorn worker, failing."""
+    from bot.app import SlackStartupError, verify_app_token, verify_token
+    from bot.domain.roster import load_roster_file
+    from bot.slack.client import SlackApi
+
+    try:
+        slack = SlackApi.connect(settings.slack_bot_token, settings.slack_api_url)
+        verify_token(slack, load_roster_file(settings.roster_path))
+        if settings.slack_app_token is not None:
+            verify_app_token(slack, settings.slack_app_token)
+    except SlackStartupError as exc:
+        print(exc, file=sys.stderr)
+        return True
+    return False
+
+
+def run_all_in_one(settings: Settings) -> int:
+    """``breakglass serve``: web, worker, scheduler and sweep for small installations. Returns 0 once a
+    stop signal (SIGTERM, SIGINT) has stopped both halves.
+
+    Revocation never depends on Slack or on the web server: this process runs the worker (revokes,
+    the sweep) from the start and until it is told to stop, whatever the web half does. The web half
+    is a child process running what ``web`` runs (gunicorn, one gthread worker with SERVE_WEB_THREADS
+    threads: HTTP/1.1, request read deadlines from ``bot.slow_clients``); it waits for Slack to accept
+    the token, and whenever it ends without serve being stopped it is started again, after a pause
+    that grows while it keeps ending (``_WebHalf``).
 
     Why a child process and not a server thread: gunicorn's arbiter must own a process (it forks its
     workers and handles signals in its main thread), and so must RQ's worker (it stops on SIGTERM in
-    its main thread); a stdlib server in a thread would mean HTTP/1.0, no request timeouts and a
-    thread per connection. So the child runs exactly what ``web`` runs (one gthread worker with
-    SERVE_WEB_THREADS threads: bounded; HTTP/1.1, idle keep-alive connections closed after 2 s; a
-    client that sends nothing holds no thread, and one that stalls mid-request holds one for at most
-    ``bot.slow_clients.REQUEST_READ_SECONDS`` before its connection is dropped), and this process
-    runs the worker. The cost: two processes (and gunicorn's worker a third) instead of one.
-
-    Revocation never depends on Slack: the worker (revokes, the sweep) starts at once, whatever
-    Slack says; only the web half waits, asking ``slack_refuses`` again with a growing pause until
-    Slack accepts the token, while the worker runs.
+    its main thread). Why a fresh interpreter (``python -m bot.serving``) and not a fork: a restart
+    happens while this process has threads (the sweep clock, Redis connections, RQ), and a fork
+    taken then could inherit a lock some other thread held. The cost: three processes, not one.
     """
     from bot.wiring import build_core
     from workers.context import build_worker_context
     from workers.main import run_worker
 
     parent = os.getpid()
-    main_thread = threading.get_ident()  # serve runs in the main thread; signal handlers run there
-    stop_before_rq = threading.Event()  # a stop signal that came before RQ's worker could take it
+    stop = threading.Event()  # serve was told to stop (or its worker ended): the web half is not restarted
 
-    def stop_asked_early(signum: int, frame: Any) -> None:
+    def stop_asked(signum: int, frame: Any) -> None:
         if os.getpid() != parent:
             # A process forked before its own handlers exist (RQ's scheduler, which RQ stops with
             # SIGTERM): the signal does what it would have done without this handler.
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        stop_before_rq.set()
+        stop.set()
 
-    # Installed before the fork and before RQ installs its own: until then a SIGTERM (from the
-    # platform, or from the web watcher below) would kill this process outright, leaving RQ's
-    # scheduler running alone once it is forked; now it is remembered and RQ's worker stops at once.
-    previous = {signum: signal.signal(signum, stop_asked_early) for signum in (signal.SIGTERM, signal.SIGINT)}
+    # Installed before RQ installs its own: until then a SIGTERM (from the platform) would kill this
+    # process outright, leaving RQ's scheduler running alone once it is forked; now it is remembered
+    # and RQ's worker stops at once.
+    previous = {signum: signal.signal(signum, stop_asked) for signum in (signal.SIGTERM, signal.SIGINT)}
 
     def as_before_in_a_child() -> None:
-        # Every process forked from here (the web server; RQ's scheduler, forked while other threads
-        # may hold stdout's lock) starts with the dispositions it would have had: a Python handler
-        # cannot run in a child stuck on an inherited lock, and SIGTERM must still end it.
+        # RQ's scheduler, forked while other threads may hold stdout's lock, starts with the
+        # dispositions it would have had: a Python handler cannot run in a child stuck on an
+        # inherited lock, and SIGTERM must still end it.
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
     os.register_at_fork(after_in_child=as_before_in_a_child)
-    child = os.fork()  # before any client or thread exists here: nothing is shared across the fork
-    if child == 0:
-        _web_child(settings, parent, slack_refuses)  # never returns; gunicorn installs its own handlers
-    stopping = threading.Event()
-    web_died = threading.Event()
-    worker: list[Any] = []  # RQ's worker, once it exists: whether it was asked to stop already
 
-    def asked_to_stop() -> bool:
-        # rq records the first stop signal's time; a second SIGTERM would be a cold stop, killing the
-        # job at hand, so the worker is only told once.
-        return stop_before_rq.is_set() or (
-            bool(worker) and getattr(worker[0], "_shutdown_requested_date", None) is not None
-        )
-
-    def watch_web() -> None:
-        _, status = os.waitpid(child, 0)
-        code = os.waitstatus_to_exitcode(status)
-        if stopping.is_set():
-            return
-        if code == 0 and asked_to_stop():
-            log.info("the web server stopped")  # the signal that stopped it reached us too (a group)
-            return
-        # The worker alone would take requests nobody can approve: stop it (warm, through RQ's SIGTERM
-        # handling), so the platform restarts serve whole. Also when the web server was stopped on
-        # its own (a SIGTERM sent to it alone): serve never runs half.
-        log.error("the web server exited with status %s; stopping the worker", code)
-        web_died.set()
-        if not asked_to_stop():
-            # To the main thread itself: Python runs signal handlers only there, and a signal sent to
-            # the process may be delivered to another thread, leaving the main thread blocked in
-            # RQ's BLPOP (up to its dequeue timeout, minutes) before the handler runs.
-            signal.pthread_kill(main_thread, signal.SIGTERM)
-
-    def honour_an_early_stop(rq_worker: Any) -> None:
-        """RQ installs its handlers inside ``work()``, after forking its scheduler; a stop asked for
-        before then is handed to the worker as RQ's own handler would (a warm stop before any job),
-        so its loop ends at its first turn and its teardown stops the scheduler."""
-        worker.append(rq_worker)
+    def hand_stops_to_rq(rq_worker: Any) -> None:
+        """RQ installs its handlers inside ``work()``, after forking its scheduler. Each is wrapped so
+        that a stop signal also stops the web half's restarts, and a stop asked for before then is
+        handed to the worker as RQ's own handler would (a warm stop before any job), so its loop ends
+        at its first turn and its teardown stops the scheduler."""
         install = rq_worker._install_signal_handlers
 
         def install_then_take_earlier_stop() -> None:
             install()
-            if stop_before_rq.is_set():
+            for signum in previous:
+                handle = signal.getsignal(signum)
+                if callable(handle):
+                    signal.signal(signum, _also_setting(stop, handle))
+            if stop.is_set():
                 rq_worker._shutdown_requested_date = datetime.now(UTC)
                 rq_worker._stop_requested = True
 
         rq_worker._install_signal_handlers = install_then_take_earlier_stop
 
-    watcher = threading.Thread(target=watch_web, name="breakglass-web-watch", daemon=True)
-    watcher.start()
+    web = _WebHalf(parent, stop)
+    web.start()
     log.info("serving", extra={"port": settings.port, "socket_mode": settings.socket_mode})
     try:
-        run_worker(settings, build_worker_context(settings, core=build_core(settings)), on_start=honour_an_early_stop)
+        run_worker(settings, build_worker_context(settings, core=build_core(settings)), on_start=hand_stops_to_rq)
     finally:
-        stopping.set()
+        stop.set()
         for signum in previous:
-            signal.signal(signum, stop_asked_early)  # RQ's handlers would raise into this block
-        if watcher.is_alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
-            watcher.join(WEB_STOP_SECONDS)
-        if watcher.is_alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGKILL)
-            watcher.join(5)
-    return 1 if web_died.is_set() else 0
+            signal.signal(signum, stop_asked)  # RQ's handlers would raise into this block
+        web.stop()
+    return 0
 
 
-def _web_child(settings: Settings, parent: int, slack_refuses: Callable[[], bool] | None = None) -> None:
-    """The forked child of ``serve``: gunicorn, as ``web`` runs it, until it stops or serve is gone."""
-    code = 1
-    arbiter = os.getpid()  # gunicorn forks its workers from inside run_web: they unwind through here too
+def _also_setting(stop: threading.Event, handle: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:
+    def handler(signum: int, frame: Any) -> Any:
+        stop.set()
+        return handle(signum, frame)
+
+    return handler
+
+
+class _WebHalf:
+    """serve's web server, in a child process of serve's process group, started again whenever it
+    ends while serve is not stopping. ``stop()`` ends it (gunicorn's graceful stop, then SIGKILL)."""
+
+    def __init__(self, parent: int, stop: threading.Event) -> None:
+        self._parent = parent
+        self._stop = stop
+        self._lock = threading.Lock()  # a child is started only while serve is not stopping
+        self._child: subprocess.Popen[bytes] | None = None
+        self._thread = threading.Thread(target=self._supervise, name="breakglass-web-half", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _supervise(self) -> None:
+        pause = WEB_RESTART_FIRST_SECONDS
+        while True:
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._child = subprocess.Popen([sys.executable, "-m", "bot.serving", str(self._parent)])  # noqa: S603
+            started = time.monotonic()
+            code = self._child.wait()
+            if self._stop.is_set():
+                log.info("the web server stopped")
+                return
+            if time.monotonic() - started >= WEB_HEALTHY_SECONDS:
+                pause = WEB_RESTART_FIRST_SECONDS
+            log.error(
+                "the web server exited with status %s; the worker keeps running; starting the web server "
+                "again in %.0f s",
+                code,
+                pause,
+            )
+            if self._stop.wait(pause):
+                return
+            pause = min(pause * 2, WEB_RESTART_MAX_SECONDS)
+
+    def stop(self) -> None:
+        """Called once serve's stop event is set: no child starts after this takes the lock."""
+        with self._lock:
+            child = self._child
+        if child is not None and child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.terminate()  # gunicorn's graceful stop
+            try:
+                child.wait(WEB_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(5)
+        self._thread.join(5)
+
+
+def _web_half(parent: int) -> int:
+    """The child serve runs as its web half: wait until Slack accepts the token, then gunicorn as
+    ``web`` runs it (one worker), until it stops or serve is gone."""
+    from bot.logs import configure
+    from bot.settings import load_settings
+
     try:
+        settings = load_settings(process="web")
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure()
 
-        def follow_parent() -> None:
-            while os.getppid() == parent:
-                time.sleep(1)
-            log.warning("serve is gone; stopping its web server")
-            os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's graceful stop
+    def follow_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        log.warning("serve is gone; stopping its web server")
+        os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's graceful stop (before it starts: the default, an exit)
 
-        threading.Thread(target=follow_parent, name="breakglass-parent-watch", daemon=True).start()
-        pause = 1.0
-        while slack_refuses is not None and slack_refuses():
-            # Said on stderr by slack_refuses, one line each time; the worker runs meanwhile.
-            time.sleep(pause)
-            pause = min(pause * 2, SLACK_RETRY_MAX_SECONDS)
-        run_web(settings, workers=1, threads=SERVE_WEB_THREADS)
-        code = 0
-    except SystemExit as exc:  # gunicorn's arbiter, and each worker it forks, end with sys.exit
-        if os.getpid() != arbiter:
-            # A gunicorn worker ends as it does under `web`: a normal interpreter exit, which waits
-            # for Bolt's listeners still working after their ack. No frame above this one runs
-            # anything on the way out (the fork in run_all_in_one is outside its try).
-            raise
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        if os.getpid() != arbiter:
-            raise
-        log.exception("the web server failed")
-    logging.shutdown()
-    os._exit(code)  # never back into the parent's stack (the worker's code) in this process
+    threading.Thread(target=follow_parent, name="breakglass-parent-watch", daemon=True).start()
+    pause = 1.0
+    while slack_refuses(settings):
+        # Said on stderr by slack_refuses, one line each time; the worker runs meanwhile.
+        time.sleep(pause)
+        pause = min(pause * 2, SLACK_RETRY_MAX_SECONDS)
+    run_web(settings, workers=1, threads=SERVE_WEB_THREADS)  # gunicorn's arbiter ends with sys.exit
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_web_half(int(sys.argv[1])))
