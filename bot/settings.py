@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from redis.connection import parse_url
@@ -128,6 +128,15 @@ class Settings(_FromEnviron):
     # Step-up MFA (mfa: oidc): where the web process is reached from a browser, and the OIDC client's secret.
     public_url: str | None = Field(default=None, validation_alias="BREAKGLASS_PUBLIC_URL")
     oidc_client_secret: SecretStr | None = Field(default=None, validation_alias="BREAKGLASS_OIDC_CLIENT_SECRET")
+    # Automated approvals (bot.integrations): PagerDuty's REST API and a Jira site. Unset: not used.
+    pagerduty_token: SecretStr | None = Field(default=None, validation_alias="BREAKGLASS_PAGERDUTY_TOKEN")
+    pagerduty_api_url: str = Field(default="https://api.pagerduty.com", validation_alias="BREAKGLASS_PAGERDUTY_API_URL")
+    # Not in the contract's table, so ours: the PagerDuty user escalation incidents are opened as
+    # (their ``From`` header). Unset: the token's own user, which only a user token has.
+    pagerduty_from: str | None = Field(default=None, validation_alias="BREAKGLASS_PAGERDUTY_FROM")
+    jira_url: str | None = Field(default=None, validation_alias="BREAKGLASS_JIRA_URL")
+    jira_user: str | None = Field(default=None, validation_alias="BREAKGLASS_JIRA_USER")
+    jira_token: SecretStr | None = Field(default=None, validation_alias="BREAKGLASS_JIRA_TOKEN")
 
     _signing_key = field_validator("signing_key")(_signing_key_shape)
 
@@ -146,6 +155,48 @@ class Settings(_FromEnviron):
             raise ValueError("must be a base URL like https://breakglass.example.com")
         return value.rstrip("/")
 
+    @field_validator("pagerduty_api_url", "jira_url")
+    @classmethod
+    def _https_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        # Tokens travel in every request's headers: never in clear text. A private CA is trusted
+        # through SSL_CERT_FILE/REQUESTS_CA_BUNDLE instead (the contract's "Outbound HTTPS").
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be an https:// URL")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must be a base URL with no query, fragment or credentials in it")
+        return value.rstrip("/")
+
+    @field_validator("pagerduty_from", "jira_user")
+    @classmethod
+    def _email_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("is set but empty")
+        return value.strip()
+
+    @field_validator("pagerduty_from")
+    @classmethod
+    def _from_is_email(cls, value: str | None) -> str | None:
+        if value is not None and ("@" not in value or " " in value):
+            raise ValueError("must be the email address of a PagerDuty user")
+        return value
+
+    @model_validator(mode="after")
+    def _jira_complete(self) -> Settings:
+        # Half a Jira configuration is a mistake, never "off": a roster citing Jira tickets would
+        # refuse every request with no hint of why.
+        if self.jira_url is not None and self.jira_token is None:
+            raise ValueError("BREAKGLASS_JIRA_TOKEN: is required with BREAKGLASS_JIRA_URL")
+        if self.jira_url is None and (self.jira_token is not None or self.jira_user is not None):
+            raise ValueError("BREAKGLASS_JIRA_URL: is required with BREAKGLASS_JIRA_TOKEN or BREAKGLASS_JIRA_USER")
+        if self.pagerduty_from is not None and self.pagerduty_token is None:
+            raise ValueError("BREAKGLASS_PAGERDUTY_TOKEN: is required with BREAKGLASS_PAGERDUTY_FROM")
+        return self
+
     @property
     def oidc_redirect_uri(self) -> str | None:
         return f"{self.public_url}/oidc/callback" if self.public_url else None
@@ -157,6 +208,8 @@ class Settings(_FromEnviron):
         "slack_admin_token",
         "audit_webhook_token",
         "oidc_client_secret",
+        "pagerduty_token",
+        "jira_token",
         mode="before",
     )
     @classmethod
