@@ -11,7 +11,7 @@ whose request is ended or unknown, or whose cluster has left the roster, is dele
 sweep that reaches its cluster; so is a grant's ServiceAccount left behind without its binding.
 Every change the sweep makes is written to the audit log, with one exception: while the log refuses
 writes (its head deleted or set back), what is past its expiry is still deleted, and said in the
-structured log instead (GrantService.cut_unrecorded explains the trade-off).
+structured log instead (Ending.cut_unrecorded explains the trade-off).
 
 Each cluster is swept on its own thread, within a time budget, and a cluster whose API fails is left
 after its first failure until the next sweep: one hung API server costs the sweep one timeout, not
@@ -303,7 +303,7 @@ class Reconciler:
             self._delete(binding, request, UNWARRANTED, now, report)
             own = request is not None and binding.name == binding_name(request.id)
             if own and request is not None and request.state is State.ACTIVE:
-                self.grants.end_now(request.id, UNWARRANTED)
+                self.grants.revoke(request.id, by_sweep=UNWARRANTED, before_expiry=True)
                 report.expired.append(request.id)
             return
         if not in_roster:
@@ -384,10 +384,8 @@ class Reconciler:
 
     def _end_overdue(self, request: AccessRequest, why: str, report: SweepReport) -> None:
         """End an active grant the revoke has not ended, recording that the sweep did it and why."""
-        if why == OVERDUE:
-            self.grants.revoke(request.id, by_sweep=why)
-        else:
-            self.grants.end_now(request.id, why)
+        # Overdue: its expiry has passed. Any other reason: the cluster says the grant is over before it.
+        self.grants.revoke(request.id, by_sweep=why, before_expiry=why != OVERDUE)
         report.expired.append(request.id)
 
     def _delete(

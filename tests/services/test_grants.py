@@ -299,6 +299,31 @@ def test_revoke_before_expiry_changes_nothing(
     assert cluster.binding("prod", active.id) is not None
 
 
+def test_revoke_before_expiry_for_the_sweeps_reason_ends_the_grant_now_and_records_why(
+    grants: GrantService, store: RequestStore, cluster: FakeCluster, clock: FakeClock, flows: Flows
+) -> None:
+    active = flows.granted()
+    clock.advance(minutes=10)
+    ended = grants.revoke(active.id, by_sweep="its binding's expiry annotation is missing", before_expiry=True)
+    assert ended is not None
+    assert ended.state is State.EXPIRED
+    assert ended.note == "its binding's expiry annotation is missing"
+    assert cluster.binding("prod", active.id) is None
+    tail = store.audit.for_request(active.id)[-3:]
+    assert [e.event for e in tail] == [Event.SWEEP_REVOKED_OVERDUE, Event.EXPIRED, Event.BINDING_DELETED]
+    assert tail[1].details["why"] == "its binding's expiry annotation is missing"
+
+
+def test_revoke_before_expiry_without_a_reason_is_refused_and_changes_nothing(
+    grants: GrantService, store: RequestStore, cluster: FakeCluster, flows: Flows
+) -> None:
+    active = flows.granted()
+    with pytest.raises(ValueError, match="needs the sweep's reason"):
+        grants.revoke(active.id, before_expiry=True)
+    assert store.get(active.id) == active
+    assert cluster.binding("prod", active.id) is not None
+
+
 def test_revoke_at_expiry_ends_the_grant_and_deletes_the_binding(
     grants: GrantService, store: RequestStore, cluster: FakeCluster, clock: FakeClock, flows: Flows
 ) -> None:

@@ -16,7 +16,7 @@ from bot.services.grants import GrantService
 from bot.services.reconcile import NOT_IN_ROSTER, Reconciler
 from bot.store import Change, RequestStore
 from tests.conftest import FakeClock
-from tests.fakes import FakeCluster, RecordingJobs
+from tests.fakes import FakeCluster, RecordingJobs, RecordingNotifier
 from tests.services.conftest import Flows
 
 
@@ -29,12 +29,14 @@ class WithLegacy:
         store: RequestStore,
         roster: FixedRoster,
         jobs: RecordingJobs,
-        grants: GrantService,
+        notifier: RecordingNotifier,
         access: AccessService,
         clock: FakeClock,
     ) -> None:
         self.cluster = FakeCluster(("prod", "staging", "legacy"), clock=clock)
-        grants.clusters = self.cluster
+        grants = GrantService(
+            store, roster, self.cluster, jobs, notifier, clock, wait=lambda s: clock.advance(seconds=s)
+        )
         self.cleared: list[str] = []
         self.reconciler = Reconciler(
             store, roster, self.cluster, jobs, grants, access, clock, on_cleared=self.cleared.append
@@ -51,11 +53,11 @@ def legacy(
     store: RequestStore,
     roster: FixedRoster,
     jobs: RecordingJobs,
-    grants: GrantService,
+    notifier: RecordingNotifier,
     access: AccessService,
     clock: FakeClock,
 ) -> WithLegacy:
-    return WithLegacy(store, roster, jobs, grants, access, clock)
+    return WithLegacy(store, roster, jobs, notifier, access, clock)
 
 
 def test_an_orphaned_service_account_of_an_unknown_request_is_deleted_and_audited(
