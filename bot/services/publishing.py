@@ -41,10 +41,14 @@ class Publisher:
             return self._publish(request_id)
 
     def _publish(self, request_id: RequestId) -> int:
+        # The entries first, then the request: a change landing between the two reads then shows in
+        # the root message at once and its entry in the follow-up publish it queued. Read the other
+        # way round, the root would show the request as it was before the change, and the follow-up,
+        # finding no new entry, would leave it so (a denied request still pending, with its buttons).
+        entries = self.store.audit.for_request(request_id, after_seq=self.store.progress.done(request_id))
         request = self.store.get(request_id)
         if request is None:
             return 0
-        entries = self.store.audit.for_request(request_id, after_seq=self.store.progress.done(request_id))
         if not entries and request.message_ts is not None:
             self.store.outbox.done(request_id)
             return 0

@@ -4,7 +4,9 @@
 People act through ``SlackSender`` (signed HTTP to the web process, as Slack sends it); tests read
 what a person would see in the Slack double, what the cluster double holds, and what Redis holds.
 Listeners answer after their ack and jobs run in the worker, so everything here waits with a deadline
-for the outcome it expects (``wait_until``); nothing sleeps for a fixed time.
+for the outcome it expects (``wait_until``); nothing sleeps for a fixed time, and no ack is timed here
+(on a loaded machine a correct one can take seconds): that an ack never waits for slow work is tested
+as an order, against Slack calls held unanswered (tests/slack/test_listener_interactions.py).
 
 Starting the stack costs a few seconds, so a module shares one; its tests each make their own
 requests, and wait for every effect of their own actions before they finish, so the next test starts
@@ -68,7 +70,6 @@ class Live:
         before = len(self.slack.ephemerals(user))
         reply = (sender or self.sender).slash_command(user, text, channel_id=INCIDENT_CHANNEL)
         assert reply.status == 200, f"/breakglass {text!r} answered HTTP {reply.status}: {reply.text}"
-        assert reply.within_ack_deadline, f"/breakglass {text!r} took {reply.elapsed:.1f}s to ack"
         return self.next_ephemeral(user, before, f"the answer to /breakglass {text!r}")
 
     def click(self, user: str, action: str, request_id: str, root: SlackMessage, *, stale: bool = False) -> Ephemeral:
@@ -76,7 +77,6 @@ class Live:
         before = len(self.slack.ephemerals(user))
         reply = self.sender.click(user, action, request_id, root.ts, INCIDENT_CHANNEL, stale=stale)
         assert reply.status == 200, f"{user} pressing {action} answered HTTP {reply.status}: {reply.text}"
-        assert reply.within_ack_deadline, f"{user} pressing {action} took {reply.elapsed:.1f}s to ack"
         return self.next_ephemeral(user, before, f"the answer to {user} pressing {action}")
 
     def next_ephemeral(self, user: str, before: int, what: str) -> Ephemeral:

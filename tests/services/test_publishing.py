@@ -160,3 +160,38 @@ def test_an_operator_grant_stays_owed_to_slack_until_its_thread_has_caught_up(
     publisher.publish(request.id)
     assert [e.event for e in notifier.threads[request.id].entries][:2] == [Event.REQUESTED, Event.APPROVED]
     assert outbox.owed() == []
+
+
+def test_a_change_landing_between_a_publishers_two_reads_still_reaches_the_root_message(
+    publisher: Publisher,
+    notifier: RecordingNotifier,
+    store: RequestStore,
+    flows: Flows,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bob approves while a publish job is between reading the request and reading its entries. His
+    approval queues a follow-up publish (the job is running); once it has run, the root message must
+    show the request as it is now, not as the first read saw it."""
+    request = flows.submit("view")  # one approval: Bob's approves it
+    publisher.publish(request.id)
+    armed = [True]
+
+    def approve_once(read: object) -> object:
+        def reading(*args: object, **kwargs: object) -> object:
+            found = read(*args, **kwargs)  # type: ignore[operator]
+            if armed[0]:
+                armed[0] = False
+                flows.access.approve(request.id, SlackUserId(BOB))
+            return found
+
+        return reading
+
+    monkeypatch.setattr(store, "get", approve_once(store.get))
+    monkeypatch.setattr(store.audit, "for_request", approve_once(store.audit.for_request))
+    publisher.publish(request.id)  # the job running when Bob approved
+    monkeypatch.undo()
+    publisher.publish(request.id)  # the follow-up his approval queued
+
+    assert not armed[0], "the approval landed inside the publish"
+    assert notifier.posted(request.id) == seqs(store, request.id) == [1, 2]
+    assert notifier.threads[request.id].states[-1] == "approved"

@@ -17,7 +17,6 @@ ASK = "prod/payments admin 1h INC-4411 checkout pods crash-looping"
 def test_a_one_line_request_is_stored_and_confirmed_ephemerally(harness: SlackAppHarness) -> None:
     reply = harness.command(ALICE, ASK, channel=INCIDENTS)
     assert reply.status == 200
-    assert reply.within_ack_deadline
     (request,) = harness.requests()
     assert (request.cluster, request.namespace, request.role, request.state) == (
         "prod",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +18,7 @@ from slack_sdk.http_retry import builtin_handlers
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.standins.slack_api import SlackApiDouble
+from bot.standins.stack import wait_until
 from tests.conftest import FakeClock
 
 ADMIN_TOKEN = "xoxp-admin-double"
@@ -615,9 +617,10 @@ def test_latency_delays_the_answer(slack: SlackApiDouble, client: WebClient) -> 
     started = time.monotonic()
     client.auth_test()
     assert time.monotonic() - started >= 3.0
+    slack.latency(120.0, "auth.test")
     started = time.monotonic()
     client.users_info(user=ALICE)
-    assert time.monotonic() - started < 3.0  # not delayed: a loaded machine's answer takes far less
+    assert time.monotonic() - started < 120.0  # not delayed: no loaded machine's answer takes that long
 
 
 # -- reading it as a person ----------------------------------------------------------------------------
@@ -675,3 +678,18 @@ def test_a_path_outside_the_api_is_404(slack: SlackApiDouble) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(slack.base_url + "/nowhere")  # noqa: S310 - the local double
     assert caught.value.code == 404
+
+
+def test_a_held_method_waits_unanswered_until_released_while_others_answer(
+    slack: SlackApiDouble, client: WebClient
+) -> None:
+    held = slack.hold("auth.test")
+    answered = threading.Event()
+    caller = threading.Thread(target=lambda: (client.auth_test(), answered.set()))
+    caller.start()
+    wait_until(lambda: held.arrived == 1, 60, "auth.test to reach the double")
+    assert client.users_info(user=ALICE)["ok"] is True  # another method answers meanwhile
+    assert (answered.is_set(), held.answered) == (False, 0)
+    slack.clear_faults()  # releases it
+    caller.join(timeout=60)
+    assert (answered.is_set(), held.answered) == (True, 1)

@@ -534,22 +534,23 @@ def test_503_is_cluster_unavailable(clusters: KubeClusters, kube: KubeApiServer,
 def test_429_is_cluster_unavailable_with_the_retry_after_delay(
     clusters: KubeClusters, kube: KubeApiServer, clock: FakeClock
 ) -> None:
-    kube.fail_requests(429, retry_after=7, times=1)
+    kube.fail_requests(429, retry_after=120, times=1)
     started = time.monotonic()
     with pytest.raises(ClusterUnavailable) as caught:
         clusters.apply_grant(grant(clock))
-    assert caught.value.delay == 7.0
-    assert time.monotonic() - started < 7  # our retry policy waits (7 s), not urllib3 inside the call
+    assert caught.value.delay == 120.0
+    # Our retry policy waits (120 s), not urllib3 inside the call: a bound no loaded machine reaches.
+    assert time.monotonic() - started < 120
 
 
 def test_a_hung_api_server_is_cluster_unavailable_within_the_timeout(
     clusters: KubeClusters, kube: KubeApiServer, clock: FakeClock
 ) -> None:
-    kube.hang_requests(30)
+    kube.hang_requests(300)
     started = time.monotonic()
     with pytest.raises(ClusterUnavailable, match="ReadTimeoutError"):
         clusters.apply_grant(grant(clock))
-    assert time.monotonic() - started < 30  # the read timeout ended it, not the 30 s hang
+    assert time.monotonic() - started < 300  # the read timeout ended it, not the hang
     kube.clear_faults()
 
 

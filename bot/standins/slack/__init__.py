@@ -40,7 +40,7 @@ What it models, as Slack answers it:
   ``invalid_trigger_id``, ``exchanged_trigger_id``, ``expired_trigger_id``. Response URLs take 5 posts
   within 30 minutes.
 - Fault injection: ``rate_limit`` (HTTP 429, ``Retry-After``, ``ratelimited``), ``fail`` (any error name,
-  any HTTP status), ``latency``.
+  any HTTP status), ``latency``, ``hold`` (calls wait unanswered until released).
 
 What it does not model: Slack's per-method rate-limit tiers (only injected 429s), pagination, group DMs
 and shared channels, message attachments beyond storing them, rich-text and markdown block internals,

@@ -140,6 +140,9 @@ class WebApi(Workspace):
         delay = self._delay_for(method)
         if delay > 0:
             time.sleep(delay)  # outside the lock: a slow Slack must not stall the other HTTP threads
+        held = self._hold_for(method)
+        if held is not None:
+            held.pass_through()  # outside the lock too
         with self._lock:
             fault = self._take_fault(method)
             if fault is not None:

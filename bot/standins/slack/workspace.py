@@ -72,6 +72,29 @@ _TZ_LABELS = {
 # What the record hands out: plain snapshots, safe to keep after the double moves on.
 
 
+class Hold:
+    """Calls of one method wait unanswered until ``release()`` (or ``timeout`` seconds): while they wait
+    a test can look at what the app has already done, an ordering that no machine's speed changes."""
+
+    def __init__(self, method: str, timeout: float) -> None:
+        self.method = method
+        self.timeout = timeout
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+        self.arrived = 0  # calls that came in
+        self.answered = 0  # calls let through, released or timed out
+
+    def release(self) -> None:
+        self._released.set()
+
+    def pass_through(self) -> None:
+        with self._lock:
+            self.arrived += 1
+        self._released.wait(self.timeout)
+        with self._lock:
+            self.answered += 1
+
+
 @dataclass(frozen=True)
 class MessageVersion:
     """A message as it read before an update, and when (``edited_ts``) it stopped reading so."""
@@ -383,6 +406,7 @@ class Workspace:
         self._faults: dict[str, list[Fault]] = {}
         self._usergroups: dict[str, list[str]] = {}
         self._latency: dict[str | None, float] = {}
+        self._holds: dict[str, Hold] = {}
         self._last_ts_us = 0
         self._counter = 0
         self._add_bot_user()
@@ -570,10 +594,20 @@ class Workspace:
         with self._lock:
             self._latency[method] = seconds
 
+    def hold(self, method: str, timeout: float = 120.0) -> Hold:
+        """From now on every call of ``method`` waits unanswered until the hold is released (by
+        ``release()`` or ``clear_faults()``), or for ``timeout`` seconds."""
+        with self._lock:
+            held = self._holds[method] = Hold(method, timeout)
+            return held
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
             self._latency.clear()
+            holds, self._holds = list(self._holds.values()), {}
+        for held in holds:
+            held.release()
 
     # -- what Slack mints for the app (used by bot.standins.slack_events) ---------------------------
 
@@ -839,6 +873,10 @@ class Workspace:
     def _delay_for(self, method: str) -> float:
         with self._lock:
             return self._latency.get(method, self._latency.get(None, 0.0))
+
+    def _hold_for(self, method: str) -> Hold | None:
+        with self._lock:
+            return self._holds.get(method)
 
     def _take_fault(self, method: str) -> Fault | None:
         queue = self._faults.get(method)
