@@ -247,3 +247,16 @@ class Pager(Protocol):
     def resolve_incident(self, incident_id: str) -> None:
         """Resolve it; one already resolved counts as resolved. Raises LookupFailed."""
         ...
+
+
+# --- Groups kept in an identity provider (Okta) ---------------------------------------------------
+
+
+class GroupDirectory(Protocol):
+    """Who is in a group of the identity provider (``okta_group``), by email: the Slack side matches
+    them to people (``bot.slack.usergroups``)."""
+
+    def member_emails(self, group_id: str) -> Sequence[str]:
+        """The lower-cased emails of the group's active members, every page read. Raises LookupFailed
+        (an unknown group, a refused token, 429, 5xx, no answer) whose text is the cause in a few words."""
+        ...

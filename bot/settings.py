@@ -137,6 +137,9 @@ class Settings(_FromEnviron):
     jira_url: str | None = Field(default=None, validation_alias="BREAKGLASS_JIRA_URL")
     jira_user: str | None = Field(default=None, validation_alias="BREAKGLASS_JIRA_USER")
     jira_token: SecretStr | None = Field(default=None, validation_alias="BREAKGLASS_JIRA_TOKEN")
+    # Okta groups (okta_group: 00g…): the org and an API token that may read groups.
+    okta_url: str | None = Field(default=None, validation_alias="BREAKGLASS_OKTA_URL")
+    okta_token: SecretStr | None = Field(default=None, validation_alias="BREAKGLASS_OKTA_TOKEN")
 
     _signing_key = field_validator("signing_key")(_signing_key_shape)
 
@@ -197,6 +200,25 @@ class Settings(_FromEnviron):
             raise ValueError("BREAKGLASS_PAGERDUTY_TOKEN: is required with BREAKGLASS_PAGERDUTY_FROM")
         return self
 
+    @field_validator("okta_url")
+    @classmethod
+    def _okta_url_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        # The API token travels in every request's Authorization header: never in clear text.
+        if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be the org's https:// URL, like https://example.okta.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _okta_pair(self) -> Settings:
+        if self.okta_url is not None and self.okta_token is None:
+            raise ValueError("BREAKGLASS_OKTA_TOKEN: is required with BREAKGLASS_OKTA_URL")
+        if self.okta_url is None and self.okta_token is not None:
+            raise ValueError("BREAKGLASS_OKTA_URL: is required with BREAKGLASS_OKTA_TOKEN")
+        return self
+
     @property
     def oidc_redirect_uri(self) -> str | None:
         return f"{self.public_url}/oidc/callback" if self.public_url else None
@@ -210,6 +232,7 @@ class Settings(_FromEnviron):
         "oidc_client_secret",
         "pagerduty_token",
         "jira_token",
+        "okta_token",
         mode="before",
     )
     @classmethod

@@ -13,7 +13,7 @@ from bot.domain.keys import Purpose
 from bot.domain.roster import Roster
 from bot.metrics import Metrics
 from bot.metrics import install as install_metrics
-from bot.ports import OnCallDirectory, Pager, TicketDirectory
+from bot.ports import GroupDirectory, OnCallDirectory, Pager, TicketDirectory
 from bot.roster_source import RosterFile
 from bot.services.access import AccessService
 from bot.services.automation import AutomatedApprovals
@@ -63,6 +63,15 @@ class Core:
     automation: AutomatedApprovals
 
 
+def okta_groups(settings: Settings) -> GroupDirectory | None:
+    """The Okta adapter when BREAKGLASS_OKTA_URL (and its token) is set; the SDK is imported only then."""
+    if settings.okta_url is None or settings.okta_token is None:
+        return None
+    from bot.integrations.okta import OktaGroups
+
+    return OktaGroups(settings.okta_url, settings.okta_token)
+
+
 def build_core(
     settings: Settings,
     roster: Callable[[], Roster] | None = None,
@@ -71,12 +80,13 @@ def build_core(
 ) -> Core:
     client = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
     rq_redis = rq_connection(settings.redis_url)
-    # Groups kept in Slack user groups are read through the bot token at most a minute ago; a roster
-    # without any is returned as the file says (no Slack call).
+    # Groups kept in Slack user groups or Okta groups are read at most a minute ago; a roster
+    # without any is returned as the file says (no Slack or Okta call).
     roster_source = roster or UserGroupRoster(
         RosterFile(settings.roster_path, settings.token_namespace),
         SlackApi.connect(settings.slack_bot_token, settings.slack_api_url),
         now,
+        okta=okta_groups(settings),
     )
     audit = AuditLog(client, now, prefix=settings.key_prefix, key=settings.keys().derive(Purpose.AUDIT_CHAIN))
     store = RequestStore(client, audit, prefix=settings.key_prefix)

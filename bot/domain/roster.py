@@ -16,7 +16,7 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +49,7 @@ _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _USERGROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
+_OKTA_GROUP_ID = re.compile(r"00g[A-Za-z0-9]{5,30}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
@@ -143,6 +144,17 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class GroupSource:
+    """Where a group's members are read at run time: a Slack user group or an Okta group."""
+
+    kind: Literal["slack_usergroup", "okta_group"]
+    id: str
+
+    def __str__(self) -> str:
+        return f"Slack user group {self.id}" if self.kind == "slack_usergroup" else f"Okta group {self.id}"
+
+
+@dataclass(frozen=True)
 class OidcConfig:
     """``mfa: oidc``: the provider that must see a fresh multi-factor login at the moment of elevation."""
 
@@ -192,12 +204,14 @@ class Roster:
     max_pending_requests: int = 3  # per person
     max_pending_extensions: int = 2  # per grant
     oidc: OidcConfig | None = None
-    # Groups whose members are a Slack user group's, read at run time (name -> user group id); their
-    # entry in ``groups`` is empty until the roster is resolved (``bot.slack.usergroups``).
-    group_sources: Mapping[str, str] = field(default_factory=dict)
+    # Groups whose members are read at run time from a Slack user group or an Okta group; their entry
+    # in ``groups`` is empty until the roster is resolved (``bot.slack.usergroups``).
+    group_sources: Mapping[str, GroupSource] = field(default_factory=dict)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     # Why a group could not be read (name -> one sentence), set when the roster is resolved.
     group_problems: Mapping[str, str] = field(default_factory=dict)
+    # When each run-time group was last read (name -> instant), set when the roster is resolved.
+    group_read_at: Mapping[str, datetime] = field(default_factory=dict)
 
     def needs_step_up(self, action: StepUpAction, role: str) -> bool:
         """Whether ``action`` on ``role`` waits for a verified login at the identity provider."""
@@ -666,9 +680,9 @@ def _identity(check: _Checker, value: Any) -> IdentityConfig:
 
 def _groups(
     check: _Checker, value: Any, people: Mapping[SlackUserId, Person], identity: IdentityConfig
-) -> tuple[dict[str, tuple[SlackUserId, ...]], dict[str, str]]:
+) -> tuple[dict[str, tuple[SlackUserId, ...]], dict[str, GroupSource]]:
     result: dict[str, tuple[SlackUserId, ...]] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, GroupSource] = {}
     for name, members in check.mapping(
         value, "groups", set(value) if isinstance(value, dict) else set(), set()
     ).items():
@@ -676,16 +690,21 @@ def _groups(
         if not _NAME.fullmatch(name):
             check.problem(place, f"group name '{name}' has characters other than letters, digits, _ . -")
         if isinstance(members, dict):
-            spec = check.mapping(members, place, {"slack_usergroup"}, {"slack_usergroup"})
-            usergroup = (
-                check.string(
-                    spec["slack_usergroup"], f"{place}.slack_usergroup", _USERGROUP_ID, "a Slack user group id"
+            spec = check.mapping(members, place, {"slack_usergroup", "okta_group"}, set())
+            kinds = [kind for kind in ("slack_usergroup", "okta_group") if kind in spec]
+            if len(kinds) != 1:
+                check.problem(place, "needs exactly one of slack_usergroup: S… or okta_group: 00g…")
+            elif kinds[0] == "slack_usergroup":
+                found = check.string(spec["slack_usergroup"], f"{place}.slack_usergroup", _USERGROUP_ID,
+                                     "a Slack user group id")  # fmt: skip
+                if found is not None:
+                    sources[name] = GroupSource("slack_usergroup", found)
+            else:
+                found = check.string(
+                    spec["okta_group"], f"{place}.okta_group", _OKTA_GROUP_ID, "an Okta group id (00g…)"
                 )
-                if "slack_usergroup" in spec
-                else None
-            )
-            if usergroup is not None:
-                sources[name] = usergroup
+                if found is not None:
+                    sources[name] = GroupSource("okta_group", found)
             result[name] = ()
             continue
         ids: list[SlackUserId] = []

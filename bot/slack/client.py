@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 # The bot token's scopes: exactly what the methods below need (deploy/slack/manifest.yaml is tested
 # against this). chat.postMessage/update -> chat:write; conversations.open -> im:write;
 # conversations.info of a public/private channel -> channels:read/groups:read; users.info ->
-# users:read (and its email, compared with the identity provider's for mfa: oidc, users:read.email);
+# users:read (and its email, compared with the identity provider's for mfa: oidc, users:read.email,
+# which also lets users.lookupByEmail match an Okta group's members to people);
 # usergroups.users.list -> usergroups:read; files.getUploadURLExternal/completeUploadExternal -> files:write; the slash command ->
 # commands. views.*, chat.getPermalink and auth.test need none.
 REQUIRED_SCOPES: tuple[str, ...] = (
@@ -251,6 +252,16 @@ class SlackApi:
     def user_info(self, user: str) -> dict[str, Any]:
         with translated():
             return dict(self.web.users_info(user=user)["user"])
+
+    def user_by_email(self, email: str) -> dict[str, Any] | None:
+        """``users.lookupByEmail``: the member with this email, or None when Slack has none."""
+        try:
+            with translated(expected=("users_not_found",)):
+                return dict(self.web.users_lookupByEmail(email=email)["user"])
+        except SlackError as exc:
+            if exc.error == "users_not_found":
+                return None
+            raise
 
     def usergroup_members(self, usergroup: str) -> list[str]:
         """The user ids in a Slack user group (``usergroups.users.list``: one page, no cursor)."""

@@ -28,6 +28,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from bot.standins.http import serve, shut
+
 CLIENT_ID = "breakglass-stand-in"
 CLIENT_SECRET = "stand-in-oidc-client-secret"  # noqa: S105 - a fake secret for a fake provider
 
@@ -90,16 +92,12 @@ class OidcProviderDouble:
         class Handler(_Handler):
             owner = provider
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="oidc-double", daemon=True).start()
+        self._server = serve(Handler, self.host, self.port, "oidc-double")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut(self._server)
+        self._server = None
 
     def login_as(self, **changes: Any) -> None:
         self.next_login = replace(NextLogin(), **changes)

@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.domain.ids import SlackUserId
+from bot.domain.roster import GroupSource
 from bot.roster_source import FixedRoster
 from bot.slack.client import SlackApi
 from bot.slack.usergroups import UserGroupRoster
@@ -71,7 +72,7 @@ def test_a_failed_read_keeps_the_last_for_the_bounded_age_then_names_the_group_a
     roster = resolved()
     assert roster.members(["payments-devs"]) == frozenset()
     assert roster.group_problems["payments-devs"] == (
-        "The group payments-devs could not be read from Slack (ratelimited), so nobody in it may act now."
+        "The group payments-devs could not be read from the Slack user group S0PAYDEVS (ratelimited), so nobody in it may act now."
     )
 
 
@@ -93,5 +94,5 @@ def test_a_member_without_a_confirmed_email_gets_no_kube_user(
 
 def test_roster_check_stays_offline_and_accepts_a_user_group() -> None:
     roster = roster_with(groups={"payments-devs": {"slack_usergroup": GROUP}})
-    assert roster.group_sources == {"payments-devs": GROUP}
+    assert roster.group_sources == {"payments-devs": GroupSource("slack_usergroup", GROUP)}
     assert roster.groups["payments-devs"] == ()

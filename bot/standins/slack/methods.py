@@ -47,6 +47,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.open": ("im:write", "mpim:write", "channels:manage", "groups:write"),
     "conversations.info": (),  # depends on the conversation's kind; checked in the method
     "users.info": ("users:read",),
+    "users.lookupByEmail": ("users:read.email",),
     "usergroups.users.list": ("usergroups:read",),
     "views.open": (),
     "views.update": (),
@@ -425,6 +426,14 @@ class WebApi(Workspace):
         if group is None:
             raise SlackError("no_such_subteam")
         return {"users": list(group)}
+
+    def _m_users_lookupByEmail(self, params: JsonDict, caller: Caller) -> JsonDict:
+        # Slack matches the address case-insensitively and answers users_not_found for no member.
+        wanted = str(params.get("email") or "").strip().lower()
+        found = next((user for user, email in self._emails.items() if email.lower() == wanted), None)
+        if not wanted or found is None or found not in self._users:
+            raise SlackError("users_not_found")
+        return {"user": self._user_view(found, admin=caller.kind == "admin", scopes=caller.scopes)}
 
     def _m_users_info(self, params: JsonDict, caller: Caller) -> JsonDict:
         user = str(params.get("user") or "")
