@@ -5,7 +5,9 @@ It reads the settings (every problem, each on its own line), checks the roster, 
 ``REQUIRED_SCOPES``, the admin token when the roster's ``mfa`` is ``has_2fa``) and every roster cluster
 (the API server answers; the bot's own permissions, by SelfSubjectAccessReview, for each entry of
 ``REQUIRED_PERMISSIONS`` (those on ServiceAccounts only on ``credentials: token`` clusters) and ``bind``
-on each ClusterRole the roster hands out; the token namespace of ``credentials: token`` clusters). It
+on each ClusterRole the roster hands out; the token namespace of ``credentials: token`` clusters), and
+for automated approvals PagerDuty and Jira (each token, and every schedule, escalation policy, service
+and project the roster names). It
 prints a checklist: ✓ passed, ! a warning, ✗ failed with the fix under it (every failure has one), – not checked because something it needs failed first. The exit status is 0 only when no
 check failed; warnings do not fail.
 
@@ -19,8 +21,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -31,9 +34,14 @@ import yaml
 from bot.deploy_rbac import RBAC_API_GROUP, Permission, required_permissions
 from bot.domain.grants import SYSTEM_NAMESPACE
 from bot.domain.roster import Roster, RosterError, load_roster_file
+from bot.domain.roster_automation import References
+from bot.integrations.connect import connect
+from bot.integrations.http import Patience
+from bot.integrations.jira import Jira
+from bot.integrations.pagerduty import PagerDuty
 from bot.logs import scrub
 from bot.oidc import OidcClient, ProviderUnavailable
-from bot.ports import BreakglassError, ClusterUnavailable, UnknownCluster
+from bot.ports import BreakglassError, ClusterUnavailable, LookupFailed, UnknownCluster
 from bot.settings import Process, Settings, load_settings, settings_problems, url_without_password
 from bot.slack.client import ADMIN_SCOPES, REQUIRED_SCOPES, SlackError, SlackUnavailable, make_web_client, translated
 from workers.kube import ClusterTarget, KubeClusters
@@ -47,6 +55,9 @@ SECRET_VARIABLES = (
     "SLACK_ADMIN_TOKEN",
     "BREAKGLASS_AUDIT_WEBHOOK_TOKEN",
     "BREAKGLASS_SIGNING_KEY",
+    "BREAKGLASS_OIDC_CLIENT_SECRET",
+    "BREAKGLASS_PAGERDUTY_TOKEN",
+    "BREAKGLASS_JIRA_TOKEN",
 )
 SLACK_APP_FIX = (
     "add them on the app's OAuth & Permissions page (or update the app from deploy/slack/manifest.yaml), "
@@ -164,6 +175,9 @@ def _run(out: TextIO, env: dict[str, str], process: Process) -> int:
         _check_clusters(checks, settings, roster, roster_path)
         checks.section("Audit events")
         _check_audit_events(checks, settings, roster)
+
+    if settings is not None and roster is not None:
+        _check_outside(checks, settings, roster)
 
     failed, warned = checks.counts["fail"], checks.counts["warn"]
     passed = checks.counts["ok"]
@@ -586,6 +600,110 @@ def _describe(permission: Permission) -> str:
 
 def _kubectl(context: str) -> str:
     return "kubectl" if context == "in-cluster" else f"kubectl --context {context}"
+
+
+# --- automated approvals: PagerDuty and Jira ----------------------------------------------------
+
+_CONNECT = 'the README\'s "Connect PagerDuty and Jira"'
+# What each kind of PagerDuty object is, and where the roster names it.
+_PAGERDUTY_KINDS = (
+    ("schedules", "schedule", "auto_approve[].pagerduty_oncall.schedules"),
+    ("escalation_policies", "escalation policy", "auto_approve[].pagerduty_oncall.escalation_policies"),
+    ("services", "service", "escalate_service"),
+)
+
+
+def _check_outside(checks: Checklist, settings: Settings, roster: Roster, patience: Patience | None = None) -> None:
+    """The tokens work, and every schedule, escalation policy, service and Jira project the roster
+    names exists (and the token can see it): a misspelt id would quietly approve nobody, or page nobody."""
+    references = roster.automation_references()
+    outside = connect(
+        settings, patience or Patience(timeout=TIMEOUT_SECONDS, retries=1, max_wait=float(TIMEOUT_SECONDS))
+    )
+    try:
+        if references.needs_pagerduty or outside.pagerduty is not None:
+            checks.section("PagerDuty")
+            _check_pagerduty(checks, outside.pagerduty, references, settings.pagerduty_api_url)
+        if references.needs_jira or outside.jira is not None:
+            checks.section("Jira")
+            _check_jira(checks, outside.jira, references)
+    finally:
+        outside.close()
+
+
+def _check_pagerduty(checks: Checklist, pagerduty: PagerDuty | None, references: References, api_url: str) -> None:
+    if pagerduty is None:
+        checks.fail(
+            "the roster names PagerDuty (on-call rules, incident tickets or escalation) but "
+            "BREAKGLASS_PAGERDUTY_TOKEN is not set: those rules never approve and those tickets are never accepted",
+            f"set BREAKGLASS_PAGERDUTY_TOKEN to a PagerDuty REST API key ({_CONNECT})",
+        )
+        return
+    try:
+        pagerduty.check_token()
+    except LookupFailed as exc:
+        checks.fail(
+            str(exc), f"check BREAKGLASS_PAGERDUTY_TOKEN and BREAKGLASS_PAGERDUTY_API_URL ({api_url}); {_CONNECT}"
+        )
+        return
+    checks.ok(f"PagerDuty ({api_url}) accepts BREAKGLASS_PAGERDUTY_TOKEN")
+    for kind, noun, place in _PAGERDUTY_KINDS:
+        for object_id in sorted(getattr(references, kind)):
+            _check_named(
+                checks,
+                f"{noun} {object_id}",
+                partial(pagerduty.exists, kind, object_id),
+                missing="does not exist in PagerDuty (or the token cannot see it)",
+                fix=f"correct {place} in the roster, or give the token's user access to it",
+            )
+    if references.services:
+        try:
+            checks.ok(f"escalation incidents are opened as {pagerduty.sender()}")
+        except LookupFailed as exc:
+            checks.fail(
+                str(exc), f"set BREAKGLASS_PAGERDUTY_FROM to the email of the PagerDuty user to act as ({_CONNECT})"
+            )
+
+
+def _check_jira(checks: Checklist, jira: Jira | None, references: References) -> None:
+    if jira is None:
+        checks.fail(
+            "the roster's tickets name Jira projects but BREAKGLASS_JIRA_URL and BREAKGLASS_JIRA_TOKEN are not "
+            "set: every request citing a Jira issue is refused",
+            f"set BREAKGLASS_JIRA_URL, BREAKGLASS_JIRA_TOKEN (and BREAKGLASS_JIRA_USER for Cloud) ({_CONNECT})",
+        )
+        return
+    try:
+        jira.check_token()
+    except LookupFailed as exc:
+        checks.fail(
+            str(exc),
+            f"check BREAKGLASS_JIRA_URL ({jira.url}) and the credentials: Cloud takes BREAKGLASS_JIRA_USER (an email) "
+            f"with an API token, Data Center a personal access token alone ({_CONNECT})",
+        )
+        return
+    checks.ok(f"Jira ({jira.url}) accepts the credentials")
+    for key in sorted(references.jira_projects):
+        _check_named(
+            checks,
+            f"Jira project {key}",
+            partial(jira.project, key),
+            missing="does not exist (or the account cannot browse it)",
+            fix="correct ticket.jira.projects in the roster, or give the account Browse projects in it",
+        )
+
+
+def _check_named(checks: Checklist, what: str, look: Callable[[], str | None], *, missing: str, fix: str) -> None:
+    """One object the roster names: found (with its name), missing, or not readable now."""
+    try:
+        name = look()
+    except LookupFailed as exc:
+        checks.fail(f"{what}: {exc}", "run doctor again; if it persists, check the service's status page")
+        return
+    if name is None:
+        checks.fail(f"{what} {missing}", fix)
+    else:
+        checks.ok(f"{what} exists ({name})")
 
 
 # --- secrets -----------------------------------------------------------------------------------
