@@ -71,7 +71,7 @@ def test_grant_creates_the_contract_binding(
     assert binding.name == f"breakglass-{request.id.lower()}"
     assert binding.kind == "RoleBinding"
     assert binding.namespace == "payments"
-    assert binding.cluster_role == "admin"
+    assert binding.cluster_role == "breakglass-admin"  # the example roster's admin role
     assert (binding.subject_kind, binding.subject) == ("User", "alice@example.com")
     assert binding.labels == {MANAGED_BY_LABEL: "breakglass", REQUEST_ID_LABEL: request.id}
     assert binding.annotations == {
