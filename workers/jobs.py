@@ -9,9 +9,10 @@ fixed by retrying: it is written to the audit log and posted to the request's th
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rq.job import Job
 
@@ -19,10 +20,22 @@ from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.ids import RequestId
 from bot.ports import BreakglassError, PermanentError, TemporaryError
 from bot.store import Draft
-from workers.context import WorkerContext, current
-from workers.queueing import wait_at_least
+
+if TYPE_CHECKING:
+    from workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
+
+MAX_RETRY_WAIT = 300  # seconds
+
+
+def current() -> WorkerContext:
+    """The worker's parts, imported only when a job runs: the queue imports this module to name its
+    jobs by reference, and a process that only enqueues (the web half) must not load the worker's
+    clients for that."""
+    from workers import context
+
+    return context.current()
 
 
 def _run(job: str, request_id: RequestId | None, work: Callable[[WorkerContext], Any]) -> None:
@@ -106,6 +119,29 @@ def gave_up(job: Job, exc: BaseException | None) -> None:
         Draft(Event.JOB_GAVE_UP, SYSTEM_ACTOR, request_id, {"job": kind, "attempts": attempts, "error": error})
     )
     _tell_thread(context, kind, request_id)
+
+
+def wait_at_least(job: Job, seconds: float) -> int:
+    """Make the retry RQ is about to schedule for ``job`` wait at least ``seconds``; the seconds it will wait.
+
+    Called from the failure callback, which RQ runs on the job before ``Job.retry`` picks the interval
+    for this attempt (``retry_intervals[len - retries_left]``, as in rq 3's ``Job.get_retry_interval``).
+    Only this attempt's interval grows: the ones after it keep the backoff, and the retry budget is
+    spent as usual. tests/workers/test_jobs.py checks the scheduled time on a real worker.
+    """
+    if not job.retries_left or not job.retry_intervals:
+        return 0
+    intervals = list(job.retry_intervals)
+    index = min(max(len(intervals) - job.retries_left, 0), len(intervals) - 1)
+    # A Retry-After past this (a proxy's 3600) would park a grant or a revoke's report for an hour;
+    # asking again after five minutes costs at most one more refusal.
+    wanted = min(seconds, MAX_RETRY_WAIT)
+    # rq scores a scheduled job by the whole second it falls in (rounded down), so an interval of n
+    # may run after only n - 1 seconds: the interval must exceed the wait by a second.
+    if wanted > intervals[index] - 1:
+        intervals[index] = math.ceil(wanted) + 1
+    job.retry_intervals = intervals
+    return intervals[index]
 
 
 def _request_id(job: Job) -> RequestId | None:

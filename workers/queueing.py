@@ -6,6 +6,9 @@ existing id atomically (``unique=True``, also for scheduled jobs). A finished or
 id for a while, so such a leftover is deleted and the job queued afresh; a job already *running* may
 have read the request before the change that prompted this call, so a follow-up is queued behind it.
 
+Jobs are enqueued by reference to their function in ``workers.jobs``; RQ stores the function's dotted
+name, so a job scheduled before this (by that name, as a string) is the same job and still runs.
+
 Every job with a retry policy also has ``workers.jobs.on_failure`` as its failure callback: it makes
 the next attempt wait at least as long as a ``TemporaryError`` asked (a Slack ``Retry-After``), and
 reports the job when its last attempt fails.
@@ -21,8 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,8 +33,10 @@ from rq import Callback, Queue, Retry, SimpleWorker
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
+from rq.utils import resolve_function_reference
 
 from bot.domain.ids import RequestId
+from workers import jobs
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +46,32 @@ JOB_TIMEOUT = 120
 CLUSTER_RETRY = Retry(max=12, interval=[1, 2, 4, 8, 15, 30, 60, 60, 60, 120, 120, 120])
 SLACK_RETRY = Retry(max=10, interval=[1, 2, 4, 8, 15, 30, 60, 60, 120, 120])
 
-MAX_RETRY_WAIT = 300  # seconds
-
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
-ON_FAILURE = Callback("workers.jobs.on_failure")
+ON_FAILURE = Callback(jobs.on_failure)
 
-# The only functions a job may run, and the only failure callback: everything RQ would otherwise
-# import by the name stored in Redis.
-JOB_FUNCTIONS = frozenset(
-    f"workers.jobs.{name}"
-    for name in ("grant", "revoke", "remind", "publish", "reconcile", "escalate", "settle_escalation")
-)
-FAILURE_CALLBACKS = frozenset({"workers.jobs.on_failure"})
+
+def stored_name(function: Callable[..., Any]) -> str:
+    """The name RQ stores for a job enqueued by reference to ``function``."""
+    return resolve_function_reference(function)[1]
+
+
+# The only functions a job may run, and the only failure callback, by the name stored in Redis:
+# everything else RQ would import by that name. Their names are the dotted strings jobs were enqueued
+# by before (``workers.jobs.grant``), so a job already scheduled in a running installation resolves
+# to the same function; no other name does.
+JOB_FUNCTIONS: dict[str, Callable[..., None]] = {
+    stored_name(function): function
+    for function in (
+        jobs.grant,
+        jobs.revoke,
+        jobs.remind,
+        jobs.publish,
+        jobs.reconcile,
+        jobs.escalate,
+        jobs.settle_escalation,
+    )
+}
+FAILURE_CALLBACKS: dict[str, Callable[..., None]] = {stored_name(jobs.on_failure): jobs.on_failure}
 SERIALIZER = JSONSerializer
 
 
@@ -67,22 +85,23 @@ class OwnJob(Job):
     @property
     def func(self) -> Any:
         name = self.func_name
-        if name not in JOB_FUNCTIONS or self.instance is not None:
+        function = JOB_FUNCTIONS.get(name or "")
+        if function is None or self.instance is not None:
             raise ForeignJob(f"job {self.id} names {name!r}, which is not one of breakglass's jobs; not run")
         args, kwargs = self.args, self.kwargs
         if kwargs or len(args) > 1 or not all(isinstance(arg, str) for arg in args):
             raise ForeignJob(f"job {self.id} has arguments breakglass's jobs never take; not run")
-        from workers import jobs  # here, not at import: workers.jobs imports this module
-
-        return getattr(jobs, name.rsplit(".", 1)[1])
+        return function
 
     @property
     def failure_callback(self) -> Any:
         name = self._failure_callback_name
-        if name and name not in FAILURE_CALLBACKS:
-            log.error("job %s names the failure callback %r, which is not breakglass's; not run", self.id, name)
+        if not name:
             return None
-        return super().failure_callback
+        callback = FAILURE_CALLBACKS.get(name)
+        if callback is None:
+            log.error("job %s names the failure callback %r, which is not breakglass's; not run", self.id, name)
+        return callback
 
     @property
     def success_callback(self) -> Any:
@@ -128,13 +147,13 @@ class RqJobQueue:
         return OwnJob.fetch(job_id, connection=self.connection, serializer=SERIALIZER)
 
     def grant(self, request_id: RequestId) -> bool:
-        return self._enqueue(self.cluster, f"grant-{request_id}", "workers.jobs.grant", request_id, CLUSTER_RETRY)
+        return self._enqueue(self.cluster, f"grant-{request_id}", jobs.grant, request_id, CLUSTER_RETRY)
 
     def revoke(self, request_id: RequestId, at: datetime | None = None) -> bool:
         if at is None:
-            return self._enqueue(self.cluster, f"revoke-{request_id}", "workers.jobs.revoke", request_id, CLUSTER_RETRY)
+            return self._enqueue(self.cluster, f"revoke-{request_id}", jobs.revoke, request_id, CLUSTER_RETRY)
         job_id = f"revoke-{request_id}-{int(at.timestamp())}"
-        return self._enqueue(self.cluster, job_id, "workers.jobs.revoke", request_id, CLUSTER_RETRY, at=at)
+        return self._enqueue(self.cluster, job_id, jobs.revoke, request_id, CLUSTER_RETRY, at=at)
 
     def revokes_waiting(self, ends: Sequence[tuple[RequestId, datetime]]) -> set[RequestId]:
         registry = self.cluster.scheduled_job_registry.key
@@ -146,28 +165,28 @@ class RqJobQueue:
 
     def remind(self, request_id: RequestId, at: datetime) -> bool:
         job_id = f"remind-{request_id}-{int(at.timestamp())}"
-        return self._enqueue(self.slack, job_id, "workers.jobs.remind", request_id, SLACK_RETRY, at=at)
+        return self._enqueue(self.slack, job_id, jobs.remind, request_id, SLACK_RETRY, at=at)
 
     def publish(self, request_id: RequestId) -> bool:
-        return self._enqueue(self.slack, f"publish-{request_id}", "workers.jobs.publish", request_id, SLACK_RETRY)
+        return self._enqueue(self.slack, f"publish-{request_id}", jobs.publish, request_id, SLACK_RETRY)
 
     def escalate(self, request_id: RequestId, at: datetime) -> bool:
         # One per request, whenever it falls due: paging twice for one request helps nobody.
         job_id = f"escalate-{request_id}"
-        return self._enqueue(self.slack, job_id, "workers.jobs.escalate", request_id, SLACK_RETRY, at=at)
+        return self._enqueue(self.slack, job_id, jobs.escalate, request_id, SLACK_RETRY, at=at)
 
     def settle_escalation(self, request_id: RequestId) -> bool:
         job_id = f"settle-escalation-{request_id}"
-        return self._enqueue(self.slack, job_id, "workers.jobs.settle_escalation", request_id, SLACK_RETRY)
+        return self._enqueue(self.slack, job_id, jobs.settle_escalation, request_id, SLACK_RETRY)
 
     def reconcile(self) -> bool:
-        return self._enqueue(self.cluster, "reconcile-now", "workers.jobs.reconcile", None, None)
+        return self._enqueue(self.cluster, "reconcile-now", jobs.reconcile, None, None)
 
     def _enqueue(
         self,
         queue: Queue,
         job_id: str,
-        func: str,
+        func: Callable[..., None],
         request_id: RequestId | None,
         retry: Retry | None,
         at: datetime | None = None,
@@ -180,7 +199,13 @@ class RqJobQueue:
         return False  # a job and its follow-up are both running: the follow-up reads the newest state
 
     def _try(
-        self, queue: Queue, job_id: str, func: str, args: tuple[Any, ...], retry: Retry | None, at: datetime | None
+        self,
+        queue: Queue,
+        job_id: str,
+        func: Callable[..., None],
+        args: tuple[Any, ...],
+        retry: Retry | None,
+        at: datetime | None,
     ) -> bool | None:
         """True: queued. False: an equal job is waiting. None: one is running; try the follow-up id."""
         for _ in range(2):
@@ -208,29 +233,6 @@ class RqJobQueue:
                     return None
                 _delete(self.connection, job_id)  # finished, failed, stopped or vanished: start over
         return False
-
-
-def wait_at_least(job: Job, seconds: float) -> int:
-    """Make the retry RQ is about to schedule for ``job`` wait at least ``seconds``; the seconds it will wait.
-
-    Called from the failure callback, which RQ runs on the job before ``Job.retry`` picks the interval
-    for this attempt (``retry_intervals[len - retries_left]``, as in rq 3's ``Job.get_retry_interval``).
-    Only this attempt's interval grows: the ones after it keep the backoff, and the retry budget is
-    spent as usual. tests/workers/test_jobs.py checks the scheduled time on a real worker.
-    """
-    if not job.retries_left or not job.retry_intervals:
-        return 0
-    intervals = list(job.retry_intervals)
-    index = min(max(len(intervals) - job.retries_left, 0), len(intervals) - 1)
-    # A Retry-After past this (a proxy's 3600) would park a grant or a revoke's report for an hour;
-    # asking again after five minutes costs at most one more refusal.
-    wanted = min(seconds, MAX_RETRY_WAIT)
-    # rq scores a scheduled job by the whole second it falls in (rounded down), so an interval of n
-    # may run after only n - 1 seconds: the interval must exceed the wait by a second.
-    if wanted > intervals[index] - 1:
-        intervals[index] = math.ceil(wanted) + 1
-    job.retry_intervals = intervals
-    return intervals[index]
 
 
 # Another process (a second web worker enqueuing the same job) may delete a finished job between our

@@ -21,6 +21,7 @@ from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry
 
 import workers.context
+import workers.jobs as job_functions
 import workers.queueing as queueing
 from bot.domain.audit import AuditEntry, Event
 from bot.domain.ids import SlackUserId
@@ -203,7 +204,7 @@ def test_an_absurd_retry_after_is_waited_out_for_five_minutes_at_most(
     work(context)
     at = scheduled_at(context, f"publish-{request.id}")
     assert at is not None
-    assert before + queueing.MAX_RETRY_WAIT <= at <= time.time() + queueing.MAX_RETRY_WAIT + 2
+    assert before + job_functions.MAX_RETRY_WAIT <= at <= time.time() + job_functions.MAX_RETRY_WAIT + 2
 
 
 def test_asking_again_while_a_retry_waits_out_retry_after_runs_once(
@@ -360,3 +361,47 @@ def test_callbacks_other_than_ours_are_never_called(context: WorkerContext) -> N
     foreign_queue(context).enqueue("workers.jobs.reconcile", job_id="cb-ok", on_success=callback)
     work(context)
     assert CALLED == []
+
+
+# --- jobs by reference, and the names already scheduled ---------------------------------------------
+
+
+def test_a_job_scheduled_by_its_old_dotted_name_still_runs(context: WorkerContext) -> None:
+    # What a running installation holds from before jobs were enqueued by reference: the same names,
+    # written as strings.
+    request = approved(context)
+    context.core.jobs.cluster.empty()
+    job = foreign_queue(context).enqueue(
+        "workers.jobs.grant", request.id, job_id=f"grant-{request.id}", on_failure=Callback("workers.jobs.on_failure")
+    )
+    work(context)
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    assert context.core.store.get(request.id).state is State.ACTIVE  # type: ignore[union-attr]
+    assert Event.GRANTED in events(context, request.id)
+
+
+def test_a_job_enqueued_by_reference_is_stored_under_its_functions_dotted_name_and_runs(
+    context: WorkerContext,
+) -> None:
+    request = approved(context)  # the approval enqueued the grant, by reference to workers.jobs.grant
+    job = context.core.jobs.fetch(f"grant-{request.id}")
+    assert (job.func_name, job._failure_callback_name) == ("workers.jobs.grant", "workers.jobs.on_failure")
+    assert job.func is job_functions.grant
+    work(context)
+    assert context.core.store.get(request.id).state is State.ACTIVE  # type: ignore[union-attr]
+
+
+def test_the_allow_list_is_the_job_functions_and_nothing_else() -> None:
+    names = {"grant", "revoke", "remind", "publish", "reconcile", "escalate", "settle_escalation"}
+    assert {f"workers.jobs.{name}": getattr(job_functions, name) for name in names} == queueing.JOB_FUNCTIONS
+    assert {"workers.jobs.on_failure": job_functions.on_failure} == queueing.FAILURE_CALLBACKS
+
+
+@pytest.mark.parametrize(
+    "name", ["workers.jobs.gave_up", "workers.jobs.current", "workers.jobs._run", "workers.jobs.on_failure"]
+)
+def test_another_function_of_the_jobs_module_is_not_run_as_a_job(context: WorkerContext, name: str) -> None:
+    job = foreign_queue(context).enqueue(name, "BG-7K2QXM", job_id="not-a-job")
+    work(context)
+    assert job.get_status(refresh=True) == JobStatus.FAILED
+    assert "not one of breakglass's jobs" in (job.latest_result().exc_string or "")  # type: ignore[union-attr]
