@@ -11,6 +11,7 @@ from redis import Redis
 
 from bot.domain.keys import Purpose
 from bot.domain.roster import Roster
+from bot.integrations.connect import connect
 from bot.metrics import Metrics
 from bot.metrics import install as install_metrics
 from bot.ports import GroupDirectory, OnCallDirectory, Pager, TicketDirectory
@@ -39,13 +40,6 @@ class OutsideServices(Protocol):
 
     @property
     def pager(self) -> Pager | None: ...
-
-
-@dataclass(frozen=True)
-class NoOutsideServices:
-    on_call: OnCallDirectory | None = None
-    tickets: TicketDirectory | None = None
-    pager: Pager | None = None
 
 
 @dataclass
@@ -91,7 +85,9 @@ def build_core(
     audit = AuditLog(client, now, prefix=settings.key_prefix, key=settings.keys().derive(Purpose.AUDIT_CHAIN))
     store = RequestStore(client, audit, prefix=settings.key_prefix)
     jobs = RqJobQueue(rq_redis, prefix=settings.key_prefix)
-    outside = outside or NoOutsideServices()
+    # PagerDuty and Jira as the settings configure them (None for a service left out): connecting
+    # calls nothing, so a service down at start costs a lookup later, never the start.
+    outside = outside or connect(settings)
     automation = AutomatedApprovals(store, jobs, now, outside.on_call, outside.tickets, outside.pager)
     access = AccessService(store, roster_source, jobs, now, automation)
     metrics = Metrics(client, settings.key_prefix)

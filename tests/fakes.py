@@ -41,10 +41,7 @@ from bot.ports import (
     BindingConflict,
     BindingNotFound,
     BreakglassError,
-    LookupFailed,
-    OnCallShift,
     TemporaryError,
-    Ticket,
     UnknownCluster,
 )
 from tests.conftest import EXAMPLE_ROSTER, WARRANT_KEY
@@ -497,82 +494,6 @@ class RecordingJobs:
         """Every waiting job vanishes, as when the queue's Redis is flushed."""
         with self._lock:
             self.waiting.clear()
-
-
-# --- PagerDuty and Jira (automated approvals) -----------------------------------------------------
-
-
-class FakeOnCall:
-    """``OnCallDirectory``: shifts set per email; ``fail`` makes every lookup raise LookupFailed with
-    that sentence. ``asked`` records each lookup's (email, schedules, policies)."""
-
-    def __init__(self) -> None:
-        self.by_email: dict[str, list[OnCallShift]] = defaultdict(list)
-        self.fail: str | None = None
-        self.asked: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
-
-    def put(self, email: str, shift: OnCallShift) -> None:
-        self.by_email[email].append(shift)
-
-    def shifts(
-        self, email: str, *, schedule_ids: Sequence[str], escalation_policy_ids: Sequence[str], at: datetime
-    ) -> Sequence[OnCallShift]:
-        self.asked.append((email, tuple(schedule_ids), tuple(escalation_policy_ids)))
-        if self.fail is not None:
-            raise LookupFailed(self.fail)
-        return [
-            s
-            for s in self.by_email.get(email, [])
-            if (s.schedule_id in schedule_ids or s.escalation_policy_id in escalation_policy_ids)
-            and (s.start is None or s.start <= at)
-            and (s.end is None or at < s.end)
-        ]
-
-
-class FakeTickets:
-    """``TicketDirectory``: tickets by key (Jira) or by number/id (PagerDuty); ``fail`` as above."""
-
-    def __init__(self) -> None:
-        self.jira: dict[str, Ticket] = {}
-        self.incidents: dict[str, Ticket] = {}
-        self.fail: str | None = None
-        self.asked: list[str] = []
-
-    def jira_issue(self, key: str) -> Ticket | None:
-        self.asked.append(key)
-        if self.fail is not None:
-            raise LookupFailed(self.fail)
-        return self.jira.get(key)
-
-    def pagerduty_incident(self, ref: str) -> Ticket | None:
-        self.asked.append(ref)
-        if self.fail is not None:
-            raise LookupFailed(self.fail)
-        return self.incidents.get(ref)
-
-
-class FakePager:
-    """``Pager``: incidents by id with their status; opening twice with one key finds the first."""
-
-    def __init__(self) -> None:
-        self.incidents: dict[str, dict[str, str]] = {}
-        self.fail: str | None = None
-
-    def open_incident(self, *, service_id: str, title: str, details: str, incident_key: str) -> str:
-        if self.fail is not None:
-            raise LookupFailed(self.fail)
-        for incident_id, incident in self.incidents.items():
-            if incident["key"] == incident_key:
-                return incident_id
-        incident_id = f"Q{len(self.incidents) + 1:06d}"
-        self.incidents[incident_id] = {"service": service_id, "title": title, "details": details,
-                                       "key": incident_key, "status": "triggered"}  # fmt: skip
-        return incident_id
-
-    def resolve_incident(self, incident_id: str) -> None:
-        if self.fail is not None:
-            raise LookupFailed(self.fail)
-        self.incidents[incident_id]["status"] = "resolved"
 
 
 # --- Slack ----------------------------------------------------------------------------------------

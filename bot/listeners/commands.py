@@ -105,7 +105,7 @@ def run(deps: Deps, command: Command, person: Profile, body: Mapping[str, Any], 
             request: AccessRequest = access.submit(
                 person.user_id, command.cluster, command.namespace, command.role, command.duration, command.reason
             )
-            send(respond, wording.submitted(request, roster))
+            send(respond, wording.submitted(request, roster, access.not_automatic(request.id)))
 
 
 def open_form(deps: Deps, person: Profile, trigger_id: str, respond: Respond) -> None:

@@ -617,6 +617,12 @@ class AccessService:
 
     # --- reading ------------------------------------------------------------------------------
 
+    def not_automatic(self, request_id: RequestId) -> str | None:
+        """Why no automatic-approval rule approved the request (its ``left_to_approvers`` entry), if one
+        was tried: the requester is told with the answer to their command."""
+        left = [e for e in self.store.audit.for_request(request_id) if e.event == Event.LEFT_TO_APPROVERS]
+        return str(left[-1].details.get("why") or "") or None if left else None
+
     def actions_summary(self, request_id: RequestId) -> Mapping[str, Any] | None:
         """What was done under the grant, as its end summed it up (or as recorded so far), for the
         review form to start from; None when nothing was recorded."""

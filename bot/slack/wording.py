@@ -376,7 +376,7 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
                 return ":rotating_light: Self-service break-glass: approved at once, without an approver."
             if d.get("automatic"):
                 evidence = automatic_evidence(request.requester, d, _entry_at(entry))
-                return f":robot_face: Approved automatically: {evidence}; granting now."
+                return f":white_check_mark: Approved automatically: {evidence}; granting now."
             count, required = d.get("count"), d.get("required")
             tally = f" ({count} of {required})" if count is not None and required is not None else ""
             if isinstance(count, int) and isinstance(required, int) and count < required:
@@ -384,15 +384,15 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             return f":white_check_mark: Approved by {actor}{tally}; granting now."
         case Event.LEFT_TO_APPROVERS:
             why = escape(str(d.get("why") or "no rule held."))
-            return f":busts_in_silhouette: Not approved automatically, so the approvers decide: {why}"
+            return f":information_source: Not approved automatically, so the approvers decide: {why}"
         case Event.ESCALATED:
             after = escape(str(d.get("after") or "a while"))
             incident = code(str(d.get("incident") or "?"))
-            return f":pager: Still undecided after {after}: the approvers are paged through PagerDuty (incident {incident})."
+            return f":bell: Still undecided after {after}: the approvers are paged through PagerDuty (incident {incident})."
         case Event.ESCALATION_RESOLVED:
             incident = code(str(d.get("incident") or "?"))
             decided = escape(str(d.get("decided") or "decided"))
-            return f":pager: PagerDuty incident {incident} resolved: the request is {decided}."
+            return f":bell: PagerDuty incident {incident} resolved: the request is {decided}."
         case Event.DENIED:
             why = f": {reason_text(str(d['reason']), 2000)}" if d.get("reason") else "."
             return f":x: Denied by {actor}{why}"
@@ -603,7 +603,7 @@ def dm_approvers_pending(request: AccessRequest, link: str | None) -> str:
 
 def dm_approvers_automatic(request: AccessRequest, details: Mapping[str, Any], at: datetime) -> str:
     return (
-        f":robot_face: *Approved automatically.* {who(request.requester)} gets {asked(request)} ({request.id}) "
+        f":white_check_mark: *Approved automatically.* {who(request.requester)} gets {asked(request)} ({request.id}) "
         f"without a click: {automatic_evidence(request.requester, details, at)}. You are an approver of this "
         "role: check it was warranted, and revoke it (/breakglass revoke "
         f"{request.id}) if not.\n*Reason:* {reason_text(request.reason, 1500)}"
@@ -644,8 +644,15 @@ def refusal(reason: str) -> str:
     return f":no_entry_sign: {escape(reason)}"
 
 
-def submitted(request: AccessRequest, roster: Roster) -> str:
+def submitted(request: AccessRequest, roster: Roster, not_automatic: str | None = None) -> str:
+    """The requester's answer; ``not_automatic``: why no automatic-approval rule approved it."""
     channel = f"<#{request.channel}>"
+    if request.automatic_rule is not None:
+        return (
+            f":white_check_mark: *{request.id}*: {asked(request)} is approved automatically (rule "
+            f"{escape(request.automatic_rule)}) and is being granted; you get a DM when it works. It is posted "
+            f"in {channel}, and the approvers are told."
+        )
     if request.self_service:
         return (
             f":rotating_light: *{request.id}*: {asked(request)} is granted at once; you get a DM when it works. "
@@ -654,9 +661,10 @@ def submitted(request: AccessRequest, roster: Roster) -> str:
     role = roster.roles.get(request.role)
     groups = ", ".join(role.approvers) if role else "the approvers"
     needed = request.approvals_required
+    why = f" It was not approved automatically: {escape(not_automatic)}" if not_automatic else ""
     return (
         f":inbox_tray: *{request.id}*: {asked(request)} is being posted in {channel} and needs {needed} "
-        f"approval{'s' if needed != 1 else ''} from {escape(groups)}. You will get a DM when it is decided."
+        f"approval{'s' if needed != 1 else ''} from {escape(groups)}. You will get a DM when it is decided.{why}"
     )
 
 

@@ -51,7 +51,9 @@ from bot.slack.blocks import (
     REVIEW_ACTION,
     REVIEW_CALLBACK,
 )
+from bot.standins import pagerduty as pagerduty_standin
 from bot.standins.oidc import CLIENT_ID, CLIENT_SECRET, OidcProviderDouble
+from bot.standins.pagerduty import PagerDutyDouble
 from bot.standins.slack_events import SlackSender
 from bot.standins.stack import (
     ALICE,
@@ -93,6 +95,9 @@ EXPIRY_GRACE = timedelta(seconds=10)  # how late after its expiry a binding may 
 ERIN = "U00000ERIN"  # in the payments-devs Slack user group, nowhere under the roster's people
 PAYMENTS_DEVS = "S0PAYDEVS"
 STEP_UP = f"{CLUSTER}/{NAMESPACE} debug 30m INC-4411 read the consumer's logs"
+ON_CALL = f"{CLUSTER}/{NAMESPACE} oncall 15m INC-4411 roll back the bad deploy"
+ON_CALL_SCHEDULE, ON_CALL_POLICY = "PSCHED01", "PPOLICY1"
+PAGERDUTY_FROM = "breakglass@example.com"
 NAMES = {ALICE: "Alice", BOB: "Bob", CAROL: "Carol", ERIN: "Erin"}
 
 
@@ -108,7 +113,34 @@ def demo_roster(issuer: str) -> dict[str, Any]:
     roster["entitlements"][0]["roles"].append("debug")
     roster["identity"] = {"kube_user_from": "email"}
     roster["groups"]["payments-devs"] = {"slack_usergroup": PAYMENTS_DEVS}
+    # Approved without a click for whoever PagerDuty says is primary on call for Payments.
+    rule = {"name": "primary-on-call", "pagerduty_oncall": {"schedules": [ON_CALL_SCHEDULE], "max_level": 1},
+            "max_duration": "30m", "max_per_day": 3}  # fmt: skip
+    roster["roles"]["oncall"] = {**roster["roles"]["admin"], "cluster_role": "edit", "auto_approve": [rule]}
+    roster["entitlements"][0]["roles"].append("oncall")
     return roster
+
+
+def on_call_pagerduty() -> PagerDutyDouble:
+    """The PagerDuty stand-in, with Alice primary on call for Payments from an hour ago for eight hours."""
+    pagerduty = PagerDutyDouble().start()
+    pagerduty.add_user(PAGERDUTY_FROM, "breakglass")
+    pagerduty.add_escalation_policy("Payments escalation", id=ON_CALL_POLICY)
+    pagerduty.add_schedule("Payments", id=ON_CALL_SCHEDULE)
+    now = datetime.now(UTC)
+    pagerduty.put_on_call("alice@example.com", escalation_policy_id=ON_CALL_POLICY, level=1,
+                          schedule_id=ON_CALL_SCHEDULE, start=now - timedelta(hours=1),
+                          end=now + timedelta(hours=8))  # fmt: skip
+    return pagerduty
+
+
+def pagerduty_env(pagerduty: PagerDutyDouble) -> dict[str, str]:
+    return {
+        **pagerduty.trust_environ,
+        "BREAKGLASS_PAGERDUTY_TOKEN": pagerduty_standin.TOKEN,
+        "BREAKGLASS_PAGERDUTY_API_URL": pagerduty.base_url,
+        "BREAKGLASS_PAGERDUTY_FROM": PAGERDUTY_FROM,
+    }
 
 
 T = TypeVar("T")
@@ -331,6 +363,25 @@ class Walk:
         self.show.line(json.dumps(first.to_dict(), indent=2, ensure_ascii=False), 4)
 
         self.step_up()
+        self.automatic()
+
+    def automatic(self) -> None:
+        """13: an on-call engineer's request approved by a rule, with PagerDuty's word as evidence."""
+        rid = self.ask(ON_CALL, "13. An automatic approval: Alice is primary on call for Payments (PagerDuty)")
+        self.expect(lambda: self.request(rid).state == State.ACTIVE, "the automatically approved grant")
+        approved = self.expect(lambda: self.audit_event(rid, Event.APPROVED, "system"), "the approved entry")
+        if not approved.details.get("automatic"):
+            raise DemoFailed(f"{rid} was approved, but not by its rule: {approved.details}")
+        self.expect_binding(rid, "edit")
+        self.show.line(
+            "Nobody clicked: the web process asked PagerDuty who is on call (GET /oncalls), the role's rule "
+            "primary-on-call held, and the worker made the binding. Bob and Carol were told by DM.",
+            2,
+        )
+        self.cluster_state()
+        self.thread(rid)
+        self.show.line("The audit log's approved entry (actor system), with the evidence as PagerDuty gave it:", 2)
+        self.show.line(json.dumps(approved.details, indent=2, ensure_ascii=False), 4)
 
     def step_up(self) -> None:
         """12: someone known only through a Slack user group, and an action that needs a fresh
@@ -635,6 +686,7 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="breakglass-stack-"))
     signing_secret, audit_webhook_token = random_secrets()
     provider = OidcProviderDouble().start()
+    pagerduty = on_call_pagerduty()
     stack = LocalStack(
         workdir,
         redis_url=redis_url,
@@ -643,7 +695,7 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
         signing_secret=signing_secret,
         audit_webhook_token=audit_webhook_token,
         roster=demo_roster(provider.issuer),
-        extra_env={"BREAKGLASS_OIDC_CLIENT_SECRET": CLIENT_SECRET},
+        extra_env={"BREAKGLASS_OIDC_CLIENT_SECRET": CLIENT_SECRET, **pagerduty_env(pagerduty)},
     )
     code = 0
     failure: str | None = None
@@ -669,6 +721,7 @@ def run_demo(out: TextIO, redis_url: str | None = None) -> int:
                     walk.close()
                 stack.stop()
                 provider.stop()
+                pagerduty.stop()
                 if redis_url is not None:
                     _forget_keys(stack, prefix)
                 shutil.rmtree(workdir, ignore_errors=True)

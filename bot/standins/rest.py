@@ -8,7 +8,9 @@ down (nothing listens on its port until ``up()``). The subclass answers the API 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -71,7 +73,7 @@ class RestDouble:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self._host = host
         self._port = port
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
         self._canned: deque[_Canned] = deque()
@@ -101,6 +103,7 @@ class RestDouble:
         self._server = self._thread = None
         if server is not None:
             server.shutdown()
+            server.drop_connections()
             server.server_close()
         if thread is not None:
             thread.join(timeout=5)
@@ -196,6 +199,29 @@ class RestDouble:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.connections_lock:
+                self.connections.discard(request)
+
+    def drop_connections(self) -> None:
+        """Close every open connection: a service that is down answers nothing, not even on a
+        keep-alive connection a client opened before (``shutdown`` alone stops only new ones)."""
+        with self.connections_lock:
+            open_now = list(self.connections)
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):

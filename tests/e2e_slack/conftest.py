@@ -263,9 +263,10 @@ def running_live(
     sweep_interval: str = "2s",
     *,
     socket_mode: bool = False,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[Live]:
-    """The stack for one module (a module that needs another roster, or Socket Mode instead of signed
-    HTTP, overrides ``live`` with this)."""
+    """The stack for one module (a module that needs another roster, Socket Mode instead of signed
+    HTTP, or settings of its own such as the PagerDuty and Jira stand-ins', overrides ``live`` with this)."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         client.ping()
@@ -280,6 +281,7 @@ def running_live(
         sweep_interval=sweep_interval,
         key_prefix=KEY_PREFIX,
         socket_mode=socket_mode,
+        extra_env=extra_env or {},
     ).start()
     try:
         web = stack.start_web()

@@ -118,6 +118,12 @@ def test_demo_walks_requests_through_extension_revoke_denial_expiry_and_review_t
     assert "[Verify with Stand-in IdP]" in step_up
     assert "You can return to Slack." in step_up
     assert "@erin verified at Stand-in IdP (pwd, otp)" in step_up
+    automatic = _section(output, "13.")  # approved by a rule: PagerDuty's stand-in says Alice is on call
+    assert "automatic (rule primary-on-call)" in automatic
+    assert "Approved automatically: @alice is primary on call for Payments until" in automatic
+    assert '"automatic": true' in automatic
+    assert '"schedule": "PSCHED01"' in automatic
+    assert "role: ClusterRole edit   subject: User alice@example.com" in automatic
 
     _assert_nothing_left(output)
 

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
-from bot.domain.automation import OnCallShift, Ticket
+from bot.domain.automation import OnCallShift
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest, State
+from bot.ports import LookupFailed
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
 from bot.services.automation import AutomatedApprovals
@@ -21,17 +22,8 @@ from bot.services.errors import Refused
 from bot.services.grants import GrantService
 from bot.store import RequestStore
 from tests.conftest import FakeClock
-from tests.fakes import (
-    ALICE,
-    BOB,
-    FakeCluster,
-    FakeOnCall,
-    FakePager,
-    FakeTickets,
-    RecordingJobs,
-    RecordingNotifier,
-    roster_with,
-)
+from tests.fakes import ALICE, BOB, FakeCluster, RecordingJobs, RecordingNotifier, roster_with
+from tests.fakes_outside import FakeJira, FakePagerDuty, FakeTickets
 
 REASON = "INC-4411 checkout pods crash-looping"
 PRIMARY = {"name": "primary", "pagerduty_oncall": {"schedules": ["P1ABCDE"]}, "max_duration": "30m", "max_per_day": 2}
@@ -43,22 +35,31 @@ def automated(**admin: Any) -> FixedRoster:
 
 
 @pytest.fixture
-def on_call() -> FakeOnCall:
-    return FakeOnCall()
+def pagerduty() -> FakePagerDuty:
+    return FakePagerDuty()
 
 
 @pytest.fixture
-def tickets() -> FakeTickets:
-    found = FakeTickets()
-    found.jira["INC-4411"] = Ticket("jira", "INC-4411", "Checkout down", "In Progress",
-                                    "https://jira.example.com/browse/INC-4411", "INC")  # fmt: skip
-    found.jira["INC-1"] = Ticket("jira", "INC-1", "Old outage", "Done", "https://jira.example.com/browse/INC-1", "INC")
+def on_call(pagerduty: FakePagerDuty) -> FakePagerDuty:
+    return pagerduty
+
+
+@pytest.fixture
+def pager(pagerduty: FakePagerDuty) -> FakePagerDuty:
+    return pagerduty
+
+
+@pytest.fixture
+def jira() -> FakeJira:
+    found = FakeJira()
+    found.add_issue("INC-4411", "Checkout down", status="In Progress")
+    found.add_issue("INC-1", "Old outage", status="Done")
     return found
 
 
 @pytest.fixture
-def pager() -> FakePager:
-    return FakePager()
+def tickets(jira: FakeJira, pagerduty: FakePagerDuty) -> FakeTickets:
+    return FakeTickets(jira, pagerduty)
 
 
 @pytest.fixture
@@ -71,9 +72,9 @@ def automation(
     store: RequestStore,
     jobs: RecordingJobs,
     clock: FakeClock,
-    on_call: FakeOnCall,
+    on_call: FakePagerDuty,
     tickets: FakeTickets,
-    pager: FakePager,
+    pager: FakePagerDuty,
 ) -> AutomatedApprovals:
     return AutomatedApprovals(store, jobs, clock, on_call, tickets, pager)
 
@@ -103,9 +104,9 @@ def entries(store: RequestStore, request: AccessRequest, event: Event) -> list[A
 
 
 def test_primary_on_call_is_approved_by_system_with_its_evidence(
-    access: AccessService, store: RequestStore, jobs: RecordingJobs, on_call: FakeOnCall, clock: FakeClock
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, on_call: FakePagerDuty, clock: FakeClock
 ) -> None:
-    on_call.put("alice@example.com", shift(clock))
+    on_call.put_on_call("alice@example.com", shift(clock))
     request = ask(access)
     assert request.state is State.APPROVED
     assert request.automatic_rule == "primary"
@@ -119,13 +120,13 @@ def test_primary_on_call_is_approved_by_system_with_its_evidence(
     assert approved.details["approvals_in_24h"] == 1
     assert jobs.queued("grant", request.id)
     assert not jobs.queued("escalate", request.id), "nothing to escalate: it is decided"
-    assert on_call.asked == [("alice@example.com", ("P1ABCDE",), ())]
+    assert on_call.lookups == 1
 
 
 def test_level_two_is_left_to_the_approvers_and_the_log_says_why(
-    access: AccessService, store: RequestStore, jobs: RecordingJobs, on_call: FakeOnCall, clock: FakeClock
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, on_call: FakePagerDuty, clock: FakeClock
 ) -> None:
-    on_call.put("alice@example.com", shift(clock, level=2))
+    on_call.put_on_call("alice@example.com", shift(clock, level=2))
     request = ask(access)
     assert request.state is State.PENDING
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
@@ -148,11 +149,11 @@ def test_level_two_is_left_to_the_approvers_and_the_log_says_why(
     ],
 )
 def test_a_pagerduty_failure_leaves_it_to_the_approvers_saying_so(
-    access: AccessService, store: RequestStore, jobs: RecordingJobs, on_call: FakeOnCall, clock: FakeClock,
+    access: AccessService, store: RequestStore, jobs: RecordingJobs, on_call: FakePagerDuty, clock: FakeClock,
     failure: str,
 ) -> None:  # fmt: skip
-    on_call.put("alice@example.com", shift(clock))
-    on_call.fail = failure
+    on_call.put_on_call("alice@example.com", shift(clock))
+    on_call.fail_with = LookupFailed(failure)
     request = ask(access)
     assert request.state is State.PENDING
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
@@ -161,20 +162,20 @@ def test_a_pagerduty_failure_leaves_it_to_the_approvers_saying_so(
 
 
 def test_over_the_rules_max_duration_goes_to_approvers_without_asking_pagerduty(
-    access: AccessService, store: RequestStore, on_call: FakeOnCall, clock: FakeClock
+    access: AccessService, store: RequestStore, on_call: FakePagerDuty, clock: FakeClock
 ) -> None:
-    on_call.put("alice@example.com", shift(clock))
+    on_call.put_on_call("alice@example.com", shift(clock))
     request = ask(access, duration=timedelta(minutes=45))
     assert request.state is State.PENDING
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
     assert left.details["why"].startswith("45m is longer than the 30m rule primary approves without a click")
-    assert on_call.asked == []
+    assert on_call.lookups == 0
 
 
 def test_the_daily_cap_stops_the_third_automatic_approval(
-    access: AccessService, store: RequestStore, on_call: FakeOnCall, clock: FakeClock
+    access: AccessService, store: RequestStore, on_call: FakePagerDuty, clock: FakeClock
 ) -> None:
-    on_call.put("alice@example.com", shift(clock))
+    on_call.put_on_call("alice@example.com", shift(clock))
     first, second = ask(access), ask(access)
     assert first.state is State.APPROVED
     assert second.state is State.APPROVED
@@ -185,14 +186,14 @@ def test_the_daily_cap_stops_the_third_automatic_approval(
         "you have had 2 automatic approvals in the last 24 hours, the most rule primary allows (2)."
     )
     clock.advance(hours=24, seconds=1)
-    on_call.put("alice@example.com", shift(clock))
+    on_call.put_on_call("alice@example.com", shift(clock))
     assert ask(access).state is State.APPROVED, "the window rolls: a day later the cap has room again"
 
 
 def test_the_cap_is_claimed_atomically_so_a_racing_request_goes_to_approvers(
-    access: AccessService, store: RequestStore, on_call: FakeOnCall, clock: FakeClock
+    access: AccessService, store: RequestStore, on_call: FakePagerDuty, clock: FakeClock
 ) -> None:
-    on_call.put("alice@example.com", shift(clock))
+    on_call.put_on_call("alice@example.com", shift(clock))
     ask(access)
     looked_up = on_call.shifts
 
@@ -233,14 +234,14 @@ def test_without_pagerduty_configured_nothing_is_approved(
 
 
 def test_a_cluster_scoped_role_goes_to_approvers_under_a_rule_that_does_not_opt_in(
-    store: RequestStore, jobs: RecordingJobs, clock: FakeClock, automation: AutomatedApprovals, on_call: FakeOnCall
+    store: RequestStore, jobs: RecordingJobs, clock: FakeClock, automation: AutomatedApprovals, on_call: FakePagerDuty
 ) -> None:
     rules = [{"name": "namespaced", "pagerduty_oncall": {"schedules": ["P1ABCDE"]}},
              {"name": "wide", "pagerduty_oncall": {"schedules": ["P9WIDE9"]}, "allow_cluster_scoped": True}]  # fmt: skip
     roster = FixedRoster(roster_with(roles={"cluster-admin": {"auto_approve": rules}},
                                      entitlements=[{"group": "payments-devs", "roles": ["cluster-admin"],
                                                     "clusters": ["prod"]}]))  # fmt: skip
-    on_call.put("alice@example.com", shift(clock))
+    on_call.put_on_call("alice@example.com", shift(clock))
     access = AccessService(store, roster, jobs, clock, automation)
     request = access.submit(SlackUserId(ALICE), "prod", None, "cluster-admin", timedelta(minutes=30), REASON)
     assert request.state is State.PENDING
@@ -287,9 +288,9 @@ def test_a_missing_closed_or_unknown_ticket_is_refused_and_nothing_is_stored(
 
 
 def test_jira_down_refuses_by_default(
-    store: RequestStore, jobs: RecordingJobs, clock: FakeClock, automation: AutomatedApprovals, tickets: FakeTickets
+    store: RequestStore, jobs: RecordingJobs, clock: FakeClock, automation: AutomatedApprovals, jira: FakeJira
 ) -> None:
-    tickets.fail = "Jira did not answer within 5 s."
+    jira.fail_with = LookupFailed("Jira did not answer within 5 s.")
     access = AccessService(store, automated(ticket=TICKETED), jobs, clock, automation)
     with pytest.raises(Refused) as refused:
         ask(access)
@@ -302,10 +303,10 @@ def test_jira_down_refuses_by_default(
 
 def test_jira_down_goes_to_approvers_when_the_role_says_so(
     store: RequestStore, jobs: RecordingJobs, clock: FakeClock, automation: AutomatedApprovals,
-    tickets: FakeTickets, on_call: FakeOnCall,
+    jira: FakeJira, on_call: FakePagerDuty,
 ) -> None:  # fmt: skip
-    tickets.fail = "Jira did not answer within 5 s."
-    on_call.put("alice@example.com", shift(clock))
+    jira.fail_with = LookupFailed("Jira did not answer within 5 s.")
+    on_call.put_on_call("alice@example.com", shift(clock))
     access = AccessService(store, automated(ticket={**TICKETED, "on_lookup_failure": "approvers"}), jobs, clock,
                            automation)  # fmt: skip
     request = ask(access)
@@ -329,19 +330,19 @@ def test_the_ticket_as_read_is_on_the_request_and_in_the_requested_entry(
         "key": "INC-4411",
         "title": "Checkout down",
         "status": "In Progress",
-        "url": "https://jira.example.com/browse/INC-4411",
+        "url": "https://example.atlassian.net/browse/INC-4411",
         "project": "INC",
     }
     assert store.get(request.id) == request
 
 
 def test_a_pagerduty_incident_counts_as_a_ticket(
-    store: RequestStore, jobs: RecordingJobs, clock: FakeClock, automation: AutomatedApprovals, tickets: FakeTickets
-) -> None:
-    tickets.incidents["1234"] = Ticket("pagerduty", "1234", "Checkout 5xx", "acknowledged",
-                                       "https://acme.pagerduty.com/incidents/Q1ABCDEF")  # fmt: skip
+    store: RequestStore, jobs: RecordingJobs, clock: FakeClock, automation: AutomatedApprovals,
+    pagerduty: FakePagerDuty,
+) -> None:  # fmt: skip
+    incident = pagerduty.add_incident("Checkout 5xx", service_id="PSERVICE1", status="acknowledged")
     access = AccessService(store, automated(ticket={"pagerduty_incident": None}), jobs, clock, automation)
-    request = ask(access, reason="PD#1234 checkout pods crash-looping")
+    request = ask(access, reason=f"PD#{incident.number} checkout pods crash-looping")
     assert request.ticket is not None
     assert request.ticket.status == "acknowledged"
 
@@ -366,10 +367,10 @@ def grants_for(store: RequestStore, roster: FixedRoster, jobs: RecordingJobs, cl
 
 
 def test_an_automatic_approval_is_granted_by_the_grant_job(
-    access: AccessService, store: RequestStore, roster: FixedRoster, jobs: RecordingJobs, on_call: FakeOnCall,
+    access: AccessService, store: RequestStore, roster: FixedRoster, jobs: RecordingJobs, on_call: FakePagerDuty,
     clock: FakeClock,
 ) -> None:  # fmt: skip
-    on_call.put("alice@example.com", shift(clock))
+    on_call.put_on_call("alice@example.com", shift(clock))
     request = ask(access)
     granted = grants_for(store, roster, jobs, clock).grant(request.id)
     assert granted is not None
@@ -388,10 +389,10 @@ def test_an_automatic_approval_is_granted_by_the_grant_job(
     ],
 )  # fmt: skip
 def test_the_grant_job_fails_an_automatic_approval_its_rule_no_longer_allows(
-    access: AccessService, store: RequestStore, roster: FixedRoster, jobs: RecordingJobs, on_call: FakeOnCall,
+    access: AccessService, store: RequestStore, roster: FixedRoster, jobs: RecordingJobs, on_call: FakePagerDuty,
     clock: FakeClock, tightened: dict[str, Any], why: str,
 ) -> None:  # fmt: skip
-    on_call.put("alice@example.com", shift(clock))
+    on_call.put_on_call("alice@example.com", shift(clock))
     request = ask(access)
     assert request.state is State.APPROVED
     roster.roster = automated(**tightened).roster
@@ -403,10 +404,10 @@ def test_the_grant_job_fails_an_automatic_approval_its_rule_no_longer_allows(
 
 
 def test_the_grant_job_fails_an_automatic_approval_not_counted_under_the_cap(
-    access: AccessService, store: RequestStore, roster: FixedRoster, jobs: RecordingJobs, on_call: FakeOnCall,
+    access: AccessService, store: RequestStore, roster: FixedRoster, jobs: RecordingJobs, on_call: FakePagerDuty,
     clock: FakeClock,
 ) -> None:  # fmt: skip
-    on_call.put("alice@example.com", shift(clock))
+    on_call.put_on_call("alice@example.com", shift(clock))
     request = ask(access)
     store.automatic.release(ALICE, request.id)
     failed = grants_for(store, roster, jobs, clock).grant(request.id)
@@ -420,29 +421,29 @@ def test_the_grant_job_fails_an_automatic_approval_not_counted_under_the_cap(
 
 def test_an_undecided_request_pages_and_its_decision_resolves_the_incident(
     access: AccessService, automation: AutomatedApprovals, store: RequestStore, jobs: RecordingJobs,
-    pager: FakePager, roster: FixedRoster, clock: FakeClock,
+    pager: FakePagerDuty, roster: FixedRoster, clock: FakeClock,
 ) -> None:  # fmt: skip
     request = ask(access)  # nobody on call: left to approvers
     clock.advance(minutes=10)
     incident = automation.escalate(request.id, roster.roster)
     assert incident is not None
-    assert pager.incidents[incident]["status"] == "triggered"
-    assert pager.incidents[incident]["service"] == "PSERVICE1"
-    assert request.id in pager.incidents[incident]["title"]
+    assert pager.incidents[incident].status == "triggered"
+    assert pager.incidents[incident].service_id == "PSERVICE1"
+    assert request.id in pager.incidents[incident].title
     (escalated,) = entries(store, request, Event.ESCALATED)
     assert escalated.details == {"service": "PSERVICE1", "incident": incident, "after": "10m"}
     assert automation.escalate(request.id, roster.roster) is None, "paged once"
     access.deny(request.id, SlackUserId(BOB))
     assert jobs.queued("settle_escalation", request.id)
     assert automation.settle(request.id) is True
-    assert pager.incidents[incident]["status"] == "resolved"
+    assert pager.incidents[incident].status == "resolved"
     (resolved,) = entries(store, request, Event.ESCALATION_RESOLVED)
     assert resolved.details == {"incident": incident, "decided": "denied"}
     assert automation.settle(request.id) is False, "resolved once"
 
 
 def test_a_request_decided_before_its_escalation_is_due_pages_nobody(
-    access: AccessService, automation: AutomatedApprovals, pager: FakePager, roster: FixedRoster
+    access: AccessService, automation: AutomatedApprovals, pager: FakePagerDuty, roster: FixedRoster
 ) -> None:
     request = ask(access)
     access.cancel(request.id, SlackUserId(ALICE))
@@ -451,7 +452,7 @@ def test_a_request_decided_before_its_escalation_is_due_pages_nobody(
 
 
 def test_a_timed_out_request_resolves_its_incident(
-    access: AccessService, automation: AutomatedApprovals, jobs: RecordingJobs, pager: FakePager,
+    access: AccessService, automation: AutomatedApprovals, jobs: RecordingJobs, pager: FakePagerDuty,
     roster: FixedRoster, clock: FakeClock,
 ) -> None:  # fmt: skip
     request = ask(access)
@@ -462,4 +463,4 @@ def test_a_timed_out_request_resolves_its_incident(
     assert access.time_out(request.id) is not None
     assert jobs.queued("settle_escalation", request.id)
     automation.settle(request.id)
-    assert pager.incidents[incident]["status"] == "resolved"
+    assert pager.incidents[incident].status == "resolved"
