@@ -1,4 +1,4 @@
-"""The worker process: an RQ worker with its scheduler, and the sweep clock beside it."""
+"""The worker process: an RQ worker with its scheduler, and the sweep and expiry clocks beside it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rq import SimpleWorker
 
 from bot.settings import Settings
 from workers.context import WorkerContext, build_worker_context, install
+from workers.expiry import ExpiryClock
 from workers.sweeper import SweepClock
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,11 @@ def run_worker(
     worker = jobs.worker()
     if on_start is not None:
         on_start(worker)
-    clock = SweepClock(context)
-    clock.start()
+    clocks = (SweepClock(context), ExpiryClock(context))
+    for clock in clocks:
+        clock.start()
     try:
         worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
     finally:
-        clock.stop()
+        for clock in clocks:
+            clock.stop()

@@ -164,25 +164,28 @@ class Reconciler:
 
         The revoke at expiry is an RQ scheduled job, and RQ's scheduler is one worker's: when that
         worker dies its lock outlives it by about a minute, and nothing moves due jobs meanwhile; and
-        when a thousand grants expire in one second, a worker's jobs run one at a time. Every worker
-        calls this every second: each overdue grant is claimed by one process (a short lock), and the
-        claimed ones are revoked on a few threads at once. The scheduled job, when it runs, finds the
-        grant ended and its binding gone."""
+        RQ moves due jobs once a second, by the whole second. Every worker's ExpiryClock calls this at
+        each expiry (``late_by`` zero) and its SweepClock every second: each overdue grant is claimed
+        by one process (a short lock), and the claimed ones are revoked on a few threads at once. The
+        scheduled job, when it runs, finds the grant ended and its binding gone."""
         overdue = self.store.overdue(self.now() - late_by, limit=OVERDUE_BATCH)
-        claimed = [rid for rid in overdue if self.store.claim(self.store.keys.revoking(rid), OVERDUE_CLAIM)]
-        if not claimed:
+        if not overdue:
             return 0
-        with ThreadPoolExecutor(max_workers=min(OVERDUE_THREADS, len(claimed)), thread_name_prefix="overdue") as pool:
-            list(pool.map(self._revoke_overdue_one, claimed))
-        return len(claimed)
+        with ThreadPoolExecutor(max_workers=min(OVERDUE_THREADS, len(overdue)), thread_name_prefix="overdue") as pool:
+            return sum(pool.map(self._revoke_overdue_one, overdue))
 
-    def _revoke_overdue_one(self, request_id: RequestId) -> None:
+    def _revoke_overdue_one(self, request_id: RequestId) -> bool:
+        # Claimed by the thread that revokes it, as threads come free, rather than all at once up
+        # front: every worker then takes a share of a thousand grants expiring in the same second.
+        if not self.store.claim(self.store.keys.revoking(request_id), OVERDUE_CLAIM):
+            return False  # another process has it
         try:
             self.grants.revoke(request_id)
         except BreakglassError as exc:  # the revoke job and the sweep still stand behind it
             log.warning(
                 "overdue revoke failed; the revoke job retries it", extra={"request_id": request_id, "error": str(exc)}
             )
+        return True
 
     # --- one cluster ----------------------------------------------------------------------------
 

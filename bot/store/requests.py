@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import redis
@@ -146,6 +146,13 @@ class RequestStore:
         """Active grants whose expiry is before ``before``, soonest first (the grant schedule's head)."""
         ids = self.redis.zrangebyscore(self.active_key, "-inf", before.timestamp(), start=0, num=limit)
         return [RequestId(str(i)) for i in ids]
+
+    def next_expiry(self, after: datetime) -> datetime | None:
+        """The soonest expiry of an active grant later than ``after`` (the grant schedule's next entry)."""
+        found = self.redis.zrangebyscore(
+            self.active_key, f"({after.timestamp()}", "+inf", start=0, num=1, withscores=True
+        )
+        return datetime.fromtimestamp(float(found[0][1]), UTC) if found else None
 
     def claim_daily(self, what: str, seconds: int) -> bool:
         """True for the first caller in ``seconds`` to claim ``what`` (a once-a-day duty)."""

@@ -300,3 +300,44 @@ def test_an_overdue_grant_is_revoked_by_one_process_only(
     still = store.get(grant.id)
     assert still is not None
     assert still.state is State.ACTIVE
+
+
+def test_the_expiry_clocks_look_revokes_a_grant_at_its_expiry_and_not_before(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    assert grant.expires_at is not None
+    clock.advance(seconds=(grant.expires_at - clock()).total_seconds() - 0.01)
+    assert reconciler.revoke_overdue(late_by=timedelta(0)) == 0
+    assert cluster.binding("prod", grant.id) is not None
+
+    clock.advance(seconds=0.01)
+    assert reconciler.revoke_overdue(late_by=timedelta(0)) == 1
+    ended = store.get(grant.id)
+    assert ended is not None
+    assert ended.state is State.EXPIRED
+    assert cluster.bindings == {}
+    assert Event.SWEEP_REVOKED_OVERDUE not in events(store, grant.id)  # an on-time revoke, recorded as one
+
+
+def test_grants_due_together_are_shared_by_the_processes_that_look(
+    reconciler: Reconciler, cluster: FakeCluster, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grants = [flows.granted(requester=person) for person in (ALICE, BOB)]
+    clock.advance(hours=2)
+    # Another worker's clock has claimed one of them; this process takes the other.
+    assert store.claim(store.keys.revoking(grants[0].id), timedelta(seconds=30))
+    assert reconciler.revoke_overdue(late_by=timedelta(0)) == 1
+    states = [store.get(g.id) for g in grants]
+    assert [s.state if s else None for s in states] == [State.ACTIVE, State.EXPIRED]
+
+
+def test_the_next_expiry_is_the_soonest_active_grant_after_the_instant_asked(
+    store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    assert store.next_expiry(after=clock()) is None
+    short = flows.granted(duration=timedelta(minutes=30))
+    flows.granted(requester=BOB, duration=timedelta(hours=1))
+    assert short.expires_at is not None
+    assert store.next_expiry(after=clock()) == short.expires_at
+    assert store.next_expiry(after=short.expires_at) == short.expires_at + timedelta(minutes=30)
