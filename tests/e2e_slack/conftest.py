@@ -84,7 +84,7 @@ class Live:
             seen = self.slack.ephemerals(user)
             return seen[before] if len(seen) > before else None
 
-        found: Ephemeral = wait_until(arrived, DEADLINE, what)
+        found: Ephemeral = self.wait(arrived, DEADLINE, what)
         return found
 
     def ask(self, user: str, text: str) -> tuple[str, SlackMessage]:
@@ -199,9 +199,24 @@ class Live:
         try:
             wait_until(settled, SETTLE_DEADLINE, "the stack to settle")
         except TimeoutError:
-            pytest.fail(f"the stack did not settle within {SETTLE_DEADLINE:.0f}s; still busy: {'; '.join(busy)}")
+            pytest.fail(
+                f"the stack did not settle within {SETTLE_DEADLINE:.0f}s; still busy: {'; '.join(busy)}\n{self.logs()}"
+            )
 
     # --- waiting --------------------------------------------------------------------------------
+
+    def wait(self, check: Any, timeout: float, what: str) -> Any:
+        """``wait_until``, failing with what is still in flight and what the processes said last."""
+        try:
+            return wait_until(check, timeout, what)
+        except TimeoutError as exc:
+            pytest.fail(f"{exc}; in flight: {'; '.join(self.in_flight()) or 'nothing'}\n{self.logs()}")
+
+    def logs(self, tail: int = 6000) -> str:
+        """The end of each process's output: what a failure report needs to tell a hang from a crash."""
+        return "\n".join(
+            f"----- {p.name} (last {tail} characters) -----\n{p.output()[-tail:]}" for p in self.stack.processes
+        )
 
     def wait_published(self, request_id: str) -> None:
         """Until every audit entry of the request that belongs in Slack has its thread reply and DMs."""
@@ -210,13 +225,13 @@ class Live:
             shown = [e.seq for e in self.entries(request_id) if e.event != Event.REFUSED]
             return bool(shown) and self.progress.done(request_id) >= max(shown)
 
-        wait_until(published, DEADLINE, f"{request_id} to be published in Slack")
+        self.wait(published, DEADLINE, f"{request_id} to be published in Slack")
 
     def wait_for_event(self, request_id: str, event: Event) -> AuditEntry:
         def logged() -> AuditEntry | None:
             return next((e for e in self.entries(request_id) if e.event == event), None)
 
-        entry: AuditEntry = wait_until(logged, DEADLINE, f"{request_id}: {event}")
+        entry: AuditEntry = self.wait(logged, DEADLINE, f"{request_id}: {event}")
         return entry
 
 
