@@ -1,18 +1,22 @@
 """What the HTTP adapters share: which CAs to trust, how long to wait, and what to do with a 429.
 
 A lookup on the approval path must end soon, one way or the other: every call has a bounded timeout,
-and a rate limit is waited out only a bounded number of times and only for as long as the service's
-``Retry-After`` asks (never longer than ``Patience.max_wait``). Past that the adapter raises
-``LookupFailed`` and the humans decide. The wait is injected (``Patience.sleep``), so tests do not
-sleep on the wall clock.
+a rate limit is waited out only a bounded number of times and only for as long as the service's
+``Retry-After`` asks (never longer than ``Patience.max_wait``), and one whole lookup — however many
+calls and waits it takes — starts no call and no wait past ``Patience.deadline``. Past any of those
+the adapter raises ``LookupFailed`` and the humans decide. The wait and the clock are injected
+(``Patience.sleep``, ``Patience.clock``), so tests do not sleep on the wall clock.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import ssl
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -30,11 +34,35 @@ class Patience:
     timeout: float = 5.0  # seconds per HTTP call (connect, and each read)
     retries: int = 2  # how many 429s are waited out before the lookup fails
     max_wait: float = 10.0  # a Retry-After longer than this is not waited for at all
+    deadline: float = 15.0  # seconds for one whole lookup: no call or wait starts after it
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
 
     def __post_init__(self) -> None:
-        if self.timeout <= 0 or self.retries < 0 or self.max_wait < 0:
-            raise ValueError("timeout must be positive; retries and max_wait not negative")
+        if self.timeout <= 0 or self.deadline <= 0 or self.retries < 0 or self.max_wait < 0:
+            raise ValueError("timeout and deadline must be positive; retries and max_wait not negative")
+
+
+_lookup = threading.local()
+
+
+@contextmanager
+def one_lookup(patience: Patience) -> Iterator[None]:
+    """Everything inside is one lookup, held to ``patience.deadline`` (a lookup inside another
+    shares the outer one's deadline)."""
+    if getattr(_lookup, "ends", None) is not None:
+        yield
+        return
+    _lookup.ends = patience.clock() + patience.deadline
+    try:
+        yield
+    finally:
+        _lookup.ends = None
+
+
+def _time_left(patience: Patience) -> float:
+    ends = getattr(_lookup, "ends", None)
+    return math.inf if ends is None else ends - patience.clock()
 
 
 class RateLimited(Exception):
@@ -63,13 +91,17 @@ def retry_after(value: str | None, now: Callable[[], datetime] = lambda: datetim
 
 
 def with_retries(service: str, call: Callable[[], T], patience: Patience) -> T:
-    """``call()``, waiting out up to ``patience.retries`` rate limits as the service asks."""
+    """``call()``, waiting out up to ``patience.retries`` rate limits as the service asks, within the
+    lookup's deadline."""
     attempt = 0
     while True:
+        if _time_left(patience) <= 0:
+            raise LookupFailed(f"{service} did not finish answering within {patience.deadline:g} seconds.")
         try:
             return call()
         except RateLimited as limited:
-            if attempt >= patience.retries or limited.wait > patience.max_wait:
+            too_long = limited.wait > min(patience.max_wait, _time_left(patience))
+            if attempt >= patience.retries or too_long:
                 raise LookupFailed(
                     f"{service} is rate-limiting breakglass (429 Too Many Requests) and asked it to wait "
                     f"{limited.wait:g} s.",

@@ -27,6 +27,7 @@ from bot.integrations.http import (
     ca_bundle,
     failure_of_status,
     failure_of_transport,
+    one_lookup,
     retry_after,
     with_retries,
 )
@@ -141,7 +142,8 @@ class Jira:
     @contextmanager
     def _translated(self, doing: str) -> Iterator[None]:
         try:
-            yield
+            with one_lookup(self._patience):
+                yield
         except LookupFailed:
             raise
         except JIRAError as exc:

@@ -25,6 +25,7 @@ from bot.integrations.http import (
     RateLimited,
     failure_of_status,
     failure_of_transport,
+    one_lookup,
     retry_after,
     ssl_context,
     with_retries,
@@ -228,7 +229,8 @@ class PagerDuty:
     @contextmanager
     def _translated(self, doing: str) -> Iterator[None]:
         try:
-            yield
+            with one_lookup(self._patience):
+                yield
         except LookupFailed:
             raise
         except pagerduty.HttpError as exc:

@@ -158,3 +158,12 @@ def test_projects_and_credentials_as_doctor_asks(jira: JiraDouble, patience: Pat
     assert jira_adapter.project("../x") is None
     with pytest.raises(LookupFailed, match="401"):
         adapter(jira, patience, token="wrong").check_token()
+
+
+def test_a_rate_limit_is_not_waited_out_past_the_lookups_deadline(jira: JiraDouble, sleeps: list[float]) -> None:
+    jira.add_issue("INC-1", "one")
+    jira.rate_limit(times=1, retry_after="9")
+    patience = Patience(deadline=5.0, max_wait=60.0, sleep=sleeps.append)
+    with pytest.raises(LookupFailed, match=r"^Jira is rate-limiting breakglass"):
+        adapter(jira, patience).jira_issue("INC-1")
+    assert sleeps == []

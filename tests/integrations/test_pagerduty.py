@@ -3,7 +3,9 @@ and every way a lookup fails (each one ``LookupFailed`` with one sentence, never
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -384,3 +386,29 @@ def test_objects_are_found_by_kind_and_id(pagerduty: PagerDutyDouble, patience: 
     pagerduty.token = "rotated"
     with pytest.raises(LookupFailed, match="401"):
         pd.check_token()
+
+
+# --- one lookup's deadline --------------------------------------------------------------------------
+
+
+def ticking(step: float) -> Callable[[], float]:
+    """A clock that moves ``step`` seconds each time it is read."""
+    reads = itertools.count()
+    return lambda: next(reads) * step
+
+
+def test_a_lookup_starts_no_call_past_its_deadline(pagerduty: PagerDutyDouble, sleeps: list[float]) -> None:
+    on_call(pagerduty)
+    patience = Patience(deadline=15.0, sleep=sleeps.append, clock=ticking(6.0))  # 6 s pass per call
+    with pytest.raises(LookupFailed) as failure:
+        adapter(pagerduty, patience).shifts(ALICE, schedule_ids=["PSCHED01"], escalation_policy_ids=["PPOLICY1"], at=AT)
+    assert str(failure.value) == "PagerDuty did not finish answering within 15 seconds."
+    assert [c.path for c in pagerduty.calls] == ["/users", "/oncalls"]  # the third call was never made
+
+
+def test_a_rate_limit_is_not_waited_out_past_the_deadline(pagerduty: PagerDutyDouble, sleeps: list[float]) -> None:
+    pagerduty.rate_limit(times=1, retry_after="20")
+    patience = Patience(deadline=15.0, max_wait=60.0, sleep=sleeps.append, clock=ticking(1.0))
+    with pytest.raises(LookupFailed, match=r"429 Too Many Requests\) and asked it to wait 20 s"):
+        adapter(pagerduty, patience).pagerduty_incident("1")
+    assert sleeps == []
