@@ -15,7 +15,15 @@ import redis
 
 from bot.domain.roster import RosterError, load_roster_file
 from bot.operator_cli import add_roster_argument, count, read_roster
-from bot.settings import Process, Settings, SettingsError, load_audit_settings, load_settings, url_without_password
+from bot.settings import (
+    AuditSettings,
+    Process,
+    Settings,
+    SettingsError,
+    load_audit_settings,
+    load_settings,
+    url_without_password,
+)
 from bot.store import AuditLog, ChainKeyMissing, UnreadableEntry
 
 EXIT_PROBLEM = 1
@@ -118,9 +126,16 @@ def _parser() -> argparse.ArgumentParser:
         audit,
         "verify",
         "check the audit log's hash chain: exit 0 intact, 1 broken, 3 cannot read",
-        "Checks every entry against the one before it and the head record. Exit status: 0 the chain is "
-        "intact; 1 it is broken (the first bad entry is named); 3 it could not be read (a setting "
-        "unusable, Redis unreachable, or no audit log at that URL and key prefix).",
+        "Checks every entry against the one before it and the head record, and, with BREAKGLASS_AUDIT_SINK "
+        "set, Redis against the sink's copy (a Redis that lost entries the sink holds is broken). Exit "
+        "status: 0 the chain is intact; 1 it is broken (the first bad entry is named); 3 it could not be "
+        "read (a setting unusable, Redis or the sink unreachable, or no audit log there).",
+    )
+    verify.add_argument(
+        "--sink",
+        action="store_true",
+        help="check the durable copy (BREAKGLASS_AUDIT_SINK) alone, without Redis: after Redis is lost it "
+        "still proves the whole history (needs BREAKGLASS_SIGNING_KEY and the store's credentials)",
     )
     verify.set_defaults(run=_audit_verify)
     webhook = command(
@@ -353,9 +368,12 @@ def _audit_verify(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"audit verify: cannot read the audit log: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
+    if args.sink:
+        return _verify_sink(settings)
     where = f"{url_without_password(settings.redis_url)} (key prefix '{settings.key_prefix}')"
+    log = _audit_log()
     try:
-        verdict = _audit_log().verify()
+        verdict = log.verify()
     except ChainKeyMissing:
         print(
             "BREAKGLASS_SIGNING_KEY: is required to verify the audit log (the chain is keyed with it)",
@@ -365,18 +383,91 @@ def _audit_verify(args: argparse.Namespace) -> int:
     except redis.RedisError as exc:
         print(f"audit verify: cannot read the audit log at {where}: {type(exc).__name__}", file=sys.stderr)
         return EXIT_UNREADABLE
-    if verdict.ok and verdict.checked == 0:
+    if not verdict.ok:
+        at = f" at entry {verdict.bad_seq}" if verdict.bad_seq is not None else ""
+        print(f"audit log broken{at}: {verdict.problem}")
+        return EXIT_PROBLEM
+    copy = ""
+    if settings.audit_sink:
+        compared = _compare_with_sink(settings, log)
+        if isinstance(compared, int):
+            return compared
+        copy = compared
+    if verdict.checked == 0:
         print(
             f"audit verify: no audit log at {where}; check BREAKGLASS_REDIS_URL and BREAKGLASS_KEY_PREFIX",
             file=sys.stderr,
         )
         return EXIT_UNREADABLE
-    if verdict.ok:
-        print(f"audit log intact: {verdict.checked} entries verified")
-        return 0
-    at = f" at entry {verdict.bad_seq}" if verdict.bad_seq is not None else ""
-    print(f"audit log broken{at}: {verdict.problem}")
-    return EXIT_PROBLEM
+    print(f"audit log intact: {verdict.checked} entries verified{copy}")
+    return 0
+
+
+def _compare_with_sink(settings: AuditSettings, log: AuditLog) -> str | int:
+    """A clause on the sink's copy for the verdict line, or the exit status when Redis disagrees with
+    it (EXIT_PROBLEM) or the sink cannot be read (EXIT_UNREADABLE)."""
+    from bot.integrations.s3_audit_sink import sink_from_settings
+    from bot.ports import SinkRefused, SinkUnavailable
+    from bot.services.audit_sink import compare_with_sink
+
+    sink = sink_from_settings(settings)
+    assert sink is not None
+    try:
+        problem, head = compare_with_sink(log, sink)
+    except (SinkUnavailable, SinkRefused) as exc:
+        print(f"audit verify: cannot compare with the sink: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except redis.RedisError as exc:
+        print(f"audit verify: cannot read the audit log: {type(exc).__name__}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if problem:
+        print(f"audit log broken: {problem}")
+        return EXIT_PROBLEM
+    if head is None:
+        return f"; the sink ({sink.describe()}) holds no copy yet"
+    behind = log.head()[0] - head.seq
+    if behind < 0 or log.entry(head.seq) is None:
+        return f"; the sink ({sink.describe()}) has not copied this chain yet (Redis began it anew)"
+    waiting = f", {behind} not yet copied" if behind else ""
+    return f"; the sink ({sink.describe()}) agrees up to entry {head.seq}{waiting}"
+
+
+def _verify_sink(settings: AuditSettings) -> int:
+    """``audit verify --sink``: the copy alone, no Redis."""
+    from bot.integrations.s3_audit_sink import sink_from_settings
+    from bot.ports import SinkRefused, SinkUnavailable
+    from bot.services.audit_sink import verify_sink
+
+    sink = sink_from_settings(settings)
+    if sink is None:
+        print("BREAKGLASS_AUDIT_SINK: is required to check the sink (s3://bucket/prefix)", file=sys.stderr)
+        return EXIT_UNREADABLE
+    key = settings.chain_key()
+    if key is None:
+        print(
+            "BREAKGLASS_SIGNING_KEY: is required to verify the audit log (the chain is keyed with it)",
+            file=sys.stderr,
+        )
+        return EXIT_UNREADABLE
+    try:
+        verdict = verify_sink(sink, key)
+    except (SinkUnavailable, SinkRefused) as exc:
+        print(f"audit verify: cannot read the sink: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if not verdict.ok:
+        print(f"audit log broken in the sink ({sink.describe()}): {verdict.problem}")
+        return EXIT_PROBLEM
+    if verdict.checked == 0:
+        print(f"audit verify: no audit log in the sink at {sink.describe()}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    chains = len(verdict.chains)
+    print(
+        f"audit log intact in the sink ({sink.describe()}): {verdict.checked} entries verified"
+        + (f" in {chains} chains" if chains > 1 else "")
+    )
+    for restart in verdict.restarts:
+        print(f"  {restart} (Redis lost its data then; the sink kept everything before it)")
+    return 0
 
 
 if __name__ == "__main__":

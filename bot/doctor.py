@@ -41,7 +41,7 @@ from bot.integrations.jira import Jira
 from bot.integrations.pagerduty import PagerDuty
 from bot.logs import scrub
 from bot.oidc import OidcClient, ProviderUnavailable
-from bot.ports import BreakglassError, ClusterUnavailable, LookupFailed, UnknownCluster
+from bot.ports import AuditSink, BreakglassError, ClusterUnavailable, LookupFailed, UnknownCluster
 from bot.settings import Process, Settings, load_settings, settings_problems, url_without_password
 from bot.slack.client import ADMIN_SCOPES, REQUIRED_SCOPES, SlackError, SlackUnavailable, make_web_client, translated
 from workers.kube import ClusterTarget, KubeClusters
@@ -179,6 +179,12 @@ def _run(out: TextIO, env: dict[str, str], process: Process) -> int:
     if settings is not None and roster is not None:
         _check_outside(checks, settings, roster)
 
+    checks.section("Audit sink (the durable copy)")
+    if settings is None:
+        checks.skip("not checked: the settings do not load")
+    else:
+        _check_audit_sink(checks, settings, process)
+
     failed, warned = checks.counts["fail"], checks.counts["warn"]
     passed = checks.counts["ok"]
     checks.section("Result")
@@ -278,6 +284,74 @@ def _check_audit_events(
             + (" and idle_timeout is not enforced there" if idle_roles else ""),
             f"point {cluster}'s API server audit webhook at /k8s/audit/{cluster} (deploy/audit/ has its policy)",
         )
+
+
+def _check_audit_sink(
+    checks: Checklist, settings: Settings, process: Process = "worker", client: redis.Redis | None = None
+) -> None:
+    """The bucket takes locked objects (where the worker runs: it holds the store's credentials), and
+    the worker's copying keeps up (its progress record, readable anywhere)."""
+    from bot.integrations.s3_audit_sink import sink_from_settings
+
+    sink = sink_from_settings(settings)
+    if sink is None:
+        checks.skip(
+            "BREAKGLASS_AUDIT_SINK is unset: the audit log is kept in Redis and the structured log only "
+            "(set s3://bucket/prefix for a copy no one can change)"
+        )
+        return
+    if process != "worker":
+        checks.skip(
+            "the bucket is checked where the worker runs (`breakglass doctor --worker`): it holds the credentials"
+        )
+    else:
+        _check_bucket(checks, sink, settings)
+    _check_copying(checks, settings, client)
+
+
+def _check_bucket(checks: Checklist, sink: AuditSink, settings: Settings) -> None:
+    from bot.ports import SinkRefused, SinkUnavailable
+
+    try:
+        checks.ok(sink.check_lock() + f", for {settings.audit_sink_retention.days} days")
+    except SinkRefused as exc:
+        checks.fail(
+            str(exc),
+            "create the bucket with Object Lock enabled and give the worker s3:PutObject, s3:GetObject, "
+            "s3:ListBucket and s3:PutObjectRetention on it (README: The audit sink)",
+        )
+    except SinkUnavailable as exc:
+        checks.fail(str(exc), "check BREAKGLASS_S3_ENDPOINT_URL and the network path to the store")
+
+
+def _check_copying(checks: Checklist, settings: Settings, client: redis.Redis | None) -> None:
+    from bot.store.audit_sink import SinkProgressStore
+
+    client = client or redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=TIMEOUT_SECONDS,
+        socket_timeout=TIMEOUT_SECONDS,
+        decode_responses=True,
+    )
+    try:
+        progress = SinkProgressStore(client, settings.key_prefix).read()
+    except redis.RedisError as exc:
+        checks.skip(f"copying not checked: Redis {type(exc).__name__}")
+        return
+    if progress is None:
+        checks.warn(
+            "no worker has copied the audit log to the sink yet",
+            "run a worker with BREAKGLASS_AUDIT_SINK set (the worker copies; web processes do not)",
+        )
+    elif progress.failing_since is not None:
+        checks.fail(
+            f"copying to the sink has failed since {progress.failing_since:%Y-%m-%d %H:%M:%S} UTC: {progress.error}; "
+            f"{progress.behind} entries wait in Redis (none is lost; they are copied once it works)",
+            "fix what the failure names; the worker retries by itself",
+        )
+    else:
+        when = f"{progress.copied_at:%Y-%m-%d %H:%M:%S} UTC" if progress.copied_at else "never"
+        checks.ok(f"the sink holds entries up to {progress.seq} (last look {when}; {progress.behind} waiting)")
 
 
 def _check_redis(checks: Checklist, url: str) -> None:

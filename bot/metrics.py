@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -41,6 +43,8 @@ COUNTERS = {
     "breakglass_sweep_corrections_total": "Changes the reconcile sweep made, by kind.",
     "breakglass_api_errors_total": "Slack and Kubernetes API errors callers saw, by system and kind.",
     "breakglass_audit_webhook_refused_batches_total": "Audit webhook batches refused (their events are lost).",
+    "breakglass_audit_sink_copied_entries_total": "Audit entries copied to the durable sink (BREAKGLASS_AUDIT_SINK).",
+    "breakglass_audit_sink_failures_total": "Rounds copying to the audit sink that failed, by kind (retried).",
 }
 REFUSED_BATCHES = "breakglass_audit_webhook_refused_batches_total"
 _OUTCOMES = {
@@ -78,6 +82,7 @@ class Metrics:
         self.redis = client
         self.key = Keys(prefix).metrics
         self.active_key = Keys(prefix).active  # the store's grant schedule, read for the gauge
+        self.sink_key = Keys(prefix).audit_sink  # the audit sink's progress (bot.store.audit_sink)
 
     def inc(self, name: str, labels: str = "", by: float = 1) -> None:
         try:
@@ -154,6 +159,30 @@ class RedisCollector(Collector):
         yield GaugeMetricFamily(
             "breakglass_active_grants", "Grants whose binding is in place now.", value=r.zcard(self.metrics.active_key)
         )
+        yield from _sink_gauges(r.hgetall(self.metrics.sink_key))
+
+
+def _sink_gauges(progress: Mapping[Any, Any]) -> Iterator[Metric]:
+    """The audit sink's state, from the record the copying worker keeps (nothing when no sink is set)."""
+    if not progress:
+        return
+    yield GaugeMetricFamily(
+        "breakglass_audit_sink_behind_entries",
+        "Audit entries in Redis not yet in the sink, when the copying worker last looked.",
+        value=float(progress.get("behind") or 0),
+    )
+    yield GaugeMetricFamily(
+        "breakglass_audit_sink_failing",
+        "1 while copying to the audit sink fails (the entries wait in Redis), else 0.",
+        value=1.0 if progress.get("failing_since") else 0.0,
+    )
+    copied_at = progress.get("copied_at")
+    if copied_at:
+        yield GaugeMetricFamily(
+            "breakglass_audit_sink_last_copy_timestamp_seconds",
+            "When the sink last held every entry the copying worker had seen (Unix time).",
+            value=datetime.fromisoformat(copied_at).timestamp(),
+        )
 
 
 _LABELS = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -163,6 +192,8 @@ _LABEL_NAMES = {
     "breakglass_sweep_corrections_total": ["kind"],
     "breakglass_api_errors_total": ["system", "kind"],
     REFUSED_BATCHES: ["cluster", "status"],
+    "breakglass_audit_sink_copied_entries_total": [],
+    "breakglass_audit_sink_failures_total": ["kind"],
 }
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.domain.audit import AuditEntry
+from bot.domain.audit_sink import ChainCopy, SinkHead
 from bot.domain.automation import OnCallShift, Ticket
 from bot.domain.grants import BindingSpec, IssuedCredentials, ManagedBinding, ManagedServiceAccount
 from bot.domain.ids import RequestId
@@ -259,4 +260,46 @@ class GroupDirectory(Protocol):
     def member_emails(self, group_id: str) -> Sequence[str]:
         """The lower-cased emails of the group's active members, every page read. Raises LookupFailed
         (an unknown group, a refused token, 429, 5xx, no answer) whose text is the cause in a few words."""
+        ...
+
+
+# --- The audit log's durable copy (S3 with Object Lock) --------------------------------------------
+
+
+class SinkUnavailable(TemporaryError):
+    """The audit sink could not be reached, timed out, or answered 5xx or "slow down": copy later."""
+
+
+class SinkRefused(PermanentError):
+    """The audit sink refused (access denied, no such bucket, no Object Lock, no credentials): a person
+    must act. ``str(exc)`` names the sink and the cause; never a credential or a response body."""
+
+
+class AuditSink(Protocol):
+    """Where the audit log is copied to, each object locked (compliance mode) until ``retain_until``."""
+
+    def read_head(self) -> SinkHead | None:
+        """The head record (the newest entry copied), or None when the sink holds nothing yet."""
+        ...
+
+    def write_batch(self, chain: str, entries: Sequence[AuditEntry], retain_until: datetime) -> str:
+        """Write ``entries`` (consecutive, oldest first) as one locked object; returns its key."""
+        ...
+
+    def write_previous(self, chain: str, previous: SinkHead, retain_until: datetime) -> None:
+        """Record, for a chain after the first, where the chain before it ended."""
+        ...
+
+    def write_head(self, head: SinkHead, retain_until: datetime) -> None: ...
+
+    def read_copy(self) -> tuple[list[ChainCopy], SinkHead | None]:
+        """Every chain's batches (with their bodies), oldest chain first, and the head record."""
+        ...
+
+    def check_lock(self) -> str:
+        """One sentence on the bucket's Object Lock (raises SinkRefused when it has none)."""
+        ...
+
+    def describe(self) -> str:
+        """``s3://bucket/prefix`` (and the endpoint, when not AWS's)."""
         ...

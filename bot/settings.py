@@ -7,6 +7,7 @@ A missing or malformed value stops start-up with one line naming the variable
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Literal
@@ -76,7 +77,75 @@ def _signing_key_shape(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
-class AuditSettings(_FromEnviron):
+# How long each object the audit sink writes is kept under Object Lock (compliance mode: nobody, the
+# bucket's owner included, can delete or shorten it before then). A year covers a SOC 2 Type II period
+# and its audit; ISO/IEC 27001 evidence is often kept three.
+DEFAULT_SINK_RETENTION = timedelta(days=365)
+MAX_SINK_RETENTION = timedelta(days=100 * 365)
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _audit_sink_shape(value: str | None) -> str | None:
+    """``s3://bucket`` or ``s3://bucket/prefix``: the durable copy of the audit log (Object Lock)."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError("must be s3://bucket or s3://bucket/prefix")
+    if not _BUCKET.match(parts.netloc) or ".." in parts.netloc:
+        raise ValueError("names no valid S3 bucket (3-63 lower-case letters, digits, '.' and '-')")
+    prefix = parts.path.strip("/")
+    if "//" in prefix:
+        raise ValueError("has an empty part in its prefix ('//')")
+    return f"s3://{parts.netloc}/{prefix}" if prefix else f"s3://{parts.netloc}"
+
+
+def _endpoint_shape(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("must be the http(s):// URL of an S3-compatible endpoint")
+    return value.rstrip("/")
+
+
+def _retention(value: object) -> object:
+    """``365d``, ``7y`` (365 days each) or a whole number of days."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d{1,6})\s*([dy]?)\s*", value.lower())
+        if match is None:
+            raise ValueError("must be a number of days or years, like 365d or 7y")
+        days = int(match[1]) * (365 if match[2] == "y" else 1)
+        value = timedelta(days=days)
+    if isinstance(value, timedelta) and not timedelta(days=1) <= value <= MAX_SINK_RETENTION:
+        raise ValueError("must be at least 1d and at most 100y")
+    return value
+
+
+class SinkSettings(_FromEnviron):
+    """Where the audit log's durable copy is written (``BREAKGLASS_AUDIT_SINK``) and how long each
+    object is locked. Read by the worker (which writes it) and the audit commands (which check it)."""
+
+    audit_sink: str | None = Field(default=None, validation_alias="BREAKGLASS_AUDIT_SINK")
+    s3_endpoint_url: str | None = Field(default=None, validation_alias="BREAKGLASS_S3_ENDPOINT_URL")
+    audit_sink_retention: timedelta = Field(
+        default=DEFAULT_SINK_RETENTION, validation_alias="BREAKGLASS_AUDIT_SINK_RETENTION"
+    )
+
+    _audit_sink = field_validator("audit_sink")(_audit_sink_shape)
+    _endpoint = field_validator("s3_endpoint_url")(_endpoint_shape)
+    _retention = field_validator("audit_sink_retention", mode="before")(_retention)
+
+    @property
+    def sink_bucket(self) -> str | None:
+        return urlsplit(self.audit_sink).netloc if self.audit_sink else None
+
+    @property
+    def sink_prefix(self) -> str:
+        return urlsplit(self.audit_sink).path.strip("/") if self.audit_sink else ""
+
+
+class AuditSettings(SinkSettings):
     """What ``breakglass audit export|verify`` need: Redis, and for verify the signing key. An auditor
     collecting evidence must not need the bot's Slack tokens."""
 
@@ -94,7 +163,7 @@ class AuditSettings(_FromEnviron):
         return SigningKey(self.signing_key.get_secret_value()).derive(Purpose.AUDIT_CHAIN)
 
 
-class Settings(_FromEnviron):
+class Settings(SinkSettings):
     slack_bot_token: SecretStr = Field(validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")

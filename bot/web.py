@@ -26,6 +26,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 import redis
 from slack_sdk.signature import SignatureVerifier
 
+from bot.domain.grants import format_instant
 from bot.domain.roster import RosterError
 from bot.domain.webhook import cluster_webhook_token
 from bot.kube_audit_events import read_event_list
@@ -36,6 +37,7 @@ from bot.settings import Settings, load_settings
 from bot.slack.client import SlackApi
 from bot.slack.identity import IdentityGate
 from bot.slow_clients import done_reading
+from bot.store.audit_sink import SinkProgressStore
 from bot.store.stepup import StepUpStore
 from bot.wiring import Core, build_core
 
@@ -117,7 +119,26 @@ class BreakglassWeb:
             problems.append("roster")
         if problems:
             return _reply(start_response, 503, {"status": "not ready", "problems": problems})
-        return _reply(start_response, 200, {"status": "ready"})
+        answer: dict[str, Any] = {"status": "ready"}
+        if self.settings.audit_sink:
+            # Detail, not readiness: this process serves Slack and the webhook whatever the sink does,
+            # and the entries wait in Redis. The state and counts only; why is in doctor and the logs.
+            answer["audit_sink"] = self._sink_detail()
+        return _reply(start_response, 200, answer)
+
+    def _sink_detail(self) -> dict[str, Any]:
+        try:
+            progress = SinkProgressStore(self.core.redis, self.settings.key_prefix).read()
+        except redis.RedisError:
+            return {"state": "unknown"}
+        if progress is None:
+            return {"state": "not started"}
+        detail: dict[str, Any] = {"state": "failing" if progress.failing else "ok", "behind": progress.behind}
+        if progress.failing_since is not None:
+            detail["failing_since"] = format_instant(progress.failing_since)
+        if progress.copied_at is not None:
+            detail["copied_at"] = format_instant(progress.copied_at)
+        return detail
 
     def _slack(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         assert self.slack is not None

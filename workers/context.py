@@ -9,7 +9,9 @@ from datetime import timedelta
 
 from bot.domain.keys import Purpose
 from bot.domain.roster import Roster
-from bot.ports import ClusterGateway, Notifier
+from bot.integrations.s3_audit_sink import sink_from_settings
+from bot.ports import AuditSink, ClusterGateway, Notifier
+from bot.services.audit_sink import AuditShipper
 from bot.services.grants import GrantService
 from bot.services.kube_actions import ActionRecorder
 from bot.services.publishing import Publisher
@@ -29,6 +31,7 @@ class WorkerContext:
     publisher: Publisher
     reconciler: Reconciler
     actions: ActionRecorder
+    shipper: AuditShipper | None = None  # with BREAKGLASS_AUDIT_SINK: copies the audit log (workers.audit_sink)
 
 
 def cluster_targets(roster: Roster) -> dict[str, ClusterTarget]:
@@ -66,6 +69,7 @@ def build_worker_context(
     core: Core | None = None,
     clusters: ClusterGateway | None = None,
     notifier: Notifier | None = None,
+    sink: AuditSink | None = None,
 ) -> WorkerContext:
     core = core or build_core(settings)
     known = KnownClusters(core.redis, settings.key_prefix)
@@ -82,7 +86,12 @@ def build_worker_context(
         core.store, core.roster, clusters, core.jobs, grants, core.access, core.now, grace, on_cleared=known.forget
     )
     actions = ActionRecorder(core.store, core.roster, core.now, settings.token_namespace, core.jobs)
-    return WorkerContext(core, clusters, notifier, grants, publisher, reconciler, actions)
+    sink = sink or sink_from_settings(settings)
+    shipper = None
+    if sink is not None:
+        key = settings.keys().derive(Purpose.AUDIT_CHAIN)
+        shipper = AuditShipper(core.audit, sink, key, core.now, settings.audit_sink_retention)
+    return WorkerContext(core, clusters, notifier, grants, publisher, reconciler, actions, shipper)
 
 
 _lock = threading.Lock()

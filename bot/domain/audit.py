@@ -140,6 +140,11 @@ def _canonical_text(
     return _CANONICAL.encode(body).encode("utf-8")
 
 
+def entry_verifies(entry: AuditEntry, key: bytes) -> bool:
+    """Whether ``entry``'s hash is the HMAC of its other fields under ``key`` (compared in constant time)."""
+    return hmac.compare_digest(sign(key, _signed_text(entry)), entry.hash)
+
+
 def next_entry(
     *,
     key: bytes,

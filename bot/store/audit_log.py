@@ -259,6 +259,16 @@ class AuditLog:
                 entries.append(parse_stream_entry(stream_id, fields))
         return entries
 
+    def entry(self, seq: int) -> AuditEntry | None:
+        """Entry ``seq``, or None when the stream does not hold it. UnreadableEntry if it is garbled."""
+        rows: list[Any] = self.redis.xrange(self.stream_key, min=f"{seq}-0", max=f"{seq}-0") or []
+        return parse_stream_entry(str(rows[0][0]), rows[0][1]) if rows else None
+
+    def entries_after(self, seq: int, count: int) -> list[AuditEntry]:
+        """Up to ``count`` entries after entry ``seq``, in order (the stream's ids are the seqs)."""
+        rows: list[Any] = self.redis.xrange(self.stream_key, min=f"({seq}-0", max="+", count=count) or []
+        return [parse_stream_entry(str(stream_id), fields) for stream_id, fields in rows]
+
     def head(self) -> tuple[int, str]:
         return _parse_head(self.redis.hgetall(self.head_key)) or (0, GENESIS_HASH)
 

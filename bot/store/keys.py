@@ -63,6 +63,16 @@ class Keys:
     def audit_head(self) -> str:
         return f"{self.prefix}:audit:head"
 
+    @property
+    def audit_sink(self) -> str:
+        """How far the durable copy (BREAKGLASS_AUDIT_SINK) has got, and its last failure (bot.store.audit_sink)."""
+        return f"{self.prefix}:audit:sink"
+
+    @property
+    def audit_sink_shipping(self) -> str:
+        """The lock of the one worker copying entries to the sink at a time."""
+        return f"{self.prefix}:audit:sink:shipping"
+
     # --- what Slack has been shown of a request (bot.store.progress) ---
     def published(self, request_id: str) -> str:
         return f"{self.prefix}:slack:{request_id}"

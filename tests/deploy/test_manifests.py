@@ -146,6 +146,15 @@ def test_no_secret_values_are_rendered(rendered: Render) -> None:
     assert not [s for s in secrets if s.get("data") or s.get("stringData")], "Secrets with values in the render"
 
 
+# The audit sink's settings and credentials: each optional (no Secret, no sink; a role, no keys).
+AUDIT_SINK_SECRETS = {
+    "BREAKGLASS_AUDIT_SINK",
+    "BREAKGLASS_S3_ENDPOINT_URL",
+    "BREAKGLASS_AUDIT_SINK_RETENTION",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+}
 # What each process is given from Secrets, and nothing more: the worker verifies no Slack request and
 # reads no 2FA status, and the signing secret alone forges approvals (issue 10 finding 26).
 SECRETS_OF = {
@@ -156,8 +165,9 @@ SECRETS_OF = {
         "BREAKGLASS_REDIS_URL",
         "BREAKGLASS_SIGNING_KEY",
         "BREAKGLASS_AUDIT_WEBHOOK_TOKEN",
+        "BREAKGLASS_AUDIT_SINK",
     },
-    "breakglass-worker": {"SLACK_BOT_TOKEN", "BREAKGLASS_REDIS_URL", "BREAKGLASS_SIGNING_KEY"},
+    "breakglass-worker": {"SLACK_BOT_TOKEN", "BREAKGLASS_REDIS_URL", "BREAKGLASS_SIGNING_KEY"} | AUDIT_SINK_SECRETS,
 }
 REQUIRED_SECRETS = {"SLACK_BOT_TOKEN", "BREAKGLASS_REDIS_URL", "BREAKGLASS_SIGNING_KEY"}
 
