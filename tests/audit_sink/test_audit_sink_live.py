@@ -50,7 +50,7 @@ def core_of(stack: LocalStack) -> Core:
 
 
 def cli(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603  (this interpreter, our own module)
+    return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args], env=stack.env(), capture_output=True, text=True, timeout=120
     )
 
