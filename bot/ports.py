@@ -15,7 +15,7 @@ from typing import Protocol
 from bot.domain.audit import AuditEntry
 from bot.domain.audit_sink import ChainCopy, SinkHead
 from bot.domain.automation import OnCallShift, Ticket
-from bot.domain.grants import BindingSpec, IssuedCredentials, ManagedBinding, ManagedServiceAccount
+from bot.domain.grants import BindingSpec, IssuedCredentials, ManagedBinding, ManagedServiceAccount, RequestThread
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest
 
@@ -194,6 +194,12 @@ class Notifier(Protocol):
     def withdraw_credentials(self, request: AccessRequest, file_ids: Sequence[str]) -> None:
         """Delete the kubeconfig files sent for ``request`` from the holder's DM; one already gone
         counts as deleted. A token left readable in a DM outlives the grant in the holder's history."""
+        ...
+
+    def tell_thread(self, thread: RequestThread, entries: Sequence[AuditEntry]) -> None:
+        """Post ``entries`` of a request Redis has lost as replies in its ``thread`` (named on its
+        binding): what the sweep did with a grant it kept on its warrant. The root message is left
+        as it is, since nothing is left to render it from. Raises TemporaryError as ``publish`` does."""
         ...
 
 

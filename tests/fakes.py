@@ -24,10 +24,12 @@ from bot.domain.grants import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     REQUEST_ID_LABEL,
+    THREAD_ANNOTATION,
     BindingSpec,
     IssuedCredentials,
     ManagedBinding,
     ManagedServiceAccount,
+    RequestThread,
     binding_name,
     format_instant,
     parse_instant,
@@ -325,6 +327,8 @@ class FakeCluster:
             if existing is None:
                 raise BindingNotFound(f"{spec.name} is not in {spec.cluster}")
             existing.annotations[EXPIRES_AT_ANNOTATION] = format_instant(spec.expires_at)
+            if spec.thread is not None:
+                existing.annotations[THREAD_ANNOTATION] = spec.thread.annotation()
             existing.sign()  # an extension re-signs
             existing.spec = spec
             existing.resource_version += 1
@@ -355,6 +359,7 @@ class FakeCluster:
                     expires_at=b.expires_at,
                     service_account=(self.token_namespace, b.name) if b.subject_kind == "ServiceAccount" else None,
                     warranted=b.warranted,
+                    thread=RequestThread.parse(b.annotations.get(THREAD_ANNOTATION)),
                 )
                 for (c, _), b in sorted(self.bindings.items())
                 if c == cluster and b.managed
@@ -513,6 +518,7 @@ class RecordingNotifier:
         self.threads: dict[str, Thread] = {}
         self.credentials: list[tuple[str, IssuedCredentials]] = []
         self.withdrawn: list[str] = []  # kubeconfig file ids taken back from DMs
+        self.told: dict[str, list[AuditEntry]] = {}  # lost requests' threads ("C…/ts"): what they were told
         self.failures_left = 0
         self.attempts = 0
         self._lock = threading.Lock()
@@ -542,6 +548,14 @@ class RecordingNotifier:
     def withdraw_credentials(self, request: AccessRequest, file_ids: Sequence[str]) -> None:
         with self._lock:
             self.withdrawn.extend(file_ids)
+
+    def tell_thread(self, thread: RequestThread, entries: Sequence[AuditEntry]) -> None:
+        with self._lock:
+            self.attempts += 1
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                raise TemporaryError("fake Slack answered 429", delay=1.0)
+            self.told.setdefault(thread.annotation(), []).extend(entries)
 
     def posted(self, request_id: str) -> list[int]:
         """The seqs posted to the request's thread, in order."""

@@ -44,11 +44,13 @@ from bot.domain.grants import (
     REQUEST_ID_LABEL,
     SERVICE_ACCOUNT_ANNOTATION,
     SYSTEM_NAMESPACE,
+    THREAD_ANNOTATION,
     BindingSpec,
     Credentials,
     IssuedCredentials,
     ManagedBinding,
     ManagedServiceAccount,
+    RequestThread,
     binding_name,
     format_instant,
     parse_instant,
@@ -649,6 +651,8 @@ class KubeClusters:
             EXPIRES_AT_ANNOTATION: format_instant(spec.expires_at),
             WARRANT_ANNOTATION: self._warrant(c, spec),
         }
+        if spec.thread is not None:  # a grant made before its thread existed learns it at extension
+            annotations[THREAD_ANNOTATION] = spec.thread.annotation()
         patch: dict[str, Any] = {"metadata": {"annotations": annotations}}
         if resource_version:
             patch["metadata"]["resourceVersion"] = resource_version
@@ -746,6 +750,7 @@ class KubeClusters:
             expires_at=expires_at,
             service_account=(namespace, sa_name) if namespace and sa_name else None,
             warranted=warranted,
+            thread=RequestThread.parse(annotations.get(THREAD_ANNOTATION)),
         )
 
 

@@ -8,6 +8,7 @@ to know what to revoke and when, so the expiry instant travels on the object its
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -24,6 +25,10 @@ EXPIRES_AT_ANNOTATION = "breakglass.dev/expires-at"
 # On a ``credentials: token`` grant's binding: "<namespace>/<name>" of the ServiceAccount made for it,
 # so the cluster alone says what a revoke or the sweep must delete besides the binding.
 SERVICE_ACCOUNT_ANNOTATION = "breakglass.dev/service-account"
+# Where the grant's request thread is (``<channel>/<root ts>``), so that a sweep that finds the binding
+# after Redis lost the request can still tell that thread. Not part of the warrant: it only says where
+# to post, and the sweep posts only to channels the roster allows requests in.
+THREAD_ANNOTATION = "breakglass.dev/thread"
 # Which installation of breakglass made it (BREAKGLASS_INSTALLATION): two installations sharing a
 # cluster each sweep only their own bindings, and each one's admission policy requires the label.
 INSTALLATION_LABEL = "breakglass.dev/installation"
@@ -49,6 +54,29 @@ def parse_instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,20}")
+_TS = re.compile(r"\d{1,12}\.\d{1,9}")
+
+
+@dataclass(frozen=True)
+class RequestThread:
+    """A request's Slack thread: its channel and the root message's ts."""
+
+    channel: str
+    ts: str
+
+    def annotation(self) -> str:
+        return f"{self.channel}/{self.ts}"
+
+    @classmethod
+    def parse(cls, text: object) -> RequestThread | None:
+        """The thread an annotation names, or None for anything that is not a channel id and a ts."""
+        channel, _, ts = str(text or "").partition("/")
+        if _CHANNEL.fullmatch(channel) is None or _TS.fullmatch(ts) is None:
+            return None
+        return cls(channel, ts)
+
+
 @dataclass(frozen=True)
 class BindingSpec:
     """One grant's binding. ``namespace`` None means cluster scope (a ClusterRoleBinding)."""
@@ -63,6 +91,7 @@ class BindingSpec:
     approvers: tuple[SlackUserId, ...]
     reason: str
     expires_at: datetime
+    thread: RequestThread | None = None  # the request's thread, once its root message is posted
 
     @property
     def name(self) -> str:
@@ -72,12 +101,15 @@ class BindingSpec:
         return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, REQUEST_ID_LABEL: self.request_id}
 
     def annotations(self) -> dict[str, str]:
-        return {
+        annotations = {
             REQUESTER_ANNOTATION: self.requester,
             APPROVERS_ANNOTATION: ",".join(self.approvers),
             REASON_ANNOTATION: self.reason,
             EXPIRES_AT_ANNOTATION: format_instant(self.expires_at),
         }
+        if self.thread is not None:
+            annotations[THREAD_ANNOTATION] = self.thread.annotation()
+        return annotations
 
 
 @dataclass(frozen=True)
@@ -92,6 +124,7 @@ class ManagedBinding:
     service_account: tuple[str, str] | None = None  # (namespace, name) when credentials: token
     # Whether its warrant (bot.domain.warrant) verifies: signed by us over what it grants, as it is now.
     warranted: bool = False
+    thread: RequestThread | None = None  # its THREAD_ANNOTATION, when it carries a readable one
 
 
 @dataclass(frozen=True)

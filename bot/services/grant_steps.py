@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from bot.domain import automation, policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
-from bot.domain.grants import BindingSpec
+from bot.domain.grants import BindingSpec, RequestThread
 from bot.domain.lifecycle import AccessRequest, State, transition
 from bot.domain.roster import Roster
 from bot.ports import ClusterGateway, JobQueue, Notifier
@@ -51,6 +51,7 @@ class GrantSteps:
             approvers=grant.approved_by,
             reason=grant.reason,
             expires_at=expires_at,
+            thread=RequestThread(grant.channel, grant.message_ts) if grant.message_ts else None,
         )
 
     def still_allowed(self, roster: Roster, request: AccessRequest) -> str | None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from bot.domain.lifecycle import AccessRequest
 from bot.domain.roster import Roster
 from bot.ports import ClusterGateway, JobQueue, Notifier
 from bot.services.ending import Ending
@@ -44,3 +45,14 @@ class GrantService:
         self.expire = self.ending.expire
         self.remind = self.ending.remind
         self.cut_unrecorded = self.ending.cut_unrecorded
+        self._steps = steps
+
+    def name_thread(self, grant: AccessRequest) -> None:
+        """Write a grant's thread onto its binding when the binding was made before the request message
+        was posted (self-service, Slack slow or down), so that a sweep after Redis lost the request can
+        still tell that thread. The same expiry, signed again; nothing the binding grants changes."""
+        roster = self._steps.roster()
+        known = grant.requester in roster.people and grant.role in roster.roles and grant.cluster in roster.clusters
+        if grant.expires_at is None or grant.message_ts is None or not known:
+            return  # a grant the roster no longer knows is the sweep's to end, not to annotate
+        self._steps.clusters.set_expiry(self._steps.binding_spec(grant, roster, grant.expires_at))

@@ -9,8 +9,11 @@ twice, never one lost).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
+from bot.domain.audit import AuditEntry, Event
+from bot.domain.grants import RequestThread
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest
 from bot.ports import JobQueue, Notifier, TemporaryError
@@ -26,6 +29,14 @@ def drain_outbox(store: RequestStore, jobs: JobQueue) -> int:
     for request_id in owed:
         jobs.publish(request_id)
     return len(owed)
+
+
+def lost_request_thread(entries: Sequence[AuditEntry]) -> RequestThread | None:
+    """The thread the sweep found named on a lost request's binding, from its ``sweep_recovered`` entry."""
+    for entry in entries:
+        if entry.event == Event.SWEEP_RECOVERED:
+            return RequestThread.parse(entry.details.get("thread"))
+    return None
 
 
 class Publisher:
@@ -48,7 +59,7 @@ class Publisher:
         entries = self.store.audit.for_request(request_id, after_seq=self.store.progress.done(request_id))
         request = self.store.get(request_id)
         if request is None:
-            return 0
+            return self._publish_lost(request_id)
         if not entries and request.message_ts is not None:
             self.store.outbox.done(request_id)
             return 0
@@ -58,6 +69,21 @@ class Publisher:
         if entries:
             self.store.progress.mark_done(request_id, entries[-1].seq)
         self.store.outbox.done(request_id)  # caught up with every entry read above
+        return len(entries)
+
+    def _publish_lost(self, request_id: RequestId) -> int:
+        """A request Redis has lost whose binding the sweep kept on its warrant: the thread its binding
+        named (recorded in the sweep's entry) hears what the sweep did with it. Without a thread there
+        is nowhere to post; the audit log holds the record."""
+        thread = lost_request_thread(self.store.audit.for_request(request_id))
+        if thread is None:
+            self.store.outbox.done(request_id)
+            return 0
+        entries = self.store.audit.for_request(request_id, after_seq=self.store.progress.done(request_id))
+        if entries:
+            self.notifier.tell_thread(thread, entries)
+            self.store.progress.mark_done(request_id, entries[-1].seq)
+        self.store.outbox.done(request_id)
         return len(entries)
 
     def _remember_message(self, request_id: RequestId, ts: str) -> None:

@@ -269,8 +269,13 @@ class Reconciler:
             for b in bindings
             if b.warranted and b.request_id and b.expires_at is not None and b.expires_at > now
         ]
+        # A binding made before its request message was posted does not name its thread yet: it is
+        # checked one by one, once, so that the thread is written on it (_check_binding).
+        unnamed = {b.request_id for b in bindings if b.thread is None}
         running = [
-            (r.id, r.expires_at) for r in self.store.many(ids) if r.state is State.ACTIVE and r.expires_at is not None
+            (r.id, r.expires_at)
+            for r in self.store.many(ids)
+            if r.state is State.ACTIVE and r.expires_at is not None and not (r.id in unnamed and r.message_ts)
         ]
         return self.jobs.revokes_waiting(running)
 
@@ -318,6 +323,8 @@ class Reconciler:
                 self._delete(binding, request, NOT_IN_ROSTER, now, report)
             return
         if request is not None and request.state is State.ACTIVE and not expired:
+            if binding.thread is None and request.message_ts is not None:
+                self._name_thread(binding, request)
             if self.jobs.revoke(request.id, at=request.expires_at or binding.expires_at):
                 report.rescheduled.append(request.id)
                 self.store.audit.append(
@@ -370,20 +377,35 @@ class Reconciler:
             return
         assert binding.expires_at is not None
         report.recovered.append(request_id)
-        self.store.audit.append(
-            Draft(
-                Event.SWEEP_RECOVERED,
-                SYSTEM_ACTOR,
-                request_id,
-                {
-                    "cluster": binding.cluster,
-                    "namespace": binding.namespace,
-                    "binding": binding.name,
-                    "expires_at": format_instant(binding.expires_at),
-                    "why": "its request is unknown to Redis, and its warrant verifies: kept until its signed expiry",
-                },
-            )
-        )
+        details: dict[str, object] = {
+            "cluster": binding.cluster,
+            "namespace": binding.namespace,
+            "binding": binding.name,
+            "expires_at": format_instant(binding.expires_at),
+            "why": "its request is unknown to Redis, and its warrant verifies: kept until its signed expiry",
+        }
+        thread = binding.thread
+        roster = self.roster()
+        # The thread annotation is not signed: post only where the roster lets requests be posted.
+        if thread is not None and thread.channel in (roster.incident_channel, *roster.request_channels):
+            details["thread"] = thread.annotation()
+        self.store.audit.append(Draft(Event.SWEEP_RECOVERED, SYSTEM_ACTOR, request_id, details))
+        if "thread" in details:
+            self._tell_thread(request_id)
+
+    def _name_thread(self, binding: ManagedBinding, request: AccessRequest) -> None:
+        try:
+            self.grants.name_thread(request)
+        except ClusterUnavailable:
+            raise  # the cluster is left until the next sweep, as for any other call
+        except BreakglassError as exc:
+            # Only where to post after a Redis loss is missing; the next sweep tries again.
+            log.warning("cluster %s: could not name the thread on %s: %s", binding.cluster, binding.name, exc)
+
+    def _tell_thread(self, request_id: RequestId) -> None:
+        """Owed to Slack: the publisher posts it to the thread (the outbox keeps it owed until then)."""
+        self.store.outbox.add(request_id)
+        self.jobs.publish(request_id)
 
     def _end_overdue(self, request: AccessRequest, why: str, report: SweepReport) -> None:
         """End an active grant the revoke has not ended, recording that the sweep did it and why."""
@@ -423,6 +445,8 @@ class Reconciler:
         )
         if request is not None:
             self.jobs.publish(request.id)
+        elif binding.request_id is not None and binding.thread is not None:
+            self._tell_thread(binding.request_id)  # a recovered grant's thread hears it ended
 
     def _check_service_accounts(
         self, cluster: str, bound: set[str], in_roster: bool, report: SweepReport

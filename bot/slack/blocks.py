@@ -168,9 +168,10 @@ def request_message(request: AccessRequest, roster: Roster, now: datetime, *, bu
     return fit_blocks(blocks, MESSAGE_BLOCKS)
 
 
-def thread_reply(entry: AuditEntry, request: AccessRequest) -> Message | None:
-    """The thread reply for one audit entry, with its time; None for entries kept out of the channel."""
-    text = wording.event_text(entry, request)
+def thread_reply(entry: AuditEntry, request: AccessRequest | None) -> Message | None:
+    """The thread reply for one audit entry, with its time; None for entries kept out of the channel.
+    Without its request (Redis lost it), only what the sweep did can be told."""
+    text = wording.event_text(entry, request) if request is not None else wording.lost_request_text(entry)
     if text is None:
         return None
     at = datetime.fromisoformat(entry.at.replace("Z", "+00:00"))

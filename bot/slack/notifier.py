@@ -34,7 +34,7 @@ import redis
 
 from bot.domain import policy
 from bot.domain.audit import AuditEntry, Event
-from bot.domain.grants import IssuedCredentials, parse_instant
+from bot.domain.grants import IssuedCredentials, RequestThread, parse_instant
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest
 from bot.domain.roster import Roster
@@ -113,6 +113,13 @@ class SlackNotifier:
     def withdraw_credentials(self, request: AccessRequest, file_ids: Sequence[str]) -> None:
         for file_id in file_ids:
             self.slack.delete_file(file_id)
+
+    def tell_thread(self, thread: RequestThread, entries: Sequence[AuditEntry]) -> None:
+        for entry in entries:
+            reply = blocks.thread_reply(entry, None)
+            if reply is not None:
+                text, body = reply
+                self.slack.post_message(thread.channel, text, body, thread_ts=thread.ts)
 
     # --- the root message --------------------------------------------------------------------------
 

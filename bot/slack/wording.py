@@ -455,22 +455,14 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             return _digest(d)
         case Event.ACTIONS_SUMMARY:
             return _summary(d)
-        case Event.SWEEP_DELETED:
-            why = escape(str(d.get("why") or ""))
-            return f":broom: The reconcile sweep removed {code(str(d.get('binding') or '?'))}: {why}."
+        case Event.SWEEP_DELETED | Event.SWEEP_RECOVERED:
+            return lost_request_text(entry)
         case Event.SWEEP_RESCHEDULED:
             return f":repeat: The reconcile sweep re-queued the {escape(str(d.get('job') or '?'))} job."
         case Event.SWEEP_GRANT_REQUEUED:
             return ":repeat: The reconcile sweep re-queued the grant job, which had been lost."
         case Event.SWEEP_REVOKED_OVERDUE:
             return f":broom: The reconcile sweep is ending this grant: {escape(str(d.get('why') or 'its time is up'))}."
-        case Event.SWEEP_RECOVERED:
-            binding = code(str(d.get("binding") or "?"))
-            until = escape(str(d.get("expires_at") or "?"))
-            return (
-                f":shield: Redis had lost this grant; its binding {binding} carries a valid warrant, "
-                f"so it stays until its signed expiry ({until})."
-            )
         case Event.SWEEP_SERVICE_ACCOUNT_DELETED:
             account = code(str(d.get("service_account") or "?"))
             why = escape(str(d.get("why") or ""))
@@ -515,6 +507,24 @@ def _entry_at(entry: AuditEntry) -> datetime:
         return parse_instant(entry.at)
     except ValueError:
         return datetime.now(UTC)
+
+
+def lost_request_text(entry: AuditEntry) -> str | None:
+    """What the thread says for an entry that needs no request to be told: the sweep's keeping or
+    removing a binding, which a request Redis has lost still gets in its thread."""
+    d = entry.details
+    match entry.event:
+        case Event.SWEEP_RECOVERED:
+            binding = code(str(d.get("binding") or "?"))
+            until = escape(str(d.get("expires_at") or "?"))
+            return (
+                f":shield: Redis had lost this grant; its binding {binding} carries a valid warrant, "
+                f"so it stays until its signed expiry ({until})."
+            )
+        case Event.SWEEP_DELETED:
+            why = escape(str(d.get("why") or ""))
+            return f":broom: The reconcile sweep removed {code(str(d.get('binding') or '?'))}: {why}."
+    return None
 
 
 def event_fallback(entry: AuditEntry) -> str:

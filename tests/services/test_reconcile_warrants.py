@@ -9,12 +9,13 @@ from datetime import timedelta
 import fakeredis
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
-from bot.domain.grants import EXPIRES_AT_ANNOTATION, REQUEST_ID_LABEL, format_instant
+from bot.domain.grants import EXPIRES_AT_ANNOTATION, REQUEST_ID_LABEL, THREAD_ANNOTATION, format_instant
 from bot.domain.lifecycle import State
+from bot.services.publishing import Publisher
 from bot.services.reconcile import UNWARRANTED, Reconciler
 from bot.store import RequestStore
 from tests.conftest import FakeClock
-from tests.fakes import FakeCluster, RecordingJobs
+from tests.fakes import FakeCluster, RecordingJobs, RecordingNotifier
 from tests.services.conftest import Flows
 
 
@@ -136,3 +137,70 @@ def test_an_extension_re_signs_the_binding(
     assert binding.warranted
     reconciler.sweep()
     assert cluster.binding("prod", grant.id) is not None
+
+
+# --- a recovered grant is told in its thread (the binding names it) ----------------------------------
+
+
+def test_a_grant_recovered_after_redis_lost_it_is_told_in_its_thread_and_so_is_its_end(
+    reconciler: Reconciler,
+    publisher: Publisher,
+    notifier: RecordingNotifier,
+    cluster: FakeCluster,
+    store: RequestStore,
+    redis_client: fakeredis.FakeRedis,
+    jobs: RecordingJobs,
+    clock: FakeClock,
+    flows: Flows,
+) -> None:
+    # Main recorded the recovery in the audit log only: the request (and with it its thread) was gone,
+    # so the people in the incident thread never heard why the responder still had access.
+    grant = flows.granted(duration=timedelta(hours=1))
+    publisher.publish(grant.id)  # the request message is posted: its thread exists
+    posted = store.get(grant.id)
+    assert posted is not None
+    assert posted.message_ts is not None
+    reconciler.sweep()  # names the thread on a binding made before the message was posted
+    binding = cluster.binding("prod", grant.id)
+    assert binding is not None
+    thread = f"{posted.channel}/{posted.message_ts}"
+    assert binding.annotations[THREAD_ANNOTATION] == thread
+    assert binding.warranted, "naming the thread re-signs the same warrant"
+
+    redis_client.flushall()
+    clock.advance(minutes=10)
+    assert reconciler.sweep().recovered == [grant.id]
+    (recovered,) = store.audit.for_request(grant.id)
+    assert recovered.details["thread"] == thread
+    assert jobs.queued("publish", grant.id)
+    publisher.publish(grant.id)
+    assert [e.event for e in notifier.told[thread]] == [Event.SWEEP_RECOVERED]
+
+    clock.advance(minutes=51)
+    reconciler.sweep()
+    publisher.publish(grant.id)
+    assert [e.event for e in notifier.told[thread]] == [Event.SWEEP_RECOVERED, Event.SWEEP_DELETED]
+    assert store.outbox.owed() == []
+
+
+def test_a_thread_named_in_a_channel_the_roster_does_not_allow_is_never_told(
+    reconciler: Reconciler,
+    publisher: Publisher,
+    notifier: RecordingNotifier,
+    cluster: FakeCluster,
+    store: RequestStore,
+    redis_client: fakeredis.FakeRedis,
+    clock: FakeClock,
+    flows: Flows,
+) -> None:
+    # The thread annotation is not signed: someone who may edit bindings could point it anywhere.
+    grant = flows.granted(duration=timedelta(hours=1))
+    binding = cluster.binding("prod", grant.id)
+    assert binding is not None
+    binding.annotations[THREAD_ANNOTATION] = "C0OUTSIDERS/1790000000.000001"
+    redis_client.flushall()
+    assert reconciler.sweep().recovered == [grant.id]
+    (recovered,) = store.audit.for_request(grant.id)
+    assert "thread" not in recovered.details
+    publisher.publish(grant.id)
+    assert notifier.told == {}

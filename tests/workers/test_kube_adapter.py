@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,11 @@ from bot.domain.grants import (
     MANAGED_BY_LABEL,
     REQUEST_ID_LABEL,
     SERVICE_ACCOUNT_ANNOTATION,
+    THREAD_ANNOTATION,
     BindingSpec,
     Credentials,
     ManagedBinding,
+    RequestThread,
     format_instant,
 )
 from bot.domain.ids import RequestId, SlackUserId
@@ -246,6 +249,29 @@ def test_set_expiry_moves_the_annotation_and_only_that(
     assert stored["subjects"][0]["name"] == "alice@example.com"
     (listed,) = clusters.list_managed("prod")
     assert listed.warranted
+
+
+def test_a_binding_names_its_thread_once_known_and_reads_it_back(
+    clusters: KubeClusters, kube: KubeApiServer, clock: FakeClock
+) -> None:
+    # Made before the request message was posted: no thread. Set later (the sweep, or an extension)
+    # with the same expiry: the thread is written, the warrant still verifies, and listing reads it.
+    clusters.apply_grant(grant(clock))
+    (before,) = clusters.list_managed("prod")
+    assert before.thread is None
+    named = replace(grant(clock), thread=RequestThread("C0000INCIDENT", "1790000000.000100"))
+    clusters.set_expiry(named)
+    stored = kube.get_object("rolebindings", "breakglass-bg-7k2qxm", "payments")
+    assert stored is not None
+    assert stored["metadata"]["annotations"][THREAD_ANNOTATION] == "C0000INCIDENT/1790000000.000100"
+    (after,) = clusters.list_managed("prod")
+    assert after.thread == RequestThread("C0000INCIDENT", "1790000000.000100")
+    assert after.warranted
+
+
+@pytest.mark.parametrize("text", ["", "C0000INCIDENT", "general/1790000000.1", "C0000INCIDENT/now", "C0X/1.2/3"])
+def test_an_unreadable_thread_annotation_names_no_thread(text: str) -> None:
+    assert RequestThread.parse(text) is None
 
 
 def warrant_of(spec: BindingSpec) -> str:
