@@ -176,7 +176,15 @@ class AccessService:
             approvals_required=roster.roles[grant.role].approvals,
             extends=grant.id,
         )
-        extension, created = self._create(extension, Event.REQUESTED, once=submission is not None)
+        # Rules judge the grant's whole length once extended: a chain of extensions never adds up past
+        # a rule's max_duration without an approver.
+        ran = grant.expires_at - grant.granted_at if grant.expires_at and grant.granted_at else timedelta(0)
+        total = ran + by
+        screening = self.automation.screen_extension(roster, person, grant.role, total, reason)
+        left = screening.outcome if isinstance(screening.outcome, LeftToApprovers) else None
+        extension, created = self._create(
+            extension, Event.REQUESTED, once=submission is not None, left_to_approvers=left
+        )
         if not created:
             return extension
         self.store.audit.append(
@@ -188,7 +196,7 @@ class AccessService:
             )
         )
         self.jobs.publish(grant.id)
-        return self._after_created(extension)
+        return self._after_created(extension, screening=screening)
 
     def grant_by_operator(
         self,

@@ -116,6 +116,28 @@ class AutomatedApprovals:
         if unchecked is not None:
             # The ticket requirement itself could not be checked: no rule may approve on top of that.
             return Screening(ticket, unchecked, LeftToApprovers(unchecked, lookup_failed=True))
+        return Screening(ticket, None, self._decide(roster, role, requester, duration, reason, reads))
+
+    def screen_extension(
+        self, roster: Roster, requester: SlackUserId, role_name: str, total: timedelta, reason: str
+    ) -> Screening:
+        """The rules for an extension, judged on the grant's whole length once extended (``total``), so
+        extension after extension never adds up past a rule's ``max_duration``. No ticket is asked for:
+        the grant's own request cited it."""
+        role = roster.roles[role_name]
+        if not role.auto_approve:
+            return NOTHING
+        return Screening(None, None, self._decide(roster, role, requester, total, reason, {}))
+
+    def _decide(
+        self,
+        roster: Roster,
+        role: Role,
+        requester: SlackUserId,
+        duration: timedelta,
+        reason: str,
+        reads: Mapping[Citation, TicketRead],
+    ) -> Outcome:
         now = self.now()
         facts = Facts(
             role=role.name,
@@ -127,7 +149,7 @@ class AutomatedApprovals:
             tickets=reads,
         )
         facts = self._read_for_rules(roster, role, requester, facts)
-        return Screening(ticket, None, automation.evaluate(role.auto_approve, facts))
+        return automation.evaluate(role.auto_approve, facts)
 
     def _read_for_rules(self, roster: Roster, role: Role, requester: SlackUserId, facts: Facts) -> Facts:
         live = [r for r in role.auto_approve if automation.limits_hold(r, facts) is None]

@@ -82,6 +82,13 @@ class GrantSteps:
         it, and the request holds a place under its daily cap. Never more access than the role allows."""
         assert request.automatic_rule is not None
         role = roster.roles[request.role]
+        duration = request.duration
+        if request.extends:
+            # Judged as when it was approved: on the grant's whole length once extended.
+            stored, grant = self.store.get(request.id), self.store.get(request.extends)
+            if stored is None or grant is None or grant.granted_at is None or grant.expires_at is None:
+                return f"{request.extends} is no longer active"
+            duration = grant.expires_at - grant.granted_at + stored.duration
         rule = automation.rule_named(role.auto_approve, request.automatic_rule)
         if rule is None:
             return f"the rule that approved it automatically ({request.automatic_rule}) is no longer in the roster; ask again"
@@ -91,7 +98,7 @@ class GrantSteps:
         facts = automation.Facts(
             role=role.name,
             cluster_scoped=role.scope == "cluster",
-            duration=request.duration,
+            duration=duration,
             reason=request.reason,
             now=request.updated_at,  # when it was approved: the window is judged at that instant
             approvals_in_window=place - 1,

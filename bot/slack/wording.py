@@ -698,6 +698,11 @@ def revoked_reply(request: AccessRequest) -> str:
 
 
 def extension_reply(extension: AccessRequest) -> str:
+    if extension.automatic_rule is not None:
+        return (
+            f":heavy_plus_sign: *{extension.id}* extends *{escape(extension.extends or '')}* by "
+            f"{format_duration(extension.duration)}, approved automatically (rule {escape(extension.automatic_rule)})."
+        )
     if extension.self_service:
         return (
             f":heavy_plus_sign: *{extension.id}* extends *{escape(extension.extends or '')}* by "

@@ -321,3 +321,22 @@ def test_an_undecided_request_pages_through_pagerduty_and_its_decision_resolves_
     text = thread_text(live, request_id)
     assert "the approvers are paged through PagerDuty" in text
     assert "resolved: the request is cancelled" in text
+
+
+def test_an_extension_within_the_rules_limit_is_approved_without_a_click(
+    live: Live, pagerduty: PagerDutyDouble
+) -> None:
+    on_call(pagerduty, "alice@example.com")
+    grant_id, _ = asked_and_told(live, ALICE, f"prod/{NAMESPACE} admin 20m {REASON}")
+    live.wait_for_event(grant_id, Event.GRANTED)
+    answer = live.command(ALICE, f"extend {grant_id} 5m INC-4411 the rollback needs longer")
+    found = REQUEST_ID.findall(answer.text)
+    extension_id = next(rid for rid in found if rid != grant_id)
+    assert "approved automatically (rule primary)" in answer.text
+    applied = live.wait_for_event(extension_id, Event.GRANTED)
+    assert applied.details["extends"] == grant_id
+    grant = live.request(grant_id)
+    assert grant.expires_at is not None
+    assert grant.granted_at is not None
+    # The grant's expiry is counted from when its binding was asked for (within a second of in place).
+    assert abs(grant.expires_at - grant.granted_at - timedelta(minutes=25)) < timedelta(seconds=1)

@@ -464,3 +464,30 @@ def test_a_timed_out_request_resolves_its_incident(
     assert jobs.queued("settle_escalation", request.id)
     automation.settle(request.id)
     assert pager.incidents[incident].status == "resolved"
+
+
+# --- extensions -------------------------------------------------------------------------------------
+
+
+def test_an_extension_is_approved_by_the_rule_while_the_whole_grant_stays_within_its_limit(
+    access: AccessService, store: RequestStore, roster: FixedRoster, jobs: RecordingJobs, on_call: FakePagerDuty,
+    clock: FakeClock,
+) -> None:  # fmt: skip
+    on_call.put_on_call("alice@example.com", shift(clock))
+    grants = grants_for(store, roster, jobs, clock)
+    grant = ask(access, duration=timedelta(minutes=20))
+    assert grants.grant(grant.id) is not None
+    short = access.extend(grant.id, SlackUserId(ALICE), timedelta(minutes=5), "INC-4411 the rollback needs longer")
+    assert short.state is State.APPROVED
+    assert short.automatic_rule == "primary"
+    assert grants.grant(short.id) is not None
+    extended = store.get(grant.id)
+    assert extended is not None
+    assert extended.expires_at is not None
+    assert extended.granted_at is not None
+    assert extended.expires_at - extended.granted_at == timedelta(minutes=25)
+    # 25m granted + 10m more is past the rule's 30m: the approvers decide, and the log says why.
+    long = access.extend(grant.id, SlackUserId(ALICE), timedelta(minutes=10), "INC-4411 still rolling back")
+    assert long.state is State.PENDING
+    (left,) = entries(store, long, Event.LEFT_TO_APPROVERS)
+    assert left.details["why"].startswith("35m is longer than the 30m rule primary approves without a click")
