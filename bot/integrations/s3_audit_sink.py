@@ -10,6 +10,8 @@ chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a web identity token, an
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -65,8 +67,10 @@ class S3AuditSink:
             read_timeout=read_timeout,
             # Two attempts within a call; the worker's loop retries beyond that, with backoff.
             retries={"max_attempts": 2, "mode": "standard"},
-            # Object Lock PUTs need an integrity checksum (Content-MD5 or x-amz-checksum-*).
-            request_checksum_calculation="when_supported",
+            # Object Lock PUTs need an integrity checksum: Content-MD5, set on each PUT below, which
+            # every S3-compatible store takes; botocore's default CRC32 headers are not (MinIO, Ceph
+            # and others refused them when botocore began sending them).
+            request_checksum_calculation="when_required",
         )
         self._s3 = client or boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
 
@@ -97,6 +101,7 @@ class S3AuditSink:
                 Key=key,
                 Body=body,
                 ContentType=content_type,
+                ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),  # noqa: S324  (integrity, not secrecy)
                 ObjectLockMode="COMPLIANCE",
                 ObjectLockRetainUntilDate=retain_until,
             ),

@@ -1,23 +1,27 @@
 """The audit webhook on the real web process: an action done between the binding's creation and the
 grant's commit, and the API server's retry of its batch, are each recorded exactly once; the held
-action is recorded by the worker's clock, with no further batch from the cluster."""
+action is recorded by the worker's clock, with no further batch from the cluster, and the same clock
+ends a grant whose holder has been idle for the role's idle_timeout."""
 
 from __future__ import annotations
 
+import copy
 import json
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import redis
 
 from bot.domain.audit import Event
 from bot.domain.grants import format_instant
 from bot.domain.lifecycle import State
 from bot.domain.webhook import cluster_webhook_token
-from bot.standins.stack import LocalStack, wait_until
-from bot.wiring import Core
-from tests.e2e.conftest import grant_now
+from bot.settings import load_settings
+from bot.standins.stack import LocalStack, local_stack, wait_until
+from bot.wiring import Core, build_core
+from tests.e2e.conftest import E2E_ROSTER, grant_now
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +76,26 @@ def _recorded(core: Core, request_id: str) -> list[str]:
         if entry.event == Event.ACTIONS_RECORDED
         for action in entry.details["actions"]
     ]
+
+
+def test_an_idle_grant_is_ended_by_the_worker_when_the_cluster_sends_nothing_more(
+    real_redis: redis.Redis, redis_url: str
+) -> None:
+    roster = copy.deepcopy(E2E_ROSTER)
+    roster["roles"]["emergency"]["idle_timeout"] = "8s"
+    with local_stack(redis_url=redis_url, roster=roster, sweep_interval="2s") as stack:
+        web = stack.start_web()
+        stack.start_worker()
+        core = build_core(load_settings(stack.env()))
+        url = f"{stack.web_url(web)}/k8s/audit/prod"
+        token = cluster_webhook_token(stack.env()["BREAKGLASS_AUDIT_WEBHOOK_TOKEN"], "prod")
+        request = grant_now(core, 600)
+        wait_until(lambda: (core.store.get(request.id) or request).state is State.ACTIVE, 60, "the grant")
+        assert _post(url, token, [_deletion("busy-1")]) == 1  # the webhook works; then the holder stops
+
+        # No further batch: the worker's clock sees the silence and ends the grant.
+        wait_until(lambda: (core.store.get(request.id) or request).state is State.REVOKED, 90, "the idle revoke")
+        revoked = [e for e in core.audit.for_request(request.id) if e.event == Event.REVOKED]
+        assert revoked[-1].actor == "system"
+        assert str(revoked[-1].details["why"]).startswith("idle for 8s: no action recorded on prod since ")
+        wait_until(lambda: not stack.bindings("prod"), 60, "the binding to be deleted")
