@@ -17,7 +17,13 @@ from bot.deploy_rbac import bot_rbac_manifests
 from bot.domain.roster import parse_roster
 from tests.deploy.conftest import DEPLOY, Render, parse, render, run_tool, schema_problems, tool
 from tests.deploy.test_bot_rbac import _grant_role
-from tests.deploy.test_manifests import AUDIT_SINK_SECRETS, INGRESS_CONTROLLER_ONLY, SECRETS_OF, web_ingress_peers
+from tests.deploy.test_manifests import (
+    AUDIT_SINK_SECRETS,
+    INGRESS_CONTROLLER_ONLY,
+    INTEGRATION_SECRETS,
+    SECRETS_OF,
+    web_ingress_peers,
+)
 
 CHART = DEPLOY / "helm" / "breakglass"
 EXAMPLES = DEPLOY / "helm" / "examples"
@@ -152,7 +158,8 @@ def test_each_process_gets_only_the_secrets_it_needs(rendered_chart: Render) -> 
     for name, (_, _, optional) in [
         (n, s) for n, s in _env_sources(rendered_chart, "breakglass-worker").items() if type(s) is tuple
     ]:
-        assert optional is (name in AUDIT_SINK_SECRETS), f"worker {name}: optional only for the audit sink"
+        optional_ones = AUDIT_SINK_SECRETS | INTEGRATION_SECRETS
+        assert optional is (name in optional_ones), f"worker {name}: optional only for the audit sink and integrations"
 
 
 def test_every_container_is_locked_down_as_in_the_overlays(rendered_chart: Render) -> None:

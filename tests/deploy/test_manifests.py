@@ -155,6 +155,15 @@ AUDIT_SINK_SECRETS = {
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
 }
+# PagerDuty's and Jira's settings and tokens (automated approvals): each optional, in both processes.
+INTEGRATION_SECRETS = {
+    "BREAKGLASS_PAGERDUTY_TOKEN",
+    "BREAKGLASS_PAGERDUTY_API_URL",
+    "BREAKGLASS_PAGERDUTY_FROM",
+    "BREAKGLASS_JIRA_URL",
+    "BREAKGLASS_JIRA_USER",
+    "BREAKGLASS_JIRA_TOKEN",
+}
 # What each process is given from Secrets, and nothing more: the worker verifies no Slack request and
 # reads no 2FA status, and the signing secret alone forges approvals (issue 10 finding 26).
 SECRETS_OF = {
@@ -166,8 +175,11 @@ SECRETS_OF = {
         "BREAKGLASS_SIGNING_KEY",
         "BREAKGLASS_AUDIT_WEBHOOK_TOKEN",
         "BREAKGLASS_AUDIT_SINK",
-    },
-    "breakglass-worker": {"SLACK_BOT_TOKEN", "BREAKGLASS_REDIS_URL", "BREAKGLASS_SIGNING_KEY"} | AUDIT_SINK_SECRETS,
+    }
+    | INTEGRATION_SECRETS,
+    "breakglass-worker": {"SLACK_BOT_TOKEN", "BREAKGLASS_REDIS_URL", "BREAKGLASS_SIGNING_KEY"}
+    | AUDIT_SINK_SECRETS
+    | INTEGRATION_SECRETS,
 }
 REQUIRED_SECRETS = {"SLACK_BOT_TOKEN", "BREAKGLASS_REDIS_URL", "BREAKGLASS_SIGNING_KEY"}
 

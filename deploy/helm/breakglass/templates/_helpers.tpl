@@ -179,6 +179,45 @@ seccompProfile:
     secretKeyRef:
       name: {{ include "breakglass.signingKeySecret" . }}
       key: key
+# Automated approvals (README, "Connect PagerDuty and Jira"), every key optional: Secret
+# breakglass-integrations with pagerduty-token, pagerduty-api-url, pagerduty-from, jira-url,
+# jira-user and jira-token. No Secret (or no key): that service is not used.
+- name: BREAKGLASS_PAGERDUTY_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.integrations.existingSecret }}
+      key: pagerduty-token
+      optional: true
+- name: BREAKGLASS_PAGERDUTY_API_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.integrations.existingSecret }}
+      key: pagerduty-api-url
+      optional: true
+- name: BREAKGLASS_PAGERDUTY_FROM
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.integrations.existingSecret }}
+      key: pagerduty-from
+      optional: true
+- name: BREAKGLASS_JIRA_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.integrations.existingSecret }}
+      key: jira-url
+      optional: true
+- name: BREAKGLASS_JIRA_USER
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.integrations.existingSecret }}
+      key: jira-user
+      optional: true
+- name: BREAKGLASS_JIRA_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.integrations.existingSecret }}
+      key: jira-token
+      optional: true
 {{- range $name, $value := .Values.env }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}
