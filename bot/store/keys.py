@@ -41,6 +41,11 @@ class Keys:
         """id -> ended epoch: ended self-service grants whose review is owed."""
         return f"{self.prefix}:reviews-owed"
 
+    def claimed(self, duty: str) -> str:
+        """A duty done once in its window (a review reminder a day): taken with the one lock, never
+        released, lapsing with the window."""
+        return f"{self.prefix}:claimed:{duty}"
+
     def reminded(self, request_id: str) -> str:
         """The grant expiry last reminded of; expires once that expiry has passed."""
         return f"{self.prefix}:reminded:{request_id}"

@@ -155,8 +155,10 @@ class RequestStore:
         return datetime.fromtimestamp(float(found[0][1]), UTC) if found else None
 
     def claim_daily(self, what: str, seconds: int) -> bool:
-        """True for the first caller in ``seconds`` to claim ``what`` (a once-a-day duty)."""
-        return bool(self.redis.set(f"{self.prefix}:claimed:{what}", "1", nx=True, ex=seconds))
+        """True for the first caller in ``seconds`` to claim ``what`` (a once-a-day duty): the one lock,
+        taken and left to lapse, so a second process (or a second day's run inside the window) does
+        not do the duty again."""
+        return self.claim(self.keys.claimed(what), timedelta(seconds=seconds))
 
     def claim_reminder(self, request_id: str, expires_at: str, keep_for: timedelta) -> bool:
         """Mark the reminder for ``request_id``'s expiry ``expires_at`` as sent; False when it was
