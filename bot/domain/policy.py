@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.durations import format_duration
+from bot.domain.grant_failures import FailureCode, GrantFailure
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.roster import Role, Roster, is_dns_label
@@ -211,8 +212,9 @@ def approved_at(request: AccessRequest) -> datetime:
     return max((a.at for a in request.approvals), default=request.created_at)
 
 
-def approval_still_fresh(roster: Roster, request: AccessRequest, now: datetime) -> Decision:
-    """May an approved request still be granted ``now``, however late its grant job runs?
+def approval_too_old(roster: Roster, request: AccessRequest, now: datetime) -> GrantFailure | None:
+    """Why an approved request may no longer be granted ``now``, however late its grant job runs; None
+    while it may.
 
     An approval answers the incident as it stood when it was given. A grant job that only succeeds
     after a long outage would otherwise hand out access hours later, when nobody is watching the
@@ -222,10 +224,10 @@ def approval_still_fresh(roster: Roster, request: AccessRequest, now: datetime) 
     """
     age = now - approved_at(request)
     if age <= roster.request_timeout:
-        return ALLOW
-    return deny(
-        f"it was approved {format_duration(age)} ago, longer than the request timeout "
-        f"({format_duration(roster.request_timeout)}), so that approval is too old to act on; ask again"
+        return None
+    return GrantFailure(
+        FailureCode.APPROVAL_TOO_OLD,
+        {"approved_ago": format_duration(age), "timeout": format_duration(roster.request_timeout)},
     )
 
 

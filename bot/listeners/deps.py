@@ -149,7 +149,7 @@ def refresh_home(deps: Deps, person: Profile, notice: str | None = None) -> None
     owed = deps.access.reviews_owed(person.user_id)
     roster = deps.roster()
     extendable = {r.id for r in mine if policy.extension_room(roster, r) > timedelta(0)}
-    view = blocks.home_view(roster, person.user_id, mine, waiting, deps.now(), notice, owed=owed, extendable=extendable)
+    view = blocks.home_view(person.user_id, mine, waiting, deps.now(), notice, owed=owed, extendable=extendable)
     deps.slack.publish_home(person.user_id, view)
 
 

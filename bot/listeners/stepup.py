@@ -133,7 +133,7 @@ class StepUpDesk:
         if query.get("error"):
             # The provider's own refusal (access_denied, login_required…): its code only, never its prose.
             error = query["error"][:64]
-            reason = f"{config.name} did not sign you in ({error})."
+            reason = wording.step_up_provider_refused(config.name, error)
             return self._refuse(pending, "provider_error", reason, {"error": error})
         code = query.get("code")
         if not code:

@@ -202,7 +202,7 @@ def _decide_request(
                 "reason": form.reason,
                 "channel": form.channel,
             }
-            outcome.done("Verify first", deps.step_up.hold(person.user_id, "request", ask).line)
+            outcome.done(wording.STEP_UP_FIRST, deps.step_up.hold(person.user_id, "request", ask).line)
             return
         request = deps.access.submit(
             person.user_id,
@@ -240,7 +240,7 @@ def check_channel(deps: Deps, channel: str) -> str | None:
     except BreakglassError:
         return None
     if info.get("is_ext_shared") or info.get("is_pending_ext_shared"):
-        return "That channel is shared with another organisation (Slack Connect); choose one of this workspace's."
+        return wording.CHANNEL_SHARED
     if info.get("is_archived"):
         return wording.CHANNEL_ARCHIVED
     if info.get("is_member") is False:

@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.domain.audit import SYSTEM_ACTOR, AuditEntry, Event
 from bot.domain.durations import format_duration, parse_duration
+from bot.domain.grant_failures import failure_sentence
 from bot.domain.kube_actions import MUTATING_VERBS
 
 _ENDINGS = {Event.REVOKED.value: "revoked", Event.EXPIRED.value: "expired"}
@@ -209,7 +210,10 @@ class RequestHistory:
                 self.ending = _ENDINGS.get(event) or _CLOSED[event]
                 self.ended_at = at
                 self.ended_by = entry.actor
-            says = _pairs({k: v for k, v in details.items() if k in ("why", "error", "after")})
+            if event == Event.GRANT_FAILED.value:
+                says = failure_sentence(details)
+            else:
+                says = _pairs({k: v for k, v in details.items() if k in ("why", "error", "after")})
             if details.get("early"):
                 says = "before its expiry" + (f"; {says}" if says else "")
         elif event == Event.BINDING_DELETED.value:

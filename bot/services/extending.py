@@ -13,6 +13,7 @@ from datetime import datetime
 from bot.domain import policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.durations import format_duration
+from bot.domain.grant_failures import FailureCode, GrantFailure
 from bot.domain.grants import format_instant
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State, activate, extend_expiry, transition
@@ -39,7 +40,7 @@ class Extending:
         roster = steps.roster()
         grant = self.store.get(extension.extends)
         if grant is None or grant.state is not State.ACTIVE or grant.expires_at is None:
-            return steps.fail(extension, f"{extension.extends} is no longer active")
+            return steps.fail(extension, _not_active(extension.extends))
         refusal = steps.still_allowed(roster, extension.model_copy(update={"duration": grant.duration}))
         if refusal:
             return steps.fail(extension, refusal)
@@ -48,9 +49,9 @@ class Extending:
         except BindingNotFound:
             return self._grant_gone(grant, extension)
         except PermanentError as exc:
-            return steps.fail(extension, f"the cluster refused the new expiry: {exc}")
+            return steps.fail(extension, GrantFailure(FailureCode.CLUSTER_REFUSED_EXPIRY, {"error": str(exc)}))
         if refusal or extended is None or extended.expires_at is None:
-            return steps.fail(extension, refusal or f"{extension.extends} is no longer active")
+            return steps.fail(extension, refusal or _not_active(extension.extends))
         new_expiry = extended.expires_at
         reissued = self._reissue_token(extended, roster, new_expiry)
 
@@ -94,7 +95,7 @@ class Extending:
 
     def _extend(
         self, grant_id: RequestId, extension: AccessRequest, roster: Roster
-    ) -> tuple[AccessRequest | None, str | None]:
+    ) -> tuple[AccessRequest | None, GrantFailure | None]:
         """Move the grant's expiry by the extension's duration, counted from its *current* expiry.
 
         Two extensions applied at once must both count, and the binding's annotation must end equal to
@@ -108,14 +109,14 @@ class Extending:
         for _ in range(EXTEND_ROUNDS):
             read = self.store.get(grant_id)
             if read is None or read.state is not State.ACTIVE or read.expires_at is None:
-                return read, f"{grant_id} is no longer active"  # its binding is being removed: leave it
+                return read, _not_active(grant_id)  # its binding is being removed: leave it
             if extension.id in read.extensions:
                 return self._sync_expiry(grant_id, roster), None  # an earlier run of this job committed it
             room = policy.extension_room(roster, read)
             if extension.duration > room:
                 if wrote:
                     self._sync_expiry(grant_id, roster)  # take back the annotation an earlier round wrote
-                return read, f"only {format_duration(room)} of the role's maximum is left"
+                return read, GrantFailure(FailureCode.NO_EXTENSION_ROOM, {"left": format_duration(room)})
             new_expiry = extend_expiry(read, extension.duration)
             self.steps.clusters.set_expiry(self.steps.binding_spec(read, roster, new_expiry))
             wrote = True
@@ -185,7 +186,14 @@ class Extending:
         if applied.entries:
             steps.jobs.revoke(grant.id)
             steps.jobs.publish(grant.id)
-            return steps.fail(extension, f"{grant.id} has already ended: {why}")
+            return steps.fail(
+                extension,
+                GrantFailure(FailureCode.GRANT_REMOVED_OUTSIDE, {"grant": grant.id, "cluster": grant.cluster}),
+            )
         # It ended through breakglass meanwhile (its expiry, a revoke): say that, not "outside".
         ended = applied.request.state.label if applied.request is not None else "gone"
-        return steps.fail(extension, f"{grant.id} has already ended (it is {ended})")
+        return steps.fail(extension, GrantFailure(FailureCode.GRANT_ENDED, {"grant": grant.id, "state": ended}))
+
+
+def _not_active(grant_id: RequestId) -> GrantFailure:
+    return GrantFailure(FailureCode.GRANT_NOT_ACTIVE, {"grant": grant_id})

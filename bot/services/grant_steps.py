@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from bot.domain import automation, policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.grant_failures import FailureCode, GrantFailure
 from bot.domain.grants import BindingSpec, RequestThread
 from bot.domain.lifecycle import AccessRequest, State, transition
 from bot.domain.roster import Roster
@@ -54,29 +55,29 @@ class GrantSteps:
             thread=RequestThread(grant.channel, grant.message_ts) if grant.message_ts else None,
         )
 
-    def still_allowed(self, roster: Roster, request: AccessRequest) -> str | None:
+    def still_allowed(self, roster: Roster, request: AccessRequest) -> GrantFailure | None:
         """Check again, against the roster as it is now, before acting on an old approval."""
         decision = policy.evaluate_request(
             roster, policy.Ask(request.requester, request.cluster, request.namespace, request.role, request.duration)
         )
         if not decision:
-            return f"no longer allowed: {decision.reason}"
+            return GrantFailure(FailureCode.NO_LONGER_ALLOWED, {"reason": decision.reason})
         role = roster.roles[request.role]
         if request.self_service:
             if role.self_service or self._asked_by_operator(request):
                 return None
             # The stored flag says how the request was made, not what the role asks for now: a
             # role changed to need approvals must not grant a self-service request made before.
-            return f"'{role.name}' now needs {role.approvals} approval{'s' if role.approvals != 1 else ''}; ask again"
+            return GrantFailure(FailureCode.ROLE_NEEDS_APPROVALS, {"role": role.name, "approvals": str(role.approvals)})
         if request.automatic_rule is not None:
             return self._rule_still_allows(roster, request)
         current_approvers = policy.approvers_for(roster, request)
         valid = [a for a in request.approved_by if a in current_approvers]
         if len(valid) < role.approvals:
-            return "its approvals no longer suffice: an approver has left the approver groups"
+            return GrantFailure(FailureCode.APPROVALS_NO_LONGER_SUFFICE)
         return None
 
-    def _rule_still_allows(self, roster: Roster, request: AccessRequest) -> str | None:
+    def _rule_still_allows(self, roster: Roster, request: AccessRequest) -> GrantFailure | None:
         """An automatic approval stands only within its rule's limits, as the roster says them now:
         the rule is still there, the duration, the role's scope and the time window are still within
         it, and the request holds a place under its daily cap. Never more access than the role allows."""
@@ -91,10 +92,10 @@ class GrantSteps:
             duration = grant.expires_at - grant.granted_at + stored.duration
         rule = automation.rule_named(role.auto_approve, request.automatic_rule)
         if rule is None:
-            return f"the rule that approved it automatically ({request.automatic_rule}) is no longer in the roster; ask again"
+            return GrantFailure(FailureCode.RULE_GONE, {"rule": request.automatic_rule})
         place = self.store.automatic.place(request.requester, request.id, self.now())
         if place is None:
-            return f"its automatic approval is not counted under rule {rule.name}'s daily cap; ask again"
+            return GrantFailure(FailureCode.RULE_NOT_COUNTED, {"rule": rule.name})
         facts = automation.Facts(
             role=role.name,
             cluster_scoped=role.scope == "cluster",
@@ -104,7 +105,7 @@ class GrantSteps:
             approvals_in_window=place - 1,
         )
         why = automation.limits_hold(rule, facts)
-        return f"rule {rule.name} no longer approves it automatically: {why.rstrip('.')}" if why else None
+        return GrantFailure(FailureCode.RULE_NO_LONGER_APPROVES, {"rule": rule.name, "reason": why}) if why else None
 
     def _asked_by_operator(self, request: AccessRequest) -> bool:
         """Made with ``breakglass grant`` where the bot runs (Slack down): approved by the operator
@@ -112,15 +113,16 @@ class GrantSteps:
         first = next(iter(self.store.audit.for_request(request.id)), None)
         return first is not None and first.event == Event.REQUESTED and bool(first.details.get("operator"))
 
-    def fail(self, request: AccessRequest, why: str) -> AccessRequest | None:
-        """End an approved request as failed, and revoke whatever half-made binding it left."""
+    def fail(self, request: AccessRequest, failure: GrantFailure) -> AccessRequest | None:
+        """End an approved request as failed, and revoke whatever half-made binding it left. The audit
+        entry records the failure's code and facts; the request's note, its sentence."""
 
         def decide(current: AccessRequest | None) -> Change[None]:
             if current is None or current.state is not State.APPROVED:
                 return Change(None)
             return Change(
-                transition(current, State.FAILED, self.now(), note=why),
-                [Draft(Event.GRANT_FAILED, SYSTEM_ACTOR, current.id, {"error": why})],
+                transition(current, State.FAILED, self.now(), note=failure.sentence()),
+                [Draft(Event.GRANT_FAILED, SYSTEM_ACTOR, current.id, failure.details())],
             )
 
         applied = self.store.apply(request.id, decide)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from bot.domain import policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.grant_failures import FailureCode, GrantFailure
 from bot.domain.grants import BindingSpec, IssuedCredentials, format_instant
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State, activate, expiry_for
@@ -59,9 +60,9 @@ class Granting:
         roster = steps.roster()
         if expires_at is None:
             # Not for a binding the sweep found: that grant was made in time, and it is recorded as made.
-            fresh = policy.approval_still_fresh(roster, request, steps.now())
-            if not fresh:
-                return steps.fail(request, fresh.reason)
+            too_old = policy.approval_too_old(roster, request, steps.now())
+            if too_old:
+                return steps.fail(request, too_old)
         if request.extends:
             return self.extending.apply(request)
         refusal = steps.still_allowed(roster, request)
@@ -111,7 +112,7 @@ class Granting:
             try:
                 credentials = steps.clusters.apply_grant(spec)
             except PermanentError as exc:
-                return steps.fail(request, f"the cluster refused the binding: {exc}")
+                return steps.fail(request, GrantFailure(FailureCode.CLUSTER_REFUSED_BINDING, {"error": str(exc)}))
         in_place = steps.now()
         if not found and in_place - started > EXPIRY_SLACK:
             # The duration counts from the moment the binding is in place, not from when we asked.
@@ -154,9 +155,7 @@ class Granting:
         """The kubeconfig of a token-mode grant cannot reach its holder: fail closed. A binding,
         ServiceAccount and token nobody received must not stay live (and a sweep adopting the binding
         would only mint and fail to send another); the request ends failed and both are removed now."""
-        failed = self.steps.fail(
-            request, f"your kubeconfig could not be sent to you by DM ({exc}), so the grant was withdrawn"
-        )
+        failed = self.steps.fail(request, GrantFailure(FailureCode.KUBECONFIG_UNDELIVERABLE, {"error": str(exc)}))
         if failed is not None and failed.state is State.FAILED:
             self.ending.revoke(request.id)  # at once; the revoke job fail queued finishes it if this cannot
         return failed

@@ -521,7 +521,6 @@ def notice_modal(title: str, text: str) -> dict[str, Any]:
 
 
 def home_view(
-    roster: Roster,
     person: str,
     mine: Sequence[AccessRequest],
     waiting: Sequence[AccessRequest],

@@ -34,6 +34,7 @@ import redis
 
 from bot.domain import policy
 from bot.domain.audit import AuditEntry, Event
+from bot.domain.grant_failures import failure_sentence
 from bot.domain.grants import IssuedCredentials, RequestThread, parse_instant
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest
@@ -221,9 +222,7 @@ class SlackNotifier:
                 for person in d.get("owed_by") or []:
                     self._dm(str(person), owed, request)
             case Event.GRANT_FAILED:
-                self._dm(
-                    requester, blocks.dm(wording.dm_grant_failed(request, str(d.get("error") or "unknown"))), request
-                )
+                self._dm(requester, blocks.dm(wording.dm_grant_failed(request, failure_sentence(d))), request)
             case _:
                 pass
 

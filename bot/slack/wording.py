@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.domain import automation, policy
 from bot.domain.audit import SYSTEM_ACTOR, AuditEntry, Event
 from bot.domain.durations import format_duration
+from bot.domain.grant_failures import failure_sentence
 from bot.domain.grants import parse_instant
 from bot.domain.ids import SlackUserId, is_slack_user_id
 from bot.domain.lifecycle import AccessRequest, State
@@ -413,7 +414,7 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             )
             return f":unlock: Granted: {binding} binds {subject}; ends {_ends(d)}.{note}"
         case Event.GRANT_FAILED:
-            return f":warning: The grant failed: {escape(str(d.get('error') or 'unknown error'))}."
+            return f":warning: The grant failed: {escape(failure_sentence(d))}."
         case Event.REMINDER_SENT:
             return f":bell: Reminder sent to {who(request.requester)}: access ends {_ends(d)}."
         case Event.EXTENSION_REQUESTED:
@@ -940,6 +941,7 @@ NOT_ENTITLED = "You are not entitled to any access yet; ask your platform team."
 BROKEN_BUTTON = "That button names no request; use /breakglass list to find yours."
 CHANNEL_ARCHIVED = "That channel is archived; choose another."
 CHANNEL_UNSEEN = "breakglass cannot see that channel; invite it (/invite @breakglass) or choose another."
+CHANNEL_SHARED = "That channel is shared with another organisation (Slack Connect); choose one of this workspace's."
 CHANNEL_NOT_JOINED = "breakglass is not in that channel; invite it (/invite @breakglass) or choose another."
 
 # Titles of the notice a form turns into once it has been handled.
@@ -985,6 +987,14 @@ STEP_UP_DONE_PAGE = "Verified. You can return to Slack."
 STEP_UP_LINK_GONE = "This verification link is unknown, used or expired; ask again in Slack for a new one."
 STEP_UP_STATE_GONE = "This sign-in is unknown, used or expired; nothing was changed. Ask again in Slack."
 STEP_UP_OFF = "Step-up verification is not set up here (mfa: oidc with BREAKGLASS_PUBLIC_URL)."
+
+
+STEP_UP_FIRST = "Verify first"
+
+
+def step_up_provider_refused(provider: str, error: str) -> str:
+    """The identity provider's own refusal, by its error code only (never its prose)."""
+    return f"{provider} did not sign you in ({error})."
 
 
 def step_up_refused_page(reason: str) -> str:

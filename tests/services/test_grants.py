@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.grant_failures import failure_sentence
 from bot.domain.grants import (
     APPROVERS_ANNOTATION,
     EXPIRES_AT_ANNOTATION,
@@ -168,7 +169,12 @@ def test_person_removed_from_the_roster_since_approval_gets_nothing(
     assert ("apply_grant", "prod") not in cluster.calls
     last = store.audit.for_request(request.id)[-1]
     assert (last.event, last.actor) == (Event.GRANT_FAILED, SYSTEM_ACTOR)
-    assert last.details["error"] == failed.note
+    # The audit entry records the failure's code and facts, not the sentence; the note is its sentence.
+    assert last.details == {
+        "code": "no_longer_allowed",
+        "reason": "You are not in the breakglass roster; ask your platform team to add you.",
+    }
+    assert failure_sentence(last.details) == failed.note
     assert jobs.queued("publish", request.id)  # reported in the thread
 
 

@@ -135,6 +135,10 @@ EVENTS: list[tuple[Any, str]] = [
     ),
     (entry(Event.GRANT_FAILED, error="forbidden <!channel>"), "The grant failed: forbidden <!channel>."),
     (
+        entry(Event.GRANT_FAILED, code="cluster_refused_binding", error="forbidden <!channel>"),
+        "The grant failed: the cluster refused the binding: forbidden <!channel>.",
+    ),
+    (
         entry(Event.REMINDER_SENT, expires_at="2026-11-27T10:00:00Z"),
         "Reminder sent to @alice: access ends 2026-11-27 10:00 UTC.",
     ),
@@ -255,7 +259,7 @@ def test_home_view_stays_within_100_blocks_however_much_there_is(roster: Roster,
         for c in "ABCDEFGH"
         for d in "23"
     ]
-    view = blocks.home_view(roster, BOB, active + pending, waiting, clock(), notice="done")
+    view = blocks.home_view(BOB, active + pending, waiting, clock(), notice="done")
     assert view_problems(view, expected_type="home") == []
     assert len(view["blocks"]) <= 100
     assert find_button(view["blocks"], blocks.REVOKE_ACTION, "BG-2222A2") is not None
@@ -264,19 +268,19 @@ def test_home_view_stays_within_100_blocks_however_much_there_is(roster: Roster,
 
 def test_home_lists_reviews_owed_for_approvers_and_the_holders_account(roster: Roster, clock: FakeClock) -> None:
     ended = make_request(clock, State.EXPIRED, role="view", approvals_required=0, approvals=())
-    as_approver = blocks.home_view(roster, BOB, [], [], clock(), owed=[ended])
+    as_approver = blocks.home_view(BOB, [], [], clock(), owed=[ended])
     text = shown(as_approver["blocks"])
     assert "Reviews owed" in text
     assert "Self-service break-glass by @alice: your review is owed." in text
     review = find_button(as_approver["blocks"], blocks.REVIEW_ACTION, ended.id)
     assert review is not None
     assert review[1]["text"]["text"] == "Write review"
-    as_holder = blocks.home_view(roster, ALICE, [ended], [], clock(), owed=[ended])
+    as_holder = blocks.home_view(ALICE, [ended], [], clock(), owed=[ended])
     holder_button = find_button(as_holder["blocks"], blocks.REVIEW_ACTION, ended.id)
     assert holder_button is not None
     assert holder_button[1]["text"]["text"] == "Add your account"
     assert "An approver owes the review" in shown(as_holder["blocks"])
-    assert "Reviews owed" not in shown(blocks.home_view(roster, BOB, [], [], clock())["blocks"])
+    assert "Reviews owed" not in shown(blocks.home_view(BOB, [], [], clock())["blocks"])
 
 
 def test_reviewed_request_says_so(roster: Roster, clock: FakeClock) -> None:

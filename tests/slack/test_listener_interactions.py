@@ -543,7 +543,7 @@ def test_deny_and_revoke_ask_for_confirmation_first(harness: SlackAppHarness, sl
     assert approve is not None
     assert "confirm" not in approve[1]
     active = request.model_copy(update={"state": State.ACTIVE, "expires_at": harness.clock() + timedelta(hours=1)})
-    home = blocks.home_view(harness.core.roster(), ALICE, [active], [], harness.clock())
+    home = blocks.home_view(ALICE, [active], [], harness.clock())
     revoke = find_button(home["blocks"], blocks.REVOKE_ACTION, request.id)
     assert revoke is not None
     assert revoke[1]["confirm"]["confirm"]["text"] == "Revoke"
