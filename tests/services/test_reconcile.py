@@ -107,6 +107,25 @@ def test_missing_revoke_job_is_scheduled_again_once(
     assert reconciler.sweep().rescheduled == []
 
 
+def test_an_active_grant_whose_cluster_fails_has_its_lost_revoke_job_scheduled_again_from_redis(
+    reconciler: Reconciler, jobs: RecordingJobs, cluster: FakeCluster, store: RequestStore, flows: Flows
+) -> None:
+    grant = flows.granted()
+    other = flows.granted(requester=BOB)
+    jobs.lose()
+    assert grant.expires_at is not None
+    jobs.revoke(other.id, at=other.expires_at)  # this one's job is still waiting
+    cluster.fail_next(100, ClusterUnavailable, cluster="prod")  # the bindings cannot be read this time
+    asked = len(jobs.of("revoke", other.id))
+    report = reconciler.sweep()
+    assert report.rescheduled == [grant.id]
+    assert [c.at for c in jobs.queued("revoke", grant.id)][-1] == grant.expires_at
+    entry = store.audit.for_request(grant.id)[-1]
+    assert (entry.event, entry.details["found"]) == (Event.SWEEP_RESCHEDULED, "redis")
+    assert len(jobs.of("revoke", other.id)) == asked  # not asked for again: its job was seen waiting
+    assert reconciler.sweep().rescheduled == []
+
+
 def test_stale_pending_request_times_out(
     reconciler: Reconciler, store: RequestStore, clock: FakeClock, flows: Flows
 ) -> None:
