@@ -88,7 +88,7 @@ class GrantSteps:
             # Judged as when it was approved: on the grant's whole length once extended.
             stored, grant = self.store.get(request.id), self.store.get(request.extends)
             if stored is None or grant is None or grant.granted_at is None or grant.expires_at is None:
-                return f"{request.extends} is no longer active"
+                return GrantFailure(FailureCode.GRANT_NOT_ACTIVE, {"grant": request.extends})
             duration = grant.expires_at - grant.granted_at + stored.duration
         rule = automation.rule_named(role.auto_approve, request.automatic_rule)
         if rule is None:
