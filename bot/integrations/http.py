@@ -117,10 +117,35 @@ def ca_bundle() -> str | None:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
 
 
+def trust_problem() -> str | None:
+    """Why the CA bundle in force cannot be used (it names no readable file), or None. A process is
+    not stopped for it — its lookups fail (the humans decide) and ``doctor`` says why."""
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        path = os.environ.get(name)
+        if path:
+            if not (os.path.isfile(path) and os.access(path, os.R_OK)):
+                return f"{name} names {path}, which is not a readable file"
+            return None
+    return None
+
+
 def ssl_context() -> ssl.SSLContext:
-    """A client TLS context trusting ``ca_bundle()`` when set, else the system's CA store."""
+    """A client TLS context trusting ``ca_bundle()`` when set, else the system's CA store. A bundle
+    that cannot be loaded trusts nothing (every handshake fails), never the system's store instead."""
     bundle = ca_bundle()
-    return ssl.create_default_context(cafile=bundle) if bundle else ssl.create_default_context()
+    if not bundle:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=bundle)
+    except (OSError, ssl.SSLError):
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def refuse_untrusted(service: str) -> None:
+    """Raises LookupFailed when the CA bundle in force cannot be used."""
+    problem = trust_problem()
+    if problem is not None:
+        raise LookupFailed(f"{service} cannot be reached safely: {problem}.")
 
 
 def failure_of_transport(service: str, exc: BaseException, timeout: float) -> LookupFailed:

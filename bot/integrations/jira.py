@@ -28,6 +28,7 @@ from bot.integrations.http import (
     failure_of_status,
     failure_of_transport,
     one_lookup,
+    refuse_untrusted,
     retry_after,
     with_retries,
 )
@@ -142,6 +143,7 @@ class Jira:
     @contextmanager
     def _translated(self, doing: str) -> Iterator[None]:
         try:
+            refuse_untrusted(SERVICE)
             with one_lookup(self._patience):
                 yield
         except LookupFailed:

@@ -26,6 +26,7 @@ from bot.integrations.http import (
     failure_of_status,
     failure_of_transport,
     one_lookup,
+    refuse_untrusted,
     retry_after,
     ssl_context,
     with_retries,
@@ -229,6 +230,7 @@ class PagerDuty:
     @contextmanager
     def _translated(self, doing: str) -> Iterator[None]:
         try:
+            refuse_untrusted(SERVICE)
             with one_lookup(self._patience):
                 yield
         except LookupFailed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr
 
@@ -148,3 +150,44 @@ def test_the_tokens_never_appear_in_repr() -> None:
     assert PD_TOKEN not in str(settings)
     assert JIRA_TOKEN not in str(settings)
     assert settings.pagerduty_token == SecretStr(PD_TOKEN)
+
+
+def test_a_ca_bundle_that_cannot_be_read_fails_each_lookup_not_the_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-such-bundle.pem")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", missing)
+    integrations = connect(
+        load_settings(
+            {
+                **BASE,
+                "BREAKGLASS_PAGERDUTY_TOKEN": PD_TOKEN,
+                "BREAKGLASS_JIRA_URL": "https://example.atlassian.net",
+                "BREAKGLASS_JIRA_TOKEN": JIRA_TOKEN,
+            }
+        )
+    )
+    assert integrations.tickets is not None
+    with pytest.raises(LookupFailed) as failure:
+        integrations.tickets.pagerduty_incident("1")
+    assert str(failure.value) == (
+        f"PagerDuty cannot be reached safely: REQUESTS_CA_BUNDLE names {missing}, which is not a readable file."
+    )
+    with pytest.raises(LookupFailed, match=r"^Jira cannot be reached safely: REQUESTS_CA_BUNDLE names "):
+        integrations.tickets.jira_issue("INC-1")
+
+
+def test_a_ca_bundle_holding_no_certificate_trusts_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with PagerDutyDouble(token=PD_TOKEN) as pagerduty:
+        garbage = tmp_path / "garbage.pem"
+        garbage.write_text("not a certificate\n")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(garbage))
+        integrations = connect(
+            load_settings(
+                {**BASE, "BREAKGLASS_PAGERDUTY_TOKEN": PD_TOKEN, "BREAKGLASS_PAGERDUTY_API_URL": pagerduty.base_url}
+            )
+        )
+        assert integrations.tickets is not None
+        with pytest.raises(LookupFailed, match="TLS certificate is not trusted"):
+            integrations.tickets.pagerduty_incident("1")
+        assert pagerduty.calls == []
