@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from bot.domain.grants import SYSTEM_NAMESPACE
 
 if TYPE_CHECKING:
+    from bot.domain.lifecycle import AccessRequest
     from bot.domain.roster import Roster
+    from bot.wiring import Core
 
 
 def add_roster_argument(parser: argparse.ArgumentParser) -> None:
@@ -182,18 +184,37 @@ def _operator(args: argparse.Namespace, command: str) -> str | None:
     return name[:80]
 
 
+def _as_operator(command: str, act: Callable[[Core], AccessRequest]) -> tuple[Core, AccessRequest] | None:
+    """Record what an operator does, as ``breakglass grant`` and ``revoke`` both do: on the processes'
+    own settings and Redis, with the request queued for its thread (the outbox) once Slack answers.
+    None, said on standard error, when it was refused or Redis could not record it."""
+    import redis
+
+    from bot.cli import settings_or_exit
+    from bot.services.errors import Refused
+    from bot.wiring import build_core
+
+    core = build_core(settings_or_exit())
+    try:
+        request = act(core)
+        core.store.outbox.add(request.id)
+    except Refused as exc:
+        print(f"breakglass {command}: refused: {exc.reason}", file=sys.stderr)
+        return None
+    except redis.RedisError as exc:
+        print(f"BREAKGLASS_REDIS_URL: cannot record the {command} ({type(exc).__name__})", file=sys.stderr)
+        return None
+    return core, request
+
+
 def _grant(args: argparse.Namespace) -> int:
     """The operator path of the contract's "When Slack is down"."""
     import time
 
-    import redis
-
-    from bot.cli import settings_or_exit
     from bot.domain.durations import DurationError, parse_duration
     from bot.domain.ids import SlackUserId, is_slack_user_id
     from bot.domain.lifecycle import State
-    from bot.services.errors import Refused
-    from bot.wiring import build_core
+    from bot.domain.policy import Ask
 
     operator = _operator(args, "grant")
     if operator is None:
@@ -207,19 +228,11 @@ def _grant(args: argparse.Namespace) -> int:
         print(f"breakglass grant: {exc}", file=sys.stderr)
         return 2
     cluster, _, namespace = args.target.partition("/")
-    settings = settings_or_exit()
-    core = build_core(settings)
-    try:
-        request = core.access.grant_by_operator(
-            SlackUserId(args.person), cluster, namespace or None, args.role, duration, args.reason, operator
-        )
-        core.store.outbox.add(request.id)
-    except Refused as exc:
-        print(f"breakglass grant: refused: {exc.reason}", file=sys.stderr)
+    ask = Ask(SlackUserId(args.person), cluster, namespace or None, args.role, duration, args.reason)
+    recorded = _as_operator("grant", lambda core: core.access.grant_by_operator(ask, operator))
+    if recorded is None:
         return 1
-    except redis.RedisError as exc:
-        print(f"BREAKGLASS_REDIS_URL: cannot record the grant ({type(exc).__name__})", file=sys.stderr)
-        return 1
+    core, request = recorded
     print(
         f"{request.id}: {args.role} on {request.target} for {args.person}, recorded in the audit log as by {operator}"
     )
@@ -241,12 +254,7 @@ def _grant(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    import redis
-
-    from bot.cli import settings_or_exit
     from bot.domain.ids import parse_request_id
-    from bot.services.errors import Refused
-    from bot.wiring import build_core
 
     operator = _operator(args, "revoke")
     if operator is None:
@@ -255,16 +263,9 @@ def _revoke(args: argparse.Namespace) -> int:
     if request_id is None:
         print(f"breakglass revoke: '{args.request_id[:40]}' is not a request id like BG-7K2QXM", file=sys.stderr)
         return 2
-    settings = settings_or_exit()
-    core = build_core(settings)
-    try:
-        request = core.access.revoke_by_operator(request_id, operator, args.reason)
-        core.store.outbox.add(request.id)
-    except Refused as exc:
-        print(f"breakglass revoke: refused: {exc.reason}", file=sys.stderr)
+    recorded = _as_operator("revoke", lambda core: core.access.revoke_by_operator(request_id, operator, args.reason))
+    if recorded is None:
         return 1
-    except redis.RedisError as exc:
-        print(f"BREAKGLASS_REDIS_URL: cannot record the revoke ({type(exc).__name__})", file=sys.stderr)
-        return 1
+    _, request = recorded
     print(f"{request.id}: revoked by {operator}; a worker removes the binding now (the sweep does if none does)")
     return 0

@@ -7,8 +7,10 @@ again, against the roster as it is *now*, before they create a binding ("check, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.domain.durations import format_duration
 from bot.domain.grant_failures import FailureCode, GrantFailure
@@ -44,13 +46,45 @@ def deny(reason: str) -> Decision:
 
 @dataclass(frozen=True)
 class Ask:
-    """What a person asks for, before it becomes a request."""
+    """What a person asks for, before it becomes a request: the one value the form, the command, a
+    step-up sign-in and ``breakglass grant`` hand to ``AccessService.submit``. Entitlement is judged on
+    who, where, which role and for how long; ``reason`` and ``channel`` (None: the roster's incident
+    channel) are checked once it is submitted, and an empty reason is refused there."""
 
     requester: SlackUserId
     cluster: str
     namespace: str | None
     role: str
     duration: timedelta
+    reason: str = ""
+    channel: str | None = None
+
+    def held(self) -> dict[str, Any]:
+        """The ask as JSON, without its person, while that person signs in at the identity provider."""
+        held: dict[str, Any] = {
+            "cluster": self.cluster,
+            "namespace": self.namespace,
+            "role": self.role,
+            "duration": self.duration.total_seconds(),
+            "reason": self.reason,
+        }
+        if self.channel is not None:
+            held["channel"] = self.channel
+        return held
+
+    @classmethod
+    def resumed(cls, requester: SlackUserId, held: Mapping[str, Any]) -> Ask:
+        """The ask ``held`` kept, once ``requester`` has signed in."""
+        channel = held.get("channel")
+        return cls(
+            requester,
+            str(held["cluster"]),
+            held.get("namespace"),
+            str(held["role"]),
+            timedelta(seconds=float(held["duration"])),
+            str(held["reason"]),
+            str(channel) if channel is not None else None,
+        )
 
 
 def check_review(text: str) -> Decision:

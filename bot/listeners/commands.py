@@ -90,21 +90,11 @@ def run(deps: Deps, command: Command, person: Profile, body: Mapping[str, Any], 
         case Ask() if deps.needs_step_up("request", command.role):
             assert deps.step_up is not None
             # Checked before the person is sent to sign in: nobody verifies for a request that cannot be made.
-            access.check_submit(
-                person.user_id, command.cluster, command.namespace, command.role, command.duration, command.reason
-            )
-            ask = {
-                "cluster": command.cluster,
-                "namespace": command.namespace,
-                "role": command.role,
-                "duration": command.duration.total_seconds(),
-                "reason": command.reason,
-            }
-            send(respond, *deps.step_up.hold(person.user_id, "request", ask, respond.response_url).message)
+            ask = command.by(person.user_id)
+            access.check_submit(ask)
+            send(respond, *deps.step_up.hold(person.user_id, "request", ask.held(), respond.response_url).message)
         case Ask():
-            request: AccessRequest = access.submit(
-                person.user_id, command.cluster, command.namespace, command.role, command.duration, command.reason
-            )
+            request: AccessRequest = access.submit(command.by(person.user_id))
             send(respond, wording.submitted(request, roster, access.not_automatic(request.id)))
 
 

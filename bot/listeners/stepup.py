@@ -25,9 +25,10 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from bot.domain import policy
 from bot.domain.ids import RequestId, SlackUserId, parse_request_id
 from bot.domain.roster import OidcConfig, Roster, StepUpAction
 from bot.domain.stepup import Login, LoginRefused, PendingAction, Verified, judge
@@ -158,16 +159,7 @@ class StepUpDesk:
         payload = pending.payload
         try:
             if pending.action == "request":
-                self.access.submit(
-                    person,
-                    str(payload["cluster"]),
-                    payload.get("namespace"),
-                    str(payload["role"]),
-                    timedelta(seconds=float(payload["duration"])),
-                    str(payload["reason"]),
-                    payload.get("channel"),
-                    verified=details,
-                )
+                self.access.submit(policy.Ask.resumed(person, payload), verified=details)
             else:
                 request_id = parse_request_id(str(payload.get("request_id") or ""))
                 if request_id is None:

@@ -188,32 +188,14 @@ def _decide_request(
         options = options_for(roster, person.user_id, state.cluster, state.role)
         outcome.show(blocks.request_modal(options, roster, state, notice=wording.form_problem(channel_problem)))
         return
+    ask = policy.Ask(person.user_id, form.cluster, form.namespace, form.role, form.duration, form.reason, form.channel)
     try:
         if deps.needs_step_up("request", form.role):
             assert deps.step_up is not None
-            deps.access.check_submit(
-                person.user_id, form.cluster, form.namespace, form.role, form.duration, form.reason, form.channel
-            )
-            ask = {
-                "cluster": form.cluster,
-                "namespace": form.namespace,
-                "role": form.role,
-                "duration": form.duration.total_seconds(),
-                "reason": form.reason,
-                "channel": form.channel,
-            }
-            outcome.done(wording.STEP_UP_FIRST, deps.step_up.hold(person.user_id, "request", ask).line)
+            deps.access.check_submit(ask)
+            outcome.done(wording.STEP_UP_FIRST, deps.step_up.hold(person.user_id, "request", ask.held()).line)
             return
-        request = deps.access.submit(
-            person.user_id,
-            form.cluster,
-            form.namespace,
-            form.role,
-            form.duration,
-            form.reason,
-            form.channel,
-            submission=outcome.view_id or None,
-        )
+        request = deps.access.submit(ask, submission=outcome.view_id or None)
     except Refused as refused:
         deps.access.refuse(None, person.user_id, "request", refused.reason)
         outcome.refused(refused.reason)

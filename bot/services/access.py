@@ -71,13 +71,7 @@ class AccessService:
 
     def submit(
         self,
-        requester: SlackUserId,
-        cluster: str,
-        namespace: str | None,
-        role: str,
-        duration: timedelta,
-        reason: str,
-        channel: str | None = None,
+        ask: policy.Ask,
         *,
         submission: str | None = None,
         operator: str | None = None,
@@ -87,7 +81,8 @@ class AccessService:
         id): the same submission delivered again returns the request it made instead of a second one.
         ``operator``: see ``grant_by_operator``. ``verified``: the step-up login that backs it
         (``identity_verified``, written with it)."""
-        self.check_submit(requester, cluster, namespace, role, duration, reason, channel, submission=submission)
+        self.check_submit(ask, submission=submission)
+        requester, role, duration, reason = ask.requester, ask.role, ask.duration, ask.reason
         roster = self.roster()
         # The ticket check and the rules' lookups, after identity and step-up, before anything is
         # stored: a refused ticket leaves no request behind. ``breakglass grant`` (Slack down, run by
@@ -97,12 +92,12 @@ class AccessService:
         request = AccessRequest(
             id=request_id_for(submission) if submission else new_request_id(),
             requester=requester,
-            cluster=cluster,
-            namespace=namespace,
+            cluster=ask.cluster,
+            namespace=ask.namespace,
             role=role,
             duration=duration,
             reason=reason.strip(),
-            channel=channel or roster.incident_channel,
+            channel=ask.channel or roster.incident_channel,
             created_at=now,
             updated_at=now,
             approvals_required=0 if operator else roster.roles[role].approvals,
@@ -122,28 +117,17 @@ class AccessService:
             return request
         return self._after_created(request, approved=operated, screening=screening)
 
-    def check_submit(
-        self,
-        requester: SlackUserId,
-        cluster: str,
-        namespace: str | None,
-        role: str,
-        duration: timedelta,
-        reason: str,
-        channel: str | None = None,
-        *,
-        submission: str | None = None,
-    ) -> None:
+    def check_submit(self, ask: policy.Ask, *, submission: str | None = None) -> None:
         """Refused if ``submit`` would refuse this ask now: asked before a step-up too, so nobody signs
         in at the identity provider for a request that could never be made."""
         roster = self.roster()
         same = request_id_for(submission) if submission else None  # a redelivered form is not a new ask
-        mine = [r for r in self._undecided(roster) if r.requester == requester and not r.extends and r.id != same]
+        mine = [r for r in self._undecided(roster) if r.requester == ask.requester and not r.extends and r.id != same]
         _require(
-            policy.evaluate_request(roster, policy.Ask(requester, cluster, namespace, role, duration)),
-            policy.check_channel(roster, channel) if channel is not None else policy.ALLOW,
+            policy.evaluate_request(roster, ask),
+            policy.check_channel(roster, ask.channel) if ask.channel is not None else policy.ALLOW,
             policy.check_pending_quota(roster, len(mine)),
-            policy.check_reason(reason),
+            policy.check_reason(ask.reason),
         )
 
     def extend(
@@ -198,21 +182,12 @@ class AccessService:
         self.jobs.publish(grant.id)
         return self._after_created(extension, screening=screening)
 
-    def grant_by_operator(
-        self,
-        requester: SlackUserId,
-        cluster: str,
-        namespace: str | None,
-        role: str,
-        duration: timedelta,
-        reason: str,
-        operator: str,
-    ) -> AccessRequest:
+    def grant_by_operator(self, ask: policy.Ask, operator: str) -> AccessRequest:
         """``breakglass grant``, run where the bot runs while Slack is down: the same roster, policy
         and limits as a request, then granted at once as self-service break-glass is. Nobody could
         approve it in Slack, so, as for self-service, the approvers are told and a review is owed; the
         operator is named in the audit log from the first entry."""
-        return self.submit(requester, cluster, namespace, role, duration, reason, operator=operator)
+        return self.submit(ask, operator=operator)
 
     def revoke_by_operator(self, request_id: RequestId, operator: str, reason: str | None) -> AccessRequest:
         """``breakglass revoke``, run where the bot runs: ends a grant now, whoever holds it."""

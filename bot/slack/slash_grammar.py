@@ -23,8 +23,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot.domain import policy
 from bot.domain.durations import DurationError, parse_duration, split_duration
-from bot.domain.ids import RequestId, parse_request_id
+from bot.domain.ids import RequestId, SlackUserId, parse_request_id
 from bot.slack import wording
 
 
@@ -89,6 +90,10 @@ class Ask:
     duration: timedelta
     reason: str
     action = "request"
+
+    def by(self, requester: SlackUserId) -> policy.Ask:
+        """What ``requester`` asks for with this command."""
+        return policy.Ask(requester, self.cluster, self.namespace, self.role, self.duration, self.reason)
 
 
 Command = OpenForm | Help | ListRequests | Status | Cancel | Revoke | Extend | Ask

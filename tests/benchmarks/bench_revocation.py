@@ -39,6 +39,7 @@ from kubernetes import client, config
 
 from bot.domain.ids import RequestId, SlackUserId
 from bot.domain.lifecycle import State
+from bot.domain.policy import Ask
 from bot.roster_source import RosterFile
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
@@ -164,7 +165,7 @@ def one_at_a_time(core: Core, api: ApiRecorder, count: int, seconds: int) -> tup
     approved: dict[str, float] = {}
     for i in range(count + WARM_UP):
         request = core.access.submit(
-            SlackUserId(ALICE), "prod", "payments", "emergency", timedelta(seconds=seconds), REASON
+            Ask(SlackUserId(ALICE), "prod", "payments", "emergency", timedelta(seconds=seconds), REASON)
         )
         assert request.state is State.APPROVED  # self-service: approved as it is made
         api.wait_for(api.created, [binding_of(request.id)], timeout=30)
@@ -223,7 +224,7 @@ def burst(stack: LocalStack, core: Core, api: ApiRecorder, count: int) -> Burst:
     grants = GrantService(core.store, roster, clusters, jobs, RecordingNotifier(), now)
     names = []
     for _ in range(count):
-        request = access.submit(SlackUserId(ALICE), "prod", "payments", "emergency", expiry - frozen, REASON)
+        request = access.submit(Ask(SlackUserId(ALICE), "prod", "payments", "emergency", expiry - frozen, REASON))
         active = grants.grant(request.id)
         assert active is not None, request.id
         assert active.expires_at == expiry, active

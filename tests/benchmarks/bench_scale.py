@@ -45,6 +45,7 @@ from kubernetes import client, config
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import State
+from bot.domain.policy import Ask
 from bot.roster_source import RosterFile
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
@@ -146,7 +147,7 @@ def make_grants(stack: LocalStack, core: Core, count: int, duration: timedelta) 
     def one(i: int) -> str:
         cluster = names[i % len(names)]
         requester = SlackUserId(BENCH_PEOPLE[i % len(BENCH_PEOPLE)])
-        request = access.submit(requester, cluster, "payments", ROLE, duration, REASON)
+        request = access.submit(Ask(requester, cluster, "payments", ROLE, duration, REASON))
         assert request.state is State.APPROVED, request
         active = grants.grant(request.id)
         assert active is not None, request
@@ -245,7 +246,7 @@ def killed_scheduler_lateness(stack: LocalStack, core: Core, api: ApiRecorder, c
     holder.popen.wait(10)
     requests = []
     for _ in range(count):
-        request = core.access.submit(SlackUserId(ALICE), "prod", "payments", ROLE, timedelta(seconds=5), REASON)
+        request = core.access.submit(Ask(SlackUserId(ALICE), "prod", "payments", ROLE, timedelta(seconds=5), REASON))
         requests.append(request.id)
     api.wait_for(api.created, [binding_of(r) for r in requests], timeout=60)
     api.wait_for(api.deleted, [binding_of(r) for r in requests], timeout=120)

@@ -24,6 +24,7 @@ import redis
 from bot.domain.grants import EXPIRES_AT_ANNOTATION, REQUEST_ID_LABEL, parse_instant
 from bot.domain.ids import RequestId, SlackUserId
 from bot.domain.lifecycle import AccessRequest
+from bot.domain.policy import Ask
 from bot.ports import AccessCheck
 from bot.settings import load_settings
 from bot.standins.kube import ContextEntry, KubeApiServer, write_kubeconfig
@@ -83,7 +84,7 @@ def grant_now(
 ) -> AccessRequest:
     """A self-service ``emergency`` grant (approvals: 0), approved the moment it is asked for."""
     return core.access.submit(
-        SlackUserId(requester), cluster, namespace, "emergency", timedelta(seconds=seconds), REASON
+        Ask(SlackUserId(requester), cluster, namespace, "emergency", timedelta(seconds=seconds), REASON)
     )
 
 

@@ -15,6 +15,7 @@ from rq.registry import StartedJobRegistry
 from bot.domain.audit import Event
 from bot.domain.ids import RequestId, SlackUserId
 from bot.domain.lifecycle import State
+from bot.domain.policy import Ask
 from bot.services.errors import Refused
 from bot.standins.stack import ALICE, BOB, CAROL, LocalStack, wait_until
 from bot.wiring import Core
@@ -57,7 +58,7 @@ def test_two_workers_grant_and_revoke_once_however_often_asked(
     stack.start_worker("worker-a")
     stack.start_worker("worker-b")
     stack.wait_for_workers(2)
-    request = core.access.submit(SlackUserId(ALICE), "prod", "payments", "admin", timedelta(minutes=10), REASON)
+    request = core.access.submit(Ask(SlackUserId(ALICE), "prod", "payments", "admin", timedelta(minutes=10), REASON))
     rid = RequestId(request.id)
 
     # The second approval arrives twice at once (a double click, or two web copies), alongside a

@@ -113,9 +113,7 @@ def test_no_command_text_makes_a_request_the_roster_does_not_allow(text: str, pe
         return
     access, store = _service()
     with contextlib.suppress(Refused):
-        access.submit(
-            SlackUserId(person), command.cluster, command.namespace, command.role, command.duration, command.reason
-        )
+        access.submit(command.by(SlackUserId(person)))
     _assert_only_allowed_requests(store)
 
 
@@ -133,7 +131,9 @@ def test_no_button_value_decides_a_request_for_someone_who_may_not(
     value: str, person: str, approve: bool, use_real_id: bool
 ) -> None:
     access, store = _service()
-    request = access.submit(SlackUserId(ALICE), "prod", "payments", "admin", timedelta(hours=1), "INC-4411 pods down")
+    request = access.submit(
+        policy.Ask(SlackUserId(ALICE), "prod", "payments", "admin", timedelta(hours=1), "INC-4411 pods down")
+    )
     request_id = RequestId(request.id) if use_real_id else parse_request_id(value)
     if request_id is None:
         return  # the listener answers "That button names no request" and changes nothing
@@ -185,7 +185,9 @@ def test_no_view_submission_makes_a_request_the_roster_does_not_allow(answers: d
     access, store = _service()
     with contextlib.suppress(Refused):
         access.submit(
-            SlackUserId(person), form.cluster, form.namespace, form.role, form.duration, form.reason, form.channel
+            policy.Ask(
+                SlackUserId(person), form.cluster, form.namespace, form.role, form.duration, form.reason, form.channel
+            )
         )
     _assert_only_allowed_requests(store)
 

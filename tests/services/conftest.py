@@ -11,6 +11,7 @@ import pytest
 
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest
+from bot.domain.policy import Ask
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
@@ -103,7 +104,7 @@ class Flows:
         requester: str = ALICE,
     ) -> AccessRequest:
         cluster, _, namespace = target.partition("/")
-        return self.access.submit(SlackUserId(requester), cluster, namespace or None, role, duration, REASON)
+        return self.access.submit(Ask(SlackUserId(requester), cluster, namespace or None, role, duration, REASON))
 
     def approved(self, role: str = "view", **kwargs: object) -> AccessRequest:
         request = self.submit(role, **kwargs)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.durations import parse_duration
 from bot.domain.ids import RequestId, SlackUserId, parse_request_id
 from bot.domain.lifecycle import State
+from bot.domain.policy import Ask
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
 from bot.services.errors import Refused
@@ -32,7 +33,9 @@ def events(store: RequestStore, request_id: str) -> list[tuple[str, str]]:
 def test_submit_stores_a_pending_request_and_announces_it(
     access: AccessService, store: RequestStore, jobs: RecordingJobs, clock: FakeClock
 ) -> None:
-    request = access.submit(SlackUserId(ALICE), "prod", "payments", "admin", timedelta(minutes=30), f"  {REASON}  ")
+    request = access.submit(
+        Ask(SlackUserId(ALICE), "prod", "payments", "admin", timedelta(minutes=30), f"  {REASON}  ")
+    )
     assert parse_request_id(request.id) == request.id
     assert request.state is State.PENDING
     assert request.reason == REASON
@@ -52,27 +55,29 @@ def test_submit_to_a_chosen_channel_the_roster_lists(
     store: RequestStore, jobs: RecordingJobs, clock: FakeClock
 ) -> None:
     access = AccessService(store, FixedRoster(roster_with(request_channels=["C0OTHERROOM"])), jobs, clock)
-    request = access.submit(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON, "C0OTHERROOM")
+    request = access.submit(
+        Ask(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON, "C0OTHERROOM")
+    )
     assert request.channel == "C0OTHERROOM"
 
 
 def test_a_channel_the_roster_does_not_list_is_refused(access: AccessService, store: RequestStore) -> None:
     with pytest.raises(Refused, match="only in the incident channel or a channel the roster lists"):
-        access.submit(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON, "C0MYOWNROOM")
+        access.submit(Ask(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON, "C0MYOWNROOM"))
     assert store.recent() == []
 
 
 def test_the_same_submission_delivered_twice_is_one_request(
     access: AccessService, store: RequestStore, jobs: RecordingJobs
 ) -> None:
-    ask = (SlackUserId(ALICE), "prod", "payments", "admin", timedelta(minutes=30), REASON)
-    first = access.submit(*ask, submission="V0FORM00001")
-    again = access.submit(*ask, submission="V0FORM00001")
+    ask = Ask(SlackUserId(ALICE), "prod", "payments", "admin", timedelta(minutes=30), REASON)
+    first = access.submit(ask, submission="V0FORM00001")
+    again = access.submit(ask, submission="V0FORM00001")
     assert again.id == first.id
     assert [r.id for r in store.recent()] == [first.id]
     assert events(store, first.id) == [(Event.REQUESTED, ALICE)]
     assert [c.kind for c in jobs.calls] == ["publish"]
-    other = access.submit(*ask, submission="V0FORM00002")  # another form is another request
+    other = access.submit(ask, submission="V0FORM00002")  # another form is another request
     assert other.id != first.id
 
 
@@ -81,10 +86,9 @@ def test_a_request_holding_a_submissions_id_by_chance_is_not_taken_for_it(
 ) -> None:
     from bot.domain.ids import request_id_for
 
-    unrelated = access.submit(SlackUserId(BOB), "prod", "payments", "view", timedelta(hours=1), REASON)
+    unrelated = access.submit(Ask(SlackUserId(BOB), "prod", "payments", "view", timedelta(hours=1), REASON))
     store.redis.rename(store.key(unrelated.id), store.key(request_id_for("V0FORM00003")))  # as if they collided
-    mine = access.submit(SlackUserId(ALICE), "prod", "payments", "admin", timedelta(minutes=30), REASON,
-                         submission="V0FORM00003")  # fmt: skip
+    mine = access.submit(Ask(SlackUserId(ALICE), "prod", "payments", "admin", timedelta(minutes=30), REASON), submission="V0FORM00003")  # fmt: skip
     assert mine.requester == ALICE
     assert mine.id != request_id_for("V0FORM00003")
 
@@ -125,7 +129,7 @@ def test_refused_submit_says_why_and_changes_nothing(
     says: str,
 ) -> None:
     with pytest.raises(Refused) as raised:
-        access.submit(SlackUserId(requester), cluster_, namespace, role, parse_duration(duration), reason)
+        access.submit(Ask(SlackUserId(requester), cluster_, namespace, role, parse_duration(duration), reason))
     assert raised.value.reason == says
     assert redis_client.keys("*") == []  # no request, no index, no audit entry
     assert jobs.calls == []
@@ -156,7 +160,7 @@ def test_self_service_role_is_approved_at_once_by_the_system(
 ) -> None:
     roster = FixedRoster(roster_with(roles={"view": {"approvals": 0}}))
     access = AccessService(store, roster, jobs, clock)
-    request = access.submit(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON)
+    request = access.submit(Ask(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON))
     assert request.state is State.APPROVED
     assert request.self_service
     entries = store.audit.for_request(request.id)
@@ -281,7 +285,7 @@ def test_an_ask_too_few_approvers_could_approve_is_refused_at_once(
 ) -> None:
     # Bob is one of two sre members; cluster-admin needs two approvals and he cannot give his own.
     with pytest.raises(Refused) as raised:
-        access.submit(SlackUserId(BOB), "prod", None, "cluster-admin", timedelta(minutes=30), REASON)
+        access.submit(Ask(SlackUserId(BOB), "prod", None, "cluster-admin", timedelta(minutes=30), REASON))
     assert raised.value.reason == (
         "'cluster-admin' needs 2 approvals but only 1 member of sre other than you may approve it, "
         "so it could only time out; ask your platform team to add approvers to sre."
@@ -298,7 +302,7 @@ def test_a_self_service_ask_nobody_else_could_review_is_refused_at_once(
     roster.roster = roster_with(groups={"sre": [BOB]}, roles={"view": {"approvals": 0}, "admin": {"approvals": 1},
                                                                "cluster-admin": {"approvals": 1}})  # fmt: skip
     with pytest.raises(Refused) as raised:
-        access.submit(SlackUserId(BOB), "prod", "ingress", "view", timedelta(minutes=30), REASON)
+        access.submit(Ask(SlackUserId(BOB), "prod", "ingress", "view", timedelta(minutes=30), REASON))
     assert raised.value.reason == (
         "'view' is self-service, but nobody in sre other than you could review it afterwards; "
         "ask your platform team to add approvers to sre."

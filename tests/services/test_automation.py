@@ -14,6 +14,7 @@ from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.automation import OnCallShift
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest, State
+from bot.domain.policy import Ask
 from bot.ports import LookupFailed
 from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
@@ -93,7 +94,7 @@ def shift(clock: FakeClock, level: int = 1, schedule: str = "P1ABCDE") -> OnCall
 
 def ask(access: AccessService, duration: timedelta = timedelta(minutes=30), reason: str = REASON,
         role: str = "admin") -> AccessRequest:  # fmt: skip
-    return access.submit(SlackUserId(ALICE), "prod", "payments", role, duration, reason)
+    return access.submit(Ask(SlackUserId(ALICE), "prod", "payments", role, duration, reason))
 
 
 def entries(store: RequestStore, request: AccessRequest, event: Event) -> list[Any]:
@@ -243,7 +244,7 @@ def test_a_cluster_scoped_role_goes_to_approvers_under_a_rule_that_does_not_opt_
                                                     "clusters": ["prod"]}]))  # fmt: skip
     on_call.put_on_call("alice@example.com", shift(clock))
     access = AccessService(store, roster, jobs, clock, automation)
-    request = access.submit(SlackUserId(ALICE), "prod", None, "cluster-admin", timedelta(minutes=30), REASON)
+    request = access.submit(Ask(SlackUserId(ALICE), "prod", None, "cluster-admin", timedelta(minutes=30), REASON))
     assert request.state is State.PENDING
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
     assert left.details["why"] == (

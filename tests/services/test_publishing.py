@@ -10,6 +10,7 @@ import pytest
 
 from bot.domain.audit import Event
 from bot.domain.ids import RequestId, SlackUserId
+from bot.domain.policy import Ask
 from bot.ports import TemporaryError
 from bot.services.access import AccessService
 from bot.services.publishing import Publisher
@@ -142,7 +143,7 @@ def test_an_operator_grant_stays_owed_to_slack_until_its_thread_has_caught_up(
     from bot.services.publishing import drain_outbox
 
     request = access.grant_by_operator(
-        SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), "INC-1 Slack is down", "ops"
+        Ask(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), "INC-1 Slack is down"), "ops"
     )
     outbox = publisher.store.outbox
     outbox.add(request.id)

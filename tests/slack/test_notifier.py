@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from bot.domain.grants import IssuedCredentials
 from bot.domain.ids import RequestId, SlackUserId
+from bot.domain.policy import Ask
 from bot.domain.roster import Roster
 from bot.ports import TemporaryError
 from bot.roster_source import FixedRoster
@@ -46,7 +47,7 @@ class World:
         namespace: str | None = "payments",
         reason: str = "INC-4411 checkout pods crash-looping",
     ) -> RequestId:
-        return self.core.access.submit(SlackUserId(ALICE), "prod", namespace, role, timedelta(hours=1), reason).id
+        return self.core.access.submit(Ask(SlackUserId(ALICE), "prod", namespace, role, timedelta(hours=1), reason)).id
 
     def publish(self, request_id: RequestId) -> int:
         return self.publisher.publish(request_id)
@@ -324,13 +325,15 @@ def test_a_channel_the_bot_left_falls_back_to_the_incident_channel(
     slack.add_channel("C0000WARROOM", "war-room", members=[ALICE], bot_is_member=False)
     world = World(core, slack, clock)
     request_id = core.access.submit(
-        SlackUserId(ALICE),
-        "prod",
-        "payments",
-        "admin",
-        timedelta(hours=1),
-        "INC-4411 checkout pods crash-looping",
-        "C0000WARROOM",
+        Ask(
+            SlackUserId(ALICE),
+            "prod",
+            "payments",
+            "admin",
+            timedelta(hours=1),
+            "INC-4411 checkout pods crash-looping",
+            "C0000WARROOM",
+        )
     ).id
     world.publish(request_id)
     assert len(slack.messages(INCIDENTS)) == 1

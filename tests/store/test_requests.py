@@ -17,6 +17,7 @@ import redis
 from bot.domain.audit import Event
 from bot.domain.ids import RequestId, SlackUserId
 from bot.domain.lifecycle import AccessRequest, IllegalTransition, State, transition
+from bot.domain.policy import Ask
 from bot.roster_source import FixedRoster, RosterFile
 from bot.services.access import AccessService
 from bot.services.errors import Refused
@@ -194,7 +195,9 @@ def access(gated_store: ReadTogetherStore, jobs: RecordingJobs, clock: FakeClock
 
 
 def submit(access: AccessService, role: str) -> AccessRequest:
-    return access.submit(SlackUserId(ALICE), "prod", "payments", role, timedelta(minutes=30), "INC-4411 checkout down")
+    return access.submit(
+        Ask(SlackUserId(ALICE), "prod", "payments", role, timedelta(minutes=30), "INC-4411 checkout down")
+    )
 
 
 @pytest.mark.parametrize(("role", "needed"), [("view", 1), ("admin", 2)], ids=["one-approval", "two-approvals"])

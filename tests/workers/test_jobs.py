@@ -26,6 +26,7 @@ import workers.queueing as queueing
 from bot.domain.audit import AuditEntry, Event
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest, State
+from bot.domain.policy import Ask
 from bot.ports import ClusterRefused, ClusterUnavailable, PermanentError, TemporaryError
 from bot.roster_source import FixedRoster
 from bot.settings import load_settings
@@ -92,7 +93,7 @@ def work(context: WorkerContext) -> None:
 
 def approved(context: WorkerContext) -> AccessRequest:
     access = context.core.access
-    request = access.submit(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON)
+    request = access.submit(Ask(SlackUserId(ALICE), "prod", "payments", "view", timedelta(hours=1), REASON))
     return access.approve(request.id, SlackUserId(BOB)).request
 
 
