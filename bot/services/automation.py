@@ -245,6 +245,7 @@ class AutomatedApprovals:
             incident_key=f"breakglass-{request.id}",
         )
         details = {"service": role.escalate_service, "incident": incident, "after": waited}
+        self.store.escalations.add(request.id)
         self.store.audit.append(Draft(Event.ESCALATED, SYSTEM_ACTOR, request.id, details))
         self.jobs.publish(request.id)
         # Decided while the incident was being opened: settle it now rather than page for nothing.
@@ -255,18 +256,34 @@ class AutomatedApprovals:
         """Resolve the request's escalation incident once the request is decided. True when resolved
         now; LookupFailed propagates so the job retries."""
         request = self.store.get(request_id)
-        if request is None or request.state is State.PENDING:
+        if request is None:
+            self.store.escalations.remove(request_id)  # Redis lost it: nothing left to read the incident from
+            return False
+        if request.state is State.PENDING:
             return False
         incident = self._escalation(request_id)
         if incident is None:
+            self.store.escalations.remove(request_id)
             return False
         if self.pager is None:
             raise _NotSetUp("PagerDuty is not set up (BREAKGLASS_PAGERDUTY_TOKEN is unset), so it cannot be resolved")
         self.pager.resolve_incident(incident)
         details = {"incident": incident, "decided": request.state.label}
         self.store.audit.append(Draft(Event.ESCALATION_RESOLVED, SYSTEM_ACTOR, request.id, details))
+        self.store.escalations.remove(request_id)
         self.jobs.publish(request.id)
         return True
+
+    def settle_decided(self) -> list[RequestId]:
+        """Queue the resolution of every open escalation whose request is no longer pending (the
+        sweep's call): a resolving job lost with a killed process must not leave someone paged."""
+        decided = []
+        for request_id in self.store.escalations.open():
+            request = self.store.get(request_id)
+            if request is None or request.state is not State.PENDING:
+                self.jobs.settle_escalation(request_id)
+                decided.append(request_id)
+        return decided
 
     def _escalation(self, request_id: RequestId) -> str | None:
         """The incident open for the request: escalated, and not resolved since."""

@@ -155,6 +155,8 @@ class Reconciler:
                 self.access.remind_overdue_reviews()
             except (AuditLogBroken, BreakglassError) as exc:
                 log.warning("sweep could not remind of overdue reviews: %s", exc)
+            # An escalation whose request was decided while its resolving job was lost is resolved now.
+            self.access.automation.settle_decided()
         # What an operator did while Slack was down is posted once Slack answers, however long that is.
         drain_outbox(self.store, self.jobs)
         return report

@@ -59,6 +59,11 @@ class Keys:
         after the last one."""
         return f"{self.prefix}:automatic:{person}"
 
+    @property
+    def escalations(self) -> str:
+        """Requests whose PagerDuty escalation incident is open (bot.store.escalations)."""
+        return f"{self.prefix}:escalations"
+
     # --- the audit log (bot.store.audit_log) ---
     @property
     def audit(self) -> str:

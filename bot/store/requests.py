@@ -15,6 +15,7 @@ from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.store.audit_log import AuditLog, Draft
 from bot.store.automatic import AutomaticApprovals
+from bot.store.escalations import Escalations
 from bot.store.keys import Keys
 from bot.store.kube_actions import ActionLedger
 from bot.store.locks import RedisLock
@@ -59,6 +60,7 @@ class RequestStore:
         self.progress = RedisProgress(client, prefix)
         self.outbox = Outbox(client, prefix)
         self.automatic = AutomaticApprovals(client, prefix)
+        self.escalations = Escalations(client, prefix)
 
     def key(self, request_id: str) -> str:
         return self.keys.request(request_id)

@@ -492,3 +492,21 @@ def test_an_extension_is_approved_by_the_rule_while_the_whole_grant_stays_within
     assert long.state is State.PENDING
     (left,) = entries(store, long, Event.LEFT_TO_APPROVERS)
     assert left.details["why"].startswith("35m is longer than the 30m rule primary approves without a click")
+
+
+def test_the_sweep_resolves_an_escalation_whose_resolving_job_was_lost(
+    access: AccessService, automation: AutomatedApprovals, store: RequestStore, jobs: RecordingJobs,
+    pager: FakePagerDuty, roster: FixedRoster, clock: FakeClock,
+) -> None:  # fmt: skip
+    request = ask(access)
+    clock.advance(minutes=10)
+    incident = automation.escalate(request.id, roster.roster)
+    assert incident is not None
+    assert automation.settle_decided() == [], "still pending: the page stands"
+    access.cancel(request.id, SlackUserId(ALICE))
+    jobs.lose()  # the process died before the settle job reached the queue
+    assert automation.settle_decided() == [request.id]
+    assert jobs.queued("settle_escalation", request.id)
+    automation.settle(request.id)
+    assert pager.incidents[incident].status == "resolved"
+    assert automation.settle_decided() == [], "resolved: nothing left for the sweep"
