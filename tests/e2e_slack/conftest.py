@@ -161,14 +161,7 @@ class Live:
         off its queue and not yet marked it started), a thread owed to Slack (the outbox, or an
         audit entry not yet published), an approved request whose grant has not run, and a binding
         in a cluster whose request has ended."""
-        client = self.store.redis
-        job_keys = [key for key in client.scan_iter("rq:job:*", count=1000) if str(key).count(":") == 2]
-        statuses = [client.hget(key, "status") for key in job_keys]
-        busy = [
-            f"job {str(key)[7:]} {status}"
-            for key, status in zip(job_keys, statuses, strict=True)
-            if status in ("queued", "started")
-        ]
+        busy = [f"job {job} {status}" for job, status in self.jobs().items() if status in ("queued", "started")]
         busy += [f"{request_id} owed to Slack (outbox)" for request_id in self.store.outbox.owed()]
         requests = {r.id: r for r in self.store.recent()}
         for request in requests.values():
@@ -210,7 +203,14 @@ class Live:
         try:
             return wait_until(check, timeout, what)
         except TimeoutError as exc:
-            pytest.fail(f"{exc}; in flight: {'; '.join(self.in_flight()) or 'nothing'}\n{self.logs()}")
+            jobs = ", ".join(f"{job} {status}" for job, status in self.jobs().items())
+            pytest.fail(f"{exc}; in flight: {'; '.join(self.in_flight()) or 'nothing'}; RQ jobs: {jobs}\n{self.logs()}")
+
+    def jobs(self) -> dict[str, str]:
+        """Every RQ job in Redis and its status (a publish job retrying shows as scheduled)."""
+        client = self.store.redis
+        keys = [key for key in client.scan_iter("rq:job:*", count=1000) if str(key).count(":") == 2]
+        return {str(key)[7:]: str(client.hget(key, "status")) for key in keys}
 
     def logs(self, tail: int = 6000) -> str:
         """The end of each process's output: what a failure report needs to tell a hang from a crash."""
