@@ -59,22 +59,18 @@ _LOOKS = 4
 _LOOK_AGAIN_SECONDS = 0.25
 
 
+Submit = Callable[[Deps, Ack, dict[str, Any], dict[str, Any], Callable[[float], None]], None]
+
+
 def register(app: App, deps: Deps, pause: Callable[[float], None] = time.sleep) -> None:
-    @app.view(blocks.REQUEST_CALLBACK)
-    def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        submit_request(deps, ack, body, view, pause)
-
-    @app.view(blocks.EXTEND_CALLBACK)
-    def on_extension(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        submit_extension(deps, ack, body, view, pause)
-
-    @app.view(blocks.REVIEW_CALLBACK)
-    def on_review(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        submit_review(deps, ack, body, view, pause)
-
-    @app.view(blocks.DENY_CALLBACK)
-    def on_deny(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        submit_denial(deps, ack, body, view, pause)
+    forms: tuple[tuple[str, Submit], ...] = (
+        (blocks.REQUEST_CALLBACK, submit_request),
+        (blocks.EXTEND_CALLBACK, submit_extension),
+        (blocks.REVIEW_CALLBACK, submit_review),
+        (blocks.DENY_CALLBACK, submit_denial),
+    )
+    for callback_id, submit in forms:
+        app.view(callback_id)(_on_submission(deps, submit, pause))
 
     # The cluster and role selects dispatch a block action on every choice (``dispatch_action``).
     for action_id in (CLUSTER_INPUT, ROLE_INPUT):
@@ -145,6 +141,15 @@ def _unexpected_shown(outcome: FormOutcome, body: Mapping[str, Any]) -> Iterator
     except Exception as exc:  # noqa: BLE001  (logged in log_unexpected, as the error handler logs)
         reference = log_unexpected(exc, body)
         outcome.show(blocks.notice_modal(wording.WENT_WRONG, wording.something_went_wrong(reference)))
+
+
+def _on_submission(deps: Deps, submit: Submit, pause: Callable[[float], None]) -> Callable[..., None]:
+    """A view-submission listener for one form (Bolt passes the arguments it finds by these names)."""
+
+    def on_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        submit(deps, ack, body, view, pause)
+
+    return on_submission
 
 
 def submit_request(

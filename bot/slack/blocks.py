@@ -297,18 +297,7 @@ def _select(
     chosen = next((o for o in offered if o["value"] == initial), None) if initial is not None else None
     if chosen is not None:
         element["initial_option"] = chosen
-    block: Block = {
-        "type": "input",
-        "block_id": block_id,
-        "optional": optional,
-        "label": plain(label, 2000),
-        "element": element,
-    }
-    if dispatch:
-        block["dispatch_action"] = True
-    if hint:
-        block["hint"] = plain(hint, 2000)
-    return block
+    return _input(block_id, label, element, optional=optional, hint=hint, dispatch=dispatch)
 
 
 def _text_input(
@@ -332,6 +321,13 @@ def _text_input(
         element["max_length"] = max_length
     if placeholder:
         element["placeholder"] = plain(placeholder, 150)
+    return _input(block_id, label, element, optional=optional, hint=hint)
+
+
+def _input(
+    block_id: str, label: str, element: dict[str, Any], *, optional: bool, hint: str | None, dispatch: bool = False
+) -> Block:
+    """An input block around ``element``, its label and hint cut to Slack's limits."""
     block: Block = {
         "type": "input",
         "block_id": block_id,
@@ -339,6 +335,8 @@ def _text_input(
         "label": plain(label, 2000),
         "element": element,
     }
+    if dispatch:
+        block["dispatch_action"] = True
     if hint:
         block["hint"] = plain(hint, 2000)
     return block
