@@ -354,6 +354,13 @@ def evaluate(rules: Sequence[AutoRule], facts: Facts) -> Outcome:
     return LeftToApprovers(chosen.why, lookup_failed=chosen.lookup_failed)
 
 
+def capped(rule: AutoRule) -> LeftToApprovers:
+    """The rule would approve, but its daily cap is taken: left to the approvers, saying why."""
+    return LeftToApprovers(
+        f"you have reached the {rule.max_per_day} automatic approvals rule {rule.name} allows in 24 hours."
+    )
+
+
 def needs_on_call(rules: Sequence[AutoRule], facts: Facts) -> list[AutoRule]:
     """The rules whose limits and static conditions hold, and that still need PagerDuty's on-call:
     the only ones worth a lookup (a request over every rule's limits costs PagerDuty nothing)."""

@@ -93,6 +93,12 @@ def check_review(text: str) -> Decision:
     return ALLOW
 
 
+def check_follow_ups(text: str) -> Decision:
+    if len(text.strip()) > FOLLOW_UPS_MAX:
+        return deny(f"Follow-ups are at most {FOLLOW_UPS_MAX} characters.")
+    return ALLOW
+
+
 def check_channel(roster: Roster, channel: str) -> Decision:
     """A request is posted only in the incident channel or one the roster lists: never in a channel
     the requester picked to keep it (and its approvals and actions) from the incident channel."""

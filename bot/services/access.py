@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.domain import policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
-from bot.domain.automation import Approved, LeftToApprovers
+from bot.domain.automation import Approved, LeftToApprovers, capped
 from bot.domain.durations import format_duration
 from bot.domain.ids import RequestId, SlackUserId, new_request_id, request_id_for
 from bot.domain.lifecycle import AccessRequest, Approval, Review, State, transition
@@ -313,11 +313,8 @@ class AccessService:
         (atomically: two requests at once cannot both take the last one), then record the approval
         with its evidence. The grant job checks the rule's limits again before it acts."""
         if not self.automation.claim(request, outcome.rule):
-            capped = LeftToApprovers(
-                f"you have reached the {outcome.rule.max_per_day} automatic approvals rule {outcome.rule.name} "
-                "allows in 24 hours."
-            )
-            self.store.audit.append(_left_draft(request.id, capped))
+            left = capped(outcome.rule)
+            self.store.audit.append(_left_draft(request.id, left))
             return request
 
         def approve(current: AccessRequest | None) -> Change[None]:
@@ -544,10 +541,8 @@ class AccessService:
         (the form's view id), the same form delivered again answers with the review it wrote."""
         roster = self.roster()
         body = text.strip()
-        _require(policy.check_review(body))
         follow_ups = follow_ups.strip()
-        if len(follow_ups) > FOLLOW_UPS_MAX:
-            raise Refused(f"Follow-ups are at most {FOLLOW_UPS_MAX} characters.")
+        _require(policy.check_review(body), policy.check_follow_ups(follow_ups))
 
         def decide(current: AccessRequest | None) -> Change[Refused]:
             if current is None or not _may_see(roster, current, person):

@@ -883,3 +883,10 @@ def test_an_extension_never_runs_a_grant_past_max_duration(case: tuple[Roster, p
         role = roster.roles[a.role]
         assert grant.expires_at + timedelta(seconds=by) - T0 <= role.max_duration
         assert entitled(roster, policy.Ask(a.requester, a.cluster, a.namespace, a.role, role.min_duration))
+
+
+def test_follow_ups_longer_than_the_limit_are_refused_in_one_sentence() -> None:
+    assert policy.check_follow_ups("x" * policy.FOLLOW_UPS_MAX)
+    refused = policy.check_follow_ups("x" * (policy.FOLLOW_UPS_MAX + 1))
+    assert not refused
+    assert refused.reason == f"Follow-ups are at most {policy.FOLLOW_UPS_MAX} characters."

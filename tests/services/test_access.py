@@ -7,6 +7,7 @@ from datetime import timedelta
 import fakeredis
 import pytest
 
+from bot.domain import policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.durations import parse_duration
 from bot.domain.ids import RequestId, SlackUserId, parse_request_id
@@ -472,6 +473,17 @@ def test_review_by_the_holder_of_an_ended_approved_grant(
     assert events(store, grant.id)[-1] == (Event.REVIEW_WRITTEN, ALICE)
     with pytest.raises(Refused, match="already has a review"):
         access.write_review(grant.id, SlackUserId(BOB), "A second review should not replace the first.")
+
+
+def test_a_review_with_follow_ups_past_the_limit_is_refused_and_not_written(
+    access: AccessService, store: RequestStore, flows: Flows
+) -> None:
+    grant = flows.granted()
+    access.revoke(grant.id, SlackUserId(ALICE))
+    with pytest.raises(Refused) as raised:
+        access.write_review(grant.id, SlackUserId(ALICE), REVIEW, follow_ups="x" * (policy.FOLLOW_UPS_MAX + 1))
+    assert raised.value.reason == f"Follow-ups are at most {policy.FOLLOW_UPS_MAX} characters."
+    assert (Event.REVIEW_WRITTEN, ALICE) not in events(store, grant.id)
 
 
 def test_an_approver_may_review_an_ended_approved_grant(access: AccessService, flows: Flows) -> None:
