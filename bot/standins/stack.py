@@ -34,6 +34,7 @@ from typing import IO, Any
 import redis
 import yaml
 
+from bot.domain.grants import SYSTEM_NAMESPACE
 from bot.domain.keys import Purpose, SigningKey
 from bot.slack.client import ADMIN_SCOPES, REQUIRED_SCOPES
 from bot.standins.kube import ContextEntry, KubeApiServer, write_kubeconfig
@@ -117,7 +118,7 @@ DEMO_ROSTER: dict[str, Any] = {
     ],
 }
 
-NAMESPACES = ("payments", "payments-eu", "checkout", "breakglass-system")
+NAMESPACES = ("payments", "payments-eu", "checkout", SYSTEM_NAMESPACE)
 
 
 def free_port() -> int:
