@@ -132,6 +132,19 @@ def register_extra_commands(commands: Any, command: Callable[..., Any], group: C
         help="render for this roster cluster alone (the Role for tokens only if it uses credentials: token)",
     )
     rbac.set_defaults(run=_deploy_rbac)
+    acl = command(
+        deploy,
+        "redis-acl",
+        "print the Redis ACL users for the web and worker processes, as ACL file lines without passwords",
+        "Each gets the fewest commands and keys it needs (bot/redis_acl.py). Add a password to each line "
+        "(>secret, or #sha256) and load it with aclfile, or give each rule string to ACL SETUSER.",
+    )
+    acl.add_argument(
+        "--prefix",
+        default="breakglass",
+        help="the installation's BREAKGLASS_KEY_PREFIX (default: %(default)s)",
+    )
+    acl.set_defaults(run=_deploy_redis_acl)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -173,6 +186,19 @@ def _deploy_rbac(args: argparse.Namespace) -> int:
         print(f"breakglass deploy rbac: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(rendered)
+    return 0
+
+
+def _deploy_redis_acl(args: argparse.Namespace) -> int:
+    import re
+
+    from bot.redis_acl import acl_file
+
+    # The prefix lands in key patterns: glob characters in it would widen what each user may touch.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", args.prefix):
+        print(f"breakglass deploy redis-acl: --prefix '{args.prefix[:40]}' is not a key prefix", file=sys.stderr)
+        return 2
+    sys.stdout.write(acl_file(args.prefix))
     return 0
 
 

@@ -247,7 +247,7 @@ def test_an_existing_roster_config_map_takes_its_roles_from_rbac_values() -> Non
         "--set",
         "rbac.serviceAccountTokens=true",
     )
-    assert not rendered.of_kind("ConfigMap")
+    assert [cm["metadata"]["name"] for cm in rendered.of_kind("ConfigMap")] == ["breakglass-redis-acl"]
     assert _pod(rendered, "breakglass-web")["volumes"][0]["configMap"]["name"] == "my-roster"
     role = rendered.get("ClusterRole", "breakglass")
     assert ["edit", "view"] in [rule.get("resourceNames") for rule in role["rules"]]
