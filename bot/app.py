@@ -33,6 +33,7 @@ from bot.settings import Settings, SettingsError
 from bot.slack import wording
 from bot.slack.client import SlackApi, SlackError, translated
 from bot.slack.identity import IdentityGate
+from bot.slack.presence import SlackPresence
 from bot.store.stepup import StepUpStore
 from bot.wiring import Core
 
@@ -112,7 +113,9 @@ def create_app(
     step_up = StepUpDesk(
         settings, StepUpStore(core.redis, settings.key_prefix), core.access, identity, core.roster, core.now
     )
-    register_listeners(app, Deps(core.access, identity, slack, core.roster, core.now, step_up))
+    register_listeners(
+        app, Deps(core.access, identity, slack, core.roster, core.now, step_up, SlackPresence(slack, core.now))
+    )
     app.error(on_error)
     return app
 

@@ -32,6 +32,7 @@ import redis
 import yaml
 
 from bot.deploy_rbac import RBAC_API_GROUP, Permission, required_permissions
+from bot.domain import policy
 from bot.domain.grants import SYSTEM_NAMESPACE
 from bot.domain.roster import Roster, RosterError, load_roster_file
 from bot.domain.roster_automation import References
@@ -41,7 +42,7 @@ from bot.integrations.jira import Jira
 from bot.integrations.pagerduty import PagerDuty
 from bot.logs import scrub
 from bot.oidc import OidcClient, ProviderUnavailable
-from bot.ports import AuditSink, BreakglassError, ClusterUnavailable, LookupFailed, UnknownCluster
+from bot.ports import AuditSink, BreakglassError, ClusterUnavailable, GroupDirectory, LookupFailed, UnknownCluster
 from bot.settings import Process, Settings, load_settings, settings_problems, url_without_password
 from bot.slack.client import ADMIN_SCOPES, REQUIRED_SCOPES, SlackError, SlackUnavailable, make_web_client, translated
 from workers.kube import ClusterTarget, KubeClusters
@@ -58,6 +59,7 @@ SECRET_VARIABLES = (
     "BREAKGLASS_OIDC_CLIENT_SECRET",
     "BREAKGLASS_PAGERDUTY_TOKEN",
     "BREAKGLASS_JIRA_TOKEN",
+    "BREAKGLASS_OKTA_TOKEN",
 )
 SLACK_APP_FIX = (
     "add them on the app's OAuth & Permissions page (or update the app from deploy/slack/manifest.yaml), "
@@ -163,6 +165,10 @@ def _run(out: TextIO, env: dict[str, str], process: Process) -> int:
         checks.skip("not checked: the settings do not load")
     else:
         _check_slack(checks, settings, roster)
+
+    if roster is not None and roster.group_sources and settings is not None:
+        checks.section("Groups read from Slack and Okta")
+        _check_groups(checks, settings, roster)
 
     if roster is not None and roster.mfa == "oidc" and settings is not None:
         checks.section("Identity provider (mfa: oidc)")
@@ -495,6 +501,39 @@ def _check_admin_token(checks: Checklist, settings: Settings) -> None:
         )
     else:
         checks.ok("SLACK_ADMIN_TOKEN works (mfa: has_2fa reads each person's two-factor status with it)")
+
+
+def _check_groups(checks: Checklist, settings: Settings, roster: Roster, okta: GroupDirectory | None = None) -> None:
+    """Each Slack user group and Okta group read now, and each role its approver groups leave short
+    of its ``approvals`` (nothing asked for it could be approved)."""
+    from datetime import UTC, datetime
+
+    from bot.roster_source import FixedRoster
+    from bot.slack.client import SlackApi
+    from bot.slack.usergroups import UserGroupRoster
+    from bot.wiring import okta_groups
+
+    resolver = UserGroupRoster(
+        FixedRoster(roster),
+        SlackApi.connect(settings.slack_bot_token, settings.slack_api_url, sleep=lambda _: None),
+        lambda: datetime.now(UTC),
+        okta=okta or okta_groups(settings),
+    )
+    for reading in resolver.readings():
+        if reading.source is None:
+            continue
+        if reading.problem is not None:
+            fix = (
+                "set BREAKGLASS_OKTA_URL and BREAKGLASS_OKTA_TOKEN (a token that may read groups)"
+                if reading.source.kind == "okta_group"
+                else "check the user group's id in the roster and the bot token's usergroups:read scope"
+            )
+            checks.fail(f"{reading.name} ({reading.source}) could not be read: {reading.problem}", fix)
+            continue
+        checks.ok(f"{reading.name} ({reading.source}): {len(reading.members)} people")
+    for short in policy.approver_shortfalls(resolver()):
+        groups = ", ".join(short.groups) or "a group"
+        checks.fail(str(short), f"add people to {groups}, or lower roles.{short.role}.approvals")
 
 
 def _check_oidc(checks: Checklist, settings: Settings, roster: Roster) -> None:

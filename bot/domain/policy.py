@@ -7,7 +7,7 @@ again, against the roster as it is *now*, before they create a binding ("check, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -240,6 +240,73 @@ def approvers_for(roster: Roster, request: AccessRequest | Ask) -> frozenset[Sla
         for p in roster.members(role.approvers)
         if p != request.requester and p in roster.people and roster.people[p].kube_user != own
     )
+
+
+# How many people a request's card and its requester's reply name before "and N more".
+SHOWN_APPROVERS = 5
+
+
+@dataclass(frozen=True)
+class NamedApprovers:
+    """Who may still approve a request, as its card and the requester's reply name them."""
+
+    shown: tuple[SlackUserId, ...]
+    more: int  # eligible people beyond ``shown``, not named (and not looked up)
+
+
+def approvers_to_name(
+    roster: Roster,
+    request: AccessRequest,
+    present: Callable[[SlackUserId], bool],
+    limit: int = SHOWN_APPROVERS,
+) -> NamedApprovers:
+    """The first ``limit`` people (in a stable order) who may still approve ``request`` — eligible
+    (``approvers_for``) and not among its approvals yet — and how many more there are. ``present``
+    says whether someone is still in Slack; one who left is skipped, never an error, and it is asked
+    only until ``limit`` are found, so a large group costs a handful of lookups."""
+    candidates = sorted(approvers_for(roster, request) - set(request.approved_by))
+    shown: list[SlackUserId] = []
+    for index, person in enumerate(candidates):
+        if len(shown) == limit:
+            return NamedApprovers(tuple(shown), len(candidates) - index)
+        if present(person):
+            shown.append(person)
+    return NamedApprovers(tuple(shown), 0)
+
+
+@dataclass(frozen=True)
+class ApproverShortfall:
+    """A role whose approver groups hold fewer people now than its ``approvals``: nothing asked for it
+    can be approved until they grow (or the roster asks for fewer)."""
+
+    role: str
+    approvals: int
+    eligible: int
+    groups: tuple[str, ...]
+
+    def __str__(self) -> str:
+        groups = ", ".join(self.groups) or "no group"
+        held = f"{self.eligible} {'person' if self.eligible == 1 else 'people'}"
+        if self.approvals == 0:
+            return f"{self.role} is self-service, but its approver groups ({groups}) hold nobody to review it now."
+        needs = f"{self.approvals} approval{'s' if self.approvals != 1 else ''}"
+        return (
+            f"{self.role} needs {needs} but its approver groups ({groups}) hold {held} now, "
+            "so nothing asked for it can be approved."
+        )
+
+
+def approver_shortfalls(roster: Roster) -> list[ApproverShortfall]:
+    """Every role short of approvers in the roster as resolved now. ``roster check`` refuses a static
+    shortfall; one that comes from a Slack user group or an Okta group (which may shrink, or fail to
+    be read) shows only here, for ``doctor`` and the admins' Home tab."""
+    short = []
+    for role in roster.roles.values():
+        eligible = len({p for p in roster.members(role.approvers) if p in roster.people})
+        needed = max(role.approvals, 1 if role.approvers else 0)  # self-service still needs a reviewer
+        if eligible < needed:
+            short.append(ApproverShortfall(role.name, role.approvals, eligible, role.approvers))
+    return short
 
 
 def lapsed(roster: Roster, request: AccessRequest, now: datetime) -> bool:

@@ -95,7 +95,7 @@ def run(deps: Deps, command: Command, person: Profile, body: Mapping[str, Any], 
             send(respond, *deps.step_up.hold(person.user_id, "request", ask.held(), respond.response_url).message)
         case Ask():
             request: AccessRequest = access.submit(command.by(person.user_id))
-            send(respond, wording.submitted(request, roster, access.not_automatic(request.id)))
+            send(respond, deps.submitted(request, roster))
 
 
 def open_form(deps: Deps, person: Profile, trigger_id: str, respond: Respond) -> None:

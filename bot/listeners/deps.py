@@ -21,6 +21,7 @@ from slack_bolt import Respond
 
 from bot.domain import policy
 from bot.domain.ids import RequestId, SlackUserId
+from bot.domain.lifecycle import AccessRequest
 from bot.domain.roster import Roster, StepUpAction
 from bot.listeners.stepup import StepUpDesk
 from bot.ports import BreakglassError
@@ -42,6 +43,13 @@ class Deps:
     roster: Callable[[], Roster]
     now: Callable[[], datetime]
     step_up: StepUpDesk | None = None
+    # Whether a member is still in Slack, for naming who may approve (None: everyone counts as present).
+    presence: Callable[[SlackUserId], bool] | None = None
+
+    def submitted(self, request: AccessRequest, roster: Roster) -> str:
+        """The requester's answer to a new request, naming who may approve it (chosen by the domain)."""
+        named = policy.approvers_to_name(roster, request, self.presence or (lambda _: True))
+        return wording.submitted(request, roster, self.access.not_automatic(request.id), named)
 
     def needs_step_up(self, action: StepUpAction, role: str) -> bool:
         """Whether ``action`` on ``role`` must wait for a verified login at the identity provider;
@@ -149,7 +157,13 @@ def refresh_home(deps: Deps, person: Profile, notice: str | None = None) -> None
     owed = deps.access.reviews_owed(person.user_id)
     roster = deps.roster()
     extendable = {r.id for r in mine if policy.extension_room(roster, r) > timedelta(0)}
-    view = blocks.home_view(person.user_id, mine, waiting, deps.now(), notice, owed=owed, extendable=extendable)
+    alerts: list[str] = []
+    if roster.is_admin(person.user_id):
+        # What only an admin can fix: a group that cannot be read, a role its groups leave short.
+        alerts = [*roster.group_problems.values(), *(str(short) for short in policy.approver_shortfalls(roster))]
+    view = blocks.home_view(
+        person.user_id, mine, waiting, deps.now(), notice, owed=owed, extendable=extendable, alerts=alerts
+    )
     deps.slack.publish_home(person.user_id, view)
 
 

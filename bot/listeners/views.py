@@ -205,7 +205,7 @@ def _decide_request(
         deps.access.refuse(None, person.user_id, "request", refused.reason)
         outcome.refused(refused.reason)
         return
-    outcome.done(wording.REQUEST_SENT, wording.submitted(request, roster, deps.access.not_automatic(request.id)))
+    outcome.done(wording.REQUEST_SENT, deps.submitted(request, roster))
 
 
 def check_channel(deps: Deps, channel: str) -> str | None:

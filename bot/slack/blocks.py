@@ -129,8 +129,16 @@ def fallback(text: str) -> str:
 # --- the request message ---------------------------------------------------------------------------
 
 
-def request_message(request: AccessRequest, roster: Roster, now: datetime, *, buttons: bool = True) -> list[Block]:
-    """The root message of a request, as it stands. Approve/Deny only while approvals are outstanding."""
+def request_message(
+    request: AccessRequest,
+    roster: Roster,
+    now: datetime,
+    *,
+    buttons: bool = True,
+    approvers: policy.NamedApprovers | None = None,
+) -> list[Block]:
+    """The root message of a request, as it stands. Approve/Deny only while approvals are outstanding;
+    ``approvers`` (chosen by the caller) are named while it waits for them."""
     role = roster.roles.get(request.role)
     # Who, what and for how long are in the summary line; the fields hold only what changes.
     fields = [f"*State*\n{wording.state_text(request)}"]
@@ -138,6 +146,8 @@ def request_message(request: AccessRequest, roster: Roster, now: datetime, *, bu
         fields.append(f"*ClusterRole*\n{wording.code(role.cluster_role)}")
     if not request.self_service:
         fields.append(f"*Approvals*\n{wording.approvals_text(request)}")
+    if approvers is not None and request.state is State.PENDING and not request.self_service:
+        fields.append(f"*May approve*\n{wording.may_approve(approvers)}")
     blocks: list[Block] = [
         header(wording.request_title(request)),
         section(wording.request_summary(request)),
@@ -527,15 +537,19 @@ def home_view(
     *,
     owed: Sequence[AccessRequest] = (),
     extendable: Collection[str] = (),
+    alerts: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``owed``: ended self-service grants waiting for this person's review (as an approver) or
     their account (as the holder), already chosen by the service; ``extendable``: the ids of the
-    active grants with room to extend, decided by the caller (a renderer decides nothing)."""
+    active grants with room to extend, decided by the caller (a renderer decides nothing); ``alerts``:
+    sentences for an admin (groups that cannot be read, roles short of approvers)."""
     active = [r for r in mine if r.state is State.ACTIVE and not r.extends]
     pending = [r for r in mine if r.state is State.PENDING]
     blocks: list[Block] = [header("breakglass")]
     if notice:
         blocks.append(section(notice))
+    if alerts:
+        blocks.append(section(wording.admin_alerts(alerts)))
     blocks.append(
         {
             "type": "actions",

@@ -37,13 +37,14 @@ from bot.domain.audit import AuditEntry, Event
 from bot.domain.grant_failures import failure_sentence
 from bot.domain.grants import IssuedCredentials, RequestThread, parse_instant
 from bot.domain.ids import SlackUserId
-from bot.domain.lifecycle import AccessRequest
+from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.roster import Roster
 from bot.ports import BreakglassError
 from bot.settings import Settings
 from bot.slack import blocks, wording
 from bot.slack.blocks import Message
 from bot.slack.client import SlackApi, SlackError
+from bot.slack.presence import SlackPresence
 from bot.store.progress import MemoryProgress, PublishProgress, RedisProgress
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class SlackNotifier:
         self.roster = roster
         self.now = now
         self.progress: PublishProgress = progress or MemoryProgress()
+        self.presence = SlackPresence(slack, now)
 
     @classmethod
     def from_settings(
@@ -126,7 +128,10 @@ class SlackNotifier:
 
     def _root(self, request: AccessRequest, roster: Roster, now: datetime) -> tuple[str, str]:
         text = blocks.fallback(wording.request_fallback(request))
-        body = blocks.request_message(request, roster, now)
+        named = None
+        if request.state is State.PENDING and not request.self_service:
+            named = policy.approvers_to_name(roster, request, self.presence)
+        body = blocks.request_message(request, roster, now, approvers=named)
         known = self.progress.root(request.id)
         if known is None and request.message_ts is not None:
             known = (request.channel, request.message_ts)

@@ -655,8 +655,32 @@ def refusal(reason: str) -> str:
     return f":no_entry_sign: {escape(reason)}"
 
 
-def submitted(request: AccessRequest, roster: Roster, not_automatic: str | None = None) -> str:
-    """The requester's answer; ``not_automatic``: why no automatic-approval rule approved it."""
+def may_approve(named: policy.NamedApprovers) -> str:
+    """Who may approve, as named on the card and in the requester's reply: a handful, then a count."""
+    if not named.shown:
+        return f"{named.more} people" if named.more else "nobody in Slack now"
+    names = [who(p) for p in named.shown]
+    if named.more:
+        return f"{', '.join(names)} and {named.more} more"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def admin_alerts(alerts: Sequence[str], shown: int = 5) -> str:
+    """What an admin must fix, on their Home tab: one line each, the first few, then a count."""
+    lines = [f":warning: {escape(alert)}" for alert in alerts[:shown]]
+    if len(alerts) > shown:
+        lines.append(f"… and {len(alerts) - shown} more; `breakglass doctor` lists them all.")
+    return truncate("*Needs an admin*\n" + "\n".join(lines), TEXT_LIMIT)
+
+
+def submitted(
+    request: AccessRequest,
+    roster: Roster,
+    not_automatic: str | None = None,
+    approvers: policy.NamedApprovers | None = None,
+) -> str:
+    """The requester's answer; ``not_automatic``: why no automatic-approval rule approved it;
+    ``approvers``: who may approve it, chosen by the caller."""
     channel = f"<#{request.channel}>"
     if request.automatic_rule is not None:
         return (
@@ -673,9 +697,10 @@ def submitted(request: AccessRequest, roster: Roster, not_automatic: str | None 
     groups = ", ".join(role.approvers) if role else "the approvers"
     needed = request.approvals_required
     why = f" It was not approved automatically: {escape(not_automatic)}" if not_automatic else ""
+    who_may = f" ({may_approve(approvers)})" if approvers is not None and request.state is State.PENDING else ""
     return (
         f":inbox_tray: *{request.id}*: {asked(request)} is being posted in {channel} and needs {needed} "
-        f"approval{'s' if needed != 1 else ''} from {escape(groups)}. You will get a DM when it is decided.{why}"
+        f"approval{'s' if needed != 1 else ''} from {escape(groups)}{who_may}. You will get a DM when it is decided.{why}"
     )
 
 

@@ -96,7 +96,8 @@ def test_typed_pings_are_echoed_back_inert(harness: SlackAppHarness) -> None:
 def test_a_reason_with_pings_and_links_is_stored_as_typed_and_posted_inert(
     harness: SlackAppHarness, slack: SlackApiDouble
 ) -> None:
-    reason = "INC-1 <!channel> ask <@U0000000BOB> see <http://evil.example|runbook>"
+    # Someone who is no approver: the card names the approvers (mentions), never whom the reason names.
+    reason = "INC-1 <!channel> ask <@U0000000ZOE> see <http://evil.example|runbook>"
     harness.command(ALICE, f"prod/payments admin 1h {reason}")
     (request,) = harness.requests()
     assert request.reason == reason
@@ -104,7 +105,7 @@ def test_a_reason_with_pings_and_links_is_stored_as_typed_and_posted_inert(
     root = slack.message(INCIDENTS, published.message_ts or "")
     assert root is not None
     raw = str(root.blocks) + root.text
-    for control in ("<!channel>", "<@U0000000BOB>", "<http://evil.example"):
+    for control in ("<!channel>", "<@U0000000ZOE>", "<http://evil.example"):
         assert control not in raw
     assert reason in slack.render_text(root)
 
