@@ -259,7 +259,9 @@ def test_mentions_and_links_in_the_reason_are_accepted_but_inert_in_the_channel(
     shown += live.slack.dm(CAROL)
     raw = json.dumps([(m.text, m.blocks) for m in shown if m is not None])
     raw += json.dumps([(e.text, e.blocks) for e in live.slack.ephemerals(ALICE)])
-    for live_token in ("<!channel>", "<!here>", "<@U0000000BOB", "<https://evil"):
+    # The card and the reply name Bob as one who may approve (<@U0000000BOB>); the typed mention,
+    # with its |bob, must never be live.
+    for live_token in ("<!channel>", "<!here>", "<@U0000000BOB|", "<https://evil"):
         assert live_token not in raw
     assert "&lt;!channel&gt;" in raw
     assert "&lt;https://evil.example/login&gt;" in raw
