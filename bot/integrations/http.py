@@ -148,6 +148,34 @@ def refuse_untrusted(service: str) -> None:
         raise LookupFailed(f"{service} cannot be reached safely: {problem}.")
 
 
+@contextmanager
+def translated(
+    service: str,
+    doing: str,
+    patience: Patience,
+    *,
+    answered: type[BaseException],
+    status_of: Callable[[BaseException], int],
+    unanswered: type[BaseException],
+) -> Iterator[None]:
+    """One lookup of ``service`` within ``patience``, its client's errors made one ``LookupFailed``
+    sentence each: ``answered`` (an HTTP error status, read by ``status_of``), ``unanswered`` (no
+    HTTP answer at all) and an answer breakglass could not read. Refused at once when the CA bundle in
+    force cannot be used."""
+    try:
+        refuse_untrusted(service)
+        with one_lookup(patience):
+            yield
+    except LookupFailed:
+        raise
+    except answered as exc:
+        raise failure_of_status(service, status_of(exc), doing) from None
+    except unanswered as exc:
+        raise failure_of_transport(service, exc, patience.timeout) from None
+    except (KeyError, TypeError, ValueError):
+        raise LookupFailed(f"{service} answered something breakglass could not read while {doing}.") from None
+
+
 def failure_of_transport(service: str, exc: BaseException, timeout: float) -> LookupFailed:
     """One sentence for a call that got no HTTP answer: a timeout, a refused connection, an
     untrusted certificate. Never the exception's own text (it may carry a URL or a header)."""

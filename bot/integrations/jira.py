@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import requests
@@ -25,11 +25,8 @@ from bot.integrations.http import (
     Patience,
     RateLimited,
     ca_bundle,
-    failure_of_status,
-    failure_of_transport,
-    one_lookup,
-    refuse_untrusted,
     retry_after,
+    translated,
     with_retries,
 )
 from bot.ports import LookupFailed, Ticket
@@ -140,20 +137,15 @@ class Jira:
         with self._translated(doing):
             return with_retries(SERVICE, once, self._patience)
 
-    @contextmanager
-    def _translated(self, doing: str) -> Iterator[None]:
-        try:
-            refuse_untrusted(SERVICE)
-            with one_lookup(self._patience):
-                yield
-        except LookupFailed:
-            raise
-        except JIRAError as exc:
-            raise failure_of_status(SERVICE, exc.status_code or 0, doing) from None
-        except requests.RequestException as exc:
-            raise failure_of_transport(SERVICE, exc, self._patience.timeout) from None
-        except (KeyError, TypeError, ValueError):
-            raise LookupFailed(f"{SERVICE} answered something breakglass could not read while {doing}.") from None
+    def _translated(self, doing: str) -> AbstractContextManager[None]:
+        return translated(
+            SERVICE,
+            doing,
+            self._patience,
+            answered=JIRAError,
+            status_of=lambda exc: getattr(exc, "status_code", None) or 0,
+            unanswered=requests.RequestException,
+        )
 
 
 def _raw_or_none(fetch: Callable[[], Any]) -> dict[str, Any] | None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,12 +23,9 @@ from pydantic import SecretStr
 from bot.integrations.http import (
     Patience,
     RateLimited,
-    failure_of_status,
-    failure_of_transport,
-    one_lookup,
-    refuse_untrusted,
     retry_after,
     ssl_context,
+    translated,
     with_retries,
 )
 from bot.ports import LookupFailed, OnCallShift, Ticket
@@ -227,21 +224,15 @@ class PagerDuty:
                 self._from = str(me["email"])
             return self._from
 
-    @contextmanager
-    def _translated(self, doing: str) -> Iterator[None]:
-        try:
-            refuse_untrusted(SERVICE)
-            with one_lookup(self._patience):
-                yield
-        except LookupFailed:
-            raise
-        except pagerduty.HttpError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            raise failure_of_status(SERVICE, status, doing) from None
-        except pagerduty.Error as exc:
-            raise failure_of_transport(SERVICE, exc, self._patience.timeout) from None
-        except (KeyError, TypeError, ValueError):
-            raise LookupFailed(f"{SERVICE} answered something breakglass could not read while {doing}.") from None
+    def _translated(self, doing: str) -> AbstractContextManager[None]:
+        return translated(
+            SERVICE,
+            doing,
+            self._patience,
+            answered=pagerduty.HttpError,
+            status_of=_status_of,
+            unanswered=pagerduty.Error,
+        )
 
 
 def _iso(moment: datetime) -> str:
@@ -284,3 +275,8 @@ def _ticket(incident: dict[str, Any]) -> Ticket:
         status=str(incident["status"]),
         url=str(incident.get("html_url") or ""),
     )
+
+
+def _status_of(exc: BaseException) -> int:
+    response = getattr(exc, "response", None)
+    return int(response.status_code) if response is not None else 0
