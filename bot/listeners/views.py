@@ -26,7 +26,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.domain import policy
-from bot.domain.ids import SlackUserId, parse_request_id
+from bot.domain.ids import RequestId, SlackUserId, parse_request_id
 from bot.domain.roster import Roster
 from bot.listeners.deps import Deps, actor_from, log_unexpected
 from bot.ports import BreakglassError
@@ -49,7 +49,7 @@ from bot.slack.forms import (
     state_values,
     typed,
 )
-from bot.slack.identity import Actor, IdentityRefused
+from bot.slack.identity import Actor, IdentityRefused, Profile
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,19 @@ class FormOutcome:
 
     def refused(self, reason: str) -> None:
         self.show(blocks.notice_modal(wording.NOTHING_DONE, wording.refusal(reason)))
+
+    def identified(self, body: Mapping[str, Any], action: str) -> Profile | None:
+        """The checked person, or None with the identity refusal (audited by the gate) on the form."""
+        try:
+            return self.deps.identify(actor_from(body), action)
+        except IdentityRefused as refused:
+            self.refused(refused.reason)
+            return None
+
+    def refused_to(self, person: Profile, request_id: RequestId | None, action: str, reason: str) -> None:
+        """A refusal of ``person``'s ``action``: audited (``Deps.record_refusal``), then on the form."""
+        self.deps.record_refusal(request_id, person, action, reason)
+        self.refused(reason)
 
     def done(self, title: str, text: str) -> None:
         self.show(blocks.notice_modal(title, text))
@@ -184,8 +197,7 @@ def _decide_request(
         outcome.refused(refused.reason)
         return
     if not isinstance(form, RequestForm):
-        deps.access.refuse(None, person.user_id, "request", wording.NOT_ENTITLED)
-        outcome.refused(wording.NOT_ENTITLED)
+        outcome.refused_to(person, None, "request", wording.NOT_ENTITLED)
         return
     channel_problem = check_channel(deps, form.channel)
     if channel_problem:
@@ -202,8 +214,7 @@ def _decide_request(
             return
         request = deps.access.submit(ask, submission=outcome.view_id or None)
     except Refused as refused:
-        deps.access.refuse(None, person.user_id, "request", refused.reason)
-        outcome.refused(refused.reason)
+        outcome.refused_to(person, None, "request", refused.reason)
         return
     outcome.done(wording.REQUEST_SENT, deps.submitted(request, roster))
 
@@ -284,30 +295,25 @@ def _decide_extension(
 ) -> None:
     grant_id = parse_request_id(metadata)
     assert grant_id is not None  # extension_field_problems answered a form naming no id in the ack
-    try:
-        person = deps.identify(actor_from(body), "extend")
-    except IdentityRefused as refused:
-        outcome.refused(refused.reason)
+    person = outcome.identified(body, "extend")
+    if person is None:
         return
     try:
         grant = deps.access.get_visible(grant_id, person.user_id)
     except Refused as refused:
-        deps.access.refuse(grant_id, person.user_id, "extend", refused.reason)
-        outcome.refused(refused.reason)
+        outcome.refused_to(person, grant_id, "extend", refused.reason)
         return
     form = read_extension_form(state_values(view), metadata, grant, deps.roster())
     if not isinstance(form, ExtensionForm):
         reason = next(iter(form.values()))
-        deps.access.refuse(grant_id, person.user_id, "extend", reason)
-        outcome.refused(reason)
+        outcome.refused_to(person, grant_id, "extend", reason)
         return
     try:
         extension = deps.access.extend(
             form.grant_id, person.user_id, form.duration, form.reason, submission=outcome.view_id or None
         )
     except Refused as refused:
-        deps.access.refuse(form.grant_id, person.user_id, "extend", refused.reason)
-        outcome.refused(refused.reason)
+        outcome.refused_to(person, form.grant_id, "extend", refused.reason)
         return
     outcome.done(wording.EXTENSION_ASKED, wording.extension_reply(extension))
 
@@ -337,32 +343,26 @@ def submit_denial(
     _submitting(ack)
     outcome = FormOutcome(deps, view, pause)
     with _unexpected_shown(outcome, body):
-        try:
-            person = deps.identify(actor_from(body), "deny")
-        except IdentityRefused as refused:
-            outcome.refused(refused.reason)
+        person = outcome.identified(body, "deny")
+        if person is None:
             return
         try:
             denied = deps.access.deny(request_id, person.user_id, reason)
         except Refused as refused:
-            deps.access.refuse(request_id, person.user_id, "deny", refused.reason)
-            outcome.refused(refused.reason)
+            outcome.refused_to(person, request_id, "deny", refused.reason)
             return
         outcome.done(wording.DENY_TITLE, wording.denied_reply(denied.request))
 
 
 def _decide_review(deps: Deps, body: Mapping[str, Any], form: ReviewForm, outcome: FormOutcome) -> None:
-    try:
-        person = deps.identify(actor_from(body), "review")
-    except IdentityRefused as refused:
-        outcome.refused(refused.reason)
+    person = outcome.identified(body, "review")
+    if person is None:
         return
     try:
         request = deps.access.write_review(
             form.request_id, person.user_id, form.text, submission=outcome.view_id or None, follow_ups=form.follow_ups
         )
     except Refused as refused:
-        deps.access.refuse(form.request_id, person.user_id, "review", refused.reason)
-        outcome.refused(refused.reason)
+        outcome.refused_to(person, form.request_id, "review", refused.reason)
         return
     outcome.done(wording.REVIEW_SAVED, wording.reviewed_reply(request))
