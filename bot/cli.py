@@ -109,6 +109,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_roster_argument(check)
     check.set_defaults(run=_roster_check)
+    members = command(
+        roster,
+        "members",
+        "print who is in each group now and where that came from",
+        "Static groups are printed as the roster lists them (no network); Slack user groups and Okta groups "
+        "are read now, with the processes' settings (SLACK_BOT_TOKEN, BREAKGLASS_OKTA_URL and _TOKEN). "
+        "Each member is printed with their kube_user. Exit status: 0, or 1 when a group could not be read.",
+    )
+    members.add_argument("group", nargs="?", metavar="GROUP", help="only this group")
+    members.add_argument("--roster", dest="roster", metavar="ROSTER",
+                         help="the roster file (default: $BREAKGLASS_ROSTER, else roster.yaml)")  # fmt: skip
+    members.set_defaults(run=_roster_members)
 
     audit = group("audit", "read and check the audit log")
     export = command(
@@ -260,6 +272,66 @@ def _roster_check(args: argparse.Namespace) -> int:
         return EXIT_PROBLEM
     print(f"{name}: ok: {roster.summary()}")
     return 0
+
+
+def _roster_members(args: argparse.Namespace) -> int:
+    """Who is in each group now, and where that came from. A roster whose groups are all static needs
+    no settings and no network; one with Slack user groups or Okta groups reads them now, with the
+    process's settings (the bot token, BREAKGLASS_OKTA_*)."""
+    from bot.slack.usergroups import GroupReading
+
+    name, roster = read_roster(args, problems=sys.stderr)
+    if roster is None:
+        return EXIT_PROBLEM
+    if args.group is not None and args.group not in roster.groups:
+        known = ", ".join(sorted(roster.groups))
+        print(f"roster members: {name} has no group '{args.group}' (its groups: {known})", file=sys.stderr)
+        return EXIT_USAGE
+    readings: list[GroupReading]
+    people = roster.people
+    if not roster.group_sources:
+        readings = [GroupReading(g, None, m, None, None) for g, m in roster.groups.items() if args.group in (None, g)]
+    else:
+        from bot.roster_source import FixedRoster
+        from bot.slack.client import SlackApi
+        from bot.slack.usergroups import UserGroupRoster
+        from bot.wiring import okta_groups
+
+        try:
+            settings = load_settings(process="worker")
+        except SettingsError as exc:
+            print(f"roster members: {name} reads groups from Slack or Okta, which needs the settings: {exc}",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+        resolver = UserGroupRoster(
+            FixedRoster(roster),
+            SlackApi.connect(settings.slack_bot_token, settings.slack_api_url),
+            lambda: datetime.now(UTC),
+            okta=okta_groups(settings),
+        )
+        readings = resolver.readings(args.group)
+        people = resolver().people  # the reads just made: kube_user from email where the roster says so
+    failed = False
+    for reading in readings:
+        if reading.source is None:
+            where = "static, in the roster"
+        elif reading.read_at is None:
+            where = f"{reading.source}, never read"
+        else:
+            where = f"{reading.source}, read {reading.read_at:%Y-%m-%d %H:%M:%S} UTC"
+        size = len(reading.members)
+        print(f"{reading.name} ({where}): {size} {'person' if size == 1 else 'people'}")
+        if reading.problem is not None:
+            failed = True
+            print(
+                f"  cannot be read now: {reading.problem}"
+                + ("; the members above are the last read" if reading.members else "")
+            )
+        for member in reading.members:
+            person = people.get(member)
+            kube_user = person.kube_user if person else "no kube_user: refused (not under people:, no confirmed email)"
+            print(f"  {member}  {kube_user}")
+    return EXIT_PROBLEM if failed else 0
 
 
 def _audit_log() -> AuditLog:

@@ -35,7 +35,7 @@ printf '%s\\n' "${{COMPREPLY[@]}}"
     ("line", "offered"),
     [
         ("breakglass ro", ["roster"]),
-        ("breakglass roster ", ["--help", "-h", "check"]),
+        ("breakglass roster ", ["--help", "-h", "check", "members"]),
         ("breakglass audit v", ["verify"]),
         ("breakglass audit export --", ["--help", "--request", "--since"]),
         ("breakglass audit export --since 90d --re", ["--request"]),
