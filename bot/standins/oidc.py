@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import secrets
 import threading
@@ -67,6 +68,9 @@ class OidcProviderDouble:
     client_id: str = CLIENT_ID
     client_secret: str = CLIENT_SECRET
     clock: Callable[[], float] = time.time
+    # True: /authorize shows a sign-in page (the login hint and a one-time-code field) whose form posts
+    # back to /authorize, as a provider's login does in a browser; False: it signs in at once (302).
+    login_page: bool = False
     next_login: NextLogin = field(default_factory=NextLogin)
     logins: list[dict[str, Any]] = field(default_factory=list)
     token_requests: list[dict[str, Any]] = field(default_factory=list)
@@ -126,15 +130,22 @@ class OidcProviderDouble:
             keys.append({**jwk, "kid": kid, "use": "sig", "alg": alg})
         return {"keys": keys}
 
+    def authorize_check(self, query: Mapping[str, str]) -> str | None:
+        """What is wrong with an authorization request, or None."""
+        if query.get("client_id") != self.client_id or not query.get("redirect_uri"):
+            return "unknown client or no redirect_uri"
+        if query.get("response_type") != "code" or "openid" not in query.get("scope", "").split():
+            return "response_type must be code and scope must hold openid"
+        if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
+            return "PKCE S256 is required"
+        return None
+
     def authorize(self, query: Mapping[str, str]) -> tuple[int, str]:
         """(status, Location or error text)."""
-        redirect = query.get("redirect_uri", "")
-        if query.get("client_id") != self.client_id or not redirect:
-            return 400, "unknown client or no redirect_uri"
-        if query.get("response_type") != "code" or "openid" not in query.get("scope", "").split():
-            return 400, "response_type must be code and scope must hold openid"
-        if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
-            return 400, "PKCE S256 is required"
+        problem = self.authorize_check(query)
+        if problem is not None:
+            return 400, problem
+        redirect = query["redirect_uri"]
         login = self.next_login
         with self._lock:
             self.logins.append(dict(query))
@@ -198,6 +209,20 @@ class OidcProviderDouble:
         return form.get("client_id", ""), form.get("client_secret", ""), "client_secret_post"
 
 
+def _sign_in_page(query: Mapping[str, str]) -> str:
+    hidden = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in query.items()
+    )
+    who = html.escape(query.get("login_hint") or "someone")
+    return (
+        "<!DOCTYPE html><html><head><title>Sign in - Stand-in IdP</title></head><body>"
+        f"<h1>Sign in to Stand-in IdP</h1><p>Signing in as {who}.</p>"
+        f'<form method="post" action="/authorize">{hidden}'
+        '<label>One-time code <input id="otp" name="otp" autocomplete="one-time-code"></label>'
+        '<button id="sign-in" type="submit">Sign in</button></form></body></html>'
+    )
+
+
 def _sha256(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
@@ -215,26 +240,47 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, self.owner.discovery())
         elif parts.path == "/jwks":
             self._json(200, self.owner.jwks())
+        elif parts.path == "/authorize" and self.owner.login_page and self.owner.authorize_check(query) is None:
+            self._html(200, _sign_in_page(query))
         elif parts.path == "/authorize":
-            status, target = self.owner.authorize(query)
-            if status == 302:
-                self.send_response(302)
-                self.send_header("Location", target)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            else:
-                self._json(status, {"error": "invalid_request", "error_description": target})
+            self._authorized(*self.owner.authorize(query))
         else:
             self._json(404, {"error": "not_found"})
 
     def do_POST(self) -> None:
+        if urlsplit(self.path).path == "/authorize":
+            # The sign-in page's form: the original query, carried in hidden fields, and the code typed.
+            self._authorized(*self.owner.authorize({k: v for k, v in self._form().items() if k != "otp"}))
+            return
         if urlsplit(self.path).path != "/token":
             self._json(404, {"error": "not_found"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        form = self._form()
         status, body = self.owner.token(form, self.headers.get("Authorization"))
         self._json(status, body)
+
+    def _form(self) -> dict[str, str]:
+        length = int(self.headers.get("Content-Length") or 0)
+        return {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+
+    def _authorized(self, status: int, target: str) -> None:
+        """The authorization endpoint's answer: back to the client (302), or the request's fault."""
+        if status == 302:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            self._json(status, {"error": "invalid_request", "error_description": target})
+
+    def _html(self, status: int, page: str) -> None:
+        payload = page.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _json(self, status: int, body: Mapping[str, Any]) -> None:
         payload = json.dumps(body).encode()

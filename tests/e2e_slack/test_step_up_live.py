@@ -45,6 +45,17 @@ def provider() -> Iterator[OidcProviderDouble]:
 @pytest.fixture(scope="module")
 def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory, provider: OidcProviderDouble) -> Iterator[Live]:
     roster: dict[str, Any] = {
+        **step_up_roster(provider),
+        # payments-devs is a Slack user group; ERIN is in it and nowhere in the roster's people.
+        "identity": {"kube_user_from": "email"},
+        "groups": {**DEMO_ROSTER["groups"], "payments-devs": {"slack_usergroup": PAYMENTS_DEVS}},
+    }
+    yield from _running(redis_url, tmp_path_factory.mktemp("step-up-stack"), roster)
+
+
+def step_up_roster(provider: OidcProviderDouble) -> dict[str, Any]:
+    """The demo roster with step-up at the stand-in provider for requests and approvals."""
+    return {
         **DEMO_ROSTER,
         "mfa": "oidc",
         "oidc": {
@@ -55,13 +66,9 @@ def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory, provider: Oid
             "amr": ["otp", "mfa", "hwk"],
             "step_up": ["request", "approve"],
         },
-        # payments-devs is a Slack user group; ERIN is in it and nowhere in the roster's people.
-        "identity": {"kube_user_from": "email"},
         # Each test asks anew and leaves its request pending: the per-person quota must not refuse them.
         "max_pending_requests": 100,
-        "groups": {**DEMO_ROSTER["groups"], "payments-devs": {"slack_usergroup": PAYMENTS_DEVS}},
     }
-    yield from _running(redis_url, tmp_path_factory.mktemp("step-up-stack"), roster)
 
 
 def _running(redis_url: str, workdir: Path, roster: dict[str, Any]) -> Iterator[Live]:

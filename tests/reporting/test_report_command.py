@@ -4,7 +4,6 @@ chain, print Markdown or write the HTML page; and the page as a real browser ren
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ import redis
 
 from bot.cli import main
 from bot.store import AuditLog, Draft
+from tests.chromium import chromium_binary
 from tests.conftest import CHAIN_KEY, EXAMPLE_ROSTER, TEST_SIGNING_KEY
 from tests.reporting.stories import Trail, full_story
 from tests.reporting.test_period_report import _period
@@ -82,15 +82,6 @@ def test_report_on_a_broken_chain_says_so_and_fails(env: redis.Redis, capsys: py
     assert "does not verify" in captured.err
 
 
-def _chromium() -> str:
-    binary = shutil.which("chromium")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (.ci/run installs it: apt-get install chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return binary
-
-
 def _render(binary: str, page: Path, screenshot: Path) -> str:
     """Chromium's log while it renders ``page`` into ``screenshot``; console messages appear in it."""
     done = subprocess.run(
@@ -117,7 +108,7 @@ def _render(binary: str, page: Path, screenshot: Path) -> str:
 
 @pytest.mark.slow
 def test_the_html_reports_render_in_chromium_without_console_errors(env: redis.Redis, tmp_path: Path) -> None:
-    binary = _chromium()
+    binary = chromium_binary()
     _store(env, full_story(), _period())
     pages = {"request": tmp_path / "request.html", "period": tmp_path / "period.html"}
     assert main(["report", "BG-7K2QXM", "--html", str(pages["request"])]) == 0
