@@ -138,7 +138,13 @@ def judge(
     email = claims.get("email")
     if not isinstance(email, str) or claims.get("email_verified") is not True:
         raise LoginRefused("other_person", f"{config.name} gave no verified email, so it cannot be matched to you.")
-    if expected_email is None or email.casefold() != expected_email.casefold():
+    if expected_email is None:
+        raise LoginRefused(
+            "no_email",
+            f"Your Slack account has no confirmed email address, so the sign-in at {config.name} cannot be matched "
+            "to you; confirm your email in Slack, or ask your platform team to set your email under people: in the roster.",
+        )
+    if email.casefold() != expected_email.casefold():
         raise LoginRefused(
             "other_person", f"You signed in at {config.name} as someone else; sign in as yourself from Slack."
         )

@@ -94,6 +94,10 @@ class StepUpDesk:
         config = self.roster().oidc
         if config is None or self.settings.public_url is None or self.settings.oidc_client_secret is None:
             raise Refused(wording.step_up_not_set_up())
+        if self.identity.email_of(user_id) is None:
+            # Nothing to match the provider's verified email against: refused before the sign-in,
+            # not after it (the callback's check would refuse it too).
+            raise Refused(wording.step_up_no_email(config.name))
         token = secrets.token_urlsafe(32)
         self.store.hold(token, PendingAction(user_id, action, dict(payload), self.now(), response_url))
         url = f"{self.settings.public_url}/oidc/start/{token}"

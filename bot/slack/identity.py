@@ -92,6 +92,9 @@ class IdentityGate:
         roster = self.roster()
         _check_workspace(roster, actor.team_id, actor.enterprise_id)
         if actor.user_id not in roster.people:
+            if roster.identity.kube_user_from == "email" and actor.user_id in roster.members(roster.groups):
+                # In a group, but with no confirmed email to become their kube_user (bot.slack.usergroups).
+                raise IdentityRefused(wording.EMAIL_UNCONFIRMED)
             # A group that could not be read may be why: say so rather than "not in the roster".
             problem = next(iter(roster.group_problems.values()), None)
             raise IdentityRefused(problem or wording.NOT_IN_ROSTER)

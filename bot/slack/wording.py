@@ -893,6 +893,10 @@ WRONG_WORKSPACE = (
     "This Slack workspace is not the one breakglass serves; use it from the workspace named in its roster."
 )
 NOT_IN_ROSTER = "You are not in the breakglass roster; ask your platform team to add you."
+EMAIL_UNCONFIRMED = (
+    "Your Slack email address is not confirmed, so breakglass cannot use it as your Kubernetes user; "
+    "confirm it in Slack, or ask your platform team to list you under people: in the roster."
+)
 UNKNOWN_ACCOUNT = (
     "Slack does not know your account in this workspace; use breakglass from the workspace named in its roster."
 )
@@ -997,6 +1001,13 @@ def step_up_needed(provider: str, action: str) -> str:
     return (
         f":closed_lock_with_key: Verify with {escape(provider)} first: sign in with your second factor and "
         f"{then}. The link is yours alone, works once, and expires in 5 minutes."
+    )
+
+
+def step_up_no_email(provider: str) -> str:
+    return (
+        f"Your Slack account has no confirmed email address, so a sign-in at {provider} could not be matched to you; "
+        "confirm your email in Slack, or ask your platform team to set your email under people: in the roster."
     )
 
 

@@ -133,7 +133,7 @@ def test_duplicate_key() -> None:
 
 def test_duplicate_top_level_section() -> None:
     assert problems(EXAMPLE + "mfa: has_2fa\n") == [
-        (59, "mfa", "duplicate key 'mfa'"),
+        (EXAMPLE.count("\n") + 1, "mfa", "duplicate key 'mfa'"),  # the line appended
     ]
 
 

@@ -85,7 +85,7 @@ def test_an_acr_the_roster_names_counts_without_amr() -> None:
         ({"amr": ["pwd"]}, "alice@example.com", "no_mfa"),
         ({"email_verified": False}, "alice@example.com", "other_person"),
         ({}, "bob@example.com", "other_person"),
-        ({}, None, "other_person"),
+        ({}, None, "no_email"),
     ],
 )
 def test_a_login_that_does_not_count_says_why(changes: dict[str, Any], expected_email: str | None, kind: str) -> None:

@@ -292,3 +292,21 @@ def test_someone_known_only_through_a_user_group_asks_with_their_email_as_kube_u
     request = next(r for r in live.store.recent() if r.requester == ERIN)
     live.wait_published(request.id)
     assert live.wait_for_event(request.id, Event.IDENTITY_VERIFIED).details["email"] == "erin@example.com"
+
+
+def test_someone_whose_slack_email_is_not_confirmed_is_refused_before_signing_in(
+    live: Live, provider: OidcProviderDouble
+) -> None:
+    from bot.slack import wording
+
+    # Dave is asked about nowhere else in this module, so no cached answer of Slack's hides the change.
+    live.stack.slack.add_user(DAVE, name="dave", email="dave@example.com", email_confirmed=False)
+    try:
+        before, head = live.world(), live.head()
+        answer = live.command(DAVE, "prod/payments view 30m INC-9 checkout is down")
+        assert wording.step_up_no_email("Stand-in IdP") in live.seen(answer).replace("\n", " "), answer.text
+        assert "/oidc/start/" not in str(answer.blocks), "no sign-in link for a person nothing can be matched to"
+        assert live.world() == before
+        assert [e.details.get("action") for e in refused_entries(live, head)] == ["request"]
+    finally:
+        live.stack.slack.add_user(DAVE, name="dave", email="dave@example.com", has_2fa=True)

@@ -96,3 +96,23 @@ def test_roster_check_stays_offline_and_accepts_a_user_group() -> None:
     roster = roster_with(groups={"payments-devs": {"slack_usergroup": GROUP}})
     assert roster.group_sources == {"payments-devs": GroupSource("slack_usergroup", GROUP)}
     assert roster.groups["payments-devs"] == ()
+
+
+def test_a_group_member_whose_email_is_not_confirmed_is_refused_with_its_own_sentence(
+    resolved: UserGroupRoster, slack: SlackApiDouble, clock: FakeClock
+) -> None:
+    from bot.slack import wording
+    from bot.slack.identity import Actor, IdentityGate, IdentityRefused
+
+    slack.add_user(FRANK, name="frank", email="frank@example.com", email_confirmed=False)
+    slack.set_usergroup(GROUP, [ERIN, FRANK])
+    clock.advance(minutes=2)
+    api = SlackApi.connect(SecretStr(DEFAULT_BOT_TOKEN), slack.api_url, sleep=lambda _: None)
+    gate = IdentityGate(api, resolved, clock)
+    team = resolved().workspace.team_id
+    with pytest.raises(IdentityRefused) as refused:
+        gate.check(Actor(FRANK, team))
+    assert refused.value.reason == wording.EMAIL_UNCONFIRMED
+    with pytest.raises(IdentityRefused) as stranger:
+        gate.check(Actor("U0STRANGER", team))
+    assert stranger.value.reason == wording.NOT_IN_ROSTER

@@ -448,8 +448,10 @@ class Workspace:
         has_2fa: bool | None = None,
         enterprise_id: str | None = None,
         email: str | None = None,
+        email_confirmed: bool | None = None,
     ) -> JsonDict:
-        """Add (or replace) a member; returns the user object as ``users.info`` shows it to an admin."""
+        """Add (or replace) a member; returns the user object as ``users.info`` shows it to an admin.
+        ``email_confirmed`` (default: every person's is, no bot's) is ``is_email_confirmed``."""
         name = name or id.lower()
         real_name = real_name or name.replace(".", " ").title()
         team = team_id or self.team_id
@@ -484,7 +486,7 @@ class Workspace:
             "is_bot": is_bot,
             "is_app_user": is_app_user,
             "updated": int(self.now()),
-            "is_email_confirmed": not is_bot,
+            "is_email_confirmed": (not is_bot) if email_confirmed is None else email_confirmed,
         }
         if is_invited_user:
             user["is_invited_user"] = True  # Slack includes the flag only when it is true
