@@ -110,6 +110,11 @@ class ClusterGateway(Protocol):
         """Delete the binding and the grant's ServiceAccount. False when already gone (still success)."""
         ...
 
+    def binding_exists(self, cluster: str, namespace: str | None, name: str) -> bool:
+        """Whether a RoleBinding (ClusterRoleBinding when ``namespace`` is None) of that name exists:
+        one a holder made during a grant, looked for when the grant ends."""
+        ...
+
     def issue_credentials(self, spec: BindingSpec) -> IssuedCredentials:
         """A new token for the grant's ServiceAccount (``credentials: token``), valid until
         ``spec.expires_at``: what an extension hands the holder."""

@@ -216,6 +216,8 @@ class FakeCluster:
         self._clusters = tuple(clusters)
         self.bindings: dict[tuple[str, str], FakeBinding] = {}
         self.service_accounts: set[tuple[str, str, str]] = set()  # (cluster, namespace, name)
+        # Bindings someone else made (a holder, during a grant): (cluster, namespace or None, name).
+        self.foreign_bindings: set[tuple[str, str | None, str]] = set()
         self.calls: list[tuple[str, str]] = []  # (operation, cluster), including failed ones
         self.clock = clock
         self.slow_by = slow_by
@@ -339,6 +341,11 @@ class FakeCluster:
         with self._lock:
             self.service_accounts.discard((cluster, self.token_namespace, name))
             return self.bindings.pop((cluster, name), None) is not None
+
+    def binding_exists(self, cluster: str, namespace: str | None, name: str) -> bool:
+        self._enter("binding_exists", cluster)
+        with self._lock:
+            return (cluster, name) in self.bindings or (cluster, namespace, name) in self.foreign_bindings
 
     def remove_binding(self, binding: ManagedBinding) -> bool:
         self._enter("remove_binding", binding.cluster)

@@ -244,6 +244,9 @@ class KubeClusters:
         self._check_ours(c, spec, existing)
         self._patch_expiry(c, spec, existing.metadata.resource_version if existing.metadata else None)
 
+    def binding_exists(self, cluster: str, namespace: str | None, name: str) -> bool:
+        return self._read_binding(self._cluster(cluster), name, namespace) is not None
+
     def remove_grant(self, cluster: str, request_id: RequestId, namespace: str | None) -> bool:
         c = self._cluster(cluster)
         name = binding_name(request_id)

@@ -79,3 +79,38 @@ def summary(actions: Iterable[Mapping[str, Any]], dropped: int, open_sessions: l
         "dropped": dropped,
         "open_sessions": open_sessions,
     }
+
+
+# What a holder can create that grants access by itself and outlives the grant's binding (issue 10,
+# finding 8): (api group, resource) -> what is said of one still there at the grant's end.
+ACCESS_GRANTING: dict[tuple[str, str], str] = {
+    ("rbac.authorization.k8s.io", "rolebindings"): "a RoleBinding",
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): "a ClusterRoleBinding",
+    (
+        "",
+        "serviceaccounts/token",
+    ): "a ServiceAccount token, valid until it expires unless its ServiceAccount is deleted",
+    ("", "secrets"): "a Secret, which may be a ServiceAccount token (type kubernetes.io/service-account-token)",
+    ("", "pods"): "a Pod, which may run as another ServiceAccount",
+}
+BINDINGS = frozenset({"rolebindings", "clusterrolebindings"})
+
+
+def access_granting(actions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each object a holder created (successfully) during the grant that may grant access after it:
+    {resource, namespace, name, what}, once each, in the order made."""
+    found: dict[tuple[str, Any, Any], dict[str, Any]] = {}
+    for action in actions:
+        key = (str(action.get("api_group") or ""), str(action.get("resource") or ""))
+        code = action.get("code")
+        if action.get("verb") != "create" or key not in ACCESS_GRANTING:
+            continue
+        if not isinstance(code, int) or not 200 <= code < 300:
+            continue
+        where = (key[1], action.get("namespace"), action.get("name"))
+        found.setdefault(
+            where,
+            {"resource": key[1], "namespace": action.get("namespace"), "name": action.get("name"),
+             "what": ACCESS_GRANTING[key]},
+        )  # fmt: skip
+    return list(found.values())

@@ -163,7 +163,7 @@ class Ending:
                 details["after_revoke_seconds"] = round(max((now - request.ended_at).total_seconds(), 0.0), 3)
             if why:
                 details["why"] = why
-            summary = summary_draft(self.store, request.id)
+            summary = summary_draft(self.store, request.id, self.steps.clusters, request.cluster)
             self.store.audit.append(
                 Draft(Event.BINDING_DELETED, actor, request.id, details), *([summary] if summary else [])
             )

@@ -28,7 +28,7 @@ from bot.domain.grants import SYSTEM_NAMESPACE, binding_name, format_instant, pa
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State, transition
 from bot.domain.roster import Roster
-from bot.ports import JobQueue
+from bot.ports import BreakglassError, ClusterGateway, JobQueue
 from bot.store import Change, Draft, RequestStore
 from bot.store.kube_actions import EARLY_SECONDS
 
@@ -233,9 +233,12 @@ def end_idle(
     return bool(applied.entries)
 
 
-def summary_draft(store: RequestStore, request_id: str) -> Draft | None:
+def summary_draft(
+    store: RequestStore, request_id: str, clusters: ClusterGateway | None = None, cluster: str | None = None
+) -> Draft | None:
     """The ``actions_summary`` entry for a grant whose access has just been removed: what was done,
-    and the sessions started and not completed. None when the cluster told of nothing at all."""
+    the sessions started and not completed, and (given the cluster) what the holder created that grants
+    access and is still there. None when the cluster told of nothing at all."""
     recorded = [
         action
         for entry in store.audit.for_request(request_id)
@@ -247,4 +250,29 @@ def summary_draft(store: RequestStore, request_id: str) -> Draft | None:
     sessions = store.actions.open_sessions(request_id)
     if not recorded and not dropped and not sessions:
         return None
-    return Draft(Event.ACTIONS_SUMMARY, SYSTEM_ACTOR, request_id, kinds.summary(recorded, dropped, sessions))
+    details = kinds.summary(recorded, dropped, sessions)
+    if clusters is not None and cluster is not None:
+        lingering = still_granting_access(clusters, cluster, kinds.access_granting(recorded))
+        if lingering:
+            details["still_granting_access"] = lingering
+    return Draft(Event.ACTIONS_SUMMARY, SYSTEM_ACTOR, request_id, details)
+
+
+def still_granting_access(
+    clusters: ClusterGateway, cluster: str, created: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Of what the holder created that may grant access, what is still there as the grant ends.
+    Bindings are looked up (the bot may read them); a token lives until it expires; Secrets and Pods
+    are listed as made, since the bot may not read them (reading Secrets everywhere would make it far
+    more powerful than what it guards against): a person checks their type and ServiceAccount."""
+    lingering = []
+    for item in created:
+        if item["resource"] in kinds.BINDINGS and item.get("name"):
+            namespace = item.get("namespace") if item["resource"] == "rolebindings" else None
+            try:
+                if not clusters.binding_exists(cluster, namespace, str(item["name"])):
+                    continue
+            except BreakglassError:
+                item = {**item, "unchecked": True}  # cannot tell: flagged, never dropped
+        lingering.append(item)
+    return lingering

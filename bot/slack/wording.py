@@ -11,7 +11,7 @@ sentences here are about Slack itself (identity, forms, commands).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -250,6 +250,47 @@ def _digest(details: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _bulleted(items: list[Any], line_of: Callable[[Mapping[str, Any]], str], room: int, more: str) -> list[str]:
+    """One bullet per item (the first 20 mappings) within ``room`` characters, and "… and N more"."""
+    lines: list[str] = []
+    kept = 0
+    for item in items[:20]:
+        if not isinstance(item, Mapping):
+            continue
+        line = f"• {line_of(item)}"
+        if len(line) + 1 > room:
+            break
+        lines.append(line)
+        room -= len(line) + 1
+        kept += 1
+    if kept < len(items):
+        lines.append(f"… and {len(items) - kept} more{f' {more}' if more else ''} (see the audit log)")
+    return lines
+
+
+def _open_session_line(session: Mapping[str, Any]) -> str:
+    ref = session.get("name") or session.get("resource") or "?"
+    where = f"{_part(session['namespace'])}/" if session.get("namespace") else ""
+    started = _at(session, "at")
+    since = f", started {when(started)}" if started else ""
+    return f"{code(_part(session.get('verb') or '?'))} {code(where + _part(ref))}{since}"
+
+
+def _still_granting_line(item: Mapping[str, Any]) -> str:
+    where = f"{_part(item['namespace'])}/" if item.get("namespace") else ""
+    unchecked = " (could not be checked)" if item.get("unchecked") else ""
+    return (
+        f"{code(_part(item.get('resource') or '?'))} {code(where + _part(item.get('name') or '?'))}: "
+        f"{escape(str(item.get('what') or ''))}{unchecked}"
+    )
+
+
+STILL_GRANTING = (
+    ":rotating_light: Made during the grant and still granting access after it (removing the binding "
+    "does not touch these). Check them and delete what is not needed:"
+)
+
+
 def _summary(details: Mapping[str, Any]) -> str:
     count, changes = details.get("count", 0), details.get("change_count", 0)
     head = [f":clipboard: What was done: {escape(str(count))} action(s), {escape(str(changes))} of them changes."]
@@ -271,22 +312,12 @@ def _summary(details: Mapping[str, Any]) -> str:
             "port-forward or watch. Check these and end them (delete the pod, or end the process):"
         )
         room = TEXT_LIMIT // 2 - len("\n".join(head + tail))
-        kept = 0
-        for session in sessions[:20]:
-            if not isinstance(session, dict):
-                continue
-            ref = session.get("name") or session.get("resource") or "?"
-            where = f"{_part(session['namespace'])}/" if session.get("namespace") else ""
-            started = _at(session, "at")
-            since = f", started {when(started)}" if started else ""
-            line = f"• {code(_part(session.get('verb') or '?'))} {code(where + _part(ref))}{since}"
-            if len(line) + 1 > room:
-                break
-            tail.append(line)
-            room -= len(line) + 1
-            kept += 1
-        if kept < len(sessions):
-            tail.append(f"… and {len(sessions) - kept} more possibly open (see the audit log)")
+        tail += _bulleted(sessions, _open_session_line, room, "possibly open")
+    lingering = details.get("still_granting_access")
+    if isinstance(lingering, list) and lingering:
+        # Finding 8: what the holder made that grants access and outlives the grant; someone must act.
+        tail.append(STILL_GRANTING)
+        tail += _bulleted(lingering, _still_granting_line, TEXT_LIMIT // 2 - len("\n".join(head + tail)), "")
     room = TEXT_LIMIT - len("\n".join(head + tail)) - len("The first changes:") - _COUNT_ROOM - 2
     listed, left_out = _action_lines(details.get("changes"), 20, room)
     lines = list(head)
@@ -767,6 +798,13 @@ def review_prefill(actions: Mapping[str, Any]) -> str:
     sessions = actions.get("open_sessions")
     if isinstance(sessions, list) and sessions:
         lines.append(f"{len(sessions)} session(s) possibly still open when access ended.")
+    lingering = actions.get("still_granting_access")
+    if isinstance(lingering, list) and lingering:
+        lines.append("Made during the grant and still granting access after it (removed? why kept?):")
+        for item in lingering[:10]:
+            if isinstance(item, dict):
+                where = f"{item['namespace']}/" if item.get("namespace") else ""
+                lines.append(f"- {item.get('resource', '?')} {where}{item.get('name') or '?'}")
     lines += ["", "Was it warranted, and was what was done right? "]
     return "\n".join(lines)
 

@@ -99,3 +99,51 @@ def test_an_idle_grant_is_ended_by_the_worker_when_the_cluster_sends_nothing_mor
         assert revoked[-1].actor == "system"
         assert str(revoked[-1].details["why"]).startswith("idle for 8s: no action recorded on prod since ")
         wait_until(lambda: not stack.bindings("prod"), 60, "the binding to be deleted")
+
+
+def _created_binding(audit_id: str, name: str) -> dict[str, Any]:
+    made = _deletion(audit_id)
+    made["verb"] = "create"
+    made["objectRef"] = {"resource": "rolebindings", "namespace": "payments", "name": name,
+                         "apiGroup": "rbac.authorization.k8s.io", "apiVersion": "v1"}  # fmt: skip
+    made["responseStatus"] = {"code": 201}
+    return made
+
+
+def test_a_rolebinding_the_holder_made_and_left_is_flagged_in_the_thread_when_the_grant_ends(
+    stack: LocalStack, core: Core
+) -> None:
+    # Finding 8 through the real processes: events at the webhook, the worker's revoke at the expiry,
+    # a GET of each binding the holder made at the API server, and the summary in the thread.
+    web = stack.start_web()
+    stack.start_worker()
+    url = f"{stack.web_url(web)}/k8s/audit/prod"
+    token = cluster_webhook_token(stack.env()["BREAKGLASS_AUDIT_WEBHOOK_TOKEN"], "prod")
+    request = grant_now(core, 15)
+    wait_until(lambda: (core.store.get(request.id) or request).state is State.ACTIVE, 60, "the grant")
+    stack.clusters["prod"].seed(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "alice-forever", "namespace": "payments"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice@example.com"}],
+        }
+    )  # what the holder made; "gone-again" was made and deleted again before the end
+    assert _post(url, token, [_created_binding("rb-1", "alice-forever"), _created_binding("rb-2", "gone-again")]) == 2
+
+    def summary() -> dict[str, Any] | None:
+        found = [e for e in core.store.audit.for_request(request.id) if e.event == Event.ACTIONS_SUMMARY]
+        return found[-1].details if found else None
+
+    details = wait_until(summary, 120, "the grant's end and its summary")
+    assert [i["name"] for i in details["still_granting_access"]] == ["alice-forever"]
+
+    def told() -> bool:
+        current = core.store.get(request.id)
+        if current is None or current.message_ts is None:
+            return False
+        replies = stack.slack.thread(current.channel, current.message_ts)
+        return any("still granting access after it" in reply.text + json.dumps(reply.blocks) for reply in replies)
+
+    wait_until(told, 120, "the thread to flag the RoleBinding left behind")

@@ -18,11 +18,11 @@ from bot.roster_source import FixedRoster
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
 from bot.services.kube_actions import ActionRecorder
-from bot.slack.wording import event_text
+from bot.slack.wording import event_text, review_prefill
 from bot.store import RequestStore
 from bot.store import kube_actions as ledger
 from tests.conftest import FakeClock
-from tests.fakes import CAROL, RecordingJobs
+from tests.fakes import CAROL, FakeCluster, RecordingJobs
 from tests.services.conftest import Flows
 
 
@@ -418,3 +418,69 @@ def test_the_clock_ends_no_grant_the_cluster_has_not_been_heard_from_since_it_be
     clock.advance(minutes=30)
     recorder.tick()
     assert store.get(grant.id).state is State.ACTIVE  # type: ignore[union-attr]
+
+
+def created(audit_id: str, at: datetime, resource: str, name: str, group: str = "", code: int = 201) -> dict[str, Any]:
+    """An audit event of the holder creating ``resource`` (``serviceaccounts/token``: a TokenRequest)."""
+    made = event(audit_id, at, verb="create", name=name)
+    resource, _, subresource = resource.partition("/")
+    made["objectRef"] = {"resource": resource, "namespace": "payments", "name": name, "apiGroup": group}
+    if subresource:
+        made["objectRef"]["subresource"] = subresource
+    made["responseStatus"] = {"code": code}
+    return made
+
+
+def test_what_the_holder_made_that_grants_access_and_outlives_the_grant_is_flagged_at_its_end(
+    recorder: ActionRecorder,
+    grants: GrantService,
+    cluster: FakeCluster,
+    store: RequestStore,
+    clock: FakeClock,
+    flows: Flows,
+) -> None:
+    # Finding 8: the revoke deletes the grant's binding, and nothing the holder made with it. Upstream
+    # admin lets a holder bind themselves again, mint a token or leave a token Secret behind.
+    grant = flows.granted()
+    rbac = "rbac.authorization.k8s.io"
+    recorder.record(
+        "prod",
+        batch(
+            created("rb-1", clock(), "rolebindings", "alice-forever", rbac),
+            created("rb-2", clock(), "rolebindings", "cleaned-up", rbac),
+            created("rb-3", clock(), "rolebindings", "refused", rbac, code=403),
+            created("tok-1", clock(), "serviceaccounts/token", "deployer"),
+            created("sec-1", clock(), "secrets", "deployer-token"),
+            created("cm-1", clock(), "configmaps", "settings"),
+        ),
+    )
+    cluster.foreign_bindings.add(("prod", "payments", "alice-forever"))  # "cleaned-up" was deleted again
+    assert grant.expires_at is not None
+    clock.at = grant.expires_at
+    grants.revoke(grant.id)
+
+    [summary] = entries_of(store, grant.id, Event.ACTIONS_SUMMARY)
+    flagged = [(item["resource"], item["name"]) for item in summary["still_granting_access"]]
+    assert flagged == [("rolebindings", "alice-forever"), ("serviceaccounts/token", "deployer"), ("secrets", "deployer-token")]  # fmt: skip
+    said = event_text(store.audit.for_request(grant.id)[-1], grant)
+    assert said is not None
+    flagged_part = said.partition("still granting access after it")[2].partition("The first changes")[0]
+    assert "`payments/alice-forever`" in flagged_part
+    assert "`payments/deployer-token`" in flagged_part
+    assert "cleaned-up" not in flagged_part, "deleted again before the end: nothing to flag"
+    # And the review starts from it.
+    prefill = review_prefill(summary)
+    assert "still granting access after it" in prefill
+    assert "- rolebindings payments/alice-forever" in prefill
+
+
+def test_a_grant_whose_holder_made_nothing_that_grants_access_flags_nothing(
+    recorder: ActionRecorder, grants: GrantService, store: RequestStore, clock: FakeClock, flows: Flows
+) -> None:
+    grant = flows.granted()
+    recorder.record("prod", batch(event("d1", clock()), created("cm-1", clock(), "configmaps", "settings")))
+    assert grant.expires_at is not None
+    clock.at = grant.expires_at
+    grants.revoke(grant.id)
+    [summary] = entries_of(store, grant.id, Event.ACTIONS_SUMMARY)
+    assert "still_granting_access" not in summary

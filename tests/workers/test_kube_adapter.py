@@ -274,6 +274,16 @@ def test_an_unreadable_thread_annotation_names_no_thread(text: str) -> None:
     assert RequestThread.parse(text) is None
 
 
+def test_binding_exists_answers_for_any_binding_by_name_as_the_api_server_does(
+    clusters: KubeClusters, clock: FakeClock
+) -> None:
+    # What a grant's end asks of a RoleBinding its holder made: there or not (a 404 is "not").
+    clusters.apply_grant(grant(clock))
+    assert clusters.binding_exists("prod", "payments", "breakglass-bg-7k2qxm")
+    assert not clusters.binding_exists("prod", "payments", "alice-forever")
+    assert not clusters.binding_exists("prod", None, "alice-forever")
+
+
 def warrant_of(spec: BindingSpec) -> str:
     subject = Subject("User", spec.kube_user)
     what = Warranted(spec.request_id, spec.cluster, spec.namespace, spec.cluster_role, subject, spec.expires_at)
