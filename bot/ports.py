@@ -169,6 +169,10 @@ class JobQueue(Protocol):
         waiting: asked for many at once, so the sweep can skip the grants that need nothing."""
         ...
 
+    def revoke_under_way(self, request_id: RequestId) -> bool:
+        """Whether a revoke of this grant for now (not at an expiry) is waiting or running."""
+        ...
+
     def publish(self, request_id: RequestId) -> bool:
         """Bring the request's Slack message, thread and DMs up to date with its audit entries."""
         ...

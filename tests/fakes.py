@@ -474,6 +474,10 @@ class RecordingJobs:
         with self._lock:
             return {rid for rid, at in ends if ("revoke", str(rid), int(at.timestamp())) in self.waiting}
 
+    def revoke_under_way(self, request_id: RequestId) -> bool:
+        with self._lock:
+            return ("revoke", str(request_id), None) in self.waiting
+
     def _record(self, kind: str, request_id: RequestId, at: datetime | None) -> bool:
         key = (kind, str(request_id), int(at.timestamp()) if at is not None else None)
         with self._lock:

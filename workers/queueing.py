@@ -47,6 +47,7 @@ CLUSTER_RETRY = Retry(max=12, interval=[1, 2, 4, 8, 15, 30, 60, 60, 60, 120, 120
 SLACK_RETRY = Retry(max=10, interval=[1, 2, 4, 8, 15, 30, 60, 60, 120, 120])
 
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+_UNDER_WAY = {*_WAITING, JobStatus.STARTED}
 ON_FAILURE = Callback(jobs.on_failure)
 
 
@@ -162,6 +163,12 @@ class RqJobQueue:
                 pipe.zscore(registry, f"revoke-{request_id}-{int(at.timestamp())}")
             scores = pipe.execute()
         return {request_id for (request_id, _), score in zip(ends, scores, strict=True) if score is not None}
+
+    def revoke_under_way(self, request_id: RequestId) -> bool:
+        return any(
+            _status(self.connection, job_id) in _UNDER_WAY
+            for job_id in (f"revoke-{request_id}", f"revoke-{request_id}-followup")
+        )
 
     def remind(self, request_id: RequestId, at: datetime) -> bool:
         job_id = f"remind-{request_id}-{int(at.timestamp())}"

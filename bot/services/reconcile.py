@@ -358,6 +358,14 @@ class Reconciler:
                 why = OVERDUE
             self._end_overdue(request, why, report)
             return
+        if (
+            request is not None
+            and request.state.terminal
+            and binding.name == binding_name(request.id)
+            and now - request.updated_at <= self.grant_grace
+            and self.jobs.revoke_under_way(request.id)
+        ):
+            return  # just ended, and its revoke job is removing the binding now (and records it so)
         if request is None and not expired and binding.request_id is not None:
             # Redis has lost the request (flushed, restored from an old copy), but the binding's
             # warrant says we made it and until when: an incident responder keeps access until then,

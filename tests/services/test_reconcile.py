@@ -94,6 +94,34 @@ def test_binding_of_an_ended_request_is_deleted(
     assert jobs.queued("publish", grant.id)
 
 
+def test_a_just_revoked_grants_binding_is_left_to_its_revoke_job_under_way(
+    reconciler: Reconciler, access: AccessService, cluster: FakeCluster, store: RequestStore, flows: Flows
+) -> None:
+    grant = flows.granted()
+    access.revoke(grant.id, SlackUserId(ALICE))  # its revoke job is queued, not yet run
+    report = reconciler.sweep()
+    assert cluster.binding("prod", grant.id) is not None, "the revoke job removes it and records that"
+    assert report.deleted == []
+    assert Event.SWEEP_DELETED not in events(store, grant.id)
+
+
+def test_a_revoked_grants_binding_is_deleted_once_its_revoke_job_has_had_its_grace(
+    reconciler: Reconciler,
+    access: AccessService,
+    cluster: FakeCluster,
+    store: RequestStore,
+    clock: FakeClock,
+    flows: Flows,
+) -> None:
+    grant = flows.granted()
+    access.revoke(grant.id, SlackUserId(ALICE))
+    clock.advance(seconds=61)  # the job still waits (a stuck worker): the sweep stops waiting for it
+    report = reconciler.sweep()
+    assert cluster.binding("prod", grant.id) is None
+    assert report.deleted == [f"breakglass-{grant.id.lower()}"]
+    assert events(store, grant.id)[-1] == Event.SWEEP_DELETED
+
+
 def test_missing_revoke_job_is_scheduled_again_once(
     reconciler: Reconciler, jobs: RecordingJobs, cluster: FakeCluster, store: RequestStore, flows: Flows
 ) -> None:

@@ -65,6 +65,20 @@ def test_revokes_waiting_names_the_grants_whose_revoke_at_that_expiry_is_schedul
     assert jobs.revokes_waiting([(RID, at), (other, at), (RID, at + timedelta(minutes=30))]) == {RID}
 
 
+def test_a_revoke_for_now_is_under_way_while_queued_or_running_and_not_once_finished(jobs: RqJobQueue) -> None:
+    assert not jobs.revoke_under_way(RID)
+    jobs.revoke(RID, at=datetime(2030, 1, 1, 12, tzinfo=UTC))
+    assert not jobs.revoke_under_way(RID), "a revoke at an expiry is the schedule, not a revoke under way"
+    jobs.revoke(RID)
+    assert jobs.revoke_under_way(RID)
+    job = jobs.fetch(f"revoke-{RID}")
+    jobs.cluster.remove(job)
+    job.set_status(JobStatus.STARTED)
+    assert jobs.revoke_under_way(RID)
+    job.set_status(JobStatus.FINISHED)
+    assert not jobs.revoke_under_way(RID)
+
+
 def test_an_extension_schedules_a_second_revoke_at_the_new_expiry(jobs: RqJobQueue) -> None:
     first = datetime(2030, 1, 1, 12, tzinfo=UTC)
     assert jobs.revoke(RID, at=first)
