@@ -76,8 +76,12 @@ def test_of_two_sweeps_started_at_once_only_one_runs(real_redis: redis.Redis) ->
 
 
 def test_a_sweep_longer_than_the_lock_ttl_keeps_its_lock(real_redis: redis.Redis) -> None:
-    slow = _Reconciler(hold=TTL.total_seconds() * 3)
-    running = threading.Thread(target=lambda: sweep_once(_context(real_redis, slow), _lock(real_redis)))
+    # A TTL fifteen renewals long: the lock lapses only if its renewing thread is not scheduled for
+    # 1.5 s, which a loaded machine did to the 400 ms TTL the other tests use (four renewals).
+    ttl = timedelta(milliseconds=1500)
+    slow = _Reconciler(hold=ttl.total_seconds() * 2)
+    held = SweepLock(real_redis, PREFIX, ttl=ttl, renew_every=RENEW)
+    running = threading.Thread(target=lambda: sweep_once(_context(real_redis, slow), held))
     running.start()
     assert slow.entered.wait(5)
     others_got_it = []
