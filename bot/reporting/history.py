@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.domain.audit import SYSTEM_ACTOR, AuditEntry, Event
 from bot.domain.durations import format_duration, parse_duration
+from bot.domain.end_reasons import said_as_before
 from bot.domain.grant_failures import failure_sentence
 from bot.domain.kube_actions import MUTATING_VERBS
 
@@ -213,7 +214,7 @@ class RequestHistory:
             if event == Event.GRANT_FAILED.value:
                 says = failure_sentence(details)
             else:
-                says = _pairs({k: v for k, v in details.items() if k in ("why", "error", "after")})
+                says = _pairs({k: v for k, v in said_as_before(details).items() if k in ("why", "error", "after")})
             if details.get("early"):
                 says = "before its expiry" + (f"; {says}" if says else "")
         elif event == Event.BINDING_DELETED.value:
@@ -248,7 +249,7 @@ class RequestHistory:
             self.refusals += 1
             says = f"{details.get('action', '?')}: {details.get('reason', '')}"
         else:
-            says = _pairs(details)
+            says = _pairs(said_as_before(details))
         self.timeline.append(Step(at, event, entry.actor, says))
 
 

@@ -12,6 +12,7 @@ import logging
 from datetime import timedelta
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.end_reasons import EndCode, EndReason
 from bot.domain.grants import binding_name, format_instant
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State, transition
@@ -29,7 +30,7 @@ class Ending:
         self.store = steps.store
 
     def revoke(
-        self, request_id: RequestId, by_sweep: str | None = None, *, before_expiry: bool = False
+        self, request_id: RequestId, by_sweep: EndReason | None = None, *, before_expiry: bool = False
     ) -> AccessRequest | None:
         """End the grant if its time has come (or it was revoked, failed or extended away), then make
         sure its binding is gone. Early calls for a still-running grant change nothing.
@@ -71,7 +72,7 @@ class Ending:
         self._end_extensions(request)
         return request
 
-    def expire(self, request_id: RequestId, by_sweep: str | None = None) -> AccessRequest | None:
+    def expire(self, request_id: RequestId, by_sweep: EndReason | None = None) -> AccessRequest | None:
         """Record an active grant whose time is up as expired, without touching its cluster: the
         sweep's call while that cluster fails. Its binding carries its expiry, so the next sweep that
         reaches the cluster deletes it."""
@@ -80,7 +81,9 @@ class Ending:
             return request
         return self._expire(request, by_sweep=by_sweep)
 
-    def _expire(self, request: AccessRequest, why: str | None = None, by_sweep: str | None = None) -> AccessRequest:
+    def _expire(
+        self, request: AccessRequest, why: EndReason | None = None, by_sweep: EndReason | None = None
+    ) -> AccessRequest:
         now = self.steps.now
 
         def decide(current: AccessRequest | None) -> Change[None]:
@@ -91,13 +94,17 @@ class Ending:
                 return Change(None)
             details: dict[str, object] = {"expires_at": format_instant(current.expires_at)}
             if why is not None:
-                details["why"] = why
+                details.update(why.details())
             drafts = [Draft(Event.EXPIRED, SYSTEM_ACTOR, current.id, details)]
             if by_sweep is not None:
-                swept = {"cluster": current.cluster, "why": by_sweep, "expires_at": format_instant(current.expires_at)}
+                swept = {
+                    "cluster": current.cluster,
+                    **by_sweep.details(),
+                    "expires_at": format_instant(current.expires_at),
+                }
                 drafts.insert(0, Draft(Event.SWEEP_REVOKED_OVERDUE, SYSTEM_ACTOR, current.id, swept))
             return Change(
-                transition(current, State.EXPIRED, now(), **({"note": why} if why else {})),
+                transition(current, State.EXPIRED, now(), **({"note": why.sentence()} if why else {})),
                 drafts,
             )
 
@@ -145,7 +152,7 @@ class Ending:
             # dead credential, so its removal never holds up the revoke.
             log.warning("could not delete the kubeconfig from the DM: %s", exc, extra={"request_id": request.id})
 
-    def remove_binding(self, request: AccessRequest, actor: str, why: str | None = None) -> bool:
+    def remove_binding(self, request: AccessRequest, actor: str, why: EndReason | None = None) -> bool:
         removed = self.steps.clusters.remove_grant(request.cluster, request.id, request.namespace)
         self._withdraw_kubeconfigs(request)
         if removed:
@@ -161,8 +168,8 @@ class Ending:
                 details["late_by_seconds"] = round(max((now - request.expires_at).total_seconds(), 0.0), 3)
             elif request.ended_at is not None:
                 details["after_revoke_seconds"] = round(max((now - request.ended_at).total_seconds(), 0.0), 3)
-            if why:
-                details["why"] = why
+            if why is not None:
+                details.update(why.details())
             summary = summary_draft(self.store, request.id, self.steps.clusters, request.cluster)
             self.store.audit.append(
                 Draft(Event.BINDING_DELETED, actor, request.id, details), *([summary] if summary else [])
@@ -179,7 +186,8 @@ class Ending:
             def decide(current: AccessRequest | None, target: State = target) -> Change[None]:
                 if current is None or current.state is not State.ACTIVE:
                     return Change(None)
-                return Change(transition(current, target, self.steps.now(), note=f"{grant.id} ended"))
+                ended = EndReason(EndCode.ENDED_WITH_GRANT, {"grant": grant.id})
+                return Change(transition(current, target, self.steps.now(), note=ended.sentence()))
 
             self.store.apply(extension_id, decide)
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from bot.domain import policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.durations import format_duration
+from bot.domain.end_reasons import EndCode, EndReason
 from bot.domain.grant_failures import FailureCode, GrantFailure
 from bot.domain.grants import format_instant
 from bot.domain.ids import RequestId
@@ -172,14 +173,14 @@ class Extending:
         extension fails, and a grant Redis still calls active ends as revoked, with its ServiceAccount
         (token mode) removed by the revoke job."""
         steps = self.steps
-        why = f"its binding is no longer in {grant.cluster}: it was removed outside breakglass"
+        why = EndReason(EndCode.BINDING_REMOVED_OUTSIDE, {"cluster": grant.cluster})
 
         def end_grant(current: AccessRequest | None) -> Change[None]:
             if current is None or current.state is not State.ACTIVE:
                 return Change(None)  # ended by us meanwhile (expired or revoked): nothing to add
             return Change(
-                transition(current, State.REVOKED, steps.now(), note=why),
-                [Draft(Event.REVOKED, SYSTEM_ACTOR, current.id, {"why": why})],
+                transition(current, State.REVOKED, steps.now(), note=why.sentence()),
+                [Draft(Event.REVOKED, SYSTEM_ACTOR, current.id, why.details())],
             )
 
         applied = self.store.apply(grant.id, end_grant)

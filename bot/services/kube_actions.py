@@ -24,6 +24,7 @@ from typing import Any
 from bot.domain import kube_actions as kinds
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.durations import format_duration
+from bot.domain.end_reasons import EndCode, EndReason
 from bot.domain.grants import SYSTEM_NAMESPACE, binding_name, format_instant, parse_instant
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State, transition
@@ -216,14 +217,17 @@ def end_idle(
     store: RequestStore, jobs: JobQueue | None, grant: AccessRequest, timeout: timedelta, last: datetime, now: datetime
 ) -> bool:
     """Revoke ``grant`` for idleness (the thread says why); False when it had ended meanwhile."""
-    why = f"idle for {format_duration(timeout)}: no action recorded on {grant.cluster} since {format_instant(last)}"
+    why = EndReason(
+        EndCode.IDLE,
+        {"idle_timeout": format_duration(timeout), "cluster": grant.cluster, "last_action_at": format_instant(last)},
+    )
 
     def decide(current: AccessRequest | None) -> Change[None]:
         if current is None or current.state is not State.ACTIVE:
             return Change(None)
         return Change(
-            transition(current, State.REVOKED, now, note=why),
-            [Draft(Event.REVOKED, SYSTEM_ACTOR, current.id, {"why": why, "idle_timeout": format_duration(timeout)})],
+            transition(current, State.REVOKED, now, note=why.sentence()),
+            [Draft(Event.REVOKED, SYSTEM_ACTOR, current.id, why.details())],
         )
 
     applied = store.apply(grant.id, decide)

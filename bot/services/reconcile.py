@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.end_reasons import EndCode, EndReason
 from bot.domain.grants import ManagedBinding, ManagedServiceAccount, binding_name, format_instant
 from bot.domain.ids import RequestId
 from bot.domain.lifecycle import AccessRequest, State
@@ -54,9 +55,9 @@ log = logging.getLogger(__name__)
 # A request in one of these may still own a ServiceAccount without a binding: the grant job makes the
 # ServiceAccount first, and an active grant's revoke deletes both.
 _MAY_OWN_SERVICE_ACCOUNT = frozenset({State.PENDING, State.APPROVED, State.ACTIVE})
-NOT_IN_ROSTER = "its cluster is no longer in the roster"
-OVERDUE = "its expiry has passed and its revoke had not run"
-UNWARRANTED = "its warrant is missing or does not verify (edited, relabelled or not made by breakglass)"
+NOT_IN_ROSTER = EndReason(EndCode.CLUSTER_LEFT_ROSTER)
+OVERDUE = EndReason(EndCode.REVOKE_OVERDUE)
+UNWARRANTED = EndReason(EndCode.UNWARRANTED)
 
 
 @dataclass
@@ -350,9 +351,11 @@ class Reconciler:
                 # access away is the safe direction: end it now rather than leave a binding whose own
                 # record of its end says it should be gone.
                 why = (
-                    "its binding carries no readable expiry"
+                    EndReason(EndCode.BINDING_EXPIRY_UNREADABLE)
                     if binding.expires_at is None
-                    else f"its binding's expiry {format_instant(binding.expires_at)} has passed"
+                    else EndReason(
+                        EndCode.BINDING_EXPIRY_PASSED, {"binding_expires_at": format_instant(binding.expires_at)}
+                    )
                 )
             else:
                 why = OVERDUE
@@ -372,13 +375,7 @@ class Reconciler:
             # and the next sweep past that instant deletes it.
             self._recovered(binding, binding.request_id, report)
             return
-        why = (
-            "its expiry has passed"
-            if expired
-            else "its request is unknown to Redis"
-            if request is None
-            else f"its request is {request.state.label}"
-        )
+        why = EndReason(EndCode.EXPIRY_PASSED) if expired else _request_gone(request)
         self._delete(binding, request, why, now, report)
 
     def _recovered(self, binding: ManagedBinding, request_id: RequestId, report: SweepReport) -> None:
@@ -392,7 +389,7 @@ class Reconciler:
             "namespace": binding.namespace,
             "binding": binding.name,
             "expires_at": format_instant(binding.expires_at),
-            "why": "its request is unknown to Redis, and its warrant verifies: kept until its signed expiry",
+            **EndReason(EndCode.KEPT_ON_WARRANT).details(),
         }
         thread = binding.thread
         roster = self.roster()
@@ -417,17 +414,17 @@ class Reconciler:
         self.store.outbox.add(request_id)
         self.jobs.publish(request_id)
 
-    def _end_overdue(self, request: AccessRequest, why: str, report: SweepReport) -> None:
+    def _end_overdue(self, request: AccessRequest, why: EndReason, report: SweepReport) -> None:
         """End an active grant the revoke has not ended, recording that the sweep did it and why."""
         # Overdue: its expiry has passed. Any other reason: the cluster says the grant is over before it.
-        self.grants.revoke(request.id, by_sweep=why, before_expiry=why != OVERDUE)
+        self.grants.revoke(request.id, by_sweep=why, before_expiry=why.code is not EndCode.REVOKE_OVERDUE)
         report.expired.append(request.id)
 
     def _delete(
         self,
         binding: ManagedBinding,
         request: AccessRequest | None,
-        why: str,
+        why: EndReason,
         now: datetime,
         report: SweepReport,
     ) -> None:
@@ -445,7 +442,7 @@ class Reconciler:
                     "cluster": binding.cluster,
                     "namespace": binding.namespace,
                     "binding": binding.name,
-                    "why": why,
+                    **why.details(),
                     "expires_at": format_instant(binding.expires_at) if binding.expires_at else None,
                     "late_by_seconds": round((now - binding.expires_at).total_seconds(), 3)
                     if binding.expires_at and binding.expires_at <= now
@@ -496,21 +493,13 @@ class Reconciler:
                 return [*left, account]
             if removed:
                 report.service_accounts_deleted.append(account.name)
-                why = (
-                    NOT_IN_ROSTER
-                    if not in_roster
-                    else "its request is unknown to Redis"
-                    if request is None
-                    else f"its request is {request.state.label}"
-                )
-                self.store.audit.append(
-                    Draft(
-                        Event.SWEEP_SERVICE_ACCOUNT_DELETED,
-                        SYSTEM_ACTOR,
-                        request_id,
-                        {"cluster": cluster, "service_account": f"{account.namespace}/{account.name}", "why": why},
-                    )
-                )
+                why = NOT_IN_ROSTER if not in_roster else _request_gone(request)
+                details = {
+                    "cluster": cluster,
+                    "service_account": f"{account.namespace}/{account.name}",
+                    **why.details(),
+                }
+                self.store.audit.append(Draft(Event.SWEEP_SERVICE_ACCOUNT_DELETED, SYSTEM_ACTOR, request_id, details))
                 if request is not None:
                     self.jobs.publish(request.id)
         return left
@@ -588,6 +577,13 @@ class Reconciler:
                 log.warning("sweep could not end %s in %s: %s", request.id, request.cluster, exc)
                 if request.cluster not in report.unreachable:
                     report.unreachable.append(request.cluster)
+
+
+def _request_gone(request: AccessRequest | None) -> EndReason:
+    """Why something of a request the sweep found no longer stands: its request is unknown, or over."""
+    if request is None:
+        return EndReason(EndCode.REQUEST_UNKNOWN)
+    return EndReason(EndCode.REQUEST_ENDED, {"state": request.state.label})
 
 
 def _id_from_name(name: str) -> RequestId:

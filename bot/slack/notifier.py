@@ -34,6 +34,7 @@ import redis
 
 from bot.domain import policy
 from bot.domain.audit import AuditEntry, Event
+from bot.domain.end_reasons import end_sentence
 from bot.domain.grant_failures import failure_sentence
 from bot.domain.grants import IssuedCredentials, RequestThread, parse_instant
 from bot.domain.ids import SlackUserId
@@ -215,7 +216,7 @@ class SlackNotifier:
                     self._dm(requester, blocks.reminder_dm(request, text, can_extend), request)
             case Event.EXPIRED | Event.REVOKED:
                 how = "revoked" if entry.event == Event.REVOKED else "expired"
-                text = wording.dm_ended(request, how, entry.actor)
+                text = wording.dm_ended(request, how, entry.actor, end_sentence(d))
                 self._dm(requester, blocks.ended_dm(request, text), request)
                 if request.self_service and not request.extends and request.granted_at is not None:
                     # Nobody checked it before it was used, so an approver must check it now.

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.domain import automation, policy
 from bot.domain.audit import SYSTEM_ACTOR, AuditEntry, Event
 from bot.domain.durations import format_duration
+from bot.domain.end_reasons import end_sentence
 from bot.domain.grant_failures import failure_sentence
 from bot.domain.grants import parse_instant
 from bot.domain.ids import SlackUserId, is_slack_user_id
@@ -456,7 +457,8 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
         case Event.EXTENDED:
             return f":heavy_plus_sign: Extended by *{escape(str(d.get('extension') or '?'))}*: now ends {_ends(d)}."
         case Event.REVOKED:
-            why = f": {escape(str(d['why']))}" if d.get("why") else ""
+            said = end_sentence(d)
+            why = f": {escape(said)}" if said else ""
             return f":no_entry: Revoked early by {operator(d) if d.get('operator') else actor}{why}."
         case Event.EXPIRED:
             return f":lock: Expired {_ends(d)}."
@@ -468,7 +470,8 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
                 lateness = " on time" if late < 1 else f", {late:.1f}s after the expiry"
             elif isinstance(since_revoke, int | float):
                 lateness = f", {since_revoke:.1f}s after the revoke"
-            why = f" ({escape(str(d['why']))})" if d.get("why") else ""
+            said = end_sentence(d)
+            why = f" ({escape(said)})" if said else ""
             return f":broom: Binding {code(str(d.get('binding') or '?'))} removed{lateness}{why}."
         case Event.REVIEW_WRITTEN:
             text = reason_text(str(d.get("review") or ""), 2500)
@@ -494,10 +497,10 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
         case Event.SWEEP_GRANT_REQUEUED:
             return ":repeat: The reconcile sweep re-queued the grant job, which had been lost."
         case Event.SWEEP_REVOKED_OVERDUE:
-            return f":broom: The reconcile sweep is ending this grant: {escape(str(d.get('why') or 'its time is up'))}."
+            return f":broom: The reconcile sweep is ending this grant: {escape(end_sentence(d) or 'its time is up')}."
         case Event.SWEEP_SERVICE_ACCOUNT_DELETED:
             account = code(str(d.get("service_account") or "?"))
-            why = escape(str(d.get("why") or ""))
+            why = escape(end_sentence(d) or "")
             return f":broom: The reconcile sweep removed the ServiceAccount {account}: {why}."
         case Event.JOB_GAVE_UP:
             return _gave_up(str(d.get("job") or "?"), d.get("attempts"), str(d.get("error") or "unknown error"))
@@ -554,7 +557,7 @@ def lost_request_text(entry: AuditEntry) -> str | None:
                 f"so it stays until its signed expiry ({until})."
             )
         case Event.SWEEP_DELETED:
-            why = escape(str(d.get("why") or ""))
+            why = escape(end_sentence(d) or "")
             return f":broom: The reconcile sweep removed {code(str(d.get('binding') or '?'))}: {why}."
     return None
 
@@ -616,8 +619,11 @@ def dm_reminder(request: AccessRequest, expires_at: datetime, can_extend: bool) 
     return f":bell: *{request.id}* ({escape(request.role)} on *{target(request)}*) ends {when(expires_at)}.{ask}"
 
 
-def dm_ended(request: AccessRequest, how: str, by: str | None) -> str:
+def dm_ended(request: AccessRequest, how: str, by: str | None, why: str | None = None) -> str:
+    """``why``: the reason the ending entry records (breakglass's own, or a person's), if any."""
     cause = f"was revoked by {who(by)}" if how == "revoked" and by else "has expired"
+    if why:
+        cause += f" ({reason_text(why, 1000)})"
     review = (
         " This was self-service break-glass, so *an approver of the role owes a review*; "
         "press *Add your account* to tell them what was done."

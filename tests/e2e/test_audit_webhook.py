@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from bot.domain.audit import Event
+from bot.domain.end_reasons import end_sentence
 from bot.domain.grants import format_instant
 from bot.domain.lifecycle import State
 from bot.domain.webhook import cluster_webhook_token
@@ -97,7 +98,8 @@ def test_an_idle_grant_is_ended_by_the_worker_when_the_cluster_sends_nothing_mor
         wait_until(lambda: (core.store.get(request.id) or request).state is State.REVOKED, 90, "the idle revoke")
         revoked = [e for e in core.audit.for_request(request.id) if e.event == Event.REVOKED]
         assert revoked[-1].actor == "system"
-        assert str(revoked[-1].details["why"]).startswith("idle for 8s: no action recorded on prod since ")
+        assert (revoked[-1].details["code"], revoked[-1].details["idle_timeout"]) == ("idle", "8s")
+        assert str(end_sentence(revoked[-1].details)).startswith("idle for 8s: no action recorded on prod since ")
         wait_until(lambda: not stack.bindings("prod"), 60, "the binding to be deleted")
 
 

@@ -18,6 +18,7 @@ import yaml
 from kubernetes import client, config
 
 from bot.domain.audit import Event
+from bot.domain.end_reasons import end_sentence
 from bot.domain.grants import EXPIRES_AT_ANNOTATION
 from bot.domain.lifecycle import State
 from bot.standins.stack import LocalStack, wait_until
@@ -161,7 +162,7 @@ def test_redis_flushed_while_grants_are_active(stack: LocalStack, core: Core, wa
     # A fresh chain after the flush, and it tells why each binding was kept and then went.
     deleted = [e for e in core.audit.entries() if e.event == Event.SWEEP_DELETED]
     assert sorted(e.request_id or "" for e in deleted) == sorted(g.id for g in grants)
-    assert all(e.details["why"] == "its expiry has passed" for e in deleted)
+    assert all(end_sentence(e.details) == "its expiry has passed" for e in deleted)
     assert core.audit.verify().ok
 
     # The worker outlived the flush: a new grant is made and ends on time.

@@ -141,3 +141,56 @@ def test_sessions_possibly_still_open_and_dropped_actions_are_reported() -> None
     assert "removing the binding does not end a running exec" in text
     assert "- exec pods payments/web-7, started 2026-11-02T09:20:00Z" in text
     assert "exec pods payments/web-7, started 2026-11-02T09:20:00Z" in request_html(history, None, NOW)
+
+
+def _swept_and_idled(coded: bool) -> Trail:
+    """A grant the sweep cut short, and one revoked for idleness, as written before and after the
+    reasons became codes: the entries hold the sentence under ``why``, or its code and facts."""
+
+    def reason(sentence: str, **code: str) -> dict[str, str]:
+        return code if coded else {"why": sentence}
+
+    passed = reason("its binding's expiry x has passed", code="binding_expiry_passed", binding_expires_at="x")
+    trail = Trail()
+    trail.requested("BG-AAAAAA", "U000000ALICE")
+    trail.granted("BG-AAAAAA")
+    trail.add("BG-AAAAAA", "sweep_revoked_overdue", "system", timedelta(minutes=5), cluster="prod", **passed)
+    trail.add("BG-AAAAAA", "expired", "system", expires_at="y", **passed)
+    trail.add("BG-AAAAAA", "binding_deleted", "system", cluster="prod", binding="breakglass-bg-aaaaaa", **passed)
+    trail.add(
+        "BG-AAAAAA",
+        "sweep_service_account_deleted",
+        "system",
+        cluster="prod",
+        service_account="breakglass-system/breakglass-bg-aaaaaa",
+        **reason("its request is expired", code="request_ended", state="expired"),
+    )
+    trail.requested("BG-BBBBBB", "U000000ALICE")
+    trail.granted("BG-BBBBBB")
+    idle = {"idle_timeout": "10m", "cluster": "prod", "last_action_at": "z"}
+    trail.add(
+        "BG-BBBBBB",
+        "revoked",
+        "system",
+        timedelta(minutes=20),
+        **(
+            {"code": "idle", **idle}
+            if coded
+            else {"why": "idle for 10m: no action recorded on prod since z", "idle_timeout": "10m"}
+        ),
+    )
+    return trail
+
+
+def test_breakglass_own_reasons_read_the_same_whether_written_as_sentences_or_codes() -> None:
+    old, new = _swept_and_idled(coded=False), _swept_and_idled(coded=True)
+    for rid in ("BG-AAAAAA", "BG-BBBBBB"):
+        before = request_markdown(history_of(rid, old.entries), None, NOW)
+        after = request_markdown(history_of(rid, new.entries), None, NOW)
+        assert after == before
+    swept = request_markdown(history_of("BG-AAAAAA", new.entries), None, NOW)
+    assert "cluster: prod, why: its binding's expiry x has passed" in swept
+    assert "why: its request is expired" in swept
+    assert "code" not in swept
+    idled = request_markdown(history_of("BG-BBBBBB", new.entries), None, NOW)
+    assert "why: idle for 10m: no action recorded on prod since z" in idled

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.end_reasons import EndCode, EndReason, end_sentence
 from bot.domain.grant_failures import failure_sentence
 from bot.domain.grants import (
     APPROVERS_ANNOTATION,
@@ -310,14 +311,16 @@ def test_revoke_before_expiry_for_the_sweeps_reason_ends_the_grant_now_and_recor
 ) -> None:
     active = flows.granted()
     clock.advance(minutes=10)
-    ended = grants.revoke(active.id, by_sweep="its binding's expiry annotation is missing", before_expiry=True)
+    why = EndReason(EndCode.BINDING_EXPIRY_UNREADABLE)
+    ended = grants.revoke(active.id, by_sweep=why, before_expiry=True)
     assert ended is not None
     assert ended.state is State.EXPIRED
-    assert ended.note == "its binding's expiry annotation is missing"
+    assert ended.note == "its binding carries no readable expiry"
     assert cluster.binding("prod", active.id) is None
     tail = store.audit.for_request(active.id)[-3:]
     assert [e.event for e in tail] == [Event.SWEEP_REVOKED_OVERDUE, Event.EXPIRED, Event.BINDING_DELETED]
-    assert tail[1].details["why"] == "its binding's expiry annotation is missing"
+    assert tail[1].details["code"] == "binding_expiry_unreadable"
+    assert end_sentence(tail[1].details) == ended.note
 
 
 def test_revoke_before_expiry_without_a_reason_is_refused_and_changes_nothing(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot.domain.audit import Event
+from bot.domain.end_reasons import end_sentence
 from bot.domain.grants import format_instant
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import State
@@ -274,7 +275,15 @@ def test_a_grant_idle_for_its_roles_idle_timeout_is_ended_and_the_thread_says_wh
     assert ended is not None
     assert ended.state is State.REVOKED
     revoked = store.audit.for_request(grant.id)[-1]
-    assert revoked.details["why"] == f"idle for 10m: no action recorded on prod since {format_instant(busy_at)}"
+    # The entry records the reason's code and facts; the thread renders its sentence.
+    assert revoked.details == {
+        "code": "idle",
+        "idle_timeout": "10m",
+        "cluster": "prod",
+        "last_action_at": format_instant(busy_at),
+    }
+    assert end_sentence(revoked.details) == f"idle for 10m: no action recorded on prod since {format_instant(busy_at)}"
+    assert ended.note == end_sentence(revoked.details)
     assert "idle for 10m" in (event_text(revoked, ended) or "")
     assert ("revoke", grant.id) in [(c.kind, c.request_id) for c in jobs.calls]
 
@@ -404,7 +413,7 @@ def test_the_clock_ends_an_idle_grant_when_the_cluster_sends_nothing_more(
     assert ended is not None
     assert ended.state is State.REVOKED
     revoked = store.audit.for_request(grant.id)[-1]
-    assert revoked.details["why"] == f"idle for 10m: no action recorded on prod since {format_instant(acted_at)}"
+    assert end_sentence(revoked.details) == f"idle for 10m: no action recorded on prod since {format_instant(acted_at)}"
     assert ("revoke", grant.id) in [(c.kind, c.request_id) for c in jobs.calls]
 
 

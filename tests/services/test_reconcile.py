@@ -7,12 +7,13 @@ from datetime import timedelta
 import fakeredis
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.end_reasons import end_sentence
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import State
 from bot.ports import ClusterUnavailable
 from bot.services.access import AccessService
 from bot.services.grants import GrantService
-from bot.services.reconcile import UNWARRANTED, Reconciler, SweepReport
+from bot.services.reconcile import OVERDUE, UNWARRANTED, Reconciler, SweepReport
 from bot.store import RequestStore
 from tests.conftest import FakeClock
 from tests.fakes import ALICE, BOB, FakeCluster, RecordingJobs
@@ -61,7 +62,8 @@ def test_a_hand_made_binding_of_a_request_unknown_to_redis_is_deleted(
     assert report.deleted == [stray.name]
     entry = store.audit.for_request("BG-222222")[-1]
     assert (entry.event, entry.actor) == (Event.SWEEP_DELETED, SYSTEM_ACTOR)
-    assert entry.details["why"] == UNWARRANTED
+    assert entry.details["code"] == "unwarranted"
+    assert end_sentence(entry.details) == UNWARRANTED.sentence()
     assert entry.details["cluster"] == "staging"
 
 
@@ -71,7 +73,7 @@ def test_binding_without_a_readable_expiry_is_deleted(
     cluster.plant("prod", "BG-333333", None, None)
     reconciler.sweep()
     assert cluster.bindings == {}
-    assert store.audit.for_request("BG-333333")[-1].details["why"] == UNWARRANTED  # no expiry: nothing signed
+    assert store.audit.for_request("BG-333333")[-1].details["code"] == "unwarranted"  # no expiry: nothing signed
 
 
 def test_binding_of_an_ended_request_is_deleted(
@@ -90,7 +92,8 @@ def test_binding_of_an_ended_request_is_deleted(
     assert report.deleted == [f"breakglass-{grant.id.lower()}"]
     entry = store.audit.for_request(grant.id)[-1]
     assert entry.event == Event.SWEEP_DELETED
-    assert entry.details["why"] == "its request is revoked"
+    assert (entry.details["code"], entry.details["state"]) == ("request_ended", "revoked")
+    assert end_sentence(entry.details) == "its request is revoked"
     assert jobs.queued("publish", grant.id)
 
 
@@ -299,7 +302,7 @@ def test_the_sweep_records_no_overdue_revoke_when_the_revoke_job_ended_the_grant
     stale = store.get(grant.id)  # what the sweep read as still active
     assert stale is not None
     grants.revoke(grant.id)  # the on-time revoke gets there a moment before the sweep acts
-    reconciler._end_overdue(stale, "its expiry has passed and its revoke had not run", SweepReport())
+    reconciler._end_overdue(stale, OVERDUE, SweepReport())
     assert Event.SWEEP_REVOKED_OVERDUE not in events(store, grant.id)
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 import fakeredis
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.end_reasons import end_sentence
 from bot.domain.grants import EXPIRES_AT_ANNOTATION, format_instant
 from bot.domain.lifecycle import State
 from bot.metrics import Metrics
@@ -66,7 +67,8 @@ def test_an_overdue_grant_the_sweep_ends_is_audited_as_the_sweeps_doing(
     story = events(store, grant.id)
     assert story[-3:] == [Event.SWEEP_REVOKED_OVERDUE, Event.EXPIRED, Event.BINDING_DELETED]
     overdue = store.audit.for_request(grant.id)[-3]
-    assert overdue.details["why"] == "its expiry has passed and its revoke had not run"
+    assert overdue.details["code"] == "revoke_overdue"
+    assert end_sentence(overdue.details) == "its expiry has passed and its revoke had not run"
 
 
 def test_every_sweep_correction_is_counted_by_kind(
@@ -128,8 +130,11 @@ def test_a_binding_whose_expiry_annotation_passed_ends_the_grant_redis_thinks_is
     assert ended.state is State.EXPIRED
     story = store.audit.for_request(grant.id)
     assert [e.event for e in story[-3:]] == [Event.SWEEP_REVOKED_OVERDUE, Event.EXPIRED, Event.BINDING_DELETED]
-    assert "has passed" in story[-3].details["why"]
-    assert story[-1].details["why"] == story[-3].details["why"]
+    passed = format_instant(clock() - timedelta(minutes=1))
+    assert end_sentence(story[-3].details) == f"its binding's expiry {passed} has passed"
+    assert story[-3].details["binding_expires_at"] == passed
+    assert end_sentence(story[-1].details) == end_sentence(story[-3].details)
+    assert ended.note == end_sentence(story[-3].details)
 
 
 def test_a_binding_without_an_expiry_annotation_ends_the_grant_redis_thinks_is_running(
@@ -146,7 +151,7 @@ def test_a_binding_without_an_expiry_annotation_ends_the_grant_redis_thinks_is_r
     ended = store.get(grant.id)
     assert ended is not None
     assert ended.state is State.EXPIRED
-    assert ended.note == UNWARRANTED  # its warrant signed an expiry the binding no longer carries
+    assert ended.note == UNWARRANTED.sentence()  # its warrant signed an expiry the binding no longer carries
 
 
 def test_a_failing_cluster_is_left_after_its_first_failed_call_and_the_others_are_swept(

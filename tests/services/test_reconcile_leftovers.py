@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
+from bot.domain.end_reasons import end_sentence
 from bot.domain.lifecycle import State
 from bot.ports import ClusterRefused, UnknownCluster
 from bot.roster_source import FixedRoster
@@ -72,8 +73,9 @@ def test_an_orphaned_service_account_of_an_unknown_request_is_deleted_and_audite
     assert entry.details == {
         "cluster": "prod",
         "service_account": "breakglass-system/breakglass-bg-333333",
-        "why": "its request is unknown to Redis",
+        "code": "request_unknown",
     }
+    assert end_sentence(entry.details) == "its request is unknown to Redis"
 
 
 def test_an_orphaned_service_account_of_an_ended_grant_is_deleted(
@@ -85,7 +87,7 @@ def test_an_orphaned_service_account_of_an_ended_grant_is_deleted(
     cluster.plant_service_account("prod", grant.id)  # a worker killed before its ServiceAccount went
     reconciler.sweep()
     assert cluster.service_accounts == set()
-    assert store.audit.for_request(grant.id)[-1].details["why"] == "its request is expired"
+    assert end_sentence(store.audit.for_request(grant.id)[-1].details) == "its request is expired"
 
 
 def test_service_accounts_of_grants_being_made_or_running_are_left_alone(
@@ -123,10 +125,10 @@ def test_bindings_of_a_cluster_no_longer_in_the_roster_are_deleted_and_the_grant
     ended = store.get(grant.id)
     assert ended is not None
     assert ended.state is State.EXPIRED
-    assert ended.note == NOT_IN_ROSTER
+    assert ended.note == "its cluster is no longer in the roster"
     for stray in ("BG-222222", "BG-444444"):
-        assert [e.details["why"] for e in store.audit.for_request(stray)] == [NOT_IN_ROSTER]
-    assert store.audit.for_request(grant.id)[-1].details["why"] == NOT_IN_ROSTER
+        assert [e.details["code"] for e in store.audit.for_request(stray)] == [NOT_IN_ROSTER.code.value]
+    assert end_sentence(store.audit.for_request(grant.id)[-1].details) == NOT_IN_ROSTER.sentence()
 
     # Nothing of ours is left there: later sweeps stop asking.
     assert cleared == []

@@ -46,7 +46,7 @@ def test_a_warranted_binding_outlives_the_loss_of_redis_until_its_signed_expiry(
     last = reconciler.sweep()
     assert cluster.binding("prod", grant.id) is None, "and never a moment past its expiry"
     assert last.deleted == [f"breakglass-{grant.id.lower()}"]
-    assert store.audit.for_request(grant.id)[-1].details["why"] == "its expiry has passed"
+    assert store.audit.for_request(grant.id)[-1].details["code"] == "expiry_passed"
 
 
 def test_a_binding_whose_expiry_was_moved_by_hand_goes_at_once_and_its_grant_ends(
@@ -64,7 +64,7 @@ def test_a_binding_whose_expiry_was_moved_by_hand_goes_at_once_and_its_grant_end
     ended = store.get(grant.id)
     assert ended is not None
     assert ended.state is State.EXPIRED
-    assert ended.note == UNWARRANTED
+    assert ended.note == UNWARRANTED.sentence()
 
 
 def test_a_relabelled_binding_is_deleted_by_its_own_name_and_the_named_grant_is_untouched(

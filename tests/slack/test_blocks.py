@@ -187,6 +187,85 @@ EVENTS: list[tuple[Any, str]] = [
         entry(Event.REVOKED, "system", why="its binding is no longer in prod: it was removed outside breakglass"),
         "Revoked early by breakglass: its binding is no longer in prod: it was removed outside breakglass.",
     ),
+    # Breakglass's own reasons: a code and its facts in the entry, its sentence in the thread (an entry
+    # written before codes, with the sentence under "why", reads the same: the entries above).
+    (
+        entry(Event.REVOKED, "system", code="binding_removed_outside", cluster="prod"),
+        "Revoked early by breakglass: its binding is no longer in prod: it was removed outside breakglass.",
+    ),
+    (
+        entry(
+            Event.REVOKED,
+            "system",
+            code="idle",
+            idle_timeout="10m",
+            cluster="prod",
+            last_action_at="2026-11-27T08:50:00Z",
+        ),
+        "Revoked early by breakglass: idle for 10m: no action recorded on prod since 2026-11-27T08:50:00Z.",
+    ),
+    (
+        entry(Event.REVOKED, "system", early=True, operator="root@bastion", via="breakglass revoke", why="<!here> x"),
+        "Revoked early by operator root@bastion from the command line: <!here> x.",
+    ),
+    (
+        entry(Event.SWEEP_DELETED, binding="breakglass-bg-7k2qxm", code="request_ended", state="expired"),
+        "The reconcile sweep removed breakglass-bg-7k2qxm: its request is expired.",
+    ),
+    (
+        entry(Event.SWEEP_DELETED, binding="breakglass-bg-7k2qxm", code="unwarranted"),
+        "The reconcile sweep removed breakglass-bg-7k2qxm: its warrant is missing or does not verify (edited, "
+        "relabelled or not made by breakglass).",
+    ),
+    (
+        entry(Event.SWEEP_REVOKED_OVERDUE, cluster="prod", why="its expiry has passed and its revoke had not run"),
+        "The reconcile sweep is ending this grant: its expiry has passed and its revoke had not run.",
+    ),
+    (
+        entry(Event.SWEEP_REVOKED_OVERDUE, cluster="prod", code="revoke_overdue"),
+        "The reconcile sweep is ending this grant: its expiry has passed and its revoke had not run.",
+    ),
+    (
+        entry(
+            Event.SWEEP_REVOKED_OVERDUE,
+            cluster="prod",
+            code="binding_expiry_passed",
+            binding_expires_at="2026-11-27T08:59:00Z",
+        ),
+        "The reconcile sweep is ending this grant: its binding's expiry 2026-11-27T08:59:00Z has passed.",
+    ),
+    (
+        entry(Event.SWEEP_REVOKED_OVERDUE, cluster="prod"),
+        "The reconcile sweep is ending this grant: its time is up.",
+    ),
+    (
+        entry(
+            Event.SWEEP_SERVICE_ACCOUNT_DELETED,
+            cluster="prod",
+            service_account="breakglass-system/breakglass-bg-7k2qxm",
+            why="its request is unknown to Redis",
+        ),
+        "The reconcile sweep removed the ServiceAccount breakglass-system/breakglass-bg-7k2qxm: its request is "
+        "unknown to Redis.",
+    ),
+    (
+        entry(
+            Event.SWEEP_SERVICE_ACCOUNT_DELETED,
+            cluster="prod",
+            service_account="breakglass-system/breakglass-bg-7k2qxm",
+            code="cluster_left_roster",
+        ),
+        "The reconcile sweep removed the ServiceAccount breakglass-system/breakglass-bg-7k2qxm: its cluster is no "
+        "longer in the roster.",
+    ),
+    (
+        entry(Event.BINDING_DELETED, binding="breakglass-bg-7k2qxm", late_by_seconds=0.2, why="its expiry has passed"),
+        "Binding breakglass-bg-7k2qxm removed on time (its expiry has passed).",
+    ),
+    (
+        entry(Event.BINDING_DELETED, binding="breakglass-bg-7k2qxm", after_revoke_seconds=0.5, code="unwarranted"),
+        "Binding breakglass-bg-7k2qxm removed, 0.5s after the revoke (its warrant is missing or does not verify",
+    ),
     (
         entry(Event.JOB_GAVE_UP, job="grant", attempts=13, error="timed out"),
         "once the approval is older than the request timeout the grant is refused instead",

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from pydantic import SecretStr
 
+from bot.domain.end_reasons import EndCode, EndReason
 from bot.domain.grants import IssuedCredentials
 from bot.domain.ids import RequestId, SlackUserId
 from bot.domain.policy import Ask
@@ -172,6 +173,27 @@ def test_the_end_of_a_grant_is_dmed_with_a_review_button(world: World) -> None:
     assert "was revoked by @carol" in world.slack.render_text(ended)
     assert find_button(ended.blocks, blocks.REVIEW_ACTION, request_id) is not None
     assert any("Binding" in line and "removed" in line for line in world.thread(request_id))
+
+
+def test_a_grant_breakglass_ends_early_is_dmed_with_its_reason(world: World) -> None:
+    request_id = world.ask(role="view")
+    world.core.access.approve(request_id, SlackUserId(BOB))
+    world.grants.grant(request_id)
+    world.grants.revoke(request_id, by_sweep=EndReason(EndCode.BINDING_EXPIRY_UNREADABLE), before_expiry=True)
+    world.publish(request_id)
+    ended = world.slack.render_text(world.slack.dm(ALICE)[-1])
+    assert "has expired (its binding carries no readable expiry)." in ended
+
+
+def test_an_operators_reason_for_a_revoke_is_dmed_as_typed_and_inert(world: World) -> None:
+    request_id = world.ask(role="view")
+    world.core.access.approve(request_id, SlackUserId(BOB))
+    world.grants.grant(request_id)
+    world.core.access.revoke_by_operator(request_id, "root@bastion", "<!channel> leaked token")
+    world.publish(request_id)
+    dm = world.slack.dm(ALICE)[-1]
+    assert "was revoked by breakglass (&lt;!channel&gt; leaked token)." in str(dm.blocks)
+    assert "<!channel>" not in str(dm.blocks)
 
 
 def test_self_service_break_glass_is_announced_loudly_to_every_approver(
