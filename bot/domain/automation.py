@@ -17,11 +17,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from bot.domain.audit import format_at
 from bot.domain.durations import format_duration
+
+if TYPE_CHECKING:
+    from bot.domain.lifecycle import AccessRequest  # which imports this module's Ticket
 
 TicketSystem = Literal["jira", "pagerduty"]
 OnLookupFailure = Literal["refuse", "approvers"]
@@ -182,6 +185,42 @@ class Citation:
             return f"PD#{self.ref}" if self.ref.isdigit() else f"PagerDuty incident {self.ref}"
         return self.ref
 
+    @property
+    def source(self) -> str:
+        return "Jira" if self.system == "jira" else "PagerDuty"
+
+
+# --- sources that could not be read, in one sentence each (the services' reads end here) ----------
+
+ON_CALL_NOT_SET_UP = Unreadable(
+    "PagerDuty is not set up (BREAKGLASS_PAGERDUTY_TOKEN is unset), so on-call was not checked."
+)
+NO_EMAIL_FOR_ON_CALL = Unreadable(
+    "the roster has no email address for you (people.<id>.email), so PagerDuty could not be asked "
+    "whether you are on call."
+)
+
+
+def source_not_set_up(citation: Citation) -> Unreadable:
+    setting = "BREAKGLASS_JIRA_URL" if citation.system == "jira" else "BREAKGLASS_PAGERDUTY_TOKEN"
+    return Unreadable(
+        f"{citation.source} is not set up ({setting} is unset), so {citation.shown} could not be checked."
+    )
+
+
+def answer_unreadable(citation: Citation, error: str) -> Unreadable:
+    """``error``: the kind of failure (an exception's name), never its text."""
+    return Unreadable(f"{citation.source}'s answer about {citation.shown} could not be read ({error}).")
+
+
+def on_call_unreadable(error: str) -> Unreadable:
+    return Unreadable(f"PagerDuty's on-call answer could not be read ({error}).")
+
+
+def unchecked_refusal(unchecked: str) -> str:
+    """A role's ticket could not be checked and the role says ``on_lookup_failure: refuse``."""
+    return f"The ticket could not be checked ({unchecked.rstrip('.')}), so the request was not made; try again in a minute."
+
 
 def cited(reason: str, policy: TicketPolicy) -> list[Citation]:
     """The tickets ``reason`` cites that ``policy`` could accept, in the order written, at most
@@ -250,9 +289,8 @@ def check_tickets(
         if isinstance(read, Unreadable):
             problems.append(TicketCheck(unchecked=read.why))
         elif read is None:
-            where = "Jira" if citation.system == "jira" else "PagerDuty"
             problems.append(
-                TicketCheck(refusal=f"{citation.shown} does not exist in {where}; cite {policy.describe()}.")
+                TicketCheck(refusal=f"{citation.shown} does not exist in {citation.source}; cite {policy.describe()}.")
             )
         elif not _status_allowed(policy, read):
             allowed = _allowed_statuses(policy, read)
@@ -482,3 +520,19 @@ def rule_named(rules: Sequence[AutoRule], name: str) -> AutoRule | None:
 
 def _hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+# --- escalation: the incident that pages the approvers -------------------------------------------
+
+
+def escalation_title(request: AccessRequest, waited: str) -> str:
+    return f"breakglass {request.id}: {request.role} on {request.target} waits for approval ({waited})"
+
+
+def escalation_details(request: AccessRequest, waited: str) -> str:
+    """The incident's body, for the paged approver: who asks, what, how long ago, and where to decide."""
+    return (
+        f"{request.requester} asked for {request.role} on {request.target} for "
+        f"{format_duration(request.duration)} {waited} ago and nobody has decided. Approve or deny it in "
+        f"Slack (/breakglass status {request.id}). Reason: {request.reason}"
+    )

@@ -138,7 +138,7 @@ class FormOutcome:
 
 
 def _submitting(ack: Ack) -> None:
-    ack(response_action="update", view=blocks.notice_modal("Submitting…", wording.SUBMITTING))
+    ack(response_action="update", view=blocks.notice_modal(wording.SUBMITTING_TITLE, wording.SUBMITTING))
 
 
 @contextmanager

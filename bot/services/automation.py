@@ -105,10 +105,7 @@ class AutomatedApprovals:
                 raise Refused(check.refusal)
             if check.unchecked is not None:
                 if role.ticket.on_lookup_failure == "refuse":
-                    raise Refused(
-                        f"The ticket could not be checked ({check.unchecked.rstrip('.')}), so the request was "
-                        "not made; try again in a minute."
-                    )
+                    raise Refused(automation.unchecked_refusal(check.unchecked))
                 unchecked = check.unchecked
             ticket = check.ticket
         if not role.auto_approve:
@@ -171,10 +168,8 @@ class AutomatedApprovals:
         return reads
 
     def _read_ticket(self, citation: Citation) -> TicketRead:
-        source = "Jira" if citation.system == "jira" else "PagerDuty"
         if self.tickets is None:
-            setting = "BREAKGLASS_JIRA_URL" if citation.system == "jira" else "BREAKGLASS_PAGERDUTY_TOKEN"
-            return Unreadable(f"{source} is not set up ({setting} is unset), so {citation.shown} could not be checked.")
+            return automation.source_not_set_up(citation)
         try:
             if citation.system == "jira":
                 return self.tickets.jira_issue(citation.ref)
@@ -183,21 +178,16 @@ class AutomatedApprovals:
             return Unreadable(str(exc))
         except Exception as exc:
             log.exception("reading %s failed unexpectedly", citation.shown)
-            return Unreadable(f"{source}'s answer about {citation.shown} could not be read ({type(exc).__name__}).")
+            return automation.answer_unreadable(citation, type(exc).__name__)
 
     def _read_shifts(
         self, roster: Roster, requester: SlackUserId, rules: Sequence[AutoRule], at: datetime
     ) -> Sequence[OnCallShift] | Unreadable:
         if self.on_call is None:
-            return Unreadable(
-                "PagerDuty is not set up (BREAKGLASS_PAGERDUTY_TOKEN is unset), so on-call was not checked."
-            )
+            return automation.ON_CALL_NOT_SET_UP
         email = email_of(roster, requester)
         if email is None:
-            return Unreadable(
-                "the roster has no email address for you (people.<id>.email), so PagerDuty could not be asked "
-                "whether you are on call."
-            )
+            return automation.NO_EMAIL_FOR_ON_CALL
         schedules = sorted({s for r in rules if r.pagerduty_oncall for s in r.pagerduty_oncall.schedules})
         policies = sorted({p for r in rules if r.pagerduty_oncall for p in r.pagerduty_oncall.escalation_policies})
         try:
@@ -206,7 +196,7 @@ class AutomatedApprovals:
             return Unreadable(str(exc))
         except Exception as exc:
             log.exception("reading PagerDuty's on-call failed unexpectedly")
-            return Unreadable(f"PagerDuty's on-call answer could not be read ({type(exc).__name__}).")
+            return automation.on_call_unreadable(type(exc).__name__)
 
     # --- the daily cap, at approval and at grant -----------------------------------------------
 
@@ -236,12 +226,8 @@ class AutomatedApprovals:
         waited = format_duration(self.now() - request.created_at)
         incident = self.pager.open_incident(
             service_id=role.escalate_service,
-            title=f"breakglass {request.id}: {request.role} on {request.target} waits for approval ({waited})",
-            details=(
-                f"{request.requester} asked for {request.role} on {request.target} for "
-                f"{format_duration(request.duration)} {waited} ago and nobody has decided. Approve or deny it in "
-                f"Slack (/breakglass status {request.id}). Reason: {request.reason}"
-            ),
+            title=automation.escalation_title(request, waited),
+            details=automation.escalation_details(request, waited),
             incident_key=f"breakglass-{request.id}",
         )
         details = {"service": role.escalate_service, "incident": incident, "after": waited}

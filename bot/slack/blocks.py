@@ -252,13 +252,13 @@ def listing(mine: Sequence[AccessRequest], waiting: Sequence[AccessRequest], now
     if mine:
         blocks.extend(section(wording.status_line(r, now)) for r in mine[:20])
     else:
-        blocks.append(context("None yet."))
+        blocks.append(context(wording.NONE_YET))
     blocks.append(section("*Waiting for your approval*"))
     if waiting:
         blocks.extend(section(wording.status_line(r, now)) for r in waiting[:20])
     else:
-        blocks.append(context("Nothing is waiting for you."))
-    return fallback(f"{len(mine)} request(s) of yours, {len(waiting)} waiting for you"), fit_blocks(blocks)
+        blocks.append(context(wording.NOTHING_WAITING))
+    return fallback(wording.listing_fallback(len(mine), len(waiting))), fit_blocks(blocks)
 
 
 def status(request: AccessRequest, roster: Roster, now: datetime) -> Message:
@@ -352,13 +352,6 @@ def _input(
     return block
 
 
-def _namespace_hint(options: FormOptions) -> str:
-    """What may be typed as the other namespace, exactly as the entitlements allow it."""
-    if options.any_namespace:
-        return "Any namespace: a valid Kubernetes name."
-    return "A namespace matching " + ", ".join(options.namespace_patterns) + "."
-
-
 def request_modal(
     options: FormOptions, roster: Roster, state: FormState | None = None, notice: str | None = None
 ) -> dict[str, Any]:
@@ -368,7 +361,7 @@ def request_modal(
     keeps what the person had filled in, and ``notice`` says why the form is shown again."""
     state = state or FormState()
     blocks: list[Block] = [
-        context("Ask for time-boxed access. Approvers are told at once; everything is audited."),
+        context(wording.FORM_INTRO),
     ]
     if notice:
         blocks.append(section(notice))
@@ -382,11 +375,11 @@ def request_modal(
             [(f"{r} (up to {format_duration(roster.roles[r].max_duration)})", r) for r in options.roles],
             initial=options.role,
             dispatch=True,
-            hint=None if options.cluster else "Choose a cluster first to see only the roles you have there.",
+            hint=None if options.cluster else wording.ROLE_HINT,
         )
     )
     if options.cluster_wide:
-        blocks.append(context(f"{wording.code(options.role or '')} is granted cluster-wide: no namespace to choose."))
+        blocks.append(context(wording.cluster_wide_role(options.role or "")))
     else:
         if options.namespaces:
             blocks.append(
@@ -397,9 +390,9 @@ def request_modal(
                     optional=True,
                     initial=state.namespace,
                     hint=(
-                        "Or type another namespace below instead."
+                        wording.NAMESPACE_OR_TYPED_HINT
                         if options.typed_namespace_allowed
-                        else "Leave empty only for a cluster-wide role."
+                        else wording.NAMESPACE_ONLY_LISTED_HINT
                     ),
                 )
             )
@@ -409,7 +402,7 @@ def request_modal(
                 "Other namespace",
                 optional=True,
                 max_length=63,
-                hint=_namespace_hint(options),
+                hint=wording.typed_namespace_hint(options.any_namespace, options.namespace_patterns),
                 placeholder="e.g. payments-eu",
             )
             if state.namespace_other:
@@ -422,11 +415,11 @@ def request_modal(
             [(format_duration(d), format_duration(d)) for d in options.durations],
             initial=state.duration,
             hint=(
-                f"Counted from the moment access is in place; {options.role} allows "
-                f"{format_duration(roster.roles[options.role].min_duration)} to "
-                f"{format_duration(roster.roles[options.role].max_duration)}."
+                wording.duration_hint(
+                    options.role, roster.roles[options.role].min_duration, roster.roles[options.role].max_duration
+                )
                 if options.role
-                else "Counted from the moment access is in place; each role has its own maximum."
+                else wording.duration_hint(None)
             ),
         )
     )
@@ -436,7 +429,7 @@ def request_modal(
         multiline=True,
         min_length=policy.REASON_MIN,
         max_length=policy.REASON_MAX,
-        hint="The incident and what you need to do. Shown to approvers and kept in the audit log.",
+        hint=wording.REASON_HINT,
     )
     if state.reason:
         reason["element"]["initial_value"] = state.reason[: policy.REASON_MAX]
@@ -461,10 +454,7 @@ def request_modal(
 def extension_modal(grant: AccessRequest, durations: Sequence[timedelta], now: datetime) -> dict[str, Any]:
     left = grant.time_left(now)
     blocks: list[Block] = [
-        section(
-            f"Extend *{grant.id}* ({wording.code(grant.role)} on *{wording.target(grant)}*), "
-            f"{wording.left(left)} left. An extension is approved like a new request."
-        ),
+        section(wording.extension_form_intro(grant, left)),
         _select(DURATION_INPUT, "Extend by", [(format_duration(d), format_duration(d)) for d in durations]),
         _text_input(
             REASON_INPUT,
@@ -472,7 +462,7 @@ def extension_modal(grant: AccessRequest, durations: Sequence[timedelta], now: d
             multiline=True,
             min_length=policy.REASON_MIN,
             max_length=policy.REASON_MAX,
-            hint="Why more time is needed.",
+            hint=wording.EXTENSION_REASON_HINT,
         ),
     ]
     return _modal(EXTEND_CALLBACK, "Extend access", blocks, "Ask", private_metadata=grant.id)
@@ -505,7 +495,7 @@ def review_modal(
             multiline=True,
             optional=True,
             max_length=policy.FOLLOW_UPS_MAX,
-            placeholder="What must still be done: tickets, fixes, access to change",
+            placeholder=wording.FOLLOW_UPS_PLACEHOLDER,
         ),
     ]
     return _modal(REVIEW_CALLBACK, title, blocks, "Save", private_metadata=request.id)
@@ -557,7 +547,7 @@ def home_view(
             "elements": [button(wording.REQUEST_ACCESS, REQUEST_ACCESS_ACTION, "form", "primary")],
         }
     )
-    blocks.append(context(f"Or type `{wording.COMMAND}` anywhere. Updated {wording.when(now)}."))
+    blocks.append(context(wording.home_footer(now)))
 
     blocks.append(header("Your active grants"))
     for r in active[:15]:
@@ -567,7 +557,7 @@ def home_view(
         blocks.append(section(wording.status_line(r, now)))
         blocks.append({"type": "actions", "block_id": f"grant:{r.id}", "elements": elements})
     if not active:
-        blocks.append(context("No active grants."))
+        blocks.append(context(wording.NO_ACTIVE_GRANTS))
 
     blocks.append(header("Your pending requests"))
     for r in pending[:10]:
@@ -576,7 +566,7 @@ def home_view(
             {"type": "actions", "block_id": f"pending:{r.id}", "elements": [button("Cancel", CANCEL_ACTION, r.id)]}
         )
     if not pending:
-        blocks.append(context("Nothing pending."))
+        blocks.append(context(wording.NOTHING_PENDING))
 
     blocks.append(header("Waiting for your approval"))
     for r in waiting[:10]:
@@ -594,7 +584,7 @@ def home_view(
             }
         )
     if not waiting:
-        blocks.append(context("Nothing is waiting for you."))
+        blocks.append(context(wording.NOTHING_WAITING))
 
     if owed:
         blocks.append(header("Reviews owed"))

@@ -867,6 +867,57 @@ def status_line(request: AccessRequest, now: datetime) -> str:
     return line
 
 
+# --- the forms' guidance, and what the lists say when empty ---------------------------------------
+
+FORM_INTRO = "Ask for time-boxed access. Approvers are told at once; everything is audited."
+ROLE_HINT = "Choose a cluster first to see only the roles you have there."
+NAMESPACE_OR_TYPED_HINT = "Or type another namespace below instead."
+NAMESPACE_ONLY_LISTED_HINT = "Leave empty only for a cluster-wide role."
+REASON_HINT = "The incident and what you need to do. Shown to approvers and kept in the audit log."
+EXTENSION_REASON_HINT = "Why more time is needed."
+FOLLOW_UPS_PLACEHOLDER = "What must still be done: tickets, fixes, access to change"
+NONE_YET = "None yet."
+NOTHING_WAITING = "Nothing is waiting for you."
+NO_ACTIVE_GRANTS = "No active grants."
+NOTHING_PENDING = "Nothing pending."
+
+
+def cluster_wide_role(role: str) -> str:
+    return f"{code(role)} is granted cluster-wide: no namespace to choose."
+
+
+def typed_namespace_hint(any_namespace: bool, patterns: Sequence[str]) -> str:
+    """What may be typed as the other namespace, exactly as the entitlements allow it (plain text)."""
+    if any_namespace:
+        return "Any namespace: a valid Kubernetes name."
+    return "A namespace matching " + ", ".join(patterns) + "."
+
+
+def duration_hint(role: str | None, least: timedelta | None = None, most: timedelta | None = None) -> str:
+    """Plain text; ``least`` and ``most``: the chosen role's limits."""
+    if role and least is not None and most is not None:
+        return (
+            f"Counted from the moment access is in place; {role} allows "
+            f"{format_duration(least)} to {format_duration(most)}."
+        )
+    return "Counted from the moment access is in place; each role has its own maximum."
+
+
+def extension_form_intro(grant: AccessRequest, time_left: timedelta) -> str:
+    return (
+        f"Extend *{grant.id}* ({code(grant.role)} on *{target(grant)}*), "
+        f"{left(time_left)} left. An extension is approved like a new request."
+    )
+
+
+def home_footer(now: datetime) -> str:
+    return f"Or type `{COMMAND}` anywhere. Updated {when(now)}."
+
+
+def listing_fallback(mine: int, waiting: int) -> str:
+    return f"{mine} request(s) of yours, {waiting} waiting for you"
+
+
 # --- command help ------------------------------------------------------------------------------
 
 COMMANDS: Sequence[tuple[str, str]] = (
@@ -1023,6 +1074,7 @@ WENT_WRONG = "Something went wrong"
 REQUEST_SENT = "Request sent"
 EXTENSION_ASKED = "Extension asked"
 REVIEW_SAVED = "Review saved"
+SUBMITTING_TITLE = "Submitting…"
 SUBMITTING = "Checking who you are and sending it… this form shows the outcome in a moment."
 
 
