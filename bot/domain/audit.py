@@ -53,7 +53,7 @@ class Event(StrEnum):
     SWEEP_REVOKED_OVERDUE = "sweep_revoked_overdue"  # ... ended an active grant its revoke had not ended
     SWEEP_SERVICE_ACCOUNT_DELETED = "sweep_service_account_deleted"  # ... removed a grant's orphaned SA
     SWEEP_RECOVERED = "sweep_recovered"  # ... kept a binding Redis lost, on its warrant, until its expiry
-    LEFT_TO_APPROVERS = "left_to_approvers"  # no automatic approval rule held: why, for the thread
+    LEFT_TO_APPROVERS = "left_to_approvers"  # no automatic approval rule held: why (a code and its facts)
     ESCALATED = "escalated"  # undecided after escalate_after: a PagerDuty incident pages the approvers
     ESCALATION_RESOLVED = "escalation_resolved"  # ... and is resolved once the request is decided
     JOB_FAILED = "job_failed"  # a permanent failure of a job: a person must look

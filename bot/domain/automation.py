@@ -3,7 +3,8 @@
 A role may name the tickets a request must cite (``ticket:``) and rules under which a request is
 approved without a click (``auto_approve:``). The services read PagerDuty and Jira through
 ``bot.ports`` and hand what they read here; ``evaluate`` decides which rule holds, with its evidence, or
-says in one sentence why the request is left to the approvers. Nothing here talks to a network, reads
+says why the request is left to the approvers: a ``Miss``, a code and its facts, which the audit log
+keeps and ``bot.domain.automation_misses`` renders to a sentence. Nothing here talks to a network, reads
 a clock or knows Slack: the same inputs always give the same answer, which is what lets the grant job
 check a rule's limits again before it acts.
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from bot.domain.audit import format_at
+from bot.domain.automation_misses import Miss, MissCode, accepts
 from bot.domain.durations import format_duration
 
 if TYPE_CHECKING:
@@ -37,7 +39,6 @@ INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
 CAP_WINDOW = timedelta(hours=24)
 # A reason citing more tickets than this has the first ones checked; the rest are not looked up.
 MAX_CITATIONS = 3
-LEVEL_NAMES = {1: "primary", 2: "secondary", 3: "tertiary"}
 
 
 # --- what the outside world said (read by the adapters; ``bot.ports`` re-exports these) -------------
@@ -70,9 +71,9 @@ class Ticket:
 
 @dataclass(frozen=True)
 class Unreadable:
-    """A source that could not be read; ``why`` is one sentence naming it and the cause."""
+    """A source that could not be read; ``miss`` names it and the cause."""
 
-    why: str
+    miss: Miss
 
 
 # --- the roster's part ---------------------------------------------------------------------------
@@ -107,14 +108,9 @@ class TicketPolicy:
     pagerduty_incident: IncidentTickets | None = None
     on_lookup_failure: OnLookupFailure = "refuse"
 
-    def describe(self) -> str:
-        kinds = []
-        if self.jira is not None:
-            example = f"{self.jira.projects[0]}-123" if self.jira.projects else "KEY-123"
-            kinds.append(f"a Jira issue of {', '.join(self.jira.projects)} (like {example})")
-        if self.pagerduty_incident is not None:
-            kinds.append("a PagerDuty incident (PD#1234 or its link)")
-        return " or ".join(kinds)
+    def accepts(self) -> dict[str, str]:
+        """What it accepts, as a ticket miss records it."""
+        return accepts(self.jira.projects if self.jira else None, self.pagerduty_incident is not None)
 
 
 @dataclass(frozen=True)
@@ -190,36 +186,42 @@ class Citation:
         return "Jira" if self.system == "jira" else "PagerDuty"
 
 
-# --- sources that could not be read, in one sentence each (the services' reads end here) ----------
+# --- sources that could not be read (the services' reads end here) ---------------------------------
 
-ON_CALL_NOT_SET_UP = Unreadable(
-    "PagerDuty is not set up (BREAKGLASS_PAGERDUTY_TOKEN is unset), so on-call was not checked."
-)
-NO_EMAIL_FOR_ON_CALL = Unreadable(
-    "the roster has no email address for you (people.<id>.email), so PagerDuty could not be asked "
-    "whether you are on call."
-)
+ON_CALL_NOT_SET_UP = Unreadable(Miss(MissCode.ON_CALL_NOT_SET_UP))
+NO_EMAIL_FOR_ON_CALL = Unreadable(Miss(MissCode.NO_EMAIL_FOR_ON_CALL))
 
 
 def source_not_set_up(citation: Citation) -> Unreadable:
-    setting = "BREAKGLASS_JIRA_URL" if citation.system == "jira" else "BREAKGLASS_PAGERDUTY_TOKEN"
-    return Unreadable(
-        f"{citation.source} is not set up ({setting} is unset), so {citation.shown} could not be checked."
-    )
+    return Unreadable(Miss(MissCode.TICKET_SOURCE_NOT_SET_UP, {"ticket": citation.shown, "system": citation.system}))
 
 
 def answer_unreadable(citation: Citation, error: str) -> Unreadable:
     """``error``: the kind of failure (an exception's name), never its text."""
-    return Unreadable(f"{citation.source}'s answer about {citation.shown} could not be read ({error}).")
+    facts = {"ticket": citation.shown, "system": citation.system, "error": error}
+    return Unreadable(Miss(MissCode.TICKET_UNREADABLE, facts))
+
+
+def ticket_lookup_failed(citation: Citation, error: str) -> Unreadable:
+    """``error``: the adapter's sentence (``LookupFailed``), naming the source and the cause."""
+    return Unreadable(Miss(MissCode.TICKET_LOOKUP_FAILED, {"ticket": citation.shown, "error": error}))
 
 
 def on_call_unreadable(error: str) -> Unreadable:
-    return Unreadable(f"PagerDuty's on-call answer could not be read ({error}).")
+    """``error``: the kind of failure (an exception's name), never its text."""
+    return Unreadable(Miss(MissCode.ON_CALL_UNREADABLE, {"error": error}))
 
 
-def unchecked_refusal(unchecked: str) -> str:
-    """A role's ticket could not be checked and the role says ``on_lookup_failure: refuse``."""
-    return f"The ticket could not be checked ({unchecked.rstrip('.')}), so the request was not made; try again in a minute."
+def on_call_lookup_failed(error: str) -> Unreadable:
+    """``error``: the adapter's sentence (``LookupFailed``), naming the source and the cause."""
+    return Unreadable(Miss(MissCode.ON_CALL_LOOKUP_FAILED, {"error": error}))
+
+
+def unchecked_refusal(unchecked: Miss) -> str:
+    """A role's ticket could not be checked and the role says ``on_lookup_failure: refuse``: shown at
+    once, never stored."""
+    said = unchecked.sentence().rstrip(".")
+    return f"The ticket could not be checked ({said}), so the request was not made; try again in a minute."
 
 
 def cited(reason: str, policy: TicketPolicy) -> list[Citation]:
@@ -255,11 +257,11 @@ TicketRead = Ticket | None | Unreadable  # None: there is no such ticket
 @dataclass(frozen=True)
 class TicketCheck:
     """What the cited tickets came to: ``ticket`` (one that counts), or ``refusal`` (the requester
-    must fix the reason), or ``unchecked`` (a lookup failed: the source, in one sentence)."""
+    must fix the reason), or ``unchecked`` (a lookup failed: the source and the cause)."""
 
     ticket: Ticket | None = None
-    refusal: str | None = None
-    unchecked: str | None = None
+    refusal: Miss | None = None
+    unchecked: Miss | None = None
 
     @property
     def ok(self) -> bool:
@@ -274,31 +276,23 @@ def check_tickets(
     The first cited ticket that exists and is in an allowed state counts. Otherwise the answer is
     about the first one cited: unknown, closed, or not checkable; with none cited, what to cite."""
     citations = cited(reason, policy)
-    whose = f"'{role}' needs" if role else "This needs"
     if not citations:
         foreign = foreign_jira_keys(reason, policy)
-        also = ""
+        facts = {"role": role, **policy.accepts()}
         if foreign and policy.jira is not None:
-            also = f" ({foreign[0]} is not in {', '.join(policy.jira.projects)})"
-        return TicketCheck(
-            refusal=f"{whose} a ticket{also}: cite {policy.describe()} in the reason, still open, and ask again."
-        )
+            facts["foreign"] = foreign[0]
+        return TicketCheck(refusal=Miss(MissCode.NO_TICKET_CITED, facts))
     problems: list[TicketCheck] = []
     for citation in citations:
-        read = reads.get(citation, Unreadable(f"{citation.shown} was not looked up"))
+        read = reads.get(citation, Unreadable(Miss(MissCode.TICKET_NOT_LOOKED_UP, {"ticket": citation.shown})))
         if isinstance(read, Unreadable):
-            problems.append(TicketCheck(unchecked=read.why))
+            problems.append(TicketCheck(unchecked=read.miss))
         elif read is None:
-            problems.append(
-                TicketCheck(refusal=f"{citation.shown} does not exist in {citation.source}; cite {policy.describe()}.")
-            )
+            facts = {"ticket": citation.shown, "system": citation.system, **policy.accepts()}
+            problems.append(TicketCheck(refusal=Miss(MissCode.TICKET_UNKNOWN, facts)))
         elif not _status_allowed(policy, read):
-            allowed = _allowed_statuses(policy, read)
-            problems.append(
-                TicketCheck(
-                    refusal=f"{citation.shown} is {read.status}, not {allowed}; cite a ticket that is still open."
-                )
-            )
+            facts = {"ticket": citation.shown, "status": read.status, "allowed": _allowed_statuses(policy, read)}
+            problems.append(TicketCheck(refusal=Miss(MissCode.TICKET_CLOSED, facts)))
         else:
             return TicketCheck(ticket=read)
     return problems[0]
@@ -311,12 +305,13 @@ def _status_allowed(policy: TicketPolicy, ticket: Ticket) -> bool:
 
 
 def _allowed_statuses(policy: TicketPolicy, ticket: Ticket) -> str:
+    """The statuses that count, comma-separated, as a ``ticket_closed`` miss records them."""
     statuses = (
         policy.jira.statuses
         if ticket.system == "jira" and policy.jira is not None
         else (policy.pagerduty_incident.statuses if policy.pagerduty_incident is not None else ())
     )
-    return " or ".join(statuses) or "open"
+    return ", ".join(statuses)
 
 
 def ticket_details(ticket: Ticket) -> dict[str, Any]:
@@ -360,43 +355,44 @@ class Approved:
 
 @dataclass(frozen=True)
 class LeftToApprovers:
-    """No rule holds; ``why`` is one sentence for the requester and the thread. ``lookup_failed``:
-    because a source could not be read (never a reason to approve)."""
+    """No rule holds; ``miss`` says why, for the requester and the thread."""
 
-    why: str
-    lookup_failed: bool = False
+    miss: Miss
+
+    @property
+    def lookup_failed(self) -> bool:
+        """Because a source could not be read (never a reason to approve)."""
+        return self.miss.lookup_failed
+
+    def details(self) -> dict[str, object]:
+        """What the ``left_to_approvers`` audit entry records."""
+        details: dict[str, object] = dict(self.miss.details())
+        if self.lookup_failed:
+            details["lookup_failed"] = True
+        return details
 
 
 Outcome = Approved | LeftToApprovers
 
 
-@dataclass(frozen=True)
-class _Miss:
-    why: str
-    lookup_failed: bool = False
-
-
 def evaluate(rules: Sequence[AutoRule], facts: Facts) -> Outcome:
     """The first rule that holds, with its evidence; else why none does. A lookup failure is named
     first (the approvers must know the automation could not look), then the first rule's miss."""
-    misses: list[_Miss] = []
+    misses: list[Miss] = []
     for rule in rules:
         result = _check(rule, facts)
         if isinstance(result, Approved):
             return result
         misses.append(result)
     if not misses:
-        return LeftToApprovers(f"'{facts.role}' has no automatic approval rules.")
+        return LeftToApprovers(Miss(MissCode.NO_RULES, {"role": facts.role}))
     failed = next((m for m in misses if m.lookup_failed), None)
-    chosen = failed or misses[0]
-    return LeftToApprovers(chosen.why, lookup_failed=chosen.lookup_failed)
+    return LeftToApprovers(failed or misses[0])
 
 
 def capped(rule: AutoRule) -> LeftToApprovers:
     """The rule would approve, but its daily cap is taken: left to the approvers, saying why."""
-    return LeftToApprovers(
-        f"you have reached the {rule.max_per_day} automatic approvals rule {rule.name} allows in 24 hours."
-    )
+    return LeftToApprovers(Miss(MissCode.CAP_TAKEN, {"max_per_day": str(rule.max_per_day), "rule": rule.name}))
 
 
 def needs_on_call(rules: Sequence[AutoRule], facts: Facts) -> list[AutoRule]:
@@ -405,38 +401,28 @@ def needs_on_call(rules: Sequence[AutoRule], facts: Facts) -> list[AutoRule]:
     return [r for r in rules if r.pagerduty_oncall is not None and _limits(r, facts) is None]
 
 
-def limits_hold(rule: AutoRule, facts: Facts) -> str | None:
+def limits_hold(rule: AutoRule, facts: Facts) -> Miss | None:
     """None when ``rule``'s limits (scope, duration, window, daily cap) allow ``facts``; else why not."""
-    miss = _limits(rule, facts)
-    return miss.why if miss is not None else None
+    return _limits(rule, facts)
 
 
-def _limits(rule: AutoRule, facts: Facts) -> _Miss | None:
+def _limits(rule: AutoRule, facts: Facts) -> Miss | None:
     if facts.cluster_scoped and not rule.allow_cluster_scoped:
-        return _Miss(
-            f"'{facts.role}' is cluster-wide, and rule {rule.name} approves only namespaced roles without a click."
-        )
+        return Miss(MissCode.CLUSTER_SCOPED, {"role": facts.role, "rule": rule.name})
     if rule.max_duration is not None and facts.duration > rule.max_duration:
-        most = format_duration(rule.max_duration)
-        return _Miss(
-            f"{format_duration(facts.duration)} is longer than the {most} rule {rule.name} approves without a click "
-            f"(ask for {most} or less, or wait for an approver)."
-        )
+        durations = {"duration": format_duration(facts.duration), "max_duration": format_duration(rule.max_duration)}
+        return Miss(MissCode.OVER_MAX_DURATION, {**durations, "rule": rule.name})
     if rule.during is not None and not rule.during.contains(facts.now):
         local = facts.now.astimezone(ZoneInfo(rule.during.tz))
-        return _Miss(
-            f"it is {DAYS[local.weekday()]} {local:%H:%M} {rule.during.tz}, outside the hours rule {rule.name} "
-            f"covers ({rule.during.describe()})."
-        )
+        when = {"day": DAYS[local.weekday()], "time": f"{local:%H:%M}", "tz": rule.during.tz}
+        return Miss(MissCode.OUTSIDE_WINDOW, {**when, "window": rule.during.describe(), "rule": rule.name})
     if rule.max_per_day is not None and facts.approvals_in_window >= rule.max_per_day:
-        return _Miss(
-            f"you have had {facts.approvals_in_window} automatic approvals in the last 24 hours, "
-            f"the most rule {rule.name} allows ({rule.max_per_day})."
-        )
+        counts = {"approvals": str(facts.approvals_in_window), "max_per_day": str(rule.max_per_day)}
+        return Miss(MissCode.DAILY_CAP, {**counts, "rule": rule.name})
     return None
 
 
-def _check(rule: AutoRule, facts: Facts) -> Approved | _Miss:
+def _check(rule: AutoRule, facts: Facts) -> Approved | Miss:
     miss = _limits(rule, facts)
     if miss is not None:
         return miss
@@ -451,23 +437,24 @@ def _check(rule: AutoRule, facts: Facts) -> Approved | _Miss:
     if rule.ticket is not None:
         check = check_tickets(rule.ticket, facts.reason, facts.tickets, facts.role)
         if check.unchecked is not None:
-            return _Miss(check.unchecked, lookup_failed=True)
+            return check.unchecked
         if check.ticket is None:
-            return _Miss(f"rule {rule.name} needs an open ticket: {check.refusal}")
+            assert check.refusal is not None
+            return check.refusal.for_rule(rule.name)
         evidence["ticket"] = ticket_details(check.ticket)
     if rule.pagerduty_oncall is not None:
         on_call = _on_call(rule, rule.pagerduty_oncall, facts)
-        if isinstance(on_call, _Miss):
+        if isinstance(on_call, Miss):
             return on_call
         evidence["on_call"] = on_call
     return Approved(rule, evidence)
 
 
-def _on_call(rule: AutoRule, condition: OnCallCondition, facts: Facts) -> dict[str, Any] | _Miss:
+def _on_call(rule: AutoRule, condition: OnCallCondition, facts: Facts) -> dict[str, Any] | Miss:
     if facts.shifts is None:
-        return _Miss("PagerDuty was not asked who is on call.", lookup_failed=True)
+        return Miss(MissCode.ON_CALL_NOT_ASKED)
     if isinstance(facts.shifts, Unreadable):
-        return _Miss(facts.shifts.why, lookup_failed=True)
+        return facts.shifts.miss
     now = facts.now
     current = [
         s
@@ -481,15 +468,12 @@ def _on_call(rule: AutoRule, condition: OnCallCondition, facts: Facts) -> dict[s
         same = [s for s in within if s.escalation_level == best.escalation_level]
         best = max(same, key=lambda s: s.end or datetime.max.replace(tzinfo=now.tzinfo))
         return shift_details(best)
-    limit = level_name(condition.max_level)
     if current:
         deepest = min(current, key=lambda s: s.escalation_level)
-        return _Miss(
-            f"you are {level_name(deepest.escalation_level)} on call for {on_call_name(deepest)}, and rule "
-            f"{rule.name} approves only {limit} on call (level {condition.max_level} or below)."
-        )
+        levels = {"level": str(deepest.escalation_level), "max_level": str(condition.max_level)}
+        return Miss(MissCode.ON_CALL_TOO_DEEP, {**levels, "on_call": on_call_name(deepest), "rule": rule.name})
     named = ", ".join((*condition.schedules, *condition.escalation_policies))
-    return _Miss(f"you are not on call now in {named}, which rule {rule.name} needs.")
+    return Miss(MissCode.NOT_ON_CALL, {"schedules": named, "rule": rule.name})
 
 
 def shift_details(shift: OnCallShift) -> dict[str, Any]:
@@ -508,10 +492,6 @@ def shift_details(shift: OnCallShift) -> dict[str, Any]:
 
 def on_call_name(shift: OnCallShift) -> str:
     return shift.schedule_name or shift.escalation_policy_name or shift.schedule_id or shift.escalation_policy_id
-
-
-def level_name(level: int) -> str:
-    return LEVEL_NAMES.get(level, f"level {level}")
 
 
 def rule_named(rules: Sequence[AutoRule], name: str) -> AutoRule | None:

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from bot.domain.automation_misses import Miss
+
 
 class FailureCode(StrEnum):
     APPROVAL_TOO_OLD = "approval_too_old"  # approved_ago, timeout
@@ -22,7 +24,9 @@ class FailureCode(StrEnum):
     APPROVALS_NO_LONGER_SUFFICE = "approvals_no_longer_suffice"
     RULE_GONE = "rule_gone"  # rule
     RULE_NOT_COUNTED = "rule_not_counted"  # rule
-    RULE_NO_LONGER_APPROVES = "rule_no_longer_approves"  # rule, reason: the rule's own sentence
+    # rule, and the rule's miss: its code under ``miss`` and its facts (before misses had codes,
+    # ``reason``: the rule's own sentence)
+    RULE_NO_LONGER_APPROVES = "rule_no_longer_approves"
     CLUSTER_REFUSED_BINDING = "cluster_refused_binding"  # error
     KUBECONFIG_UNDELIVERABLE = "kubeconfig_undeliverable"  # error
     GRANT_NOT_ACTIVE = "grant_not_active"  # grant
@@ -72,7 +76,9 @@ class GrantFailure:
             case FailureCode.RULE_NOT_COUNTED:
                 return f"its automatic approval is not counted under rule {f.get('rule')}'s daily cap; ask again"
             case FailureCode.RULE_NO_LONGER_APPROVES:
-                return f"rule {f.get('rule')} no longer approves it automatically: {f.get('reason', '').rstrip('.')}"
+                miss = Miss.from_details(f, key="miss")
+                reason = miss.sentence() if miss is not None else f.get("reason", "")
+                return f"rule {f.get('rule')} no longer approves it automatically: {reason.rstrip('.')}"
             case FailureCode.CLUSTER_REFUSED_BINDING:
                 return f"the cluster refused the binding: {f.get('error')}"
             case FailureCode.KUBECONFIG_UNDELIVERABLE:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.domain import automation_misses
 from bot.domain.audit import SYSTEM_ACTOR, AuditEntry, Event
 from bot.domain.durations import format_duration, parse_duration
 from bot.domain.end_reasons import said_as_before
@@ -245,6 +246,9 @@ class RequestHistory:
             says = f"{details.get('count', '?')} actions, {details.get('change_count', '?')} changes"
             if self.open_sessions:
                 says += f"; {len(self.open_sessions)} sessions possibly still open"
+        elif event == Event.LEFT_TO_APPROVERS.value:
+            # A coded entry reads exactly as one written before codes (why: sentence).
+            says = _pairs(automation_misses.said_as_before(details))
         elif event == Event.REFUSED.value:
             self.refusals += 1
             says = f"{details.get('action', '?')}: {details.get('reason', '')}"

@@ -15,6 +15,7 @@ from typing import Any
 from bot.domain import policy
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.automation import Approved, LeftToApprovers, capped
+from bot.domain.automation_misses import miss_sentence
 from bot.domain.durations import format_duration
 from bot.domain.ids import RequestId, SlackUserId, new_request_id, request_id_for
 from bot.domain.lifecycle import AccessRequest, Approval, Review, State, transition
@@ -599,7 +600,7 @@ class AccessService:
         """Why no automatic-approval rule approved the request (its ``left_to_approvers`` entry), if one
         was tried: the requester is told with the answer to their command."""
         left = [e for e in self.store.audit.for_request(request_id) if e.event == Event.LEFT_TO_APPROVERS]
-        return str(left[-1].details.get("why") or "") or None if left else None
+        return miss_sentence(left[-1].details) if left else None
 
     def actions_summary(self, request_id: RequestId) -> Mapping[str, Any] | None:
         """What was done under the grant, as its end summed it up (or as recorded so far), for the
@@ -676,10 +677,7 @@ def _timed_out(roster: Roster, request: AccessRequest, now: datetime) -> Change[
 
 def _left_draft(request_id: RequestId, left: LeftToApprovers) -> Draft:
     """Why no rule approved the request, for the thread and the log."""
-    details: dict[str, object] = {"why": left.why}
-    if left.lookup_failed:
-        details["lookup_failed"] = True
-    return Draft(Event.LEFT_TO_APPROVERS, SYSTEM_ACTOR, request_id, details)
+    return Draft(Event.LEFT_TO_APPROVERS, SYSTEM_ACTOR, request_id, left.details())
 
 
 _SAME_ASK = ("requester", "cluster", "namespace", "role", "duration", "reason", "extends")

@@ -32,6 +32,7 @@ from bot.domain.automation import (
     TicketRead,
     Unreadable,
 )
+from bot.domain.automation_misses import Miss
 from bot.domain.durations import format_duration
 from bot.domain.ids import RequestId, SlackUserId
 from bot.domain.lifecycle import AccessRequest, State
@@ -62,7 +63,7 @@ class Screening:
     None when the role has none."""
 
     ticket: Ticket | None = None
-    ticket_unchecked: str | None = None
+    ticket_unchecked: Miss | None = None
     outcome: Outcome | None = None
 
 
@@ -97,12 +98,12 @@ class AutomatedApprovals:
             return NOTHING
         reads: dict[Citation, TicketRead] = {}
         ticket: Ticket | None = None
-        unchecked: str | None = None
+        unchecked: Miss | None = None
         if role.ticket is not None:
             reads.update(self._read_tickets(automation.cited(reason, role.ticket)))
             check = automation.check_tickets(role.ticket, reason, reads, role.name)
             if check.refusal is not None:
-                raise Refused(check.refusal)
+                raise Refused(check.refusal.sentence())
             if check.unchecked is not None:
                 if role.ticket.on_lookup_failure == "refuse":
                     raise Refused(automation.unchecked_refusal(check.unchecked))
@@ -112,7 +113,7 @@ class AutomatedApprovals:
             return Screening(ticket, unchecked)
         if unchecked is not None:
             # The ticket requirement itself could not be checked: no rule may approve on top of that.
-            return Screening(ticket, unchecked, LeftToApprovers(unchecked, lookup_failed=True))
+            return Screening(ticket, unchecked, LeftToApprovers(unchecked))
         return Screening(ticket, None, self._decide(roster, role, requester, duration, reason, reads))
 
     def screen_extension(
@@ -175,7 +176,7 @@ class AutomatedApprovals:
                 return self.tickets.jira_issue(citation.ref)
             return self.tickets.pagerduty_incident(citation.ref)
         except LookupFailed as exc:
-            return Unreadable(str(exc))
+            return automation.ticket_lookup_failed(citation, str(exc))
         except Exception as exc:
             log.exception("reading %s failed unexpectedly", citation.shown)
             return automation.answer_unreadable(citation, type(exc).__name__)
@@ -193,7 +194,7 @@ class AutomatedApprovals:
         try:
             return self.on_call.shifts(email, schedule_ids=schedules, escalation_policy_ids=policies, at=at)
         except LookupFailed as exc:
-            return Unreadable(str(exc))
+            return automation.on_call_lookup_failed(str(exc))
         except Exception as exc:
             log.exception("reading PagerDuty's on-call failed unexpectedly")
             return automation.on_call_unreadable(type(exc).__name__)
@@ -302,7 +303,7 @@ def requested_details(screening: Screening) -> dict[str, object]:
     if screening.ticket is not None:
         return {"ticket": automation.ticket_details(screening.ticket)}
     if screening.ticket_unchecked is not None:
-        return {"ticket_unchecked": screening.ticket_unchecked}
+        return {"ticket_unchecked": screening.ticket_unchecked.details()}
     return {}
 
 

@@ -104,8 +104,10 @@ class GrantSteps:
             now=request.updated_at,  # when it was approved: the window is judged at that instant
             approvals_in_window=place - 1,
         )
-        why = automation.limits_hold(rule, facts)
-        return GrantFailure(FailureCode.RULE_NO_LONGER_APPROVES, {"rule": rule.name, "reason": why}) if why else None
+        miss = automation.limits_hold(rule, facts)
+        if miss is None:
+            return None
+        return GrantFailure(FailureCode.RULE_NO_LONGER_APPROVES, {"rule": rule.name, **miss.details(key="miss")})
 
     def _asked_by_operator(self, request: AccessRequest) -> bool:
         """Made with ``breakglass grant`` where the bot runs (Slack down): approved by the operator

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.domain import automation, policy
+from bot.domain import automation_misses, policy
 from bot.domain.audit import SYSTEM_ACTOR, AuditEntry, Event
 from bot.domain.durations import format_duration
 from bot.domain.end_reasons import end_sentence
@@ -374,7 +374,7 @@ def automatic_evidence(requester: str, details: Mapping[str, Any], at: datetime)
     on_call = details.get("on_call")
     if isinstance(on_call, Mapping):
         level = on_call.get("level")
-        level_text = automation.level_name(level) if isinstance(level, int) else "on call"
+        level_text = automation_misses.level_name(level) if isinstance(level, int) else "on call"
         name = escape(str(on_call.get("schedule_name") or on_call.get("escalation_policy_name") or "?"))
         parts.append(f"{who(requester)} is {level_text} on call for {name}{_until(on_call.get('end'), at)}")
     ticket = details.get("ticket")
@@ -397,7 +397,8 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
             ticket = d.get("ticket")
             cites = f" Ticket: {ticket_line(ticket)}." if isinstance(ticket, Mapping) else ""
             if d.get("ticket_unchecked"):
-                cites = f" The ticket was not checked: {escape(str(d['ticket_unchecked']))}"
+                unchecked = automation_misses.unchecked_sentence(d["ticket_unchecked"])
+                cites = f" The ticket was not checked: {escape(unchecked)}"
             return f":inbox_tray: Requested by {actor}{extra}: {asked(request)}.{cites}"
         case Event.APPROVED:
             if d.get("operator"):
@@ -416,7 +417,7 @@ def event_text(entry: AuditEntry, request: AccessRequest) -> str | None:
                 return f":ballot_box_with_check: Approved by {actor}{tally}; {required - count} more needed."
             return f":white_check_mark: Approved by {actor}{tally}; granting now."
         case Event.LEFT_TO_APPROVERS:
-            why = escape(str(d.get("why") or "no rule held."))
+            why = escape(automation_misses.miss_sentence(d) or "no rule held.")
             return f":information_source: Not approved automatically, so the approvers decide: {why}"
         case Event.ESCALATED:
             after = escape(str(d.get("after") or "a while"))

@@ -20,13 +20,15 @@ from bot.domain.automation import (
     OnCallShift,
     Ticket,
     TicketPolicy,
-    Unreadable,
     Window,
     check_tickets,
     cited,
     evaluate,
     needs_on_call,
+    on_call_lookup_failed,
+    ticket_lookup_failed,
 )
+from bot.domain.automation_misses import MissCode
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)  # a Saturday, 03:00 UTC
 JIRA = TicketPolicy(jira=JiraTickets(("INC",), ("Open", "In Progress")))
@@ -46,6 +48,12 @@ def shift(
         start=NOW - timedelta(hours=1),
         end=NOW + timedelta(hours=hours),
     )
+
+
+def said(outcome: object) -> str:
+    """Why the outcome left the request to the approvers, in the sentence the thread shows."""
+    assert isinstance(outcome, LeftToApprovers)
+    return outcome.miss.sentence()
 
 
 def facts(**changes: object) -> Facts:
@@ -83,7 +91,7 @@ def test_primary_on_call_is_approved_with_the_shift_as_evidence() -> None:
 
 def test_level_two_is_left_to_approvers_when_the_rule_takes_primary_only() -> None:
     outcome = evaluate([PRIMARY], facts(shifts=[shift(level=2)]))
-    assert outcome == LeftToApprovers(
+    assert said(outcome) == (
         "you are secondary on call for Payments, and rule primary approves only primary on call (level 1 or below)."
     )
 
@@ -102,7 +110,10 @@ def test_an_escalation_policy_rule_counts_a_shift_held_directly_on_the_policy() 
 
 def test_a_shift_of_another_schedule_does_not_count() -> None:
     outcome = evaluate([PRIMARY], facts(shifts=[shift(schedule="POTHER1", policy="POTHER2")]))
-    assert outcome == LeftToApprovers("you are not on call now in P1ABCDE, which rule primary needs.")
+    assert said(outcome) == "you are not on call now in P1ABCDE, which rule primary needs."
+    assert isinstance(outcome, LeftToApprovers)
+    assert outcome.miss.code is MissCode.NOT_ON_CALL
+    assert outcome.details() == {"code": "not_on_call", "schedules": "P1ABCDE", "rule": "primary"}
 
 
 def test_a_shift_that_has_ended_or_not_started_does_not_count() -> None:
@@ -116,15 +127,19 @@ def test_a_shift_that_has_ended_or_not_started_does_not_count() -> None:
     ["PagerDuty did not answer within 5 s.", "PagerDuty refused the API token (401).", "PagerDuty said 429 too often."],
 )
 def test_a_pagerduty_lookup_failure_is_never_an_approval(failure: str) -> None:
-    outcome = evaluate([PRIMARY], facts(shifts=Unreadable(failure)))
-    assert outcome == LeftToApprovers(failure, lookup_failed=True)
+    outcome = evaluate([PRIMARY], facts(shifts=on_call_lookup_failed(failure)))
+    assert said(outcome) == failure
+    assert isinstance(outcome, LeftToApprovers)
+    assert outcome.details() == {"code": "on_call_lookup_failed", "error": failure, "lookup_failed": True}
 
 
 def test_a_lookup_failure_is_named_before_another_rules_miss() -> None:
     short = AutoRule(name="short", pagerduty_oncall=OnCallCondition(schedules=("P1ABCDE",)),
                      max_duration=timedelta(minutes=5))  # fmt: skip
-    outcome = evaluate([short, PRIMARY], facts(shifts=Unreadable("PagerDuty is down (503).")))
-    assert outcome == LeftToApprovers("PagerDuty is down (503).", lookup_failed=True)
+    outcome = evaluate([short, PRIMARY], facts(shifts=on_call_lookup_failed("PagerDuty is down (503).")))
+    assert said(outcome) == "PagerDuty is down (503)."
+    assert isinstance(outcome, LeftToApprovers)
+    assert outcome.lookup_failed
 
 
 # --- limits -------------------------------------------------------------------------------------
@@ -133,7 +148,7 @@ def test_a_lookup_failure_is_named_before_another_rules_miss() -> None:
 def test_over_the_rules_max_duration_is_left_to_approvers_saying_why() -> None:
     rule = AutoRule(name="short", pagerduty_oncall=PRIMARY.pagerduty_oncall, max_duration=timedelta(minutes=15))
     outcome = evaluate([rule], facts())
-    assert outcome == LeftToApprovers(
+    assert said(outcome) == (
         "30m is longer than the 15m rule short approves without a click (ask for 15m or less, or wait for an approver)."
     )
 
@@ -141,13 +156,13 @@ def test_over_the_rules_max_duration_is_left_to_approvers_saying_why() -> None:
 def test_the_daily_cap_counts_earlier_automatic_approvals() -> None:
     rule = AutoRule(name="capped", pagerduty_oncall=PRIMARY.pagerduty_oncall, max_per_day=3)
     assert isinstance(evaluate([rule], facts(approvals_in_window=2)), Approved)
-    assert evaluate([rule], facts(approvals_in_window=3)) == LeftToApprovers(
+    assert said(evaluate([rule], facts(approvals_in_window=3))) == (
         "you have had 3 automatic approvals in the last 24 hours, the most rule capped allows (3)."
     )
 
 
 def test_cluster_scoped_roles_need_the_rules_opt_in() -> None:
-    assert evaluate([PRIMARY], facts(role="cluster-admin", cluster_scoped=True)) == LeftToApprovers(
+    assert said(evaluate([PRIMARY], facts(role="cluster-admin", cluster_scoped=True))) == (
         "'cluster-admin' is cluster-wide, and rule primary approves only namespaced roles without a click."
     )
     opted = AutoRule(name="wide", pagerduty_oncall=PRIMARY.pagerduty_oncall, allow_cluster_scoped=True)
@@ -166,7 +181,7 @@ def test_limits_are_checked_before_pagerduty_is_needed() -> None:
 def test_outside_the_window_is_left_to_approvers_with_the_local_time() -> None:
     weekdays = Window(frozenset(range(5)), 9 * 60, 17 * 60, "Europe/Paris")
     rule = AutoRule(name="office", pagerduty_oncall=PRIMARY.pagerduty_oncall, during=weekdays)
-    assert evaluate([rule], facts()) == LeftToApprovers(
+    assert said(evaluate([rule], facts())) == (
         "it is sat 04:00 Europe/Paris, outside the hours rule office covers (mon, tue, wed, thu, fri 09:00-17:00 "
         "Europe/Paris)."
     )
@@ -227,7 +242,8 @@ def test_every_citation_is_found_in_the_reason_and_at_most_three(reason: str) ->
 
 def test_no_ticket_cited_is_refused_saying_what_to_cite() -> None:
     check = check_tickets(BOTH, "OPS-9 pods crash-looping", {}, "admin")
-    assert check.refusal == (
+    assert check.refusal is not None
+    assert check.refusal.sentence() == (
         "'admin' needs a ticket (OPS-9 is not in INC): cite a Jira issue of INC (like INC-123) or a PagerDuty "
         "incident (PD#1234 or its link) in the reason, still open, and ask again."
     )
@@ -235,12 +251,14 @@ def test_no_ticket_cited_is_refused_saying_what_to_cite() -> None:
 
 def test_an_unknown_ticket_is_refused() -> None:
     check = check_tickets(JIRA, "INC-4411 broken", {Citation("jira", "INC-4411"): None})
-    assert check.refusal == "INC-4411 does not exist in Jira; cite a Jira issue of INC (like INC-123)."
+    assert check.refusal is not None
+    assert check.refusal.sentence() == "INC-4411 does not exist in Jira; cite a Jira issue of INC (like INC-123)."
 
 
 def test_a_closed_ticket_is_refused_with_its_status() -> None:
     check = check_tickets(JIRA, "INC-4411 broken", {Citation("jira", "INC-4411"): ticket("Done")})
-    assert check.refusal == "INC-4411 is Done, not Open or In Progress; cite a ticket that is still open."
+    assert check.refusal is not None
+    assert check.refusal.sentence() == "INC-4411 is Done, not Open or In Progress; cite a ticket that is still open."
 
 
 def test_statuses_match_whatever_their_case() -> None:
@@ -255,8 +273,10 @@ def test_the_first_open_ticket_cited_counts() -> None:
 
 
 def test_a_ticket_that_cannot_be_read_is_unchecked_not_refused() -> None:
-    check = check_tickets(JIRA, "INC-4411 broken", {Citation("jira", "INC-4411"): Unreadable("Jira is down (503).")})
-    assert check.unchecked == "Jira is down (503)."
+    inc = Citation("jira", "INC-4411")
+    check = check_tickets(JIRA, "INC-4411 broken", {inc: ticket_lookup_failed(inc, "Jira is down (503).")})
+    assert check.unchecked is not None
+    assert check.unchecked.sentence() == "Jira is down (503)."
     assert check.refusal is None
 
 
@@ -268,12 +288,15 @@ def test_a_rule_that_wants_a_ticket_holds_only_with_one_open() -> None:
     assert approved.evidence["ticket"]["key"] == "INC-4411"
     assert approved.evidence["ticket"]["status"] == "In Progress"
     closed = evaluate([rule], facts(shifts=None, tickets={Citation("jira", "INC-4411"): ticket("Done")}))
-    assert closed == LeftToApprovers(
+    assert said(closed) == (
         "rule ticketed needs an open ticket: INC-4411 is Done, not Open or In Progress; cite a ticket that is still open."
     )
-    down = evaluate([rule], facts(shifts=None, tickets={Citation("jira", "INC-4411"): Unreadable("Jira is down.")}))
-    assert down == LeftToApprovers("Jira is down.", lookup_failed=True)
+    inc = Citation("jira", "INC-4411")
+    down = evaluate([rule], facts(shifts=None, tickets={inc: ticket_lookup_failed(inc, "Jira is down.")}))
+    assert said(down) == "Jira is down."
+    assert isinstance(down, LeftToApprovers)
+    assert down.lookup_failed
 
 
 def test_no_rules_leave_it_to_approvers() -> None:
-    assert evaluate([], facts()) == LeftToApprovers("'admin' has no automatic approval rules.")
+    assert said(evaluate([], facts())) == "'admin' has no automatic approval rules."

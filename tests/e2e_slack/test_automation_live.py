@@ -17,6 +17,7 @@ import pytest
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.automation import DAYS
+from bot.domain.automation_misses import miss_sentence
 from bot.domain.lifecycle import State
 from bot.standins import jira as jira_standin
 from bot.standins import pagerduty as pagerduty_standin
@@ -136,11 +137,14 @@ def thread_text(live: Live, request_id: str) -> str:
 
 
 def left_to_approvers(live: Live, request_id: str) -> str:
-    """The request is pending, its thread says why no rule approved it; that sentence."""
+    """The request is pending, its thread says why no rule approved it; that sentence, rendered from
+    the code and facts its audit entry keeps (never a sentence)."""
     entry = live.wait_for_event(request_id, Event.LEFT_TO_APPROVERS)
     assert live.request(request_id).state is State.PENDING
     assert not [e for e in live.entries(request_id) if e.event == Event.APPROVED]
-    why = str(entry.details["why"])
+    assert "why" not in entry.details
+    assert entry.details["code"]
+    why = str(miss_sentence(entry.details))
     assert f"Not approved automatically, so the approvers decide: {why}" in thread_text(live, request_id)
     return why
 
@@ -284,7 +288,10 @@ def test_jira_down_goes_to_the_approvers_when_the_role_says_so(live: Live, jira:
     jira.down()
     request_id, _ = live.ask(ALICE, f"prod/{NAMESPACE} lenient 30m {REASON}")
     requested = live.wait_for_event(request_id, Event.REQUESTED)
-    assert "Jira" in str(requested.details["ticket_unchecked"])
+    unchecked = requested.details["ticket_unchecked"]
+    assert unchecked["code"] == "ticket_lookup_failed"
+    assert unchecked["ticket"] == "INC-4411"
+    assert "Jira" in unchecked["error"]
     assert live.request(request_id).state is State.PENDING
     assert live.request(request_id).ticket is None
     assert "The ticket was not checked: Jira" in thread_text(live, request_id)

@@ -194,3 +194,20 @@ def test_breakglass_own_reasons_read_the_same_whether_written_as_sentences_or_co
     assert "code" not in swept
     idled = request_markdown(history_of("BG-BBBBBB", new.entries), None, NOW)
     assert "why: idle for 10m: no action recorded on prod since z" in idled
+
+
+def test_left_to_approvers_reads_the_same_whether_written_as_a_sentence_or_a_code() -> None:
+    def trail(left: dict[str, object]) -> Trail:
+        written = Trail()
+        written.requested("BG-CCCCCC", "U000000ALICE")
+        written.add("BG-CCCCCC", "left_to_approvers", "system", **left)
+        return written
+
+    sentence = "PagerDuty did not answer within 5 seconds."
+    old = trail({"why": sentence, "lookup_failed": True})
+    new = trail({"code": "on_call_lookup_failed", "error": sentence, "lookup_failed": True})
+    before = request_markdown(history_of("BG-CCCCCC", old.entries), None, NOW)
+    after = request_markdown(history_of("BG-CCCCCC", new.entries), None, NOW)
+    assert after == before
+    assert f"why: {sentence}, lookup\\_failed: True" in after  # escaped for Markdown
+    assert "on_call_lookup_failed" not in after

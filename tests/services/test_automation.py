@@ -12,6 +12,7 @@ import pytest
 
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.automation import OnCallShift
+from bot.domain.automation_misses import miss_sentence, unchecked_sentence
 from bot.domain.ids import SlackUserId
 from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.policy import Ask
@@ -132,9 +133,11 @@ def test_level_two_is_left_to_the_approvers_and_the_log_says_why(
     assert request.state is State.PENDING
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
     assert left.details == {
-        "why": "you are secondary on call for Payments, and rule primary approves only primary on call "
-        "(level 1 or below)."
-    }
+        "code": "on_call_too_deep", "level": "2", "max_level": "1", "on_call": "Payments", "rule": "primary"
+    }  # fmt: skip
+    assert miss_sentence(left.details) == (
+        "you are secondary on call for Payments, and rule primary approves only primary on call (level 1 or below)."
+    )
     assert not jobs.queued("grant", request.id)
     (escalation,) = jobs.queued("escalate", request.id)
     assert escalation.at == request.created_at + timedelta(minutes=10)
@@ -158,7 +161,8 @@ def test_a_pagerduty_failure_leaves_it_to_the_approvers_saying_so(
     request = ask(access)
     assert request.state is State.PENDING
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
-    assert left.details == {"why": failure, "lookup_failed": True}
+    assert left.details == {"code": "on_call_lookup_failed", "error": failure, "lookup_failed": True}
+    assert miss_sentence(left.details) == failure
     assert not jobs.queued("grant", request.id)
 
 
@@ -169,7 +173,10 @@ def test_over_the_rules_max_duration_goes_to_approvers_without_asking_pagerduty(
     request = ask(access, duration=timedelta(minutes=45))
     assert request.state is State.PENDING
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
-    assert left.details["why"].startswith("45m is longer than the 30m rule primary approves without a click")
+    assert left.details == {"code": "over_max_duration", "duration": "45m", "max_duration": "30m", "rule": "primary"}
+    assert str(miss_sentence(left.details)).startswith(
+        "45m is longer than the 30m rule primary approves without a click"
+    )
     assert on_call.lookups == 0
 
 
@@ -183,7 +190,8 @@ def test_the_daily_cap_stops_the_third_automatic_approval(
     third = ask(access)
     assert third.state is State.PENDING
     (left,) = entries(store, third, Event.LEFT_TO_APPROVERS)
-    assert left.details["why"] == (
+    assert left.details == {"code": "daily_cap", "approvals": "2", "max_per_day": "2", "rule": "primary"}
+    assert miss_sentence(left.details) == (
         "you have had 2 automatic approvals in the last 24 hours, the most rule primary allows (2)."
     )
     clock.advance(hours=24, seconds=1)
@@ -207,7 +215,8 @@ def test_the_cap_is_claimed_atomically_so_a_racing_request_goes_to_approvers(
     request = ask(access)
     assert request.state is State.PENDING
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
-    assert left.details["why"] == "you have reached the 2 automatic approvals rule primary allows in 24 hours."
+    assert left.details == {"code": "cap_taken", "max_per_day": "2", "rule": "primary"}
+    assert miss_sentence(left.details) == "you have reached the 2 automatic approvals rule primary allows in 24 hours."
 
 
 def test_a_person_without_an_email_is_not_looked_up_and_goes_to_approvers(
@@ -220,8 +229,8 @@ def test_a_person_without_an_email_is_not_looked_up_and_goes_to_approvers(
     request = ask(access)
     assert request.state is State.PENDING
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
-    assert left.details["lookup_failed"] is True
-    assert "no email address for you" in left.details["why"]
+    assert left.details == {"code": "no_email_for_on_call", "lookup_failed": True}
+    assert "no email address for you" in str(miss_sentence(left.details))
 
 
 def test_without_pagerduty_configured_nothing_is_approved(
@@ -231,7 +240,8 @@ def test_without_pagerduty_configured_nothing_is_approved(
     request = ask(access)
     assert request.state is State.PENDING
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
-    assert left.details["why"].startswith("PagerDuty is not set up (BREAKGLASS_PAGERDUTY_TOKEN is unset)")
+    assert left.details == {"code": "on_call_not_set_up", "lookup_failed": True}
+    assert str(miss_sentence(left.details)).startswith("PagerDuty is not set up (BREAKGLASS_PAGERDUTY_TOKEN is unset)")
 
 
 def test_a_cluster_scoped_role_goes_to_approvers_under_a_rule_that_does_not_opt_in(
@@ -247,7 +257,8 @@ def test_a_cluster_scoped_role_goes_to_approvers_under_a_rule_that_does_not_opt_
     request = access.submit(Ask(SlackUserId(ALICE), "prod", None, "cluster-admin", timedelta(minutes=30), REASON))
     assert request.state is State.PENDING
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
-    assert left.details["why"] == (
+    assert left.details == {"code": "cluster_scoped", "role": "cluster-admin", "rule": "namespaced"}
+    assert miss_sentence(left.details) == (
         "'cluster-admin' is cluster-wide, and rule namespaced approves only namespaced roles without a click."
     )
 
@@ -313,9 +324,12 @@ def test_jira_down_goes_to_approvers_when_the_role_says_so(
     request = ask(access)
     assert request.state is State.PENDING, "on call, but the ticket could not be checked: no automatic approval"
     (requested,) = entries(store, request, Event.REQUESTED)
-    assert requested.details["ticket_unchecked"] == "Jira did not answer within 5 s."
+    unchecked = {"code": "ticket_lookup_failed", "ticket": "INC-4411", "error": "Jira did not answer within 5 s."}
+    assert requested.details["ticket_unchecked"] == unchecked
+    assert unchecked_sentence(unchecked) == "Jira did not answer within 5 s."
     (left,) = entries(store, request, Event.LEFT_TO_APPROVERS)
-    assert left.details == {"why": "Jira did not answer within 5 s.", "lookup_failed": True}
+    assert left.details == {**unchecked, "lookup_failed": True}
+    assert miss_sentence(left.details) == "Jira did not answer within 5 s."
 
 
 def test_the_ticket_as_read_is_on_the_request_and_in_the_requested_entry(
@@ -402,6 +416,8 @@ def test_the_grant_job_fails_an_automatic_approval_its_rule_no_longer_allows(
     assert failed.state is State.FAILED
     assert failed.note is not None
     assert failed.note.startswith(why)
+    (entry,) = entries(store, failed, Event.GRANT_FAILED)
+    assert "reason" not in entry.details, "a rule's miss is stored as its code and facts, never as a sentence"
 
 
 def test_the_grant_job_fails_an_automatic_approval_not_counted_under_the_cap(
@@ -491,7 +507,10 @@ def test_an_extension_is_approved_by_the_rule_while_the_whole_grant_stays_within
     long = access.extend(grant.id, SlackUserId(ALICE), timedelta(minutes=10), "INC-4411 still rolling back")
     assert long.state is State.PENDING
     (left,) = entries(store, long, Event.LEFT_TO_APPROVERS)
-    assert left.details["why"].startswith("35m is longer than the 30m rule primary approves without a click")
+    assert left.details == {"code": "over_max_duration", "duration": "35m", "max_duration": "30m", "rule": "primary"}
+    assert str(miss_sentence(left.details)).startswith(
+        "35m is longer than the 30m rule primary approves without a click"
+    )
 
 
 def test_the_sweep_resolves_an_escalation_whose_resolving_job_was_lost(

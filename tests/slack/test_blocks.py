@@ -114,6 +114,35 @@ def entry(event: Event, actor: str = "system", **details: Any) -> Any:
 
 EVENTS: list[tuple[Any, str]] = [
     (entry(Event.REQUESTED, ALICE), "Requested by @alice: admin on prod/payments for 1h."),
+    # Why automation left it to the approvers: a code and its facts in the entry, its sentence in the
+    # thread; an entry written before codes (the sentence under "why") reads as it was written.
+    (
+        entry(Event.LEFT_TO_APPROVERS, code="daily_cap", approvals="3", max_per_day="3", rule="once"),
+        "Not approved automatically, so the approvers decide: you have had 3 automatic approvals in the last 24 "
+        "hours, the most rule once allows (3).",
+    ),
+    (
+        entry(Event.LEFT_TO_APPROVERS, why="PagerDuty answered 503.", lookup_failed=True),
+        "Not approved automatically, so the approvers decide: PagerDuty answered 503.",
+    ),
+    (
+        entry(Event.LEFT_TO_APPROVERS, code="on_call_not_set_up", lookup_failed=True),
+        "Not approved automatically, so the approvers decide: PagerDuty is not set up "
+        "(BREAKGLASS_PAGERDUTY_TOKEN is unset), so on-call was not checked.",
+    ),
+    (
+        entry(
+            Event.REQUESTED,
+            ALICE,
+            ticket_unchecked={"code": "ticket_lookup_failed", "ticket": "INC-1", "error": "Jira answered 503."},
+        ),
+        "Requested by @alice: admin on prod/payments for 1h. The ticket was not checked: Jira answered 503.",
+    ),
+    (
+        entry(Event.REQUESTED, ALICE, ticket_unchecked="Jira did not answer within 5 s."),
+        "Requested by @alice: admin on prod/payments for 1h. The ticket was not checked: Jira did not answer "
+        "within 5 s.",
+    ),
     (entry(Event.APPROVED, BOB, count=1, required=2), "Approved by @bob (1 of 2); 1 more needed."),
     (entry(Event.APPROVED, CAROL, count=2, required=2), "Approved by @carol (2 of 2); granting now."),
     (entry(Event.APPROVED, self_service=True), "approved at once, without an approver"),
