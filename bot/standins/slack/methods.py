@@ -31,6 +31,7 @@ from bot.standins.slack.workspace import (
     UploadedFile,
     Workspace,
     as_json,
+    json_copy,
     refusal,
 )
 
@@ -185,7 +186,7 @@ class WebApi(Workspace):
             self._calls.append(
                 ApiCall(
                     method=method,
-                    params=copy.deepcopy(params),
+                    params=json_copy(params),
                     token_kind=kind,
                     status=status,
                     ok=bool(body["ok"]),
@@ -453,7 +454,7 @@ class WebApi(Workspace):
         for old in self._stacks.get(trigger.user, []):
             self._views[old].is_open = False
         self._stacks[trigger.user] = [view_id]
-        return {"view": copy.deepcopy(stored)}
+        return {"view": stored}
 
     def _m_views_push(self, params: JsonDict, caller: Caller) -> JsonDict:
         trigger = self._exchange_trigger(params)
@@ -466,7 +467,7 @@ class WebApi(Workspace):
         stored["previous_view_id"] = stack[-1] if stack else None
         self._views[view_id] = StoredView(view_id, trigger.user, stored, "views.push", str(params["trigger_id"]))
         stack.append(view_id)
-        return {"view": copy.deepcopy(stored)}
+        return {"view": stored}
 
     def _m_views_update(self, params: JsonDict, caller: Caller) -> JsonDict:
         view_id = params.get("view_id")
@@ -484,7 +485,7 @@ class WebApi(Workspace):
             raise SlackError("hash_conflict")
         view = self._checked_view(params.get("view"), str(found.view.get("type")))
         found.view = self._stored_view(view, found.id, found.user, found.view.get("root_view_id"))
-        return {"view": copy.deepcopy(found.view)}
+        return {"view": found.view}
 
     def _m_views_publish(self, params: JsonDict, caller: Caller) -> JsonDict:
         user = str(params.get("user_id") or "")
@@ -499,7 +500,7 @@ class WebApi(Workspace):
         stored = self._stored_view(view, view_id, user, None)
         self._views[view_id] = StoredView(view_id, user, stored, "views.publish", "")
         self._home[user] = view_id
-        return {"view": copy.deepcopy(stored)}
+        return {"view": stored}
 
     def _m_files_getUploadURLExternal(self, params: JsonDict, caller: Caller) -> JsonDict:
         name = params.get("filename")
