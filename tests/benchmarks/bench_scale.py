@@ -26,6 +26,7 @@ baseline and its target (the machine is shared and loaded: the ratio is the numb
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import signal
@@ -394,6 +395,11 @@ def _answers(port: int) -> bool:
 
 
 def acks(sender: SlackSender, concurrent: int, per_thread: int) -> Stats:
+    """Ack times with ``concurrent`` requests in flight. This process's garbage collector is off while
+    they are timed (as ``timeit`` does): it also runs the Slack double, whose stored views made a full
+    collection of 80-100 ms stall every client thread at once, and that pause landed in whichever
+    app's p99 was being timed, the bare app's as often as ours."""
+
     def run(_: int) -> list[float]:
         times = []
         for _ in range(per_thread):
@@ -402,8 +408,13 @@ def acks(sender: SlackSender, concurrent: int, per_thread: int) -> Stats:
             times.append(reply.elapsed)
         return times
 
-    with ThreadPoolExecutor(concurrent) as pool:
-        return Stats(tuple(t for chunk in pool.map(run, range(concurrent)) for t in chunk))
+    gc.collect()
+    gc.disable()
+    try:
+        with ThreadPoolExecutor(concurrent) as pool:
+            return Stats(tuple(t for chunk in pool.map(run, range(concurrent)) for t in chunk))
+    finally:
+        gc.enable()
 
 
 def part_ack(args: argparse.Namespace) -> tuple[list[Row], dict[str, str]]:
