@@ -83,7 +83,12 @@ class Row:
     met: bool | None = None
 
     def cells(self) -> list[str]:
-        shown = {"ms": f"{self.value * 1000:.1f} ms", "s": f"{self.value:.2f} s", "B": f"{self.value:,.0f} B"}
+        shown = {
+            "ms": f"{self.value * 1000:.1f} ms",
+            "s": f"{self.value:.2f} s",
+            "B": f"{self.value:,.0f} B",
+            "MiB": f"{self.value:,.1f} MiB",
+        }
         value = shown.get(self.unit, f"{self.value:,.0f} {self.unit}")
         ratio = f"{self.value / self.baseline:.2f}x" if self.baseline else ""
         verdict = {True: "met", False: "MISSED", None: ""}[self.met]
@@ -105,6 +110,35 @@ def print_table(rows: list[Row], baselines: Mapping[str, str]) -> None:
     print()
     for name, what in baselines.items():
         print(f"baseline {name}: {what}")
+
+
+Part = Callable[[argparse.Namespace], tuple[list[Row], dict[str, str]]]
+
+
+def parts_parser(prog: str, doc: str | None, parts: Mapping[str, Part]) -> argparse.ArgumentParser:
+    """A benchmark's command line: its first paragraph as description, and ``--only`` to pick parts."""
+    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(parts), help=f"parts to run (default all: {','.join(parts)})")
+    return parser
+
+
+def run_parts(parts: Mapping[str, Part], args: argparse.Namespace) -> None:
+    """Run the parts ``args.only`` names, then print their table, the run's length and the machine's
+    load (the 1-minute average, read before and after each part)."""
+    started = time.time()
+    loads = [os.getloadavg()[0]]
+    rows: list[Row] = []
+    baselines: dict[str, str] = {}
+    for name in args.only.split(","):
+        part_rows, part_baselines = parts[name.strip()](args)
+        loads.append(os.getloadavg()[0])
+        rows += part_rows
+        baselines.update(part_baselines)
+    print_table(rows, baselines)
+    print(
+        f"\nwhole run {time.time() - started:.0f}s on {os.cpu_count()} cores, "
+        f"load {min(loads):.1f} to {max(loads):.1f} (1-minute average, before and after each part)"
+    )
 
 
 def quiet_core(stack: LocalStack) -> Core:
@@ -449,7 +483,7 @@ def part_ack(args: argparse.Namespace) -> tuple[list[Row], dict[str, str]]:
     }
 
 
-PARTS: dict[str, Callable[[argparse.Namespace], tuple[list[Row], dict[str, str]]]] = {
+PARTS: dict[str, Part] = {
     "sweep": part_sweep,
     "burst": part_burst,
     "verify": part_verify,
@@ -458,8 +492,7 @@ PARTS: dict[str, Callable[[argparse.Namespace], tuple[list[Row], dict[str, str]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench_scale", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=",".join(PARTS), help=f"parts to run (default all: {','.join(PARTS)})")
+    parser = parts_parser("bench_scale", __doc__, PARTS)
     parser.add_argument("--grants", type=int, default=10_000, help="live grants for the sweep (default 10000)")
     parser.add_argument("--clusters", type=int, default=50, help="clusters they spread over (default 50)")
     parser.add_argument("--burst", type=int, default=1000, help="grants expiring in the same second (default 1000)")
@@ -468,17 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entries", type=int, default=100_000, help="audit entries to verify (default 100000)")
     parser.add_argument("--acks", type=int, default=10, help="acks per client thread (default 10)")
     parser.add_argument("--sweep-interval", default="30s", help="the workers' BREAKGLASS_SWEEP_INTERVAL (default 30s)")
-    args = parser.parse_args(argv)
-
-    started = time.time()
-    rows: list[Row] = []
-    baselines: dict[str, str] = {}
-    for name in args.only.split(","):
-        part_rows, part_baselines = PARTS[name.strip()](args)
-        rows += part_rows
-        baselines.update(part_baselines)
-    print_table(rows, baselines)
-    print(f"\nwhole run {time.time() - started:.0f}s on {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    run_parts(PARTS, parser.parse_args(argv))
     return 0
 
 
