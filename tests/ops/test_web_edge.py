@@ -92,18 +92,38 @@ def test_a_chunked_slack_body_is_refused_once_it_passes_one_mebibyte(edge: tuple
     assert status == 413, body
 
 
-def test_an_audit_batch_over_sixteen_mebibytes_is_refused_and_counted(edge: tuple[LocalStack, Process]) -> None:
-    stack, web = edge
+def _oversized_batch(web: Process, cluster: str) -> int:
+    """The status a batch promising 16 MiB + 1 byte at ``cluster``'s webhook gets (no body byte sent)."""
     assert web.port is not None
-    token = cluster_webhook_token(AUDIT_WEBHOOK_TOKEN, "prod")
+    token = cluster_webhook_token(AUDIT_WEBHOOK_TOKEN, cluster)
     head = (
-        f"POST /k8s/audit/prod HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        f"POST /k8s/audit/{cluster} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {16 * MiB + 1}\r\n"
     )
-    status, _ = _raw(web.port, head)
-    assert status == 413
+    return _raw(web.port, head)[0]
+
+
+def test_an_audit_batch_over_sixteen_mebibytes_is_refused_and_counted(edge: tuple[LocalStack, Process]) -> None:
+    stack, web = edge
+    assert _oversized_batch(web, "prod") == 413
     scrape = urllib.request.urlopen(f"{stack.web_url(web)}/metrics", timeout=10).read().decode()  # noqa: S310
     assert 'breakglass_audit_webhook_refused_batches_total{cluster="prod",status="413"} 1' in scrape
+
+
+def test_the_alert_on_refused_batches_reads_a_metric_this_process_exposes(edge: tuple[LocalStack, Process]) -> None:
+    """deploy/components/alerts (and the chart's copy) must name the counter as ``/metrics`` spells
+    it: an alert on a misspelt metric never fires."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.deploy.test_alerts import alert, metric_names, rule_file
+
+    stack, web = edge
+    assert _oversized_batch(web, "staging") == 413
+    scrape = urllib.request.urlopen(f"{stack.web_url(web)}/metrics", timeout=10).read().decode()  # noqa: S310
+    exposed = {sample.name for family in text_string_to_metric_families(scrape) for sample in family.samples}
+    named = metric_names(alert(rule_file())["expr"])
+    assert named
+    assert named <= exposed, f"the alert names {sorted(named - exposed)}, which /metrics does not show"
 
 
 @pytest.mark.parametrize(
