@@ -19,9 +19,9 @@ from kubernetes import client, config
 
 from bot.domain.audit import Event
 from bot.domain.end_reasons import end_sentence
-from bot.domain.grants import EXPIRES_AT_ANNOTATION
+from bot.domain.grants import EXPIRES_AT_ANNOTATION, REQUEST_ID_LABEL
 from bot.domain.lifecycle import State
-from bot.standins.stack import LocalStack, wait_until
+from bot.standins.stack import DAVE, LocalStack, wait_until
 from bot.wiring import Core
 from tests.e2e.conftest import (
     BINDINGS_PATH,
@@ -192,6 +192,51 @@ def test_a_binding_whose_expiry_is_moved_behind_breakglass_goes_at_once(
     assert seen.gone_at is not None
     assert seen.gone_at - edited_at <= LATE.total_seconds()
     wait_until(lambda: (r := core.store.get(grant.id)) is not None and r.state is State.EXPIRED, 60, "the grant ended")
+    assert core.audit.verify().ok
+
+
+def test_a_relabelled_binding_goes_by_its_own_name_and_the_grant_it_names_keeps_its_binding(
+    stack: LocalStack, core: Core, watch: BindingWatch
+) -> None:
+    """Finding 9: the sweep deleted ``breakglass-<label id>``, so a binding whose request-id label was
+    edited to name another live grant survived, and that grant's binding went in its place."""
+    stack.start_worker()
+    stack.wait_for_workers(1)
+    mine = grant_now(core, 600)
+    other = grant_now(core, 600, requester=DAVE, namespace="payments-eu")
+    for grant in (mine, other):
+        wait_until(lambda g=grant: watch.present(g.id), 60, "the binding")
+        # Once its grant job is done: that job's own expiry update would otherwise sign over the edit.
+        wait_until(lambda g=grant: (r := core.store.get(g.id)) is not None and r.state is State.ACTIVE, 60, "a grant")
+    rbac = client.RbacAuthorizationV1Api(
+        config.new_client_from_config(str(stack.kubeconfig_path), stack.roster["clusters"]["prod"]["context"])
+    )
+    mine_name, other_name = f"breakglass-{mine.id.lower()}", f"breakglass-{other.id.lower()}"
+    relabelled = {"metadata": {"labels": {REQUEST_ID_LABEL: other.id}}}
+    edited_at = time.time()
+    rbac.patch_namespaced_role_binding(mine_name, "payments", relabelled)
+
+    seen = watch.wait_gone(mine.id, timeout=LATE.total_seconds() + 5)  # the watch knows it by its first label
+    assert seen.name == mine_name
+    assert seen.gone_at is not None
+    assert seen.gone_at - edited_at <= LATE.total_seconds()
+    deleted = wait_until(
+        lambda: [
+            e for e in core.audit.entries() if e.event == Event.SWEEP_DELETED and e.details.get("binding") == mine_name
+        ],
+        60,
+        "the sweep's record of the deletion",
+    )
+    assert deleted[0].details["namespace"] == "payments"
+    # Sweeps after it: the named grant's binding stays, once, and the relabelled one does not come back.
+    _until(time.time() + 3 * SWEEP.total_seconds())
+    assert [b["metadata"]["name"] for b in stack.bindings()] == [other_name]
+    assert len(watch.of(other.id).spans) == 1
+    assert watch.of(other.id).gone_at is None
+    assert len(watch.of(mine.id).spans) == 1
+    still = core.store.get(other.id)
+    assert still is not None
+    assert still.state is State.ACTIVE
     assert core.audit.verify().ok
 
 
