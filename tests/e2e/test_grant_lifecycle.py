@@ -126,6 +126,59 @@ def test_token_mode_kubeconfig_works_until_the_grant_ends_and_not_after(
     assert core.audit.verify().ok
 
 
+def _lists_pods(kubeconfig: bytes, path: Path) -> int:
+    """The status the API server answers a kubeconfig's ``list pods`` in payments with."""
+    path.write_bytes(kubeconfig)
+    pods = client.CoreV1Api(config.new_client_from_config(config_file=str(path), persist_config=False))
+    try:
+        pods.list_namespaced_pod("payments")
+    except ApiException as refused:
+        return int(refused.status)
+    return 200
+
+
+def test_token_mode_extension_sends_a_token_past_the_old_expiry_and_the_end_deletes_every_kubeconfig(
+    stack: LocalStack, core: Core, watch: BindingWatch, tmp_path: Path
+) -> None:
+    """Findings 14 and 25: an extension moved the expiry but issued no token, so the holder lost access
+    at the old time; and the kubeconfig stayed in the holder's DM after the grant ended."""
+    web = stack.start_web()
+    stack.start_worker()
+    stack.wait_for_workers(1)
+    slack = stack.sender(web)
+    # Longer than a TokenRequest's ten-minute minimum, so the first token ends with the grant's first expiry.
+    request = grant_now(core, 11 * 60, cluster="staging")
+    (first,) = wait_until(lambda: stack.slack.files(ALICE), 60, "the kubeconfig in alice's DM")
+    assert _lists_pods(first.content, tmp_path / "first.yaml") == 200
+
+    asked = slack.slash_command(ALICE, f"extend {request.id} 10m {REASON_TEXT}")
+    assert asked.status == 200
+    wait_until(lambda: len(stack.slack.files(ALICE)) == 2, 60, "a second kubeconfig in alice's DM")
+    (second,) = [f for f in stack.slack.files(ALICE) if f.id != first.id]
+    granted = wait_until(lambda: (r := core.store.get(request.id)) and r.extensions and r, 60, "the extension")
+    assert granted.expires_at is not None
+    assert granted.expires_at - request.created_at >= timedelta(minutes=21)
+
+    # Past the first expiry, on the API server's clock: the first token has ended, the second has not.
+    staging = stack.clusters["staging"]
+    staging.shift_clock(timedelta(minutes=15))
+    assert _lists_pods(first.content, tmp_path / "first.yaml") == 401
+    assert _lists_pods(second.content, tmp_path / "second.yaml") == 200
+
+    revoked = slack.slash_command(ALICE, f"revoke {request.id}")
+    assert revoked.status == 200
+    watch.wait_gone(request.id, timeout=60)
+    wait_until(lambda: stack.slack.files(ALICE) == [], 60, "both kubeconfigs deleted from alice's DM")
+    assert sorted(c.params.get("file") for c in stack.slack.calls("files.delete")) == sorted([first.id, second.id])
+    wait_until(
+        lambda: staging.snapshot("app.kubernetes.io/managed-by=breakglass")["serviceaccounts"] == [],
+        60,
+        "the grant's ServiceAccount to be deleted",
+    )
+    assert _lists_pods(second.content, tmp_path / "second.yaml") == 401
+    assert core.audit.verify().ok
+
+
 def _with_approvals(core: Core, request_id: str, count: int) -> AccessRequest | None:
     request = core.store.get(request_id)
     return request if request is not None and len(request.approvals) >= count else None

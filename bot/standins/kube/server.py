@@ -180,7 +180,8 @@ class KubeApiServer:
         max_token_seconds: int | None = None,
         git_version: str = "v1.31.0",
     ) -> None:
-        self._now = now
+        self._clock = now
+        self._ahead = timedelta(0)  # shift_clock
         self._host = host
         self._port = port
         self._max_token_seconds = max_token_seconds
@@ -257,6 +258,16 @@ class KubeApiServer:
     def remove_identity(self, token: str) -> None:
         with self._lock:
             self._identities.pop(token, None)
+
+    def shift_clock(self, by: timedelta) -> None:
+        """Run this server's clock (token expiry, timestamps) ``by`` ahead of the one it was given, so a
+        test sees a token's end without waiting the ten minutes a TokenRequest lasts at least. Fault
+        durations keep the given clock."""
+        with self._lock:
+            self._ahead += by
+
+    def _now(self) -> datetime:
+        return self._clock() + self._ahead
 
     def issue_token(self, namespace: str, name: str, seconds: int = DEFAULT_TOKEN_SECONDS) -> str:
         """Mint a token for an existing ServiceAccount without a request (a test's or the demo's shortcut)."""
