@@ -36,6 +36,15 @@ def _post(url: str, token: str, items: list[dict[str, Any]]) -> int:
         return int(json.loads(reply.read())["recorded"])
 
 
+def _web_and_worker(stack: LocalStack) -> tuple[str, str]:
+    """Start ``web`` and a worker; prod's webhook URL and token."""
+    web = stack.start_web()
+    stack.start_worker()
+    return f"{stack.web_url(web)}/k8s/audit/prod", cluster_webhook_token(
+        stack.env()["BREAKGLASS_AUDIT_WEBHOOK_TOKEN"], "prod"
+    )
+
+
 def _deletion(audit_id: str) -> dict[str, Any]:
     at = format_instant(datetime.now(UTC))
     return {
@@ -103,6 +112,22 @@ def test_an_idle_grant_is_ended_by_the_worker_when_the_cluster_sends_nothing_mor
         wait_until(lambda: not stack.bindings("prod"), 60, "the binding to be deleted")
 
 
+def test_an_ended_grant_of_the_same_person_does_not_blind_the_active_ones_record(stack: LocalStack, core: Core) -> None:
+    # Finding 1 through the real processes: the webhook kept one grant per kube_user, so a grant of the
+    # same person that had just ended took the place of the active one and every live event was dropped.
+    url, token = _web_and_worker(stack)
+    ended = grant_now(core, 6)
+    wait_until(lambda: (core.store.get(ended.id) or ended).state is State.ACTIVE, 60, "the first grant")
+    during = _deletion("during-first")  # done while the first grant held
+    wait_until(lambda: (core.store.get(ended.id) or ended).state is State.EXPIRED, 60, "the first grant to end")
+    active = grant_now(core, 600)
+    wait_until(lambda: (core.store.get(active.id) or active).state is State.ACTIVE, 60, "the second grant")
+
+    assert _post(url, token, [during, _deletion("live-1"), _deletion("live-2")]) == 3
+    assert _recorded(core, active.id) == ["live-1", "live-2"]
+    assert _recorded(core, ended.id) == ["during-first"]
+
+
 def _created_binding(audit_id: str, name: str) -> dict[str, Any]:
     made = _deletion(audit_id)
     made["verb"] = "create"
@@ -117,10 +142,7 @@ def test_a_rolebinding_the_holder_made_and_left_is_flagged_in_the_thread_when_th
 ) -> None:
     # Finding 8 through the real processes: events at the webhook, the worker's revoke at the expiry,
     # a GET of each binding the holder made at the API server, and the summary in the thread.
-    web = stack.start_web()
-    stack.start_worker()
-    url = f"{stack.web_url(web)}/k8s/audit/prod"
-    token = cluster_webhook_token(stack.env()["BREAKGLASS_AUDIT_WEBHOOK_TOKEN"], "prod")
+    url, token = _web_and_worker(stack)
     request = grant_now(core, 15)
     wait_until(lambda: (core.store.get(request.id) or request).state is State.ACTIVE, 60, "the grant")
     stack.clusters["prod"].seed(
