@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -45,8 +45,8 @@ def _web_and_worker(stack: LocalStack) -> tuple[str, str]:
     )
 
 
-def _deletion(audit_id: str) -> dict[str, Any]:
-    at = format_instant(datetime.now(UTC))
+def _deletion(audit_id: str, when: datetime | None = None) -> dict[str, Any]:
+    at = format_instant(when or datetime.now(UTC))
     return {
         "auditID": audit_id,
         "stage": "ResponseComplete",
@@ -117,9 +117,11 @@ def test_an_ended_grant_of_the_same_person_does_not_blind_the_active_ones_record
     # same person that had just ended took the place of the active one and every live event was dropped.
     url, token = _web_and_worker(stack)
     ended = grant_now(core, 6)
-    wait_until(lambda: (core.store.get(ended.id) or ended).state is State.ACTIVE, 60, "the first grant")
-    during = _deletion("during-first")  # done while the first grant held
-    wait_until(lambda: (core.store.get(ended.id) or ended).state is State.EXPIRED, 60, "the first grant to end")
+    first = wait_until(
+        lambda: (r := core.store.get(ended.id)) is not None and r.state is State.EXPIRED and r, 90, "the first grant"
+    )
+    assert first.granted_at is not None
+    during = _deletion("during-first", first.granted_at + timedelta(seconds=1))  # done while it held
     active = grant_now(core, 600)
     wait_until(lambda: (core.store.get(active.id) or active).state is State.ACTIVE, 60, "the second grant")
 

@@ -150,6 +150,8 @@ def test_token_mode_extension_sends_a_token_past_the_old_expiry_and_the_end_dele
     request = grant_now(core, 11 * 60, cluster="staging")
     (first,) = wait_until(lambda: stack.slack.files(ALICE), 60, "the kubeconfig in alice's DM")
     assert _lists_pods(first.content, tmp_path / "first.yaml") == 200
+    # The kubeconfig is sent before the grant is committed: only an active grant can be extended.
+    wait_until(lambda: (r := core.store.get(request.id)) is not None and r.state is State.ACTIVE, 60, "the grant")
 
     asked = slack.slash_command(ALICE, f"extend {request.id} 10m {REASON_TEXT}")
     assert asked.status == 200
@@ -169,7 +171,7 @@ def test_token_mode_extension_sends_a_token_past_the_old_expiry_and_the_end_dele
     assert revoked.status == 200
     watch.wait_gone(request.id, timeout=60)
     wait_until(lambda: stack.slack.files(ALICE) == [], 60, "both kubeconfigs deleted from alice's DM")
-    assert sorted(c.params.get("file") for c in stack.slack.calls("files.delete")) == sorted([first.id, second.id])
+    assert {c.params.get("file") for c in stack.slack.calls("files.delete") if c.ok} == {first.id, second.id}
     wait_until(
         lambda: staging.snapshot("app.kubernetes.io/managed-by=breakglass")["serviceaccounts"] == [],
         60,
