@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from bot.domain.audit import SYSTEM_ACTOR, Event
 from bot.domain.end_reasons import EndCode, EndReason
 from bot.domain.grants import ManagedBinding, ManagedServiceAccount, binding_name, format_instant
-from bot.domain.ids import RequestId
+from bot.domain.ids import RequestId, parse_request_id
 from bot.domain.lifecycle import AccessRequest, State
 from bot.domain.roster import Roster
 from bot.ports import (
@@ -310,12 +310,15 @@ class Reconciler:
         expired = binding.expires_at is None or binding.expires_at <= now
         if not binding.warranted:
             # Nothing it says can be believed, its expiry least of all: it goes now, whatever Redis
-            # holds. A grant whose own binding this was has lost its access, so it ends too.
-            self._delete(binding, request, UNWARRANTED, now, report)
-            own = request is not None and binding.name == binding_name(request.id)
-            if own and request is not None and request.state is State.ACTIVE:
-                self.grants.revoke(request.id, by_sweep=UNWARRANTED, before_expiry=True)
-                report.expired.append(request.id)
+            # holds. Its label least of all: it is filed under the grant its name makes it (a
+            # relabelled binding is that grant's, tampered with), never in the trail of whichever
+            # grant the label names. That grant has lost its access, so it ends too.
+            owner_id = parse_request_id(binding.name.removeprefix("breakglass-"))
+            owner = self.store.get(owner_id) if owner_id is not None else None
+            self._delete(binding, owner, UNWARRANTED, now, report, filed_under=owner_id)
+            if owner is not None and owner.state is State.ACTIVE:
+                self.grants.revoke(owner.id, by_sweep=UNWARRANTED, before_expiry=True)
+                report.expired.append(owner.id)
             return
         if not in_roster:
             # Fail closed: no entitlement names this cluster any more, so nothing there stands.
@@ -427,21 +430,27 @@ class Reconciler:
         why: EndReason,
         now: datetime,
         report: SweepReport,
+        filed_under: RequestId | None = None,
     ) -> None:
+        """``filed_under``: the grant whose trail records it, when that is not the one the binding's
+        label names (the label of a binding whose warrant fails is not believed)."""
         # What was listed, by its own name and namespace: a relabelled binding is deleted as it is.
         removed = self.clusters.remove_binding(binding)
         if not removed:
             return
         report.deleted.append(binding.name)
+        believed = binding.request_id if binding.warranted else filed_under
+        labelled = {} if binding.request_id == believed else {"labelled": binding.request_id}
         self.store.audit.append(
             Draft(
                 Event.SWEEP_DELETED,
                 SYSTEM_ACTOR,
-                binding.request_id,
+                believed,
                 {
                     "cluster": binding.cluster,
                     "namespace": binding.namespace,
                     "binding": binding.name,
+                    **labelled,
                     **why.details(),
                     "expires_at": format_instant(binding.expires_at) if binding.expires_at else None,
                     "late_by_seconds": round((now - binding.expires_at).total_seconds(), 3)
@@ -452,8 +461,8 @@ class Reconciler:
         )
         if request is not None:
             self.jobs.publish(request.id)
-        elif binding.request_id is not None and binding.thread is not None:
-            self._tell_thread(binding.request_id)  # a recovered grant's thread hears it ended
+        elif believed is not None and binding.thread is not None and binding.warranted:
+            self._tell_thread(believed)  # a recovered grant's thread hears it ended
 
     def _check_service_accounts(
         self, cluster: str, bound: set[str], in_roster: bool, report: SweepReport

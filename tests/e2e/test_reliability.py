@@ -225,6 +225,9 @@ def test_a_relabelled_binding_goes_by_its_own_name_and_the_grant_it_names_keeps_
         "the sweep's record of the deletion",
     )
     assert deleted[0].details["namespace"] == "payments"
+    # In the tampered grant's own trail, naming the forged label; that grant, its access gone, is over.
+    assert (deleted[0].request_id, deleted[0].details["labelled"]) == (mine.id, other.id)
+    wait_until(lambda: core.store.get(mine.id).state.terminal, 60, "the tampered grant to end")  # type: ignore[union-attr]
     # Sweeps after it: the named grant's binding stays, once, and the relabelled one does not come back.
     _until(time.time() + 3 * SWEEP.total_seconds())
     assert [b["metadata"]["name"] for b in stack.bindings()] == [other_name]
@@ -234,6 +237,7 @@ def test_a_relabelled_binding_goes_by_its_own_name_and_the_grant_it_names_keeps_
     still = core.store.get(other.id)
     assert still is not None
     assert still.state is State.ACTIVE
+    assert Event.SWEEP_DELETED not in [e.event for e in core.audit.for_request(other.id)]
     assert core.audit.verify().ok
 
 

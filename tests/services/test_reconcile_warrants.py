@@ -85,6 +85,15 @@ def test_a_relabelled_binding_is_deleted_by_its_own_name_and_the_named_grant_is_
     still = store.get(other.id)
     assert still is not None
     assert still.state is State.ACTIVE
+    # Filed in the trail of the grant whose binding was tampered with, naming the forged label; the
+    # grant the label names hears nothing of it. The tampered grant has lost its access: it is over.
+    assert [e.event for e in store.audit.for_request(other.id)].count(Event.SWEEP_DELETED) == 0
+    (deleted,) = [e for e in store.audit.for_request(mine.id) if e.event == Event.SWEEP_DELETED]
+    assert deleted.details["labelled"] == other.id
+    assert deleted.details["binding"] == f"breakglass-{mine.id.lower()}"
+    ended = store.get(mine.id)
+    assert ended is not None
+    assert ended.state.terminal
 
 
 def test_a_hand_made_copy_under_another_name_is_deleted(
