@@ -100,11 +100,13 @@ def acl_users(prefix: str = "breakglass") -> tuple[AclUser, AclUser]:
         f"{prefix}:actions:*",
         f"{prefix}:metrics:*",
         # Enqueueing a job: the job's hash, its queue, the list of queues, and (a job id being fixed,
-        # so that enqueueing twice is harmless) taking an earlier run of it out of its registry.
+        # so that enqueueing twice is harmless) taking an earlier run of it out of its registry and
+        # deleting it, its results (rq:results:<id>) with it.
         f"rq:queue:{queues}",
         "rq:queues",
         "rq:job:*",
         "rq:executions:*",
+        "rq:results:*",
         *(f"rq:{registry}:{queues}" for registry in _JOB_REGISTRIES),
     )
     worker_keys = (f"{prefix}:*", "rq:*")  # RQ's workers, registries, scheduler locks and commands
