@@ -5,6 +5,7 @@ on (finding 6); an edit that makes a role need approvals stops a self-service gr
 from __future__ import annotations
 
 import copy
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from bot.domain.audit import Event
+from bot.domain.grant_failures import FailureCode
 from bot.domain.lifecycle import State
 from bot.standins.stack import ALICE, INCIDENT_CHANNEL, LocalStack, wait_until
 from bot.wiring import Core
@@ -78,4 +80,37 @@ def test_a_broken_roster_edit_keeps_the_last_good_roster_and_grants_still_end(
         assert ended is not None
         assert ended.state is end
         assert Event.BINDING_DELETED in events(core, grant.id)
+    assert core.audit.verify().ok
+
+
+def test_a_queued_self_service_grant_is_refused_once_its_role_needs_approvals(
+    stack: LocalStack, core: Core, kube: KubeClusters, watch: BindingWatch
+) -> None:
+    """Finding 22: the grant job trusted the self-service flag stored with the request, so a role
+    changed to need approvals still granted a self-service request made before the change."""
+    request = grant_now(core, 600)  # queued: no worker runs yet
+    assert request.self_service
+    edited = copy.deepcopy(dict(stack.roster))
+    edited["roles"]["emergency"]["approvals"] = 2
+    stack.roster_path.write_text(yaml.safe_dump(edited, sort_keys=False))
+
+    worker = stack.start_worker()
+    stack.wait_for_workers(1)
+    failed = wait_until(
+        lambda: (r := core.store.get(request.id)) is not None and r.state is State.FAILED and r, 60, "the grant job"
+    )
+    assert failed.note == "'emergency' now needs 2 approvals; ask again"
+    story = core.audit.for_request(request.id)
+    (refusal,) = [e for e in story if e.event == Event.GRANT_FAILED]
+    assert refusal.details["code"] == FailureCode.ROLE_NEEDS_APPROVALS.value
+    assert (refusal.details["role"], refusal.details["approvals"]) == ("emergency", "2")
+    assert Event.GRANTED not in [e.event for e in story]
+
+    # Two sweeps later still nothing: no binding was ever made, on any cluster.
+    after = time.time() + 2 * SWEEP.total_seconds()
+    wait_until(lambda: time.time() >= after, 2 * SWEEP.total_seconds() + 5, "two sweeps")
+    assert watch.sightings == {}
+    assert stack.bindings("prod") == []
+    assert not may_edit(kube)
+    assert worker.alive()
     assert core.audit.verify().ok
